@@ -1,0 +1,350 @@
+//! The local executor: runs task tries as tokio tasks, at most `parallelism`
+//! at once, with execution timeouts, cancellation, per-try logs stored in the
+//! metadata database, retries with backoff, and a heartbeat for every try it
+//! holds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::dag::{Dag, Task};
+use crate::operator::{TaskContext, TaskError, TaskLog, TaskOutcome};
+use crate::state::{TaskEvent, TaskState};
+use crate::store::{RunRecord, Store, TaskInstance, TiPatch};
+
+/// How long an operator gets to stop after its cancellation fired.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+/// How often buffered log lines are written.
+const LOG_FLUSH: Duration = Duration::from_millis(100);
+
+/// Why a running try was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CancelReason {
+    Shutdown,
+}
+
+/// One try to run.
+pub struct Job {
+    /// The task instance, already moved to queued by the caller.
+    pub ti: TaskInstance,
+    /// Its run.
+    pub run: RunRecord,
+    /// Its DAG.
+    pub dag: Arc<Dag>,
+    /// Position of the task in `dag.tasks`.
+    pub position: usize,
+    /// The executor slot it holds.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// Runs tries in this process.
+#[derive(Clone)]
+pub struct Executor {
+    store: Arc<dyn Store>,
+    slots: Arc<Semaphore>,
+    owner: String,
+    hostname: String,
+    wake: Arc<Notify>,
+    running: Arc<Mutex<HashMap<i64, (CancellationToken, Arc<Mutex<Option<CancelReason>>>)>>>,
+    tracker: TaskTracker,
+}
+
+impl Executor {
+    /// An executor running at most `parallelism` tries at once; `wake` is
+    /// notified whenever a try ends (the scheduling loop waits on it).
+    pub fn new(
+        store: Arc<dyn Store>,
+        parallelism: usize,
+        owner: String,
+        wake: Arc<Notify>,
+    ) -> Executor {
+        Executor {
+            store,
+            slots: Arc::new(Semaphore::new(parallelism.max(1))),
+            owner,
+            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            wake,
+            running: Arc::default(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// The id this executor writes as lease owner.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Takes a free slot, if any.
+    pub fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Free slots now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Tries running now.
+    pub fn running(&self) -> usize {
+        self.running.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Starts a try in the background.
+    pub fn submit(&self, job: Job) {
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let ti_id = job.ti.id;
+            let (dag_id, task_id) = (job.ti.dag_id.clone(), job.ti.task_id.clone());
+            if let Err(error) = this.run_try(job).await {
+                warn!(%error, dag_id, task_id, ti_id, "task try could not be recorded");
+            }
+            this.wake.notify_one();
+        });
+    }
+
+    /// Refreshes the heartbeat of every try this executor holds.
+    pub async fn heartbeat(&self) -> crate::Result<u64> {
+        self.store.heartbeat(&self.owner, Utc::now()).await
+    }
+
+    /// Stops every running try (they are requeued, their try not counted) and
+    /// waits for them to wind down.
+    pub async fn shutdown(&self) {
+        let entries: Vec<_> = self
+            .running
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        if !entries.is_empty() {
+            info!(
+                tries = entries.len(),
+                "stopping running task tries; they will be requeued"
+            );
+        }
+        for (token, reason) in entries {
+            if let Ok(mut r) = reason.lock() {
+                *r = Some(CancelReason::Shutdown);
+            }
+            token.cancel();
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    async fn run_try(&self, job: Job) -> crate::Result<()> {
+        let Job {
+            ti,
+            run,
+            dag,
+            position,
+            permit,
+        } = job;
+        let _permit = permit;
+        let task: &Task = &dag.tasks[position];
+        let try_number = ti.try_number + 1;
+        let started = Utc::now();
+        let start_instant = Instant::now();
+        let patch = TiPatch {
+            try_number: Some(try_number),
+            start_date: Some(Some(started)),
+            end_date: Some(None),
+            duration_ms: Some(None),
+            hostname: Some(Some(self.hostname.clone())),
+            pid: Some(Some(i64::from(std::process::id()))),
+            heartbeat_at: Some(Some(started)),
+            next_retry_at: Some(None),
+            error: Some(None),
+            ..TiPatch::default()
+        };
+        let to = TaskState::Queued.apply(TaskEvent::Start)?;
+        if !self
+            .store
+            .update_ti(ti.id, TaskState::Queued, to, &patch)
+            .await?
+        {
+            warn!(ti_id = ti.id, task_id = %ti.task_id, "task instance changed before it started; not running it");
+            return Ok(());
+        }
+        self.store.notify().await?;
+        self.wake.notify_one();
+
+        let (log, rx) = TaskLog::channel();
+        let flusher = tokio::spawn(flush_logs(self.store.clone(), ti.id, try_number, rx));
+        let cancel = CancellationToken::new();
+        let reason = Arc::new(Mutex::new(None));
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(ti.id, (cancel.clone(), reason.clone()));
+        }
+        log.line(format!(
+            "try {try_number} of {} of task {:?} ({}) in run {} started on {} (pid {})",
+            ti.max_tries,
+            task.id,
+            task.kind,
+            run.run_id,
+            self.hostname,
+            std::process::id()
+        ));
+
+        let result = match dag.params.resolve(&run.conf) {
+            Err(problems) => Err(TaskError::Fatal(format!(
+                "the run's conf does not fit the DAG's params: {}",
+                problems.join("; ")
+            ))),
+            Ok(params) => {
+                let ctx = TaskContext {
+                    dag_id: dag.dag_id.clone(),
+                    run_id: run.run_id.clone(),
+                    task_id: task.id.clone(),
+                    try_number,
+                    logical_date: run.logical_date,
+                    data_interval: run.data_interval,
+                    conf: run.conf.clone(),
+                    params,
+                    log: log.clone(),
+                    cancel: cancel.clone(),
+                };
+                run_with_timeout(task, ctx, &cancel, &log).await
+            }
+        };
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(&ti.id);
+        }
+        let shutdown = reason
+            .lock()
+            .map(|r| *r == Some(CancelReason::Shutdown))
+            .unwrap_or(false);
+        let ended = Utc::now();
+        let duration_ms = i64::try_from(start_instant.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let mut patch = TiPatch {
+            end_date: Some(Some(ended)),
+            duration_ms: Some(Some(duration_ms)),
+            ..TiPatch::default()
+        };
+        let event = match &result {
+            _ if shutdown => {
+                log.line("the scheduler is shutting down: the task goes back to scheduled and this try is not counted");
+                patch.max_tries = Some(ti.max_tries + 1);
+                TaskEvent::Requeue
+            }
+            Ok(TaskOutcome::Success) => {
+                log.line(format!(
+                    "task succeeded in {:.3}s",
+                    duration_ms as f64 / 1000.0
+                ));
+                TaskEvent::Succeed
+            }
+            Ok(TaskOutcome::Skipped) => {
+                log.line("task skipped itself");
+                TaskEvent::Skip
+            }
+            Err(e) => {
+                patch.error = Some(Some(e.to_string()));
+                if e.is_retryable() && try_number < ti.max_tries {
+                    let delay = task.retry.delay_after(try_number);
+                    let at =
+                        ended + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    patch.next_retry_at = Some(Some(at));
+                    log.line(format!(
+                        "task failed: {e}; retry {} of {} in {} (at {})",
+                        try_number,
+                        ti.max_tries - 1,
+                        humantime::format_duration(delay),
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ));
+                    TaskEvent::Retry
+                } else {
+                    let why = if e.is_retryable() {
+                        "no tries left"
+                    } else {
+                        "the error is fatal, no retry"
+                    };
+                    log.line(format!("task failed: {e} ({why})"));
+                    TaskEvent::Fail
+                }
+            }
+        };
+        // Logs are stored before the state changes, so whoever sees the end
+        // state also sees the whole log.
+        drop(log);
+        let _ = flusher.await;
+        let to = TaskState::Running.apply(event)?;
+        if !self
+            .store
+            .update_ti(ti.id, TaskState::Running, to, &patch)
+            .await?
+        {
+            warn!(ti_id = ti.id, task_id = %ti.task_id, "task instance changed while running; result dropped");
+        }
+        info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number, state = %to, "task try ended");
+        self.store.notify().await?;
+        Ok(())
+    }
+}
+
+async fn run_with_timeout(
+    task: &Task,
+    ctx: TaskContext,
+    cancel: &CancellationToken,
+    log: &TaskLog,
+) -> Result<TaskOutcome, TaskError> {
+    let fut = task.operator.execute(ctx);
+    tokio::pin!(fut);
+    let Some(limit) = task.execution_timeout else {
+        return fut.await;
+    };
+    tokio::select! {
+        r = &mut fut => r,
+        () = tokio::time::sleep(limit) => {
+            let msg = format!("execution timed out after {}", humantime::format_duration(limit));
+            log.line(format!("{msg}: stopping the task"));
+            cancel.cancel();
+            if tokio::time::timeout(CANCEL_GRACE, &mut fut).await.is_err() {
+                log.line("the task did not stop within 10s of its cancellation; abandoned");
+            }
+            Err(TaskError::Retryable(msg))
+        }
+    }
+}
+
+async fn flush_logs(
+    store: Arc<dyn Store>,
+    ti_id: i64,
+    try_number: u32,
+    mut rx: mpsc::UnboundedReceiver<String>,
+) {
+    let mut buf: Vec<(chrono::DateTime<Utc>, String)> = Vec::new();
+    let mut last = tokio::time::Instant::now();
+    loop {
+        let deadline = last + LOG_FLUSH;
+        let closed = match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(line)) => {
+                buf.push((Utc::now(), line));
+                while let Ok(line) = rx.try_recv() {
+                    buf.push((Utc::now(), line));
+                }
+                false
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        let now = tokio::time::Instant::now();
+        if closed || buf.len() >= 1000 || now >= deadline {
+            if !buf.is_empty() {
+                if let Err(error) = store.append_logs(ti_id, try_number, &buf).await {
+                    warn!(%error, ti_id, "could not store task log lines");
+                }
+                buf.clear();
+            }
+            last = now;
+        }
+        if closed {
+            return;
+        }
+    }
+}

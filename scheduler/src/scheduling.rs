@@ -1,0 +1,502 @@
+//! The scheduling loop: creates scheduled runs, starts queued runs, moves
+//! task instances along their trigger rules, schedules retries, and hands
+//! ready tasks to the executor within executor, pool and DAG limits.
+//!
+//! It is driven by events: a try ending in this process (in-process
+//! notification), a change by another process (PostgreSQL LISTEN/NOTIFY, or
+//! SQLite's data_version), or the next due time (a schedule interval ending,
+//! a retry delay elapsing). Each wake-up runs one [`Scheduler::tick`].
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::dagbag::DagBag;
+use crate::deps::plan_run;
+use crate::executor::{Executor, Job};
+use crate::operator::Kinds;
+use crate::runs::{create_run, seeds};
+use crate::state::{RunEvent, RunState, TaskEvent, TaskState};
+use crate::store::{RunRecord, RunType, Store, TaskInstance, TiPatch};
+use crate::timetable::Schedule;
+use crate::{Error, Result};
+
+/// Settings of a scheduler process.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// DAG files or folders.
+    pub dags: Vec<PathBuf>,
+    /// Tries running at once in this process.
+    pub parallelism: usize,
+    /// How often DAG files are re-read.
+    pub dag_refresh: Duration,
+    /// How often running tries' heartbeats are refreshed.
+    pub heartbeat: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            dags: vec![PathBuf::from("dags")],
+            parallelism: 32,
+            dag_refresh: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A scheduler with its executor.
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    kinds: Kinds,
+    cfg: SchedulerConfig,
+    executor: Executor,
+    wake: Arc<Notify>,
+    bag: DagBag,
+    /// Per DAG: when to look at its schedule again.
+    next_check: HashMap<String, DateTime<Utc>>,
+}
+
+/// What one tick did, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    /// Scheduled runs created.
+    pub runs_created: usize,
+    /// Runs moved from queued to running.
+    pub runs_started: usize,
+    /// Runs that ended.
+    pub runs_finished: usize,
+    /// Task instances handed to the executor.
+    pub tasks_queued: usize,
+}
+
+impl Scheduler {
+    /// A scheduler on `store` running DAGs from `cfg.dags` with `kinds`.
+    pub fn new(store: Arc<dyn Store>, kinds: Kinds, cfg: SchedulerConfig) -> Scheduler {
+        let wake = Arc::new(Notify::new());
+        let owner = format!(
+            "{}:{}:{:x}",
+            gethostname::gethostname().to_string_lossy(),
+            std::process::id(),
+            Utc::now().timestamp_micros()
+        );
+        let executor = Executor::new(store.clone(), cfg.parallelism, owner, wake.clone());
+        Scheduler {
+            store,
+            kinds,
+            cfg,
+            executor,
+            wake,
+            bag: DagBag::default(),
+            next_check: HashMap::new(),
+        }
+    }
+
+    /// The DAGs loaded by the last refresh.
+    pub fn bag(&self) -> &DagBag {
+        &self.bag
+    }
+
+    /// Re-reads the DAG files and records them (and import errors) in the store.
+    pub async fn refresh_dags(&mut self) -> Result<()> {
+        let bag = DagBag::load(&self.cfg.dags, &self.kinds)?;
+        bag.sync(self.store.as_ref()).await?;
+        for (file, diags) in &bag.errors {
+            if self.bag.errors.get(file) != Some(diags) {
+                warn!(file = %file.display(), problems = diags.len(), "DAG file has errors:\n{}",
+                    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+            }
+        }
+        for id in bag.dags.keys() {
+            if !self.bag.dags.contains_key(id) {
+                info!(dag_id = %id, "DAG loaded");
+            }
+        }
+        self.bag = bag;
+        self.next_check.clear();
+        Ok(())
+    }
+
+    /// Runs until `shutdown` fires; then stops running tries (requeued) and returns.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+        self.refresh_dags().await?;
+        let mut changes = self.store.changes().await?;
+        let mut next_refresh = tokio::time::Instant::now() + self.cfg.dag_refresh;
+        let mut next_heartbeat = tokio::time::Instant::now() + self.cfg.heartbeat;
+        info!(
+            owner = self.executor.owner(),
+            dags = self.bag.dags.len(),
+            "scheduler started"
+        );
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= next_refresh {
+                if let Err(error) = self.refresh_dags().await {
+                    warn!(%error, "could not refresh DAGs");
+                }
+                next_refresh = now + self.cfg.dag_refresh;
+            }
+            if now >= next_heartbeat {
+                if let Err(error) = self.executor.heartbeat().await {
+                    warn!(%error, "heartbeat failed");
+                }
+                next_heartbeat = now + self.cfg.heartbeat;
+            }
+            let due = match self.tick(Utc::now()).await {
+                Ok((report, due)) => {
+                    if report != TickReport::default() {
+                        debug!(?report, "tick");
+                    }
+                    due
+                }
+                Err(error) => {
+                    warn!(%error, "scheduling tick failed; retrying in 1s");
+                    Some(Utc::now() + chrono::Duration::seconds(1))
+                }
+            };
+            let mut wake_at = next_refresh.min(next_heartbeat);
+            if let Some(t) = due {
+                let wait = (t - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                wake_at = wake_at.min(tokio::time::Instant::now() + wait);
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                r = changes.next() => {
+                    if let Err(error) = r {
+                        warn!(%error, "change feed failed; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        if let Ok(c) = self.store.changes().await { changes = c; }
+                    }
+                }
+                () = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
+        info!("scheduler stopping");
+        self.executor.shutdown().await;
+        self.store.notify().await?;
+        info!("scheduler stopped");
+        Ok(())
+    }
+
+    /// One pass over everything; returns what it did and when something is
+    /// next due (`None`: nothing is, wait for an event).
+    pub async fn tick(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<(TickReport, Option<DateTime<Utc>>)> {
+        let mut report = TickReport::default();
+        let mut due: Option<DateTime<Utc>> = None;
+        let mut earliest =
+            |t: DateTime<Utc>| due = Some(due.map_or(t, |d: DateTime<Utc>| d.min(t)));
+
+        let active = self.store.active_runs().await?;
+        let mut active_per_dag: HashMap<&str, u32> = HashMap::new();
+        for r in &active {
+            *active_per_dag.entry(r.dag_id.as_str()).or_insert(0) += 1;
+        }
+
+        // 1. Scheduled runs.
+        let dags: Vec<_> = self.bag.dags.values().cloned().collect();
+        for dag in &dags {
+            if matches!(dag.timetable.schedule, Schedule::None) {
+                continue;
+            }
+            if self.next_check.get(&dag.dag_id).is_some_and(|t| *t > now) {
+                earliest(self.next_check[&dag.dag_id]);
+                continue;
+            }
+            let paused = self
+                .store
+                .get_dag(&dag.dag_id)
+                .await?
+                .is_none_or(|d| d.is_paused);
+            if paused {
+                let t = now + chrono::Duration::seconds(2);
+                self.next_check.insert(dag.dag_id.clone(), t);
+                earliest(t);
+                continue;
+            }
+            let mut last = self
+                .store
+                .last_scheduled_run(&dag.dag_id)
+                .await?
+                .map(|r| r.data_interval);
+            let mut n_active = active_per_dag
+                .get(dag.dag_id.as_str())
+                .copied()
+                .unwrap_or(0);
+            loop {
+                let Some(next) = dag.timetable.next_dagrun(last.as_ref(), now) else {
+                    // Past the end date: nothing more, until the file changes.
+                    self.next_check
+                        .insert(dag.dag_id.clone(), DateTime::<Utc>::MAX_UTC);
+                    break;
+                };
+                if next.end > now {
+                    self.next_check.insert(dag.dag_id.clone(), next.end);
+                    earliest(next.end);
+                    break;
+                }
+                if n_active >= dag.max_active_runs {
+                    // Re-checked when one of its runs ends.
+                    self.next_check
+                        .insert(dag.dag_id.clone(), DateTime::<Utc>::MAX_UTC);
+                    break;
+                }
+                match create_run(
+                    self.store.as_ref(),
+                    dag,
+                    RunType::Scheduled,
+                    next,
+                    serde_json::json!({}),
+                    None,
+                )
+                .await
+                {
+                    Ok(run) => {
+                        info!(dag_id = %dag.dag_id, run_id = %run.run_id, "scheduled run created");
+                        report.runs_created += 1;
+                        n_active += 1;
+                    }
+                    // Another scheduler created it first: fine, it exists once.
+                    Err(Error::RunExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                last = Some(next);
+            }
+        }
+        let active = if report.runs_created > 0 {
+            self.store.active_runs().await?
+        } else {
+            active
+        };
+
+        // 2. Start queued runs within max_active_runs (oldest logical date first).
+        let mut running_per_dag: HashMap<String, u32> = HashMap::new();
+        for r in active.iter().filter(|r| r.state == RunState::Running) {
+            *running_per_dag.entry(r.dag_id.clone()).or_insert(0) += 1;
+        }
+        let mut running: Vec<RunRecord> = Vec::new();
+        for mut r in active {
+            if r.state == RunState::Queued {
+                let Some(dag) = self.bag.dags.get(&r.dag_id) else {
+                    continue;
+                };
+                let n = running_per_dag.entry(r.dag_id.clone()).or_insert(0);
+                if *n >= dag.max_active_runs {
+                    continue;
+                }
+                let to = r.state.apply(RunEvent::Start)?;
+                if self
+                    .store
+                    .set_run_state(r.id, RunState::Queued, to, now)
+                    .await?
+                {
+                    *n += 1;
+                    report.runs_started += 1;
+                    r.state = to;
+                    r.start_date = Some(now);
+                }
+            }
+            if r.state == RunState::Running {
+                running.push(r);
+            }
+        }
+
+        // 3. Retries whose delay elapsed.
+        for ti in self.store.due_retries(now).await? {
+            self.store
+                .update_ti(
+                    ti.id,
+                    ti.state,
+                    ti.state.apply(TaskEvent::RetryDue)?,
+                    &TiPatch::default(),
+                )
+                .await?;
+        }
+
+        // 4. Trigger rules and run outcomes.
+        let ids: Vec<i64> = running.iter().map(|r| r.id).collect();
+        let mut tis_by_run: HashMap<i64, Vec<TaskInstance>> = HashMap::new();
+        for ti in self.store.task_instances(&ids).await? {
+            tis_by_run.entry(ti.dag_run_id).or_default().push(ti);
+        }
+        for run in &running {
+            let Some(dag) = self.bag.dags.get(&run.dag_id).cloned() else {
+                continue;
+            };
+            let tis = tis_by_run.remove(&run.id).unwrap_or_default();
+            let by_task: HashMap<&str, &TaskInstance> =
+                tis.iter().map(|t| (t.task_id.as_str(), t)).collect();
+            if dag
+                .tasks
+                .iter()
+                .any(|t| !by_task.contains_key(t.id.as_str()))
+            {
+                // Tasks added to the DAG after the run was created.
+                self.store.add_task_instances(run, &seeds(&dag)).await?;
+                self.wake.notify_one();
+                continue;
+            }
+            let states: Vec<TaskState> = dag
+                .tasks
+                .iter()
+                .map(|t| by_task[t.id.as_str()].state)
+                .collect();
+            let plan = plan_run(&dag, &states);
+            for (list, event) in [
+                (&plan.schedule, TaskEvent::Schedule),
+                (&plan.skip, TaskEvent::Skip),
+                (&plan.upstream_failed, TaskEvent::UpstreamFail),
+            ] {
+                for &i in list {
+                    let ti = by_task[dag.tasks[i].id.as_str()];
+                    let to = ti.state.apply(event)?;
+                    let patch = if to.is_finished() {
+                        TiPatch {
+                            end_date: Some(Some(now)),
+                            ..TiPatch::default()
+                        }
+                    } else {
+                        TiPatch::default()
+                    };
+                    self.store.update_ti(ti.id, ti.state, to, &patch).await?;
+                }
+            }
+            if let Some(outcome) = plan.outcome {
+                let event = if outcome == RunState::Success {
+                    RunEvent::Succeed
+                } else {
+                    RunEvent::Fail
+                };
+                let to = run.state.apply(event)?;
+                if self
+                    .store
+                    .set_run_state(run.id, RunState::Running, to, now)
+                    .await?
+                {
+                    info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %to, "run ended");
+                    report.runs_finished += 1;
+                    self.next_check.remove(&run.dag_id);
+                    self.store.notify().await?;
+                }
+            }
+        }
+
+        // 5. Hand scheduled tasks to the executor within slot limits.
+        report.tasks_queued = self.queue_ready(now).await?;
+        if report.runs_finished > 0 || report.runs_created > 0 {
+            // Finished runs free max_active_runs slots; new runs have tasks to plan.
+            earliest(now);
+        }
+        if let Some(t) = self.store.next_retry_at().await? {
+            earliest(t);
+        }
+        Ok((report, due))
+    }
+
+    async fn queue_ready(&mut self, now: DateTime<Utc>) -> Result<usize> {
+        let free = self.executor.free_slots();
+        if free == 0 {
+            return Ok(0);
+        }
+        let candidates = self
+            .store
+            .scheduled_tis(i64::try_from(free * 4 + 16).unwrap_or(i64::MAX))
+            .await?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let usage = self.store.slot_usage().await?;
+        let pools: HashMap<String, i64> = self
+            .store
+            .list_pools()
+            .await?
+            .into_iter()
+            .map(|p| (p.name, p.slots))
+            .collect();
+        let mut by_pool = usage.by_pool;
+        let mut by_dag = usage.by_dag;
+        let mut runs: HashMap<i64, RunRecord> = HashMap::new();
+        let mut queued = 0;
+        for ti in candidates {
+            let Some(dag) = self.bag.dags.get(&ti.dag_id).cloned() else {
+                continue;
+            };
+            let Some(position) = dag.position(&ti.task_id) else {
+                continue;
+            };
+            let Some(&slots) = pools.get(&ti.pool) else {
+                let msg = format!(
+                    "pool {:?} does not exist; create it with `tributary pools set {} --slots N`",
+                    ti.pool, ti.pool
+                );
+                warn!(dag_id = %ti.dag_id, task_id = %ti.task_id, "{msg}");
+                let patch = TiPatch {
+                    error: Some(Some(msg.clone())),
+                    end_date: Some(Some(now)),
+                    ..TiPatch::default()
+                };
+                self.store
+                    .update_ti(ti.id, TaskState::Scheduled, TaskState::Failed, &patch)
+                    .await?;
+                self.store
+                    .append_logs(ti.id, ti.try_number.max(1), &[(now, msg)])
+                    .await?;
+                self.wake.notify_one();
+                continue;
+            };
+            let in_pool = by_pool.get(&ti.pool).copied().unwrap_or(0);
+            let in_dag = by_dag.get(&ti.dag_id).copied().unwrap_or(0);
+            if in_pool >= slots || in_dag >= i64::from(dag.max_active_tasks) {
+                continue;
+            }
+            let Some(permit) = self.executor.try_slot() else {
+                break;
+            };
+            let patch = TiPatch {
+                queued_at: Some(Some(now)),
+                lease_owner: Some(Some(self.executor.owner().to_string())),
+                ..TiPatch::default()
+            };
+            let to = ti.state.apply(TaskEvent::Queue)?;
+            if !self
+                .store
+                .update_ti(ti.id, TaskState::Scheduled, to, &patch)
+                .await?
+            {
+                continue;
+            }
+            *by_pool.entry(ti.pool.clone()).or_insert(0) += 1;
+            *by_dag.entry(ti.dag_id.clone()).or_insert(0) += 1;
+            let run = match runs.get(&ti.dag_run_id) {
+                Some(r) => r.clone(),
+                None => {
+                    let Some(r) = self.store.get_run(&ti.dag_id, &ti.run_id).await? else {
+                        continue;
+                    };
+                    runs.insert(r.id, r.clone());
+                    r
+                }
+            };
+            let mut ti = ti;
+            ti.state = to;
+            self.executor.submit(Job {
+                ti,
+                run,
+                dag,
+                position,
+                permit,
+            });
+            queued += 1;
+        }
+        Ok(queued)
+    }
+}
