@@ -229,6 +229,52 @@ impl Timetable {
     }
 }
 
+/// Parses a date or datetime written by a user (`2026-11-01`,
+/// `2026-11-01T06:00:00`, `2026-11-01T06:00:00Z`, `2026-11-01 06:00:00+02:00`);
+/// dates and local datetimes are read in `tz`.
+pub fn parse_datetime(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let dt: toml::value::Datetime = text.trim().parse().map_err(|e| format!("{e}"))?;
+    datetime_in_tz(&dt, tz)
+}
+
+/// Converts a TOML datetime to UTC: dates and local datetimes are read in `tz`.
+pub fn datetime_in_tz(dt: &toml::value::Datetime, tz: Tz) -> Result<DateTime<Utc>, String> {
+    use chrono::{LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+    let date = dt
+        .date
+        .ok_or("a date is required (a time alone is not enough)")?;
+    let nd = NaiveDate::from_ymd_opt(
+        i32::from(date.year),
+        u32::from(date.month),
+        u32::from(date.day),
+    )
+    .ok_or("no such calendar date")?;
+    let nt = match dt.time {
+        Some(t) => NaiveTime::from_hms_nano_opt(
+            u32::from(t.hour),
+            u32::from(t.minute),
+            u32::from(t.second),
+            t.nanosecond,
+        )
+        .ok_or("no such time of day")?,
+        None => NaiveTime::MIN,
+    };
+    let naive = NaiveDateTime::new(nd, nt);
+    match dt.offset {
+        Some(toml::value::Offset::Z) => Ok(naive.and_utc()),
+        Some(toml::value::Offset::Custom { minutes }) => {
+            Ok(naive.and_utc() - chrono::Duration::minutes(i64::from(minutes)))
+        }
+        None => match tz.from_local_datetime(&naive) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Ok(t.with_timezone(&Utc)),
+            LocalResult::None => Err(format!(
+                "{naive} does not exist in time zone {} (DST gap)",
+                tz.name()
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +443,30 @@ mod tests {
         assert_eq!(v[0].start, utc("2026-11-21T06:00:00Z"));
         assert_eq!(v[0].end, utc("2026-11-21T12:00:00Z"));
         assert!(v.iter().all(|i| i.end > now));
+    }
+
+    #[test]
+    fn parses_user_datetimes() {
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        assert_eq!(
+            parse_datetime("2026-11-01", paris).unwrap(),
+            utc("2026-10-31T23:00:00Z")
+        );
+        assert_eq!(
+            parse_datetime("2026-11-01T06:00:00Z", paris).unwrap(),
+            utc("2026-11-01T06:00:00Z")
+        );
+        assert_eq!(
+            parse_datetime("2026-11-01T06:00:00+02:00", paris).unwrap(),
+            utc("2026-11-01T04:00:00Z")
+        );
+        assert!(
+            parse_datetime("2026-03-29T02:30:00", paris)
+                .unwrap_err()
+                .contains("DST gap")
+        );
+        assert!(parse_datetime("2026-02-30", paris).is_err());
+        assert!(parse_datetime("yesterday", paris).is_err());
     }
 
     #[test]

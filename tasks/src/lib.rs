@@ -1,1 +1,32 @@
-//! tasks crate.
+//! Task kinds (operators) that DAG tasks run. Each kind validates its own
+//! settings without I/O and builds an [`scheduler::operator::Operator`].
+//!
+//! Kinds now: `shell` (a bash command) and `noop` (does nothing; for joins and
+//! benchmarks). [`registry`] returns them all, for the binary to hand to the
+//! scheduler.
+
+pub mod noop;
+pub mod shell;
+
+use std::sync::Arc;
+
+use scheduler::operator::{KindSettings, Kinds, SettingsError};
+use serde::de::DeserializeOwned;
+
+/// Every task kind this build knows.
+pub fn registry() -> Kinds {
+    let mut k = Kinds::new();
+    k.register(Arc::new(shell::ShellKind))
+        .register(Arc::new(noop::NoopKind));
+    k
+}
+
+/// Deserializes settings, wrapping a failure as the single error of a kind.
+pub(crate) fn settings<T: DeserializeOwned>(s: &KindSettings<'_>) -> Result<T, Vec<SettingsError>> {
+    s.deserialize().map_err(|e| vec![e])
+}
+
+/// JSON Schema of a settings struct, as a JSON value.
+pub(crate) fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
+}

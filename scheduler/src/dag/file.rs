@@ -161,3 +161,40 @@ mod tests {
         assert_eq!(from_schema, listed);
     }
 }
+
+/// The JSON Schema of a DAG file, with each kind's settings allowed (and
+/// checked) on tasks of that kind.
+pub fn json_schema(kinds: &crate::operator::Kinds) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut root = serde_json::to_value(schemars::schema_for!(DagFileSchema)).unwrap_or_default();
+    root["$id"] = json!("https://tributary.dev/schemas/dag.json");
+    root["title"] = json!("Tributary DAG file");
+    let mut branches = Vec::new();
+    let names: Vec<&str> = kinds.names();
+    for kind in kinds.iter() {
+        let mut ks = kind.settings_schema();
+        if let Some(Value::Object(defs)) = ks.get_mut("$defs").map(Value::take) {
+            for (k, v) in defs {
+                root["$defs"][k] = v;
+            }
+        }
+        let props = ks.get("properties").cloned().unwrap_or_else(|| json!({}));
+        let required = ks.get("required").cloned().unwrap_or_else(|| json!([]));
+        branches.push(json!({
+            "if": {"properties": {"kind": {"const": kind.name()}}},
+            "then": {"properties": props, "required": required}
+        }));
+    }
+    if let Some(task) = root
+        .pointer_mut("/$defs/TaskHeader")
+        .and_then(Value::as_object_mut)
+    {
+        task.remove("additionalProperties");
+        task.insert("allOf".into(), Value::Array(branches));
+        task.insert("unevaluatedProperties".into(), json!(false));
+        if let Some(kind) = task.get_mut("properties").and_then(|p| p.get_mut("kind")) {
+            kind["enum"] = json!(names);
+        }
+    }
+    root
+}

@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use petgraph::graphmap::DiGraphMap;
 use serde::de::DeserializeOwned;
@@ -597,41 +597,7 @@ fn date_in_tz(
             .parse::<toml::value::Datetime>()
             .map_err(|e| e.to_string()),
     };
-    let result = parsed.and_then(|dt| {
-        let date = dt
-            .date
-            .ok_or("a date is required (a time alone is not enough)")?;
-        let nd = NaiveDate::from_ymd_opt(
-            i32::from(date.year),
-            u32::from(date.month),
-            u32::from(date.day),
-        )
-        .ok_or("no such calendar date")?;
-        let nt = match dt.time {
-            Some(t) => NaiveTime::from_hms_nano_opt(
-                u32::from(t.hour),
-                u32::from(t.minute),
-                u32::from(t.second),
-                t.nanosecond,
-            )
-            .ok_or("no such time of day")?,
-            None => NaiveTime::MIN,
-        };
-        let naive = NaiveDateTime::new(nd, nt);
-        match dt.offset {
-            Some(toml::value::Offset::Z) => Ok(naive.and_utc()),
-            Some(toml::value::Offset::Custom { minutes }) => {
-                Ok(naive.and_utc() - chrono::Duration::minutes(i64::from(minutes)))
-            }
-            None => match tz.from_local_datetime(&naive) {
-                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Ok(t.with_timezone(&Utc)),
-                LocalResult::None => {
-                    Err("that local time does not exist in the DAG's time zone (DST gap)")
-                }
-            },
-        }
-        .map_err(String::from)
-    });
+    let result = parsed.and_then(|dt| crate::timetable::datetime_in_tz(&dt, tz));
     match result {
         Ok(t) => Some(t),
         Err(e) => {

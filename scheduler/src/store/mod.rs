@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use sql::{Changes, SqlStore};
+pub use sql::{Changes, SqlStore, redact_url as redact};
 
 use crate::Result;
 use crate::state::{RunState, TaskState};

@@ -1,0 +1,206 @@
+//! Command-line interface definition (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Tributary: schedule DAGs that pull API data into Kafka, and land Kafka
+/// topics in partitioned Parquet tables, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "tributary", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Metadata database: postgres://user@host/db or sqlite://path.
+    /// Default: sqlite://.tributary/tributary.db
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Folder (or file) holding the DAG TOML files.
+    #[arg(
+        long,
+        env = "TRIBUTARY_DAGS_FOLDER",
+        global = true,
+        default_value = "dags"
+    )]
+    pub dags_folder: PathBuf,
+
+    /// Output format of list and show commands.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process on embedded defaults (SQLite, ./dags).
+    Standalone(SchedulerArgs),
+    /// Run a scheduler (creates runs, runs tasks) until Ctrl-C / SIGTERM.
+    Scheduler(SchedulerArgs),
+    /// Metadata database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Inspect, validate and pause DAGs.
+    #[command(subcommand)]
+    Dags(DagsCommand),
+    /// Trigger a manual run of a DAG.
+    Trigger(TriggerArgs),
+    /// List runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Task instances, logs and task kinds.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// Pools: named slot limits shared by tasks.
+    #[command(subcommand)]
+    Pools(PoolsCommand),
+}
+
+/// Scheduler settings.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Task tries running at once in this process.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    /// How often DAG files are re-read, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub dag_refresh_secs: u64,
+}
+
+/// `db` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations (also done on every start).
+    Migrate,
+}
+
+/// `dags` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DagsCommand {
+    /// List DAGs with their schedule, state and next run, and import errors.
+    List {
+        /// Only DAGs with this tag (repeatable; any of them).
+        #[arg(long)]
+        tag: Vec<String>,
+    },
+    /// Show one DAG: settings, params and tasks.
+    Show {
+        /// DAG id.
+        dag_id: String,
+    },
+    /// Check DAG files and print every problem with file:line:col.
+    Validate {
+        /// Files or folders (default: the DAGs folder).
+        paths: Vec<PathBuf>,
+    },
+    /// Print the next runs the schedule will create.
+    NextRuns {
+        /// DAG id.
+        dag_id: String,
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        count: usize,
+    },
+    /// Stop creating scheduled runs (running tasks are left alone).
+    Pause {
+        /// DAG id.
+        dag_id: String,
+    },
+    /// Resume creating scheduled runs.
+    Unpause {
+        /// DAG id.
+        dag_id: String,
+    },
+    /// Print the JSON Schema of the DAG file format.
+    Schema,
+}
+
+/// `trigger` arguments.
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// DAG id.
+    pub dag_id: String,
+    /// The run's conf: a JSON object checked against the DAG's params.
+    #[arg(long)]
+    pub conf: Option<String>,
+    /// Logical date (2026-11-01, 2026-11-01T06:00:00 in the DAG's time zone,
+    /// or with an offset). Default: now.
+    #[arg(long)]
+    pub logical_date: Option<String>,
+    /// Wait for the run to end, printing task state changes; exit non-zero if it fails.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `runs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Runs of a DAG, newest first.
+    List {
+        /// DAG id.
+        dag_id: String,
+        /// How many.
+        #[arg(long, default_value_t = 25)]
+        limit: i64,
+    },
+}
+
+/// `tasks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Task instances of a run.
+    List {
+        /// DAG id.
+        dag_id: String,
+        /// Run id.
+        run_id: String,
+    },
+    /// Print a task's log.
+    Logs {
+        /// DAG id.
+        dag_id: String,
+        /// Run id.
+        run_id: String,
+        /// Task id.
+        task_id: String,
+        /// Try number (default: the latest).
+        #[arg(long = "try")]
+        try_number: Option<u32>,
+    },
+    /// List the task kinds and their settings.
+    Kinds,
+}
+
+/// `pools` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PoolsCommand {
+    /// List pools with their slots in use.
+    List,
+    /// Create or update a pool.
+    Set {
+        /// Pool name.
+        name: String,
+        /// Slots.
+        #[arg(long)]
+        slots: u32,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Delete a pool.
+    Delete {
+        /// Pool name.
+        name: String,
+    },
+}

@@ -1,0 +1,775 @@
+//! What each CLI command does.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use scheduler::dag::Dag;
+use scheduler::dagbag::DagBag;
+use scheduler::operator::Kinds;
+use scheduler::scheduling::{Scheduler, SchedulerConfig};
+use scheduler::state::RunState;
+use scheduler::store::{PoolRecord, SqlStore, Store};
+use scheduler::timetable::parse_datetime;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{
+    Cli, Command, DagsCommand, DbCommand, Output, PoolsCommand, RunsCommand, SchedulerArgs,
+    TasksCommand, TriggerArgs,
+};
+use crate::output::{self, opt_ts, secs, ts};
+
+/// The default metadata database: a SQLite file in `.tributary/`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://.tributary/tributary.db";
+
+struct Ctx {
+    cli: Cli,
+    kinds: Kinds,
+}
+
+impl Ctx {
+    fn database_url(&self) -> String {
+        self.cli
+            .database_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
+    }
+
+    async fn store(&self) -> Result<Arc<dyn Store>> {
+        let url = self.database_url();
+        let store = SqlStore::connect(&url).await.with_context(|| {
+            format!(
+                "cannot open the metadata database {}",
+                scheduler::store::redact(&url)
+            )
+        })?;
+        store.migrate().await?;
+        Ok(Arc::new(store))
+    }
+
+    fn bag(&self) -> Result<DagBag> {
+        let folder = &self.cli.dags_folder;
+        if !folder.exists() {
+            bail!(
+                "DAGs folder {} does not exist (set --dags-folder or TRIBUTARY_DAGS_FOLDER)",
+                folder.display()
+            );
+        }
+        Ok(DagBag::load(std::slice::from_ref(folder), &self.kinds)?)
+    }
+
+    /// Loads the DAGs folder and records it in the store, like a scheduler would.
+    async fn synced_bag(&self, store: &dyn Store) -> Result<DagBag> {
+        let bag = self.bag()?;
+        bag.sync(store).await?;
+        Ok(bag)
+    }
+}
+
+/// Runs a command; the exit code says whether it succeeded.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx {
+        cli,
+        kinds: tasks::registry(),
+    };
+    match &ctx.cli.command {
+        Command::Standalone(a) => scheduler_cmd(&ctx, a, true).await,
+        Command::Scheduler(a) => scheduler_cmd(&ctx, a, false).await,
+        Command::Db(DbCommand::Migrate) => {
+            ctx.store().await?;
+            println!(
+                "metadata database {} is up to date",
+                scheduler::store::redact(&ctx.database_url())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dags(c) => dags(&ctx, c).await,
+        Command::Trigger(a) => trigger(&ctx, a).await,
+        Command::Runs(RunsCommand::List { dag_id, limit }) => runs_list(&ctx, dag_id, *limit).await,
+        Command::Tasks(c) => tasks_cmd(&ctx, c).await,
+        Command::Pools(c) => pools(&ctx, c).await,
+    }
+}
+
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(_) = async { match term.as_mut() { Some(s) => s.recv().await, None => None } } => {}
+        }
+        eprintln!("shutting down: stopping the scheduler (press Ctrl-C again to exit at once)");
+        t.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+    token
+}
+
+async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let cfg = SchedulerConfig {
+        dags: vec![ctx.cli.dags_folder.clone()],
+        parallelism: usize::from(a.parallelism),
+        dag_refresh: Duration::from_secs(a.dag_refresh_secs),
+        ..SchedulerConfig::default()
+    };
+    if !ctx.cli.dags_folder.exists() {
+        bail!(
+            "DAGs folder {} does not exist (set --dags-folder or TRIBUTARY_DAGS_FOLDER)",
+            ctx.cli.dags_folder.display()
+        );
+    }
+    let bag = ctx.bag()?;
+    if standalone {
+        println!("Tributary standalone");
+        println!(
+            "  metadata   {}",
+            scheduler::store::redact(&ctx.database_url())
+        );
+        println!(
+            "  dags       {} ({} DAGs, {} import errors)",
+            ctx.cli.dags_folder.display(),
+            bag.dags.len(),
+            bag.errors.len()
+        );
+        println!(
+            "  scheduler  running, {} parallel task tries",
+            a.parallelism
+        );
+        println!(
+            "Try: tributary dags list   |   tributary trigger <dag> --wait   |   Ctrl-C to stop"
+        );
+    }
+    for d in bag.diagnostics() {
+        eprintln!("import error: {d}");
+    }
+    let shutdown = shutdown_on_signals();
+    Scheduler::new(store, ctx.kinds.clone(), cfg)
+        .run(shutdown)
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dags(ctx: &Ctx, c: &DagsCommand) -> Result<ExitCode> {
+    match c {
+        DagsCommand::Validate { paths } => validate(ctx, paths),
+        DagsCommand::Schema => {
+            output::json(&scheduler::dag::file::json_schema(&ctx.kinds))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DagsCommand::NextRuns { dag_id, count } => {
+            let bag = ctx.bag()?;
+            let dag = bag.get(dag_id)?;
+            next_runs(ctx, &dag, *count)
+        }
+        DagsCommand::Show { dag_id } => {
+            let bag = ctx.bag()?;
+            show(ctx, &*bag.get(dag_id)?)
+        }
+        DagsCommand::List { tag } => dags_list(ctx, tag).await,
+        DagsCommand::Pause { dag_id } | DagsCommand::Unpause { dag_id } => {
+            let pause = matches!(c, DagsCommand::Pause { .. });
+            let store = ctx.store().await?;
+            let bag = ctx.synced_bag(store.as_ref()).await?;
+            if !store.set_paused(dag_id, pause).await? {
+                bag.get(dag_id)?;
+                bail!("DAG {dag_id:?} not found");
+            }
+            println!("DAG {dag_id} {}", if pause { "paused" } else { "unpaused" });
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn validate(ctx: &Ctx, paths: &[PathBuf]) -> Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        vec![ctx.cli.dags_folder.clone()]
+    } else {
+        paths.to_vec()
+    };
+    for p in &paths {
+        if !p.exists() {
+            bail!("{} does not exist", p.display());
+        }
+    }
+    let bag = DagBag::load(&paths, &ctx.kinds)?;
+    let diags = bag.diagnostics();
+    if ctx.cli.output == Output::Json {
+        output::json(&json!({
+            "valid": diags.is_empty(),
+            "dags": bag.dags.values().map(|d| json!({"dag_id": d.dag_id, "file": d.fileloc})).collect::<Vec<_>>(),
+            "errors": diags,
+        }))?;
+    } else {
+        for d in &diags {
+            println!("{d}");
+        }
+        let files = bag.dags.len() + bag.errors.len();
+        if diags.is_empty() {
+            println!(
+                "{files} file(s) checked: {} DAG(s), all valid",
+                bag.dags.len()
+            );
+        } else {
+            println!(
+                "{files} file(s) checked: {} valid DAG(s), {} problem(s) in {} file(s)",
+                bag.dags.len(),
+                diags.len(),
+                bag.errors.len()
+            );
+        }
+    }
+    Ok(if diags.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn next_runs(ctx: &Ctx, dag: &Dag, n: usize) -> Result<ExitCode> {
+    let tt = &dag.timetable;
+    let runs = tt.upcoming(Utc::now(), n);
+    if ctx.cli.output == Output::Json {
+        output::json(&runs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!(
+            "DAG {} has no upcoming scheduled runs (schedule: {})",
+            dag.dag_id,
+            tt.schedule.as_text()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let local = |t: chrono::DateTime<Utc>| {
+        t.with_timezone(&tt.tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    };
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|i| {
+            vec![
+                local(i.start),
+                ts(i.start),
+                format!("{} → {}", ts(i.start), ts(i.end)),
+                local(i.end),
+            ]
+        })
+        .collect();
+    println!(
+        "DAG {} — schedule {:?} in {}",
+        dag.dag_id,
+        tt.schedule.as_text(),
+        tt.tz.name()
+    );
+    output::table(
+        &[
+            "LOGICAL DATE",
+            "LOGICAL DATE (UTC)",
+            "DATA INTERVAL (UTC)",
+            "CREATED AFTER",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dag_json(dag: &Dag) -> Value {
+    let tt = &dag.timetable;
+    json!({
+        "dag_id": dag.dag_id,
+        "description": dag.description,
+        "file": dag.fileloc,
+        "schedule": tt.schedule.as_text(),
+        "timezone": tt.tz.name(),
+        "start_date": tt.start,
+        "end_date": tt.end,
+        "catchup": tt.catchup,
+        "max_active_runs": dag.max_active_runs,
+        "max_active_tasks": dag.max_active_tasks,
+        "tags": dag.tags,
+        "params": dag.params,
+        "tasks": dag.tasks.iter().map(|t| json!({
+            "id": t.id,
+            "kind": t.kind,
+            "depends_on": t.depends_on,
+            "trigger_rule": t.trigger_rule.as_str(),
+            "retries": t.retry.retries,
+            "retry_delay_secs": t.retry.retry_delay.as_secs_f64(),
+            "retry_exponential_backoff": t.retry.exponential_backoff,
+            "max_retry_delay_secs": t.retry.max_retry_delay.as_secs_f64(),
+            "execution_timeout_secs": t.execution_timeout.map(|d| d.as_secs_f64()),
+            "pool": t.pool,
+            "priority": t.priority,
+            "settings": t.settings,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn show(ctx: &Ctx, dag: &Dag) -> Result<ExitCode> {
+    if ctx.cli.output == Output::Json {
+        output::json(&dag_json(dag))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tt = &dag.timetable;
+    println!("DAG          {}", dag.dag_id);
+    if !dag.description.is_empty() {
+        println!("description  {}", dag.description);
+    }
+    println!("file         {}", dag.fileloc.display());
+    println!("schedule     {} ({})", tt.schedule.as_text(), tt.tz.name());
+    println!("start_date   {}", opt_ts(tt.start));
+    println!("end_date     {}", opt_ts(tt.end));
+    println!("catchup      {}", tt.catchup);
+    println!(
+        "max active   {} runs, {} tasks",
+        dag.max_active_runs, dag.max_active_tasks
+    );
+    if !dag.tags.is_empty() {
+        println!("tags         {}", dag.tags.join(", "));
+    }
+    if !dag.params.0.is_empty() {
+        println!("\nPARAMS");
+        let rows: Vec<Vec<String>> = dag
+            .params
+            .0
+            .iter()
+            .map(|(n, p)| {
+                vec![
+                    n.clone(),
+                    p.kind.as_str().into(),
+                    p.default
+                        .as_ref()
+                        .map_or("(required)".into(), ToString::to_string),
+                    p.description.clone(),
+                ]
+            })
+            .collect();
+        output::table(&["NAME", "TYPE", "DEFAULT", "DESCRIPTION"], &rows);
+    }
+    println!("\nTASKS");
+    let layers = dag.layers();
+    let rows: Vec<Vec<String>> = dag
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            vec![
+                t.id.clone(),
+                t.kind.clone(),
+                layers[i].to_string(),
+                if t.depends_on.is_empty() {
+                    "-".into()
+                } else {
+                    t.depends_on.join(", ")
+                },
+                t.trigger_rule.as_str().into(),
+                t.retry.retries.to_string(),
+                t.execution_timeout
+                    .map_or("-".into(), |d| humantime::format_duration(d).to_string()),
+                t.pool.clone(),
+                t.priority.to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "TASK",
+            "KIND",
+            "LAYER",
+            "DEPENDS ON",
+            "TRIGGER RULE",
+            "RETRIES",
+            "TIMEOUT",
+            "POOL",
+            "PRIORITY",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dags_list(ctx: &Ctx, tags: &[String]) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let bag = ctx.synced_bag(store.as_ref()).await?;
+    let records: HashMap<String, _> = store
+        .list_dags()
+        .await?
+        .into_iter()
+        .map(|d| (d.dag_id.clone(), d))
+        .collect();
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for dag in bag.dags.values() {
+        if !tags.is_empty() && !dag.tags.iter().any(|t| tags.contains(t)) {
+            continue;
+        }
+        let paused = records.get(&dag.dag_id).is_some_and(|r| r.is_paused);
+        let last = store.last_scheduled_run(&dag.dag_id).await?;
+        let next = dag
+            .timetable
+            .next_dagrun(last.as_ref().map(|r| &r.data_interval), now);
+        let recent = store.list_runs(&dag.dag_id, 5).await?;
+        let marks: String = recent
+            .iter()
+            .rev()
+            .map(|r| match r.state {
+                RunState::Success => '✓',
+                RunState::Failed => '✗',
+                RunState::Running => '▶',
+                RunState::Queued => '·',
+            })
+            .collect();
+        rows.push(vec![
+            dag.dag_id.clone(),
+            dag.timetable.schedule.as_text().to_string(),
+            if paused {
+                "paused".into()
+            } else {
+                "active".into()
+            },
+            next.map_or("-".into(), |i| ts(i.start)),
+            if marks.is_empty() { "-".into() } else { marks },
+            dag.tags.join(","),
+            dag.description.clone(),
+        ]);
+        items.push(json!({
+            "dag_id": dag.dag_id,
+            "description": dag.description,
+            "schedule": dag.timetable.schedule.as_text(),
+            "timezone": dag.timetable.tz.name(),
+            "is_paused": paused,
+            "next_logical_date": next.map(|i| i.start),
+            "next_data_interval": next,
+            "tags": dag.tags,
+            "file": dag.fileloc,
+            "recent_runs": recent.iter().map(|r| json!({"run_id": r.run_id, "state": r.state})).collect::<Vec<_>>(),
+        }));
+    }
+    let errors = store.import_errors().await?;
+    if ctx.cli.output == Output::Json {
+        output::json(&json!({"dags": items, "import_errors": errors}))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    output::table(
+        &[
+            "DAG",
+            "SCHEDULE",
+            "STATE",
+            "NEXT RUN (UTC)",
+            "LAST RUNS",
+            "TAGS",
+            "DESCRIPTION",
+        ],
+        &rows,
+    );
+    if !errors.is_empty() {
+        println!("\n{} DAG file(s) failed to load:", errors.len());
+        for e in &errors {
+            for line in e.message.lines() {
+                println!("  {line}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn trigger(ctx: &Ctx, a: &TriggerArgs) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let bag = ctx.synced_bag(store.as_ref()).await?;
+    let dag = bag.get(&a.dag_id)?;
+    let conf: Value = match &a.conf {
+        Some(text) => serde_json::from_str(text)
+            .with_context(|| format!("--conf is not valid JSON: {text}"))?,
+        None => Value::Null,
+    };
+    let logical_date = match &a.logical_date {
+        Some(text) => Some(
+            parse_datetime(text, dag.timetable.tz)
+                .map_err(|e| anyhow::anyhow!("--logical-date {text:?}: {e}"))?,
+        ),
+        None => None,
+    };
+    let run = scheduler::runs::trigger(store.as_ref(), &dag, conf, logical_date).await?;
+    if ctx.cli.output == Output::Json && !a.wait {
+        output::json(&run)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "triggered {} run {} (logical date {})",
+        dag.dag_id,
+        run.run_id,
+        run.logical_date.to_rfc3339()
+    );
+    if !a.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    wait_for_run(store.as_ref(), &dag, &run.run_id).await
+}
+
+/// Follows a run until it ends, printing each task state change.
+async fn wait_for_run(store: &dyn Store, dag: &Dag, run_id: &str) -> Result<ExitCode> {
+    let mut changes = store.changes().await?;
+    let mut seen: HashMap<String, (String, u32)> = HashMap::new();
+    let started = std::time::Instant::now();
+    let mut hinted = false;
+    loop {
+        let run = store
+            .get_run(&dag.dag_id, run_id)
+            .await?
+            .with_context(|| format!("run {run_id} disappeared"))?;
+        for ti in store.task_instances(&[run.id]).await? {
+            let now = (ti.state.to_string(), ti.try_number);
+            if seen.get(&ti.task_id) != Some(&now) {
+                let try_txt = if ti.try_number > 0 {
+                    format!(" (try {}/{})", ti.try_number, ti.max_tries)
+                } else {
+                    String::new()
+                };
+                let err = match (
+                    &ti.error,
+                    ti.state.is_finished() || ti.state == scheduler::state::TaskState::UpForRetry,
+                ) {
+                    (Some(e), true) if ti.state != scheduler::state::TaskState::Success => {
+                        format!(": {e}")
+                    }
+                    _ => String::new(),
+                };
+                println!(
+                    "{} {:<24} {}{try_txt}{err}",
+                    Utc::now().format("%H:%M:%S%.3f"),
+                    ti.task_id,
+                    ti.state
+                );
+                seen.insert(ti.task_id.clone(), now);
+            }
+        }
+        if run.state.is_finished() {
+            let took = match (run.start_date, run.end_date) {
+                (Some(s), Some(e)) => {
+                    format!(" in {:.3}s", (e - s).num_milliseconds() as f64 / 1000.0)
+                }
+                _ => String::new(),
+            };
+            println!("run {} {}{took}", run.run_id, run.state);
+            return Ok(if run.state == RunState::Success {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        if !hinted && run.state == RunState::Queued && started.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "the run is still queued: is a scheduler running? (start one with `tributary scheduler`)"
+            );
+            hinted = true;
+        }
+        // Wake on a change, or re-check every second regardless.
+        let _ = tokio::time::timeout(Duration::from_secs(1), changes.next()).await;
+    }
+}
+
+async fn runs_list(ctx: &Ctx, dag_id: &str, limit: i64) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let runs = store.list_runs(dag_id, limit.max(1)).await?;
+    if runs.is_empty() && store.get_dag(dag_id).await?.is_none() {
+        ctx.bag()?.get(dag_id)?;
+    }
+    if ctx.cli.output == Output::Json {
+        output::json(&runs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let dur = match (r.start_date, r.end_date) {
+                (Some(s), Some(e)) => secs(Some((e - s).num_milliseconds())),
+                _ => "-".into(),
+            };
+            vec![
+                r.run_id.clone(),
+                r.run_type.as_str().into(),
+                r.state.to_string(),
+                ts(r.logical_date),
+                opt_ts(r.start_date),
+                dur,
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "RUN ID",
+            "TYPE",
+            "STATE",
+            "LOGICAL DATE (UTC)",
+            "STARTED",
+            "DURATION",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tasks_cmd(ctx: &Ctx, c: &TasksCommand) -> Result<ExitCode> {
+    match c {
+        TasksCommand::Kinds => {
+            if ctx.cli.output == Output::Json {
+                let v: Vec<Value> = ctx
+                    .kinds
+                    .iter()
+                    .map(|k| json!({"kind": k.name(), "summary": k.summary(), "settings": k.settings_schema()}))
+                    .collect();
+                output::json(&v)?;
+            } else {
+                for k in ctx.kinds.iter() {
+                    println!("{:<8} {}", k.name(), k.summary());
+                    let schema = k.settings_schema();
+                    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                        for (name, p) in props {
+                            let desc = p.get("description").and_then(Value::as_str).unwrap_or("");
+                            println!("         {name:<16} {}", desc.lines().next().unwrap_or(""));
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TasksCommand::List { dag_id, run_id } => {
+            let store = ctx.store().await?;
+            let run = store.get_run(dag_id, run_id).await?.ok_or_else(|| {
+                scheduler::Error::RunNotFound {
+                    dag_id: dag_id.clone(),
+                    run_id: run_id.clone(),
+                }
+            })?;
+            let tis = store.task_instances(&[run.id]).await?;
+            if ctx.cli.output == Output::Json {
+                output::json(&tis)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = tis
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.task_id.clone(),
+                        t.state.to_string(),
+                        format!("{}/{}", t.try_number, t.max_tries),
+                        opt_ts(t.start_date),
+                        opt_ts(t.end_date),
+                        secs(t.duration_ms),
+                        t.error.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            println!("run {} of {}: {}", run.run_id, run.dag_id, run.state);
+            output::table(
+                &["TASK", "STATE", "TRY", "START", "END", "DURATION", "ERROR"],
+                &rows,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        TasksCommand::Logs {
+            dag_id,
+            run_id,
+            task_id,
+            try_number,
+        } => {
+            let store = ctx.store().await?;
+            let ti = store.get_task_instance(dag_id, run_id, task_id).await?.with_context(|| {
+                format!("no task {task_id:?} in run {run_id:?} of DAG {dag_id:?} (see `tributary tasks list {dag_id} {run_id}`)")
+            })?;
+            let t = try_number.unwrap_or(ti.try_number);
+            if t == 0 {
+                println!("task {task_id} has not run yet (state {})", ti.state);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if t > ti.try_number {
+                bail!(
+                    "task {task_id} has had {} tr{} so far; there is no try {t}",
+                    ti.try_number,
+                    if ti.try_number == 1 { "y" } else { "ies" }
+                );
+            }
+            let lines = store.read_logs(ti.id, t, 0).await?;
+            if ctx.cli.output == Output::Json {
+                output::json(&lines)?;
+            } else {
+                for l in lines {
+                    println!("[{}] {}", l.ts.format("%Y-%m-%d %H:%M:%S%.3f"), l.line);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn pools(ctx: &Ctx, c: &PoolsCommand) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    match c {
+        PoolsCommand::List => {
+            let usage = store.slot_usage().await?;
+            let pools = store.list_pools().await?;
+            if ctx.cli.output == Output::Json {
+                let v: Vec<Value> = pools
+                    .iter()
+                    .map(|p| json!({"name": p.name, "slots": p.slots, "used": usage.by_pool.get(&p.name).copied().unwrap_or(0), "description": p.description}))
+                    .collect();
+                output::json(&v)?;
+            } else {
+                let rows: Vec<Vec<String>> = pools
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.slots.to_string(),
+                            usage.by_pool.get(&p.name).copied().unwrap_or(0).to_string(),
+                            p.description.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["POOL", "SLOTS", "USED", "DESCRIPTION"], &rows);
+            }
+        }
+        PoolsCommand::Set {
+            name,
+            slots,
+            description,
+        } => {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                bail!("invalid pool name {name:?}: use letters, digits, '_', '-' or '.'");
+            }
+            store
+                .set_pool(&PoolRecord {
+                    name: name.clone(),
+                    slots: i64::from(*slots),
+                    description: description.clone(),
+                })
+                .await?;
+            store.notify().await?;
+            println!("pool {name} has {slots} slot(s)");
+        }
+        PoolsCommand::Delete { name } => {
+            if !store.delete_pool(name).await? {
+                bail!("pool {name:?} not found");
+            }
+            println!("pool {name} deleted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
