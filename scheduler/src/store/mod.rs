@@ -6,6 +6,7 @@
 //! both pass the same conformance suite (`scheduler/tests/store.rs`).
 //! Timestamps are stored as microseconds since the epoch (UTC) on both.
 
+pub mod scratch;
 mod sql;
 
 use async_trait::async_trait;

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::any::AnyArguments;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::postgres::PgListener;
-use sqlx::{AnyPool, Executor, QueryBuilder, Row};
+use sqlx::{AnyPool, Arguments, Executor, Row};
 
 use super::{
     Backend, DagRecord, ImportError, LogLine, NewRun, PoolRecord, RunRecord, RunType, SlotUsage,
@@ -43,6 +44,63 @@ fn opt_time(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>> {
 fn state<T: FromStr<Err = String>>(row: &AnyRow, col: &str) -> Result<T> {
     let s: String = row.try_get(col)?;
     T::from_str(&s).map_err(|e| Error::Database(sqlx::Error::Decode(e.into())))
+}
+
+/// A statement built at run time with `$N` placeholders, which both
+/// PostgreSQL and SQLite accept (sqlx's `QueryBuilder<Any>` writes `?`,
+/// which PostgreSQL does not).
+struct Sql {
+    text: String,
+    args: AnyArguments<'static>,
+    n: usize,
+}
+
+impl Sql {
+    fn new(text: impl Into<String>) -> Sql {
+        Sql {
+            text: text.into(),
+            args: AnyArguments::default(),
+            n: 0,
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind<T>(&mut self, value: T) -> &mut Sql
+    where
+        T: 'static + Send + sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        self.n += 1;
+        self.text.push('$');
+        self.text.push_str(&self.n.to_string());
+        // Encoding into Any's argument buffer only fails for unsupported types,
+        // which the type bound already rules out.
+        let _ = self.args.add(value);
+        self
+    }
+
+    /// Binds each value, separated by commas.
+    fn bind_list<T, I>(&mut self, values: I) -> &mut Sql
+    where
+        I: IntoIterator<Item = T>,
+        T: 'static + Send + sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(v);
+        }
+        self
+    }
+
+    /// The query, borrowing the text (arguments are moved out: use it once).
+    fn query(&mut self) -> sqlx::query::Query<'_, sqlx::Any, AnyArguments<'_>> {
+        sqlx::query_with(&self.text, std::mem::take(&mut self.args))
+    }
 }
 
 /// The metadata store on PostgreSQL or SQLite.
@@ -267,17 +325,14 @@ impl Store for SqlStore {
             .await?;
         }
         // Everything not seen this time is inactive (file removed or broken).
-        let mut q = QueryBuilder::new("UPDATE dags SET is_active = 0, updated_at = ");
-        q.push_bind(now).push(" WHERE is_active = 1");
+        let mut q = Sql::new("UPDATE dags SET is_active = 0, updated_at = ");
+        q.bind(now).push(" WHERE is_active = 1");
         if !dags.is_empty() {
-            q.push(" AND dag_id NOT IN (");
-            let mut sep = q.separated(", ");
-            for d in dags {
-                sep.push_bind(d.dag_id.clone());
-            }
-            q.push(")");
+            q.push(" AND dag_id NOT IN (")
+                .bind_list(dags.iter().map(|d| d.dag_id.clone()))
+                .push(")");
         }
-        q.build().execute(&mut *tx).await?;
+        q.query().execute(&mut *tx).await?;
         sqlx::query("DELETE FROM import_errors")
             .execute(&mut *tx)
             .await?;
@@ -451,15 +506,12 @@ impl Store for SqlStore {
         if run_pks.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::new(format!(
+        let mut q = Sql::new(format!(
             "SELECT {TI_COLS} FROM task_instances ti WHERE ti.dag_run_id IN ("
         ));
-        let mut sep = q.separated(", ");
-        for id in run_pks {
-            sep.push_bind(*id);
-        }
-        q.push(") ORDER BY ti.dag_run_id, ti.id");
-        q.build()
+        q.bind_list(run_pks.iter().copied())
+            .push(") ORDER BY ti.dag_run_id, ti.id");
+        q.query()
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -493,50 +545,50 @@ impl Store for SqlStore {
         to: TaskState,
         patch: &TiPatch,
     ) -> Result<bool> {
-        let mut q = QueryBuilder::new("UPDATE task_instances SET state = ");
-        q.push_bind(to.as_str());
+        let mut q = Sql::new("UPDATE task_instances SET state = ");
+        q.bind(to.as_str());
         let t = |v: Option<DateTime<Utc>>| v.map(to_micros);
         if let Some(v) = patch.try_number {
-            q.push(", try_number = ").push_bind(i64::from(v));
+            q.push(", try_number = ").bind(i64::from(v));
         }
         if let Some(v) = patch.max_tries {
-            q.push(", max_tries = ").push_bind(i64::from(v));
+            q.push(", max_tries = ").bind(i64::from(v));
         }
         if let Some(v) = patch.queued_at {
-            q.push(", queued_at = ").push_bind(t(v));
+            q.push(", queued_at = ").bind(t(v));
         }
         if let Some(v) = patch.start_date {
-            q.push(", start_date = ").push_bind(t(v));
+            q.push(", start_date = ").bind(t(v));
         }
         if let Some(v) = patch.end_date {
-            q.push(", end_date = ").push_bind(t(v));
+            q.push(", end_date = ").bind(t(v));
         }
         if let Some(v) = patch.duration_ms {
-            q.push(", duration_ms = ").push_bind(v);
+            q.push(", duration_ms = ").bind(v);
         }
         if let Some(v) = &patch.hostname {
-            q.push(", hostname = ").push_bind(v.clone());
+            q.push(", hostname = ").bind(v.clone());
         }
         if let Some(v) = patch.pid {
-            q.push(", pid = ").push_bind(v);
+            q.push(", pid = ").bind(v);
         }
         if let Some(v) = patch.next_retry_at {
-            q.push(", next_retry_at = ").push_bind(t(v));
+            q.push(", next_retry_at = ").bind(t(v));
         }
         if let Some(v) = patch.heartbeat_at {
-            q.push(", heartbeat_at = ").push_bind(t(v));
+            q.push(", heartbeat_at = ").bind(t(v));
         }
         if let Some(v) = &patch.lease_owner {
-            q.push(", lease_owner = ").push_bind(v.clone());
+            q.push(", lease_owner = ").bind(v.clone());
         }
         if let Some(v) = &patch.error {
-            q.push(", error = ").push_bind(v.clone());
+            q.push(", error = ").bind(v.clone());
         }
         q.push(" WHERE id = ")
-            .push_bind(ti_id)
+            .bind(ti_id)
             .push(" AND state = ")
-            .push_bind(from.as_str());
-        Ok(q.build().execute(&self.pool).await?.rows_affected() == 1)
+            .bind(from.as_str());
+        Ok(q.query().execute(&self.pool).await?.rows_affected() == 1)
     }
 
     async fn scheduled_tis(&self, limit: i64) -> Result<Vec<TaskInstance>> {
@@ -610,14 +662,17 @@ impl Store for SqlStore {
     ) -> Result<()> {
         // Bounded statements: 4 binds per line, far below both backends' limits.
         for chunk in lines.chunks(500) {
-            let mut q = QueryBuilder::new("INSERT INTO task_logs (ti_id, try_number, ts, line) ");
-            q.push_values(chunk, |mut b, (ts, line)| {
-                b.push_bind(ti_id)
-                    .push_bind(i64::from(try_number))
-                    .push_bind(to_micros(*ts))
-                    .push_bind(line.clone());
-            });
-            q.build().execute(&self.pool).await?;
+            let mut q = Sql::new("INSERT INTO task_logs (ti_id, try_number, ts, line) VALUES ");
+            for (i, (ts, line)) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                q.bind(ti_id)
+                    .push(", ")
+                    .bind(i64::from(try_number))
+                    .push(", ")
+                    .bind(to_micros(*ts));
+                q.push(", ").bind(line.clone()).push(")");
+            }
+            q.query().execute(&self.pool).await?;
         }
         Ok(())
     }
@@ -725,21 +780,30 @@ async fn insert_tis(
     tasks: &[TaskSeed],
 ) -> Result<()> {
     for chunk in tasks.chunks(200) {
-        let mut q = QueryBuilder::new(
-            "INSERT INTO task_instances (dag_run_id, dag_id, run_id, task_id, state, max_tries, pool, priority) ",
+        let mut q = Sql::new(
+            "INSERT INTO task_instances (dag_run_id, dag_id, run_id, task_id, state, max_tries, pool, priority) VALUES ",
         );
-        q.push_values(chunk, |mut b, t| {
-            b.push_bind(run.id)
-                .push_bind(run.dag_id.clone())
-                .push_bind(run.run_id.clone())
-                .push_bind(t.task_id.clone())
-                .push_bind(TaskState::Pending.as_str())
-                .push_bind(i64::from(t.max_tries))
-                .push_bind(t.pool.clone())
-                .push_bind(i64::from(t.priority));
-        });
+        for (i, t) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.bind(run.id)
+                .push(", ")
+                .bind(run.dag_id.clone())
+                .push(", ")
+                .bind(run.run_id.clone())
+                .push(", ");
+            q.bind(t.task_id.clone())
+                .push(", ")
+                .bind(TaskState::Pending.as_str())
+                .push(", ");
+            q.bind(i64::from(t.max_tries))
+                .push(", ")
+                .bind(t.pool.clone())
+                .push(", ")
+                .bind(i64::from(t.priority));
+            q.push(")");
+        }
         q.push(" ON CONFLICT (dag_run_id, task_id) DO NOTHING");
-        q.build().execute(&mut **tx).await?;
+        q.query().execute(&mut **tx).await?;
     }
     Ok(())
 }
