@@ -269,7 +269,7 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
     }
 
     // Tasks.
-    let mut tasks: Vec<(Spanned<String>, Task, Vec<Spanned<String>>)> = Vec::new();
+    let mut tasks: Vec<(Spanned<String>, Option<Task>, Vec<Spanned<String>>)> = Vec::new();
     let task_values: Vec<Spanned<DeValue>> = match tasks_value.map(|v| (v.span(), v.into_inner())) {
         None => {
             d.err(
@@ -345,6 +345,7 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
                     th.kind.get_ref()
                 ),
             );
+            tasks.push((th.id, None, th.depends_on));
             continue;
         };
         let ks = KindSettings {
@@ -378,6 +379,8 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
                     };
                     d.err(e.span.or(Some(tspan.clone())), format!("{label_id}: {msg}"));
                 }
+                // Still part of the graph, so dependents are checked correctly.
+                tasks.push((th.id, None, th.depends_on));
                 continue;
             }
         };
@@ -399,12 +402,12 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
             settings: ks.to_json(),
             operator,
         };
-        tasks.push((th.id, task, th.depends_on));
+        tasks.push((th.id, Some(task), th.depends_on));
     }
 
     // Graph: duplicate ids, unknown upstreams, cycles.
     let mut first_at: HashMap<String, Range<usize>> = HashMap::new();
-    let mut unique: Vec<(Spanned<String>, Task, Vec<Spanned<String>>)> = Vec::new();
+    let mut unique: Vec<(Spanned<String>, Option<Task>, Vec<Spanned<String>>)> = Vec::new();
     for (id, task, deps) in tasks {
         if let Some(prev) = first_at.get(id.get_ref()) {
             let (line, _) = line_col(source, prev.start);
@@ -467,6 +470,7 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
         }
     }
 
+    d.list.sort_by_key(|x| (x.line, x.col));
     let Some(h) = header else { return Err(d.list) };
     if !d.list.is_empty() {
         return Err(d.list);
@@ -476,7 +480,8 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
     for (p, &i) in order.iter().enumerate() {
         pos_of[i] = p;
     }
-    let mut slots: Vec<Option<Task>> = unique.into_iter().map(|(_, t, _)| Some(t)).collect();
+    // No diagnostics means every task built.
+    let mut slots: Vec<Option<Task>> = unique.into_iter().map(|(_, t, _)| t).collect();
     let tasks: Vec<Task> = order
         .iter()
         .map(|&i| slots[i].take().expect("each index once"))
