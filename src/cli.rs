@@ -141,6 +141,9 @@ pub struct TriggerArgs {
     /// Wait for the run to end, printing task state changes; exit non-zero if it fails.
     #[arg(long)]
     pub wait: bool,
+    /// With --wait: give up after this many seconds (exit status 2).
+    #[arg(long, requires = "wait")]
+    pub timeout: Option<u64>,
 }
 
 /// `runs` subcommands.

@@ -516,11 +516,17 @@ async fn trigger(ctx: &Ctx, a: &TriggerArgs) -> Result<ExitCode> {
     if !a.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    wait_for_run(store.as_ref(), &dag, &run.run_id).await
+    let limit = a.timeout.map(Duration::from_secs);
+    wait_for_run(store.as_ref(), &dag, &run.run_id, limit).await
 }
 
 /// Follows a run until it ends, printing each task state change.
-async fn wait_for_run(store: &dyn Store, dag: &Dag, run_id: &str) -> Result<ExitCode> {
+async fn wait_for_run(
+    store: &dyn Store,
+    dag: &Dag,
+    run_id: &str,
+    limit: Option<Duration>,
+) -> Result<ExitCode> {
     let mut changes = store.changes().await?;
     let mut seen: HashMap<String, (String, u32)> = HashMap::new();
     let started = std::time::Instant::now();
@@ -569,6 +575,14 @@ async fn wait_for_run(store: &dyn Store, dag: &Dag, run_id: &str) -> Result<Exit
             } else {
                 ExitCode::FAILURE
             });
+        }
+        if limit.is_some_and(|l| started.elapsed() >= l) {
+            eprintln!(
+                "gave up waiting after {}s: run {run_id} is {}",
+                started.elapsed().as_secs(),
+                run.state
+            );
+            return Ok(ExitCode::from(2));
         }
         if !hinted && run.state == RunState::Queued && started.elapsed() > Duration::from_secs(5) {
             eprintln!(

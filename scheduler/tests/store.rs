@@ -532,3 +532,32 @@ async fn change_feed_wakes_on_another_connections_write(s: Arc<SqlStore>) {
     assert_eq!(s.list_runs("d", 1).await.unwrap().len(), 1);
     let _ = s.backend() == Backend::Postgres;
 }
+
+/// Processes starting together on a fresh database must not both apply the
+/// first migration (sqlx locks only on PostgreSQL; we lock on SQLite).
+async fn concurrent_first_migrations(url: String) {
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        handles.push(tokio::spawn(async move {
+            let s = SqlStore::connect(&url).await.unwrap();
+            s.migrate().await
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().expect("every migrate succeeds");
+    }
+    let s = SqlStore::connect(&url).await.unwrap();
+    assert_eq!(s.list_pools().await.unwrap().len(), 1, "migration 1 ran once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_migrations_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    concurrent_first_migrations(format!("sqlite://{}", dir.path().join("m.db").display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_migrations_postgres() {
+    concurrent_first_migrations(scratch::postgres_database(&scratch::admin_url()).await.unwrap()).await;
+}

@@ -109,6 +109,8 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// SQLite: the lock file that serializes migrations between processes.
+    migrate_lock: Option<std::path::PathBuf>,
 }
 
 impl SqlStore {
@@ -116,6 +118,7 @@ impl SqlStore {
     /// folder are created). Does not migrate; call [`Store::migrate`].
     pub async fn connect(url: &str) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
+        let mut migrate_lock = None;
         let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
         } else if let Some(path) = url
@@ -132,6 +135,7 @@ impl SqlStore {
                     source,
                 })?;
             }
+            migrate_lock = Some(std::path::PathBuf::from(format!("{path}.migrate-lock")));
             (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
         } else {
             return Err(Error::Invalid(format!(
@@ -152,8 +156,10 @@ impl SqlStore {
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                                // busy_timeout first: switching to WAL needs a lock another
+                                // process may hold for a moment.
+                                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                             )
                             .await?;
                             Ok(())
@@ -163,7 +169,12 @@ impl SqlStore {
                     .await?
             }
         };
-        Ok(SqlStore { pool, backend, url })
+        Ok(SqlStore {
+            pool,
+            backend,
+            url,
+            migrate_lock,
+        })
     }
 
     /// The underlying pool (for tests and tools).
@@ -290,7 +301,33 @@ impl Store for SqlStore {
     async fn migrate(&self) -> Result<()> {
         match self.backend {
             Backend::Postgres => PG_MIGRATIONS.run(&self.pool).await?,
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => {
+                // sqlx takes an advisory lock on PostgreSQL only; on SQLite two
+                // processes starting together would both apply migration 1.
+                let _guard = match &self.migrate_lock {
+                    Some(path) => {
+                        let io = |source| Error::Io {
+                            path: path.clone(),
+                            source,
+                        };
+                        let file = std::fs::OpenOptions::new()
+                            .create(true)
+                            .truncate(false)
+                            .write(true)
+                            .open(path)
+                            .map_err(io)?;
+                        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                            .await
+                            .map_err(|e| {
+                                Error::Invalid(format!("migration lock task failed: {e}"))
+                            })?
+                            .map_err(io)?;
+                        Some(file)
+                    }
+                    None => None,
+                };
+                SQLITE_MIGRATIONS.run(&self.pool).await?;
+            }
         }
         Ok(())
     }

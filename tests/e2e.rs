@@ -1,0 +1,589 @@
+//! End-to-end tests: the real `tributary` binary, a scheduler process and
+//! CLI commands, on SQLite and on the real PostgreSQL server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tributary");
+
+struct Env {
+    dir: tempfile::TempDir,
+    db: String,
+}
+
+impl Env {
+    fn new(db: String, dir: tempfile::TempDir) -> Env {
+        std::fs::create_dir_all(dir.path().join("dags")).unwrap();
+        Env { dir, db }
+    }
+
+    fn dags(&self) -> PathBuf {
+        self.dir.path().join("dags")
+    }
+
+    fn dag(&self, name: &str, text: &str) {
+        std::fs::write(self.dags().join(format!("{name}.toml")), text).unwrap();
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("DATABASE_URL", &self.db)
+            .env("TRIBUTARY_DAGS_FOLDER", self.dags())
+            .env("TMPDIR", self.dir.path())
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{args:?} failed:\n{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        text(&o.stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    fn scheduler(&self) -> Scheduler {
+        let log = std::fs::File::create(self.path("scheduler.log")).unwrap();
+        let child = self
+            .cmd(&["scheduler", "--dag-refresh-secs", "1"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Scheduler(child)
+    }
+
+    /// Waits (bounded) until `check` holds, re-checking whenever asked.
+    fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn task_states(&self, dag: &str, run_id: &str) -> Vec<(String, String, u64)> {
+        let v = self.json(&["tasks", "list", dag, run_id]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["task_id"].as_str().unwrap().to_string(),
+                    t["state"].as_str().unwrap().to_string(),
+                    t["try_number"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn state_of(&self, dag: &str, run_id: &str, task: &str) -> String {
+        self.task_states(dag, run_id)
+            .into_iter()
+            .find(|t| t.0 == task)
+            .unwrap()
+            .1
+    }
+}
+
+struct Scheduler(Child);
+
+impl Scheduler {
+    fn interrupt(mut self) -> std::process::ExitStatus {
+        let st = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let status = self.0.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn sqlite_env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("meta.db").display());
+    Env::new(db, dir)
+}
+
+fn postgres_env() -> Env {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin = scheduler::store::scratch::admin_url();
+    let db = rt
+        .block_on(scheduler::store::scratch::postgres_database(&admin))
+        .expect("PostgreSQL is running");
+    Env::new(db, tempfile::tempdir().unwrap())
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[test] fn $name() { super::$name(super::sqlite_env()); })* }
+        mod postgres { $(#[test] fn $name() { super::$name(super::postgres_env()); })* }
+    };
+}
+
+on_both!(
+    trigger_and_wait_succeeds,
+    failing_task_retries_with_backoff_then_fails_downstream,
+    execution_timeout_stops_the_task,
+    trigger_rules_decide_what_runs,
+    pools_limit_concurrency,
+    broken_dag_file_beside_good_ones,
+    scheduled_runs_are_created_from_the_schedule,
+);
+
+fn run_id_from(out: &str) -> String {
+    out.split_whitespace()
+        .skip_while(|w| *w != "run")
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+fn trigger_and_wait_succeeds(env: Env) {
+    env.dag(
+        "chain",
+        r#"dag_id = "chain"
+[params.who]
+type = "string"
+default = "nobody"
+[[task]]
+id = "one"
+kind = "shell"
+command = "echo hello $TRIBUTARY_PARAM_WHO"
+[[task]]
+id = "two"
+kind = "noop"
+depends_on = ["one"]
+[[task]]
+id = "three"
+kind = "shell"
+depends_on = ["two"]
+command = "echo done"
+"#,
+    );
+    let _s = env.scheduler();
+    let out = env.ok(&[
+        "trigger",
+        "chain",
+        "--conf",
+        r#"{"who": "Zoë"}"#,
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+    assert!(out.contains("three") && out.contains("success"), "{out}");
+    let run_id = run_id_from(&out);
+    assert!(
+        out.trim_end().ends_with(&format!(
+            "success in {}",
+            out.trim_end().rsplit(' ').next().unwrap()
+        )),
+        "{out}"
+    );
+    let states = env.task_states("chain", &run_id);
+    assert_eq!(
+        states
+            .iter()
+            .filter(|t| t.1 == "success" && t.2 == 1)
+            .count(),
+        3,
+        "{states:?}"
+    );
+    let logs = env.ok(&["tasks", "logs", "chain", &run_id, "one"]);
+    assert!(logs.contains("hello Zoë"), "{logs}");
+    let runs = env.json(&["runs", "list", "chain"]);
+    assert_eq!(runs[0]["state"], "success");
+    assert_eq!(runs[0]["conf"]["who"], "Zoë");
+    // A conf that does not fit the params is refused, and no run is created.
+    let bad = env.run(&["trigger", "chain", "--conf", r#"{"who": 3, "extra": 1}"#]);
+    assert!(!bad.status.success());
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains("who: expected string, got integer") && err.contains("unknown key \"extra\""),
+        "{err}"
+    );
+    assert_eq!(
+        env.json(&["runs", "list", "chain"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+fn failing_task_retries_with_backoff_then_fails_downstream(env: Env) {
+    env.dag(
+        "flaky",
+        r#"dag_id = "flaky"
+[[task]]
+id = "boom"
+kind = "shell"
+command = "echo attempt $TRIBUTARY_TRY_NUMBER; exit 1"
+retries = 2
+retry_delay = "1s"
+retry_exponential_backoff = true
+max_retry_delay = "10s"
+[[task]]
+id = "after"
+kind = "noop"
+depends_on = ["boom"]
+[[task]]
+id = "after_after"
+kind = "noop"
+depends_on = ["after"]
+"#,
+    );
+    let _s = env.scheduler();
+    let o = env.run(&["trigger", "flaky", "--wait", "--timeout", "60"]);
+    let out = text(&o.stdout);
+    assert!(!o.status.success(), "a failed run exits non-zero: {out}");
+    assert!(
+        out.contains("up_for_retry (try 1/3)") && out.contains("up_for_retry (try 2/3)"),
+        "{out}"
+    );
+    let run_id = run_id_from(&out);
+    let states = env.task_states("flaky", &run_id);
+    assert!(
+        states.contains(&("boom".into(), "failed".into(), 3)),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("after".into(), "upstream_failed".into(), 0)),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("after_after".into(), "upstream_failed".into(), 0)),
+        "{states:?}"
+    );
+    // Backoff: the second retry waited about twice as long as the first.
+    let first_ts = |t: &str| -> f64 {
+        let lines = env.json(&["tasks", "logs", "flaky", &run_id, "boom", "--try", t]);
+        let ts = lines[0]["ts"].as_str().unwrap();
+        chrono::DateTime::parse_from_rfc3339(ts)
+            .unwrap()
+            .timestamp_millis() as f64
+            / 1000.0
+    };
+    let (t1, t2, t3) = (first_ts("1"), first_ts("2"), first_ts("3"));
+    assert!(
+        (1.0..2.0).contains(&(t2 - t1)),
+        "first retry delay {}",
+        t2 - t1
+    );
+    assert!(
+        (2.0..3.5).contains(&(t3 - t2)),
+        "second retry delay {}",
+        t3 - t2
+    );
+    let log3 = env.ok(&["tasks", "logs", "flaky", &run_id, "boom"]);
+    assert!(
+        log3.contains("attempt 3") && log3.contains("no tries left"),
+        "{log3}"
+    );
+    let log1 = env.ok(&["tasks", "logs", "flaky", &run_id, "boom", "--try", "1"]);
+    assert!(
+        log1.contains("attempt 1") && log1.contains("retry 1 of 2 in 1s"),
+        "{log1}"
+    );
+}
+
+fn execution_timeout_stops_the_task(env: Env) {
+    env.dag(
+        "slow",
+        r#"dag_id = "slow"
+[[task]]
+id = "sleepy"
+kind = "shell"
+command = "echo started; sleep 60"
+execution_timeout = "1s"
+"#,
+    );
+    let _s = env.scheduler();
+    let started = Instant::now();
+    let o = env.run(&["trigger", "slow", "--wait", "--timeout", "60"]);
+    assert!(!o.status.success());
+    assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the sleep was not stopped"
+    );
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("failed (try 1/1): execution timed out after 1s"),
+        "{out}"
+    );
+    let log = env.ok(&["tasks", "logs", "slow", &run_id_from(&out), "sleepy"]);
+    assert!(
+        log.contains("execution timed out after 1s: stopping the task"),
+        "{log}"
+    );
+    assert!(log.contains("SIGTERM"), "{log}");
+}
+
+fn trigger_rules_decide_what_runs(env: Env) {
+    env.dag(
+        "rules",
+        r#"dag_id = "rules"
+[[task]]
+id = "ok"
+kind = "noop"
+[[task]]
+id = "bad"
+kind = "shell"
+command = "exit 1"
+[[task]]
+id = "skipper"
+kind = "shell"
+command = "exit 99"
+[[task]]
+id = "all_success"
+kind = "noop"
+depends_on = ["ok", "bad"]
+[[task]]
+id = "all_done"
+kind = "noop"
+depends_on = ["ok", "bad"]
+trigger_rule = "all_done"
+[[task]]
+id = "one_failed"
+kind = "noop"
+depends_on = ["ok", "bad"]
+trigger_rule = "one_failed"
+[[task]]
+id = "one_success"
+kind = "noop"
+depends_on = ["ok", "bad"]
+trigger_rule = "one_success"
+[[task]]
+id = "all_failed"
+kind = "noop"
+depends_on = ["ok", "bad"]
+trigger_rule = "all_failed"
+[[task]]
+id = "none_failed"
+kind = "noop"
+depends_on = ["ok", "skipper"]
+trigger_rule = "none_failed"
+[[task]]
+id = "none_failed_min_one_success"
+kind = "noop"
+depends_on = ["skipper"]
+trigger_rule = "none_failed_min_one_success"
+[[task]]
+id = "after_skip"
+kind = "noop"
+depends_on = ["skipper"]
+[[task]]
+id = "always"
+kind = "noop"
+depends_on = ["bad"]
+trigger_rule = "always"
+"#,
+    );
+    let _s = env.scheduler();
+    let o = env.run(&["trigger", "rules", "--wait", "--timeout", "60"]);
+    let out = text(&o.stdout);
+    assert!(
+        !o.status.success(),
+        "leaf all_success is upstream_failed, so the run fails: {out}"
+    );
+    let run_id = run_id_from(&out);
+    let want = [
+        ("ok", "success"),
+        ("bad", "failed"),
+        ("skipper", "skipped"),
+        ("all_success", "upstream_failed"),
+        ("all_done", "success"),
+        ("one_failed", "success"),
+        ("one_success", "success"),
+        ("all_failed", "skipped"),
+        ("none_failed", "success"),
+        ("none_failed_min_one_success", "skipped"),
+        ("after_skip", "skipped"),
+        ("always", "success"),
+    ];
+    for (task, state) in want {
+        assert_eq!(env.state_of("rules", &run_id, task), state, "task {task}");
+    }
+}
+
+fn pools_limit_concurrency(env: Env) {
+    let mut dag = String::from("dag_id = \"pooled\"\nmax_active_tasks = 16\n");
+    for i in 0..6 {
+        dag.push_str(&format!(
+            "[[task]]\nid = \"t{i}\"\nkind = \"shell\"\npool = \"narrow\"\ncommand = \"echo start $(date +%s.%N) >> {log}; sleep 0.4; echo end $(date +%s.%N) >> {log}\"\n",
+            log = env.path("spans.log").display()
+        ));
+    }
+    env.dag("pooled", &dag);
+    env.ok(&[
+        "pools",
+        "set",
+        "narrow",
+        "--slots",
+        "2",
+        "--description",
+        "two at a time",
+    ]);
+    let pools = env.json(&["pools", "list"]);
+    assert!(
+        pools
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "narrow" && p["slots"] == 2)
+    );
+    let _s = env.scheduler();
+    env.ok(&["trigger", "pooled", "--wait", "--timeout", "60"]);
+    // Replay the start/end events: never more than 2 at once, and 2 at some point.
+    let mut events: Vec<(f64, i32)> = std::fs::read_to_string(env.path("spans.log"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (kind, t) = l.split_once(' ').unwrap();
+            (t.parse().unwrap(), if kind == "start" { 1 } else { -1 })
+        })
+        .collect();
+    assert_eq!(events.len(), 12);
+    events.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (mut cur, mut max) = (0, 0);
+    for (_, d) in events {
+        cur += d;
+        max = max.max(cur);
+    }
+    assert_eq!(max, 2, "pool of 2 slots");
+}
+
+fn broken_dag_file_beside_good_ones(env: Env) {
+    env.dag(
+        "good",
+        "dag_id = \"good\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\n",
+    );
+    env.dag("broken", "dag_id = \"broken\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\ndepends_on = [\"b\"]\n[[task]]\nid = \"b\"\nkind = \"nope\"\n");
+    let v = env.run(&["dags", "validate"]);
+    assert!(!v.status.success());
+    let out = text(&v.stdout);
+    assert!(
+        out.contains("broken.toml:8:8: task \"b\": unknown task kind \"nope\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 valid DAG(s), 1 problem(s) in 1 file(s)"),
+        "{out}"
+    );
+    let _s = env.scheduler();
+    env.ok(&["trigger", "good", "--wait", "--timeout", "60"]);
+    let list = env.json(&["dags", "list"]);
+    assert_eq!(list["dags"].as_array().unwrap().len(), 1);
+    let errors = list["import_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broken.toml:8:8"),
+        "{errors:?}"
+    );
+    let table = env.ok(&["dags", "list"]);
+    assert!(
+        table.contains("1 DAG file(s) failed to load") && table.contains("broken.toml:8:8"),
+        "{table}"
+    );
+    let t = env.run(&["trigger", "broken"]);
+    assert!(!t.status.success());
+    assert!(
+        text(&t.stderr).contains("failed to load"),
+        "{}",
+        text(&t.stderr)
+    );
+}
+
+fn scheduled_runs_are_created_from_the_schedule(env: Env) {
+    // Every second, no catchup: the scheduler keeps creating runs, each once.
+    env.dag(
+        "ticker",
+        "dag_id = \"ticker\"\nschedule = \"* * * * * *\"\nmax_active_runs = 1\n[[task]]\nid = \"a\"\nkind = \"noop\"\n",
+    );
+    env.dag(
+        "quiet",
+        "dag_id = \"quiet\"\nschedule = \"* * * * * *\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\n",
+    );
+    env.ok(&["dags", "pause", "quiet"]);
+    let s = env.scheduler();
+    env.eventually("three scheduled runs", || {
+        let runs = env.json(&["runs", "list", "ticker"]);
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "success" && r["run_type"] == "scheduled")
+            .count()
+            >= 3
+    });
+    let status = s.interrupt();
+    assert!(status.success(), "graceful stop exits 0");
+    let runs = env.json(&["runs", "list", "ticker", "--limit", "1000"]);
+    let mut dates: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["logical_date"].as_str().unwrap())
+        .collect();
+    let n = dates.len();
+    dates.dedup();
+    assert_eq!(dates.len(), n, "one run per logical date");
+    // Consecutive intervals: each run's interval starts where the next older one ended.
+    let arr = runs.as_array().unwrap();
+    for w in arr.windows(2) {
+        assert_eq!(
+            w[1]["data_interval"]["end"], w[0]["data_interval"]["start"],
+            "{w:?}"
+        );
+    }
+    assert!(
+        env.json(&["runs", "list", "quiet"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "paused DAG got runs"
+    );
+    let log = std::fs::read_to_string(env.path("scheduler.log")).unwrap();
+    assert!(log.contains("scheduler stopped"), "{log}");
+    let _ = Path::new(BIN);
+}
