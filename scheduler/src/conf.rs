@@ -112,17 +112,17 @@ impl Param {
             minimum: def.minimum,
             maximum: def.maximum,
         };
-        if let (Some(lo), Some(hi)) = (p.minimum, p.maximum) {
-            if lo > hi {
-                problems.push(format!(
-                    "param {name:?}: minimum {lo} is greater than maximum {hi}"
-                ));
-            }
+        if let (Some(lo), Some(hi)) = (p.minimum, p.maximum)
+            && lo > hi
+        {
+            problems.push(format!(
+                "param {name:?}: minimum {lo} is greater than maximum {hi}"
+            ));
         }
-        if let Some(d) = &p.default {
-            if let Err(e) = p.check(d) {
-                problems.push(format!("param {name:?}: default {d} does not fit: {e}"));
-            }
+        if let Some(d) = &p.default
+            && let Err(e) = p.check(d)
+        {
+            problems.push(format!("param {name:?}: default {d} does not fit: {e}"));
         }
         if problems.is_empty() {
             Ok(p)
@@ -140,11 +140,11 @@ impl Param {
                 json_type(v)
             ));
         }
-        if let Some(allowed) = &self.allowed {
-            if !allowed.contains(v) {
-                let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-                return Err(format!("{v} is not one of {}", list.join(", ")));
-            }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(v)
+        {
+            let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+            return Err(format!("{v} is not one of {}", list.join(", ")));
         }
         if let Some(x) = v.as_f64() {
             if self.minimum.is_some_and(|m| x < m) {

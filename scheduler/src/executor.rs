@@ -29,6 +29,9 @@ enum CancelReason {
     Shutdown,
 }
 
+/// A running try's cancellation handle and the reason it was cancelled.
+type RunningTry = (CancellationToken, Arc<Mutex<Option<CancelReason>>>);
+
 /// One try to run.
 pub struct Job {
     /// The task instance, already moved to queued by the caller.
@@ -51,7 +54,7 @@ pub struct Executor {
     owner: String,
     hostname: String,
     wake: Arc<Notify>,
-    running: Arc<Mutex<HashMap<i64, (CancellationToken, Arc<Mutex<Option<CancelReason>>>)>>>,
+    running: Arc<Mutex<HashMap<i64, RunningTry>>>,
     tracker: TaskTracker,
 }
 

@@ -67,14 +67,14 @@ pub async fn trigger(
         conf
     };
     let ld = logical_date.unwrap_or_else(Utc::now).trunc_subsecs(6);
-    if let Some(end) = dag.timetable.end {
-        if ld > end {
-            return Err(Error::Invalid(format!(
-                "logical date {} is after the DAG's end_date {}",
-                ld.to_rfc3339(),
-                end.to_rfc3339()
-            )));
-        }
+    if let Some(end) = dag.timetable.end
+        && ld > end
+    {
+        return Err(Error::Invalid(format!(
+            "logical date {} is after the DAG's end_date {}",
+            ld.to_rfc3339(),
+            end.to_rfc3339()
+        )));
     }
     let interval = dag.timetable.manual_interval(ld);
     create_run(store, dag, RunType::Manual, interval, conf, None).await

@@ -164,10 +164,10 @@ impl Timetable {
             // or (just after the first cron point of all time) the current one.
             (None, None) => latest.or_else(|| self.prev_point(now, true))?,
         };
-        if !self.catchup {
-            if let Some(l) = latest {
-                start = start.max(l);
-            }
+        if !self.catchup
+            && let Some(l) = latest
+        {
+            start = start.max(l);
         }
         if let Some(e) = earliest {
             start = start.max(e);
@@ -181,10 +181,10 @@ impl Timetable {
         let Some(mut start) = self.prev_point(now, true) else {
             return out;
         };
-        if let Some(s) = self.start {
-            if let Some(e) = self.next_point(s, true) {
-                start = start.max(e);
-            }
+        if let Some(s) = self.start
+            && let Some(e) = self.next_point(s, true)
+        {
+            start = start.max(e);
         }
         while out.len() < n {
             let Some(i) = self.interval_at(start).and_then(|i| self.within_end(i)) else {
@@ -217,10 +217,10 @@ impl Timetable {
     /// Data interval of a manual run at `logical_date`: the cron interval
     /// starting there when the date is a cron point, else the instant itself.
     pub fn manual_interval(&self, logical_date: DateTime<Utc>) -> DataInterval {
-        if self.next_point(logical_date, true) == Some(logical_date) {
-            if let Some(i) = self.interval_at(logical_date) {
-                return i;
-            }
+        if self.next_point(logical_date, true) == Some(logical_date)
+            && let Some(i) = self.interval_at(logical_date)
+        {
+            return i;
         }
         DataInterval {
             start: logical_date,

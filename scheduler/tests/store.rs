@@ -133,7 +133,7 @@ async fn dags_sync_keeps_paused_and_deactivates_missing(s: Arc<SqlStore>) {
         fileloc: "dags/bad.toml".into(),
         message: "dags/bad.toml:1:1: boom".into(),
     };
-    s.sync_dags(&[a.clone(), b.clone()], &[err.clone()])
+    s.sync_dags(&[a.clone(), b.clone()], std::slice::from_ref(&err))
         .await
         .unwrap();
     assert_eq!(s.get_dag("a").await.unwrap().unwrap(), a);
@@ -157,7 +157,7 @@ async fn dags_sync_keeps_paused_and_deactivates_missing(s: Arc<SqlStore>) {
         s.import_errors().await.unwrap().is_empty(),
         "errors replaced"
     );
-    s.sync_dags(&[], &[err.clone()]).await.unwrap();
+    s.sync_dags(&[], std::slice::from_ref(&err)).await.unwrap();
     assert_eq!(s.import_errors().await.unwrap(), vec![err]);
     assert_eq!(
         s.list_dags()
@@ -548,7 +548,11 @@ async fn concurrent_first_migrations(url: String) {
         h.await.unwrap().expect("every migrate succeeds");
     }
     let s = SqlStore::connect(&url).await.unwrap();
-    assert_eq!(s.list_pools().await.unwrap().len(), 1, "migration 1 ran once");
+    assert_eq!(
+        s.list_pools().await.unwrap().len(),
+        1,
+        "migration 1 ran once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -559,5 +563,10 @@ async fn concurrent_first_migrations_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_migrations_postgres() {
-    concurrent_first_migrations(scratch::postgres_database(&scratch::admin_url()).await.unwrap()).await;
+    concurrent_first_migrations(
+        scratch::postgres_database(&scratch::admin_url())
+            .await
+            .unwrap(),
+    )
+    .await;
 }

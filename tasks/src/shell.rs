@@ -84,10 +84,10 @@ impl TaskKind for ShellKind {
                 errors.push(at(format!("env.{k}: {e}")));
             }
         }
-        if let Some(cwd) = &s.cwd {
-            if let Err(e) = secrets::check_syntax(cwd) {
-                errors.push(at(format!("cwd: {e}")));
-            }
+        if let Some(cwd) = &s.cwd
+            && let Err(e) = secrets::check_syntax(cwd)
+        {
+            errors.push(at(format!("cwd: {e}")));
         }
         if errors.is_empty() {
             Ok(Arc::new(Shell(s)))

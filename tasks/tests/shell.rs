@@ -142,10 +142,10 @@ async fn cancellation_kills_the_whole_process_group() {
     let task = tokio::spawn(async move { shell(&cmd, &[]).execute(c).await });
     // Wait until the grandchild exists (an event, polled on the file system).
     let pid: i32 = loop {
-        if let Ok(s) = std::fs::read_to_string(&pidfile) {
-            if let Ok(p) = s.trim().parse() {
-                break p;
-            }
+        if let Ok(s) = std::fs::read_to_string(&pidfile)
+            && let Ok(p) = s.trim().parse()
+        {
+            break p;
         }
         tokio::task::yield_now().await;
     };

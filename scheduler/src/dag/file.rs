@@ -142,26 +142,6 @@ pub struct DagFileSchema {
     task: Vec<TaskHeader>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `TASK_HEADER_KEYS` must list exactly the keys serde accepts.
-    #[test]
-    fn header_keys_match_struct() {
-        let schema = schemars::schema_for!(TaskHeader);
-        let props = schema
-            .get("properties")
-            .and_then(|p| p.as_object())
-            .unwrap();
-        let mut from_schema: Vec<&str> = props.keys().map(String::as_str).collect();
-        let mut listed = TASK_HEADER_KEYS.to_vec();
-        from_schema.sort_unstable();
-        listed.sort_unstable();
-        assert_eq!(from_schema, listed);
-    }
-}
-
 /// The JSON Schema of a DAG file, with each kind's settings allowed (and
 /// checked) on tasks of that kind.
 pub fn json_schema(kinds: &crate::operator::Kinds) -> serde_json::Value {
@@ -197,4 +177,24 @@ pub fn json_schema(kinds: &crate::operator::Kinds) -> serde_json::Value {
         }
     }
     root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `TASK_HEADER_KEYS` must list exactly the keys serde accepts.
+    #[test]
+    fn header_keys_match_struct() {
+        let schema = schemars::schema_for!(TaskHeader);
+        let props = schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .unwrap();
+        let mut from_schema: Vec<&str> = props.keys().map(String::as_str).collect();
+        let mut listed = TASK_HEADER_KEYS.to_vec();
+        from_schema.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(from_schema, listed);
+    }
 }

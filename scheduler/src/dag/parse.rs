@@ -31,6 +31,10 @@ const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(86_400);
 /// The pool every task uses unless it names another.
 pub const DEFAULT_POOL: &str = "default_pool";
 
+/// A task as parsed: its id, the built task (None when its kind or
+/// settings failed), and its upstream ids, all with positions.
+type ParsedTask = (Spanned<String>, Option<Task>, Vec<Spanned<String>>);
+
 /// Collects diagnostics for one file, turning byte spans into line:col.
 struct Diags<'a> {
     file: String,
@@ -81,13 +85,13 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
 /// Rewrites serde's "unknown field `x`, expected one of …" into a sentence
 /// with a "did you mean" suggestion.
 fn improve_serde_message(msg: &str, known: &[&str]) -> String {
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        if let Some(name) = rest.split('`').next() {
-            return match suggest(name, known) {
-                Some(s) => format!("unknown key `{name}` (did you mean `{s}`?)"),
-                None => format!("unknown key `{name}` (known keys: {})", known.join(", ")),
-            };
-        }
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some(name) = rest.split('`').next()
+    {
+        return match suggest(name, known) {
+            Some(s) => format!("unknown key `{name}` (did you mean `{s}`?)"),
+            None => format!("unknown key `{name}` (known keys: {})", known.join(", ")),
+        };
     }
     msg.trim_end().to_string()
 }
@@ -208,13 +212,13 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
             .end_date
             .as_ref()
             .and_then(|v| date_in_tz(&mut d, v, tz, "end_date"));
-        if let (Some(s), Some(e), Some(ev)) = (start, end, &h.end_date) {
-            if e < s {
-                d.err(
-                    Some(ev.span()),
-                    format!("end_date ({e}) is before start_date ({s})"),
-                );
-            }
+        if let (Some(s), Some(e), Some(ev)) = (start, end, &h.end_date)
+            && e < s
+        {
+            d.err(
+                Some(ev.span()),
+                format!("end_date ({e}) is before start_date ({s})"),
+            );
         }
         for (key, v) in [
             ("max_active_runs", h.max_active_runs),
@@ -269,7 +273,7 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
     }
 
     // Tasks.
-    let mut tasks: Vec<(Spanned<String>, Option<Task>, Vec<Spanned<String>>)> = Vec::new();
+    let mut tasks: Vec<ParsedTask> = Vec::new();
     let task_values: Vec<Spanned<DeValue>> = match tasks_value.map(|v| (v.span(), v.into_inner())) {
         None => {
             d.err(
@@ -407,7 +411,7 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
 
     // Graph: duplicate ids, unknown upstreams, cycles.
     let mut first_at: HashMap<String, Range<usize>> = HashMap::new();
-    let mut unique: Vec<(Spanned<String>, Option<Task>, Vec<Spanned<String>>)> = Vec::new();
+    let mut unique: Vec<ParsedTask> = Vec::new();
     for (id, task, deps) in tasks {
         if let Some(prev) = first_at.get(id.get_ref()) {
             let (line, _) = line_col(source, prev.start);

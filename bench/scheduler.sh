@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Scheduler benchmark: prints `name value unit` lines, on SQLite and PostgreSQL.
+#   - chain20_{noop,shell}: 20-task chain; trigger→success wall time, and
+#     p50/p99 of the gap between one task's end and the next task's start
+#   - fanout100: 100 parallel noop tasks then a join; trigger→success
+#   - baseline: bash spawn time and one metadata round trip, same run
+# Usage: bench/scheduler.sh [runs per case, default 5]
+# Needs PostgreSQL on 127.0.0.1:5432 (scripts/test.sh starts it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${1:-5}"
+cargo build --release --quiet
+BIN="$PWD/target/release/tributary"
+PG_ADMIN="${TRIBUTARY_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+mkdir -p "$WORK/dags"
+{
+  echo 'dag_id = "chain20_noop"'
+  for i in $(seq 1 20); do
+    echo "[[task]]"; echo "id = \"t$i\""; echo 'kind = "noop"'
+    [ "$i" -gt 1 ] && echo "depends_on = [\"t$((i - 1))\"]"
+  done
+} > "$WORK/dags/chain20_noop.toml"
+sed -e 's/chain20_noop/chain20_shell/' -e 's/kind = "noop"/kind = "shell"\ncommand = "true"/' \
+  "$WORK/dags/chain20_noop.toml" > "$WORK/dags/chain20_shell.toml"
+{
+  echo 'dag_id = "fanout100"'
+  echo 'max_active_tasks = 128'
+  deps=""
+  for i in $(seq 1 100); do
+    echo "[[task]]"; echo "id = \"w$i\""; echo 'kind = "noop"'
+    deps="$deps\"w$i\", "
+  done
+  echo "[[task]]"; echo 'id = "join"'; echo 'kind = "noop"'; echo "depends_on = [${deps%, }]"
+} > "$WORK/dags/fanout100.toml"
+"$BIN" dags validate "$WORK/dags" >/dev/null
+
+python3 - <<'PY'
+import subprocess, time
+t = time.perf_counter()
+for _ in range(20):
+    subprocess.run(["bash", "-c", "true"], check=True)
+print(f"baseline_bash_spawn {(time.perf_counter() - t) / 20 * 1000:.2f} ms")
+PY
+
+bench_backend() {
+  local name="$1" url="$2"
+  export DATABASE_URL="$url" TRIBUTARY_DAGS_FOLDER="$WORK/dags"
+  "$BIN" db migrate >/dev/null
+  "$BIN" scheduler --parallelism 128 >"$WORK/scheduler-$name.log" 2>&1 &
+  local pid=$!
+  for dag in chain20_noop chain20_shell fanout100; do
+    for _ in $(seq 1 "$RUNS"); do
+      "$BIN" trigger "$dag" --wait --timeout 120 >/dev/null
+    done
+    "$BIN" runs list "$dag" --limit "$RUNS" -o json >"$WORK/runs.json"
+    : >"$WORK/tis.json"
+    for run in $(python3 -c "import json;print(' '.join(r['run_id'] for r in json.load(open('$WORK/runs.json'))))"); do
+      "$BIN" tasks list "$dag" "$run" -o json >>"$WORK/tis.json"
+      echo >>"$WORK/tis.json"
+    done
+    python3 - "$name" "$dag" "$WORK/runs.json" "$WORK/tis.json" <<'PY'
+import json, sys
+from datetime import datetime
+name, dag, runs_f, tis_f = sys.argv[1:]
+ts = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+runs = json.load(open(runs_f))
+assert all(r["state"] == "success" for r in runs), [r["state"] for r in runs]
+walls = sorted(ts(r["end_date"]) - ts(r["created_at"]) for r in runs)
+def pct(v, p):
+    v = sorted(v); return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+print(f"{name}_{dag}_trigger_to_success_p50 {pct(walls, 50) * 1000:.1f} ms")
+if dag.startswith("chain"):
+    gaps = []
+    for line in open(tis_f):
+        if not line.strip(): continue
+        tis = {t["task_id"]: t for t in json.loads(line)}
+        for i in range(1, 20):
+            gaps.append(ts(tis[f"t{i+1}"]["start_date"]) - ts(tis[f"t{i}"]["end_date"]))
+    print(f"{name}_{dag}_gap_p50 {pct(gaps, 50) * 1000:.2f} ms")
+    print(f"{name}_{dag}_gap_p99 {pct(gaps, 99) * 1000:.2f} ms")
+PY
+  done
+  kill -INT "$pid"; wait "$pid" || true
+}
+
+bench_backend sqlite "sqlite://$WORK/bench.db"
+PG_DB="tributary_scratch_bench_$$"
+psql "$PG_ADMIN" -qc "CREATE DATABASE $PG_DB" >/dev/null
+bench_backend postgres "${PG_ADMIN%/*}/$PG_DB"
+psql "$PG_ADMIN" -qc "DROP DATABASE $PG_DB" >/dev/null

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs and starts what the
+# tests need (PostgreSQL, cargo-nextest), then format, lint and tests.
+# Usage: ./scripts/test.sh [extra nextest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+apt_install() {
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing $*"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  else
+    echo "cannot install $* (no apt-get); install it and re-run" >&2
+    exit 1
+  fi
+}
+
+# --- PostgreSQL on 127.0.0.1:5432, user postgres, trust auth ---------------
+pg_ready() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
+if ! command -v pg_isready >/dev/null 2>&1; then
+  apt_install postgresql postgresql-client
+fi
+if ! pg_ready; then
+  log "starting PostgreSQL"
+  if [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+    ver=$(ls /etc/postgresql | sort -V | tail -1)
+    if [ ! -d "/etc/postgresql/$ver/main" ]; then
+      pg_createcluster "$ver" main
+    fi
+    # Tests connect over TCP as postgres without a password.
+    hba="/etc/postgresql/$ver/main/pg_hba.conf"
+    if ! grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
+      sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  fi
+  for _ in $(seq 1 60); do pg_ready && break; sleep 0.5; done
+  pg_ready || { echo "PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
+fi
+export TRIBUTARY_TEST_POSTGRES="${TRIBUTARY_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+# Scratch databases of earlier runs.
+psql "$TRIBUTARY_TEST_POSTGRES" -Atqc \
+  "SELECT datname FROM pg_database WHERE datname LIKE 'tributary\_scratch\_%'" 2>/dev/null |
+  while read -r db; do psql "$TRIBUTARY_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+
+# --- Rust tools ------------------------------------------------------------
+command -v bash >/dev/null || apt_install bash
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "tests"
+cargo nextest run --workspace --locked --no-fail-fast "$@"
