@@ -56,15 +56,17 @@ bench_backend() {
       "$BIN" trigger "$dag" --wait --timeout 120 >/dev/null
     done
     "$BIN" runs list "$dag" --limit "$RUNS" -o json >"$WORK/runs.json"
-    : >"$WORK/tis.json"
+    rm -rf "$WORK/tis" && mkdir "$WORK/tis"
+    n=0
     for run in $(python3 -c "import json;print(' '.join(r['run_id'] for r in json.load(open('$WORK/runs.json'))))"); do
-      "$BIN" tasks list "$dag" "$run" -o json >>"$WORK/tis.json"
-      echo >>"$WORK/tis.json"
+      n=$((n + 1))
+      "$BIN" tasks list "$dag" "$run" -o json >"$WORK/tis/$n.json"
     done
-    python3 - "$name" "$dag" "$WORK/runs.json" "$WORK/tis.json" <<'PY'
+    python3 - "$name" "$dag" "$WORK/runs.json" "$WORK/tis" <<'PY'
 import json, sys
 from datetime import datetime
-name, dag, runs_f, tis_f = sys.argv[1:]
+import glob
+name, dag, runs_f, tis_dir = sys.argv[1:]
 ts = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 runs = json.load(open(runs_f))
 assert all(r["state"] == "success" for r in runs), [r["state"] for r in runs]
@@ -74,9 +76,8 @@ def pct(v, p):
 print(f"{name}_{dag}_trigger_to_success_p50 {pct(walls, 50) * 1000:.1f} ms")
 if dag.startswith("chain"):
     gaps = []
-    for line in open(tis_f):
-        if not line.strip(): continue
-        tis = {t["task_id"]: t for t in json.loads(line)}
+    for f in glob.glob(tis_dir + "/*.json"):
+        tis = {t["task_id"]: t for t in json.load(open(f))}
         for i in range(1, 20):
             gaps.append(ts(tis[f"t{i+1}"]["start_date"]) - ts(tis[f"t{i}"]["end_date"]))
     print(f"{name}_{dag}_gap_p50 {pct(gaps, 50) * 1000:.2f} ms")

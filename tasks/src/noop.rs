@@ -1,4 +1,4 @@
-//! `noop`: a task that succeeds at once. Useful for joins, placeholders in a
+//! `noop`: a task that succeeds at once. Useful for joins, stand-ins in a
 //! graph being designed, and measuring the scheduler's own overhead.
 
 use std::sync::Arc;
@@ -34,7 +34,7 @@ impl TaskKind for NoopKind {
         "noop"
     }
     fn summary(&self) -> &'static str {
-        "Does nothing and succeeds: joins, placeholders, scheduler benchmarks."
+        "Does nothing and succeeds: joins, stand-ins while designing a graph, scheduler benchmarks."
     }
     fn settings_schema(&self) -> serde_json::Value {
         crate::schema_of::<NoopSettings>()

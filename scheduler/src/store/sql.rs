@@ -46,7 +46,7 @@ fn state<T: FromStr<Err = String>>(row: &AnyRow, col: &str) -> Result<T> {
     T::from_str(&s).map_err(|e| Error::Database(sqlx::Error::Decode(e.into())))
 }
 
-/// A statement built at run time with `$N` placeholders, which both
+/// A statement built at run time with `$N` parameters, which both
 /// PostgreSQL and SQLite accept (sqlx's `QueryBuilder<Any>` writes `?`,
 /// which PostgreSQL does not).
 struct Sql {
