@@ -160,6 +160,19 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
+/// How to call this binary from the current directory (`./target/release/tributary`).
+fn invoked_as() -> String {
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    match (exe, cwd) {
+        (Some(e), Some(c)) => match e.strip_prefix(&c) {
+            Ok(rel) => format!("./{}", rel.display()),
+            Err(_) => e.display().to_string(),
+        },
+        _ => "tributary".to_string(),
+    }
+}
+
 async fn dags(ctx: &Ctx, c: &DagsCommand) -> Result<ExitCode> {
     match c {
         DagsCommand::Validate { paths } => validate(ctx, paths),
