@@ -146,9 +146,11 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
             "  scheduler  running, {} parallel task tries",
             a.parallelism
         );
-        println!(
-            "Try: tributary dags list   |   tributary trigger <dag> --wait   |   Ctrl-C to stop"
-        );
+        let me = invoked_as();
+        println!("Try ({me} is this binary):");
+        println!("  {me} dags list");
+        println!("  {me} trigger hello --conf '{{\"name\": \"you\"}}' --wait");
+        println!("Ctrl-C stops (running tasks go back to scheduled)");
     }
     for d in bag.diagnostics() {
         eprintln!("import error: {d}");
