@@ -157,6 +157,24 @@ pub enum RunsCommand {
         #[arg(long, default_value_t = 25)]
         limit: i64,
     },
+    /// Force a run's outcome; its tasks that have not started get the same state.
+    Mark {
+        /// DAG id.
+        dag_id: String,
+        /// Run id.
+        run_id: String,
+        /// New state.
+        state: MarkState,
+    },
+}
+
+/// Outcome forced by a `mark` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MarkState {
+    /// Success.
+    Success,
+    /// Failed.
+    Failed,
 }
 
 /// `tasks` subcommands.
@@ -183,6 +201,37 @@ pub enum TasksCommand {
     },
     /// List the task kinds and their settings.
     Kinds,
+    /// Run task instances again as a new try (earlier tries' logs are kept);
+    /// a finished run goes back to running.
+    Clear {
+        /// DAG id.
+        dag_id: String,
+        /// Run id.
+        run_id: String,
+        /// Only this task (default: every task of the run).
+        #[arg(long)]
+        task: Option<String>,
+        /// Also the tasks downstream of --task.
+        #[arg(long, requires = "task")]
+        downstream: bool,
+        /// Also the tasks upstream of --task.
+        #[arg(long, requires = "task")]
+        upstream: bool,
+        /// Only tasks that failed or were upstream_failed.
+        #[arg(long)]
+        failed_only: bool,
+    },
+    /// Force a task instance's outcome (it must not be executing).
+    Mark {
+        /// DAG id.
+        dag_id: String,
+        /// Run id.
+        run_id: String,
+        /// Task id.
+        task_id: String,
+        /// New state.
+        state: MarkState,
+    },
 }
 
 /// `pools` subcommands.

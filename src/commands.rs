@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Cli, Command, DagsCommand, DbCommand, Output, PoolsCommand, RunsCommand, SchedulerArgs,
-    TasksCommand, TriggerArgs,
+    Cli, Command, DagsCommand, DbCommand, MarkState, Output, PoolsCommand, RunsCommand,
+    SchedulerArgs, TasksCommand, TriggerArgs,
 };
 use crate::output::{self, opt_ts, secs, ts};
 
@@ -40,7 +40,7 @@ impl Ctx {
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
     }
 
-    async fn store(&self) -> Result<Arc<dyn Store>> {
+    async fn sql_store(&self) -> Result<SqlStore> {
         let url = self.database_url();
         let store = SqlStore::connect(&url).await.with_context(|| {
             format!(
@@ -49,7 +49,11 @@ impl Ctx {
             )
         })?;
         store.migrate().await?;
-        Ok(Arc::new(store))
+        Ok(store)
+    }
+
+    async fn store(&self) -> Result<Arc<dyn Store>> {
+        Ok(Arc::new(self.sql_store().await?))
     }
 
     fn bag(&self) -> Result<DagBag> {
@@ -91,6 +95,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dags(c) => dags(&ctx, c).await,
         Command::Trigger(a) => trigger(&ctx, a).await,
         Command::Runs(RunsCommand::List { dag_id, limit }) => runs_list(&ctx, dag_id, *limit).await,
+        Command::Runs(RunsCommand::Mark {
+            dag_id,
+            run_id,
+            state,
+        }) => {
+            let store = ctx.store().await?;
+            let run = find_run(store.as_ref(), dag_id, run_id).await?;
+            let r =
+                scheduler::actions::mark_run(store.as_ref(), &run, *state == MarkState::Success)
+                    .await?;
+            report_action(
+                &ctx,
+                &format!("run {run_id} marked {}", state_word(*state)),
+                &r,
+            )
+        }
         Command::Tasks(c) => tasks_cmd(&ctx, c).await,
         Command::Pools(c) => pools(&ctx, c).await,
     }
@@ -116,7 +136,10 @@ fn shutdown_on_signals() -> CancellationToken {
 }
 
 async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result<ExitCode> {
-    let store = ctx.store().await?;
+    let sql = ctx.sql_store().await?;
+    // Held for the life of the process (SQLite: one scheduler at a time).
+    let _exclusive = sql.exclusive_scheduler_lock()?;
+    let store: Arc<dyn Store> = Arc::new(sql);
     let cfg = SchedulerConfig {
         dags: vec![ctx.cli.dags_folder.clone()],
         parallelism: usize::from(a.parallelism),
@@ -651,8 +674,100 @@ async fn runs_list(ctx: &Ctx, dag_id: &str, limit: i64) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn state_word(s: MarkState) -> &'static str {
+    match s {
+        MarkState::Success => "success",
+        MarkState::Failed => "failed",
+    }
+}
+
+async fn find_run(
+    store: &dyn Store,
+    dag_id: &str,
+    run_id: &str,
+) -> Result<scheduler::store::RunRecord> {
+    Ok(store
+        .get_run(dag_id, run_id)
+        .await?
+        .ok_or_else(|| scheduler::Error::RunNotFound {
+            dag_id: dag_id.to_string(),
+            run_id: run_id.to_string(),
+        })?)
+}
+
+fn report_action(ctx: &Ctx, what: &str, r: &scheduler::actions::ActionReport) -> Result<ExitCode> {
+    if ctx.cli.output == Output::Json {
+        output::json(&json!({"changed": r.changed, "busy": r.busy, "run_state": r.run_state}))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{what}");
+    if !r.changed.is_empty() {
+        println!("  changed: {}", r.changed.join(", "));
+    }
+    if !r.busy.is_empty() {
+        println!("  left alone (executing): {}", r.busy.join(", "));
+    }
+    if let Some(s) = r.run_state {
+        println!("  run is now {s}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn tasks_cmd(ctx: &Ctx, c: &TasksCommand) -> Result<ExitCode> {
     match c {
+        TasksCommand::Clear {
+            dag_id,
+            run_id,
+            task,
+            downstream,
+            upstream,
+            failed_only,
+        } => {
+            let store = ctx.store().await?;
+            let bag = ctx.synced_bag(store.as_ref()).await?;
+            let dag = bag.get(dag_id)?;
+            let run = find_run(store.as_ref(), dag_id, run_id).await?;
+            let opts = scheduler::actions::ClearOptions {
+                task: task.clone(),
+                downstream: *downstream,
+                upstream: *upstream,
+                failed_only: *failed_only,
+            };
+            let r = scheduler::actions::clear(store.as_ref(), &dag, &run, &opts).await?;
+            if r.changed.is_empty() && ctx.cli.output == Output::Table {
+                println!("nothing to clear in run {run_id}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            report_action(
+                ctx,
+                &format!("cleared {} task(s) of run {run_id}", r.changed.len()),
+                &r,
+            )
+        }
+        TasksCommand::Mark {
+            dag_id,
+            run_id,
+            task_id,
+            state,
+        } => {
+            let store = ctx.store().await?;
+            let bag = ctx.synced_bag(store.as_ref()).await?;
+            let dag = bag.get(dag_id)?;
+            let run = find_run(store.as_ref(), dag_id, run_id).await?;
+            let r = scheduler::actions::mark_task(
+                store.as_ref(),
+                &dag,
+                &run,
+                task_id,
+                *state == MarkState::Success,
+            )
+            .await?;
+            report_action(
+                ctx,
+                &format!("task {task_id} marked {}", state_word(*state)),
+                &r,
+            )
+        }
         TasksCommand::Kinds => {
             if ctx.cli.output == Output::Json {
                 let v: Vec<Value> = ctx

@@ -166,7 +166,31 @@ on_both!(
     pools_limit_concurrency,
     broken_dag_file_beside_good_ones,
     scheduled_runs_are_created_from_the_schedule,
+    clear_with_downstream_and_mark,
+    killed_scheduler_task_is_retried_by_another,
 );
+
+#[test]
+fn sqlite_refuses_a_second_scheduler() {
+    let env = sqlite_env();
+    env.dag(
+        "a",
+        "dag_id = \"a\"\n[[task]]\nid = \"t\"\nkind = \"noop\"\n",
+    );
+    let _first = env.scheduler();
+    env.eventually("the first scheduler to start", || {
+        std::fs::read_to_string(env.path("scheduler.log"))
+            .unwrap_or_default()
+            .contains("scheduler started")
+    });
+    let second = env.run(&["scheduler"]);
+    assert!(!second.status.success());
+    let err = text(&second.stderr);
+    assert!(
+        err.contains("another scheduler") && err.contains("use PostgreSQL"),
+        "{err}"
+    );
+}
 
 fn run_id_from(out: &str) -> String {
     out.split_whitespace()
@@ -586,4 +610,111 @@ fn scheduled_runs_are_created_from_the_schedule(env: Env) {
     let log = std::fs::read_to_string(env.path("scheduler.log")).unwrap();
     assert!(log.contains("scheduler stopped"), "{log}");
     let _ = Path::new(BIN);
+}
+
+fn clear_with_downstream_and_mark(env: Env) {
+    let flag = env.path("ready.flag");
+    env.dag(
+        "gated",
+        &format!(
+            "dag_id = \"gated\"\n[[task]]\nid = \"gate\"\nkind = \"shell\"\ncommand = \"test -f {}\"\n\
+             [[task]]\nid = \"after\"\nkind = \"noop\"\ndepends_on = [\"gate\"]\n\
+             [[task]]\nid = \"last\"\nkind = \"noop\"\ndepends_on = [\"after\"]\n\
+             [[task]]\nid = \"side\"\nkind = \"noop\"\n",
+            flag.display()
+        ),
+    );
+    let _s = env.scheduler();
+    let out = text(
+        &env.run(&["trigger", "gated", "--wait", "--timeout", "60"])
+            .stdout,
+    );
+    let run_id = run_id_from(&out);
+    assert_eq!(env.state_of("gated", &run_id, "after"), "upstream_failed");
+    std::fs::write(&flag, "").unwrap();
+    let cleared = env.json(&[
+        "tasks",
+        "clear",
+        "gated",
+        &run_id,
+        "--task",
+        "gate",
+        "--downstream",
+    ]);
+    let mut changed: Vec<&str> = cleared["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    changed.sort_unstable();
+    assert_eq!(
+        changed,
+        vec!["after", "gate", "last"],
+        "side is not downstream of gate"
+    );
+    env.eventually("the cleared run to succeed", || {
+        env.json(&["runs", "list", "gated"])[0]["state"] == "success"
+    });
+    let states = env.task_states("gated", &run_id);
+    assert!(
+        states.contains(&("gate".into(), "success".into(), 2)),
+        "a new try: {states:?}"
+    );
+    assert!(
+        states.contains(&("side".into(), "success".into(), 1)),
+        "side did not run again: {states:?}"
+    );
+    // The first try's log is kept.
+    let log1 = env.ok(&["tasks", "logs", "gated", &run_id, "gate", "--try", "1"]);
+    assert!(log1.contains("command exited with code 1"), "{log1}");
+    // Marking: a finished task can be forced; the run can be forced too.
+    env.ok(&["tasks", "mark", "gated", &run_id, "side", "failed"]);
+    assert_eq!(env.state_of("gated", &run_id, "side"), "failed");
+    env.ok(&["runs", "mark", "gated", &run_id, "failed"]);
+    assert_eq!(env.json(&["runs", "list", "gated"])[0]["state"], "failed");
+    let bad = env.run(&["tasks", "clear", "gated", &run_id, "--task", "nope"]);
+    assert!(!bad.status.success() && text(&bad.stderr).contains("has no task \"nope\""));
+    // Clearing only failed tasks of the finished run brings it back to running.
+    let c = env.json(&["tasks", "clear", "gated", &run_id, "--failed-only"]);
+    assert_eq!(c["changed"], serde_json::json!(["side"]));
+    env.eventually("the run to succeed again", || {
+        env.json(&["runs", "list", "gated"])[0]["state"] == "success"
+    });
+}
+
+fn killed_scheduler_task_is_retried_by_another(env: Env) {
+    env.dag(
+        "long",
+        "dag_id = \"long\"\n[[task]]\nid = \"work\"\nkind = \"shell\"\nretries = 1\nretry_delay = 0\n\
+         command = \"if [ $TRIBUTARY_TRY_NUMBER = 1 ]; then exec sleep 45; fi; echo second try\"\n",
+    );
+    let mut first = env.scheduler();
+    let out = env.ok(&["trigger", "long"]);
+    let run_id = run_id_from(&out);
+    env.eventually("the first try to run", || {
+        env.state_of("long", &run_id, "work") == "running"
+    });
+    first.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    first.0.wait().unwrap();
+    let killed_at = chrono::Utc::now();
+    let _second = env.scheduler();
+    env.eventually("the run to succeed", || {
+        env.json(&["runs", "list", "long"])[0]["state"] == "success"
+    });
+    let tis = env.json(&["tasks", "list", "long", &run_id]);
+    let ti = &tis[0];
+    assert_eq!(ti["try_number"], 2);
+    let started = chrono::DateTime::parse_from_rfc3339(ti["start_date"].as_str().unwrap()).unwrap();
+    let took = (started.with_timezone(&chrono::Utc) - killed_at).num_milliseconds() as f64 / 1000.0;
+    assert!(took < 30.0, "second try started {took}s after the kill");
+    let log1 = env.ok(&["tasks", "logs", "long", &run_id, "work", "--try", "1"]);
+    assert!(log1.contains("stopped heartbeating"), "{log1}");
+    let log2 = env.ok(&["tasks", "logs", "long", &run_id, "work", "--try", "2"]);
+    assert!(log2.contains("second try"), "{log2}");
+    // The orphaned first try (its scheduler was SIGKILLed) is ours to clean up.
+    let _ = Command::new("pkill").args(["-f", "exec sleep 45"]).status();
+    let _ = Command::new("pkill")
+        .args(["-x", "-f", "sleep 45"])
+        .status();
 }

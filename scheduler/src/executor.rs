@@ -111,6 +111,23 @@ impl Executor {
         });
     }
 
+    /// Refreshes heartbeats every `every` until `stop` fires, on its own task so
+    /// a busy scheduling loop cannot make our own tries look dead.
+    pub fn spawn_heartbeat(&self, every: Duration, stop: CancellationToken) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                if let Err(error) = this.heartbeat().await {
+                    warn!(%error, "heartbeat failed");
+                }
+            }
+        });
+    }
+
     /// Refreshes the heartbeat of every try this executor holds.
     pub async fn heartbeat(&self) -> crate::Result<u64> {
         self.store.heartbeat(&self.owner, Utc::now()).await
@@ -163,6 +180,7 @@ impl Executor {
             heartbeat_at: Some(Some(started)),
             next_retry_at: Some(None),
             error: Some(None),
+            only_if_owner: Some(self.owner.clone()),
             ..TiPatch::default()
         };
         let to = TaskState::Queued.apply(TaskEvent::Start)?;
@@ -227,6 +245,7 @@ impl Executor {
         let mut patch = TiPatch {
             end_date: Some(Some(ended)),
             duration_ms: Some(Some(duration_ms)),
+            only_if_owner: Some(self.owner.clone()),
             ..TiPatch::default()
         };
         let event = match &result {
@@ -282,7 +301,11 @@ impl Executor {
             .update_ti(ti.id, TaskState::Running, to, &patch)
             .await?
         {
-            warn!(ti_id = ti.id, task_id = %ti.task_id, "task instance changed while running; result dropped");
+            warn!(
+                ti_id = ti.id,
+                task_id = %ti.task_id,
+                "task instance changed while running (cleared, marked, or our lease expired); result dropped"
+            );
         }
         info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number, state = %to, "task try ended");
         self.store.notify().await?;

@@ -5,6 +5,7 @@
 //! trigger-rule evaluation) does no I/O. I/O sits behind the [`store::Store`]
 //! trait (metadata) and the [`operator::Operator`] trait (what a task does).
 
+pub mod actions;
 pub mod conf;
 pub mod dag;
 pub mod dagbag;

@@ -38,6 +38,9 @@ pub struct SchedulerConfig {
     pub dag_refresh: Duration,
     /// How often running tries' heartbeats are refreshed.
     pub heartbeat: Duration,
+    /// A queued or running try whose holder has not heartbeated for this long
+    /// is taken back (retried or failed per its retries).
+    pub lease_timeout: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -47,6 +50,7 @@ impl Default for SchedulerConfig {
             parallelism: 32,
             dag_refresh: Duration::from_secs(10),
             heartbeat: Duration::from_secs(5),
+            lease_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -129,6 +133,9 @@ impl Scheduler {
         let mut changes = self.store.changes().await?;
         let mut next_refresh = tokio::time::Instant::now() + self.cfg.dag_refresh;
         let mut next_heartbeat = tokio::time::Instant::now() + self.cfg.heartbeat;
+        let stop_heartbeat = CancellationToken::new();
+        self.executor
+            .spawn_heartbeat(self.cfg.heartbeat, stop_heartbeat.clone());
         info!(
             owner = self.executor.owner(),
             dags = self.bag.dags.len(),
@@ -143,9 +150,7 @@ impl Scheduler {
                 next_refresh = now + self.cfg.dag_refresh;
             }
             if now >= next_heartbeat {
-                if let Err(error) = self.executor.heartbeat().await {
-                    warn!(%error, "heartbeat failed");
-                }
+                // Wake at least this often to look for expired leases.
                 next_heartbeat = now + self.cfg.heartbeat;
             }
             let due = match self.tick(Utc::now()).await {
@@ -180,6 +185,7 @@ impl Scheduler {
         }
         info!("scheduler stopping");
         self.executor.shutdown().await;
+        stop_heartbeat.cancel();
         self.store.notify().await?;
         info!("scheduler stopped");
         Ok(())
@@ -310,7 +316,10 @@ impl Scheduler {
             }
         }
 
-        // 3. Retries whose delay elapsed.
+        // 3. Tries whose holder stopped heartbeating: take them back.
+        self.reap_expired(now).await?;
+
+        // Retries whose delay elapsed.
         for ti in self.store.due_retries(now).await? {
             self.store
                 .update_ti(
@@ -402,6 +411,55 @@ impl Scheduler {
         Ok((report, due))
     }
 
+    /// Queued or running tries whose lease expired (their process died or
+    /// hangs): queued ones are scheduled again; running ones count as a
+    /// failed try (retried if tries remain). Fenced by the old owner, so a
+    /// holder that heartbeats at the last moment keeps its try.
+    async fn reap_expired(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let cutoff = now
+            - chrono::Duration::from_std(self.cfg.lease_timeout).unwrap_or(chrono::Duration::MAX);
+        for ti in self.store.expired_leases(cutoff).await? {
+            let owner = ti.lease_owner.clone().unwrap_or_default();
+            let msg = format!(
+                "the process running this try ({owner}) stopped heartbeating for {}s; taking it back",
+                self.cfg.lease_timeout.as_secs()
+            );
+            let mut patch = TiPatch {
+                only_if_owner: ti.lease_owner.clone(),
+                lease_owner: Some(None),
+                error: Some(Some(msg.clone())),
+                ..TiPatch::default()
+            };
+            let event = match ti.state {
+                TaskState::Queued => TaskEvent::Requeue,
+                _ if ti.try_number < ti.max_tries => {
+                    patch.next_retry_at = Some(Some(now));
+                    patch.end_date = Some(Some(now));
+                    TaskEvent::Retry
+                }
+                _ => {
+                    patch.end_date = Some(Some(now));
+                    TaskEvent::Fail
+                }
+            };
+            let to = ti.state.apply(event)?;
+            if ti.lease_owner.is_none() {
+                // No owner to fence on: match the state alone.
+                patch.only_if_owner = None;
+            }
+            if self.store.update_ti(ti.id, ti.state, to, &patch).await? {
+                warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, %owner, state = %to, "took back a try whose process stopped heartbeating");
+                if ti.try_number > 0 {
+                    self.store
+                        .append_logs(ti.id, ti.try_number, &[(now, msg)])
+                        .await?;
+                }
+                self.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
     async fn queue_ready(&mut self, now: DateTime<Utc>) -> Result<usize> {
         let free = self.executor.free_slots();
         if free == 0 {
@@ -463,6 +521,7 @@ impl Scheduler {
             };
             let patch = TiPatch {
                 queued_at: Some(Some(now)),
+                heartbeat_at: Some(Some(now)),
                 lease_owner: Some(Some(self.executor.owner().to_string())),
                 ..TiPatch::default()
             };

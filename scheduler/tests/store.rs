@@ -67,6 +67,7 @@ conformance!(
     logs_per_try_with_tail_cursor,
     pools_crud,
     change_feed_wakes_on_another_connections_write,
+    expired_leases_and_fencing,
 );
 
 fn t(h: u32) -> DateTime<Utc> {
@@ -569,4 +570,78 @@ async fn concurrent_first_migrations_postgres() {
             .unwrap(),
     )
     .await;
+}
+
+async fn expired_leases_and_fencing(s: Arc<SqlStore>) {
+    let run = s
+        .create_run(&new_run("d", 1, RunType::Manual), &seeds(&["a", "b", "c"]))
+        .await
+        .unwrap();
+    let tis = s.task_instances(&[run.id]).await.unwrap();
+    let now = Utc::now();
+    let held = |owner: &str, hb: DateTime<Utc>| TiPatch {
+        lease_owner: Some(Some(owner.into())),
+        heartbeat_at: Some(Some(hb)),
+        ..TiPatch::default()
+    };
+    s.update_ti(
+        tis[0].id,
+        TaskState::Pending,
+        TaskState::Running,
+        &held("dead", now - CDuration::seconds(60)),
+    )
+    .await
+    .unwrap();
+    s.update_ti(
+        tis[1].id,
+        TaskState::Pending,
+        TaskState::Running,
+        &held("alive", now),
+    )
+    .await
+    .unwrap();
+    s.update_ti(
+        tis[2].id,
+        TaskState::Pending,
+        TaskState::Queued,
+        &held("dead", now - CDuration::seconds(60)),
+    )
+    .await
+    .unwrap();
+    let expired = s
+        .expired_leases(now - CDuration::seconds(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        expired
+            .iter()
+            .map(|t| t.task_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a", "c"]
+    );
+    // Fencing: only the lease owner's update applies.
+    let fenced = |owner: &str| TiPatch {
+        only_if_owner: Some(owner.into()),
+        ..TiPatch::default()
+    };
+    assert!(
+        !s.update_ti(
+            tis[1].id,
+            TaskState::Running,
+            TaskState::Success,
+            &fenced("dead")
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        s.update_ti(
+            tis[1].id,
+            TaskState::Running,
+            TaskState::Success,
+            &fenced("alive")
+        )
+        .await
+        .unwrap()
+    );
 }

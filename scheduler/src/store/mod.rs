@@ -246,6 +246,9 @@ pub struct TiPatch {
     pub lease_owner: Option<Option<String>>,
     /// Error message.
     pub error: Option<Option<String>>,
+    /// Condition, not a field: apply only while this owner holds the lease
+    /// (fencing: a process that lost its lease cannot overwrite the state).
+    pub only_if_owner: Option<String>,
 }
 
 /// One stored log line.
@@ -350,6 +353,9 @@ pub trait Store: Send + Sync + 'static {
     async fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>>;
     /// Slots in use per pool and per DAG.
     async fn slot_usage(&self) -> Result<SlotUsage>;
+    /// Task instances queued or running whose holder has not heartbeated
+    /// since `cutoff` (its process died or hangs).
+    async fn expired_leases(&self, cutoff: DateTime<Utc>) -> Result<Vec<TaskInstance>>;
     /// Refreshes the heartbeat of every running task this owner holds.
     async fn heartbeat(&self, owner: &str, at: DateTime<Utc>) -> Result<u64>;
 

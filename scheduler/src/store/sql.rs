@@ -177,6 +177,45 @@ impl SqlStore {
         })
     }
 
+    /// On SQLite, takes the lock that lets one scheduler at a time use this
+    /// database (held while the returned file is open); on PostgreSQL, where
+    /// any number of schedulers may run, returns `None`.
+    pub fn exclusive_scheduler_lock(&self) -> Result<Option<std::fs::File>> {
+        let Some(migrate_lock) = &self.migrate_lock else {
+            return Ok(None);
+        };
+        let path = migrate_lock.with_extension("scheduler-lock");
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {
+                use std::io::{Seek, Write};
+                file.set_len(0).map_err(io)?;
+                file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+                write!(file, "{}", std::process::id()).map_err(io)?;
+                Ok(Some(file))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                Err(Error::Invalid(format!(
+                    "another scheduler (pid {}) is already running on this SQLite database; SQLite supports \
+                     one scheduler at a time: stop it, or use PostgreSQL (DATABASE_URL=postgres://…) to run several",
+                    holder.trim()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+
     /// The underlying pool (for tests and tools).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
@@ -625,6 +664,9 @@ impl Store for SqlStore {
             .bind(ti_id)
             .push(" AND state = ")
             .bind(from.as_str());
+        if let Some(owner) = &patch.only_if_owner {
+            q.push(" AND lease_owner = ").bind(owner.clone());
+        }
         Ok(q.query().execute(&self.pool).await?.rows_affected() == 1)
     }
 
@@ -678,6 +720,19 @@ impl Store for SqlStore {
             *u.by_dag.entry(r.try_get("dag_id")?).or_insert(0) += n;
         }
         Ok(u)
+    }
+
+    async fn expired_leases(&self, cutoff: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
+        sqlx::query(&format!(
+            "SELECT {TI_COLS} FROM task_instances ti WHERE ti.state IN ('queued', 'running') \
+             AND COALESCE(ti.heartbeat_at, ti.queued_at, 0) < $1 ORDER BY ti.id"
+        ))
+        .bind(to_micros(cutoff))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(ti_from_row)
+        .collect()
     }
 
     async fn heartbeat(&self, owner: &str, at: DateTime<Utc>) -> Result<u64> {
