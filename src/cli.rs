@@ -56,6 +56,8 @@ pub enum Command {
     Dags(DagsCommand),
     /// Trigger a manual run of a DAG.
     Trigger(TriggerArgs),
+    /// Fill or refill a DAG's history over a date range (run by the schedulers).
+    Backfill(BackfillArgs),
     /// List runs.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -254,5 +256,76 @@ pub enum PoolsCommand {
     Delete {
         /// Pool name.
         name: String,
+    },
+}
+
+/// `backfill` arguments: create one, or manage them with a subcommand.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BackfillArgs {
+    /// Manage existing backfills.
+    #[command(subcommand)]
+    pub command: Option<BackfillCommand>,
+    /// DAG id.
+    #[arg(required = true)]
+    pub dag_id: Option<String>,
+    /// First logical date (2026-11-01, or a datetime; read in the DAG's time zone).
+    #[arg(long, required = true)]
+    pub from: Option<String>,
+    /// Last logical date (inclusive).
+    #[arg(long, required = true)]
+    pub to: Option<String>,
+    /// Dates that already have a run: skip them (missing), re-run failed ones (failed), or re-run all (all).
+    #[arg(long, value_enum, default_value_t = ReprocessArg::Missing)]
+    pub reprocess: ReprocessArg,
+    /// Backfill runs queued or running at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_active_runs: i64,
+    /// Newest dates first.
+    #[arg(long)]
+    pub reverse: bool,
+    /// Print what would happen, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Conf of every run (JSON object checked against the DAG's params).
+    #[arg(long)]
+    pub conf: Option<String>,
+    /// Record the backfill and return at once (the schedulers run it).
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// Reprocess modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReprocessArg {
+    /// Only dates without a run.
+    Missing,
+    /// Also dates whose run failed.
+    Failed,
+    /// Every date.
+    All,
+}
+
+/// `backfill` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BackfillCommand {
+    /// Backfills, newest first.
+    List {
+        /// Only this DAG's.
+        #[arg(long)]
+        dag: Option<String>,
+    },
+    /// One backfill's progress; follows it until it ends with --follow.
+    Show {
+        /// Backfill id.
+        id: i64,
+        /// Keep showing progress until it ends.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Stop creating runs; queued runs are marked failed, running ones finish.
+    Cancel {
+        /// Backfill id.
+        id: i64,
     },
 }

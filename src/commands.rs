@@ -27,13 +27,13 @@ use crate::output::{self, opt_ts, secs, ts};
 /// The default metadata database: a SQLite file in `.tributary/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://.tributary/tributary.db";
 
-struct Ctx {
-    cli: Cli,
-    kinds: Kinds,
+pub(crate) struct Ctx {
+    pub(crate) cli: Cli,
+    pub(crate) kinds: Kinds,
 }
 
 impl Ctx {
-    fn database_url(&self) -> String {
+    pub(crate) fn database_url(&self) -> String {
         self.cli
             .database_url
             .clone()
@@ -52,7 +52,7 @@ impl Ctx {
         Ok(store)
     }
 
-    async fn store(&self) -> Result<Arc<dyn Store>> {
+    pub(crate) async fn store(&self) -> Result<Arc<dyn Store>> {
         Ok(Arc::new(self.sql_store().await?))
     }
 
@@ -68,7 +68,7 @@ impl Ctx {
     }
 
     /// Loads the DAGs folder and records it in the store, like a scheduler would.
-    async fn synced_bag(&self, store: &dyn Store) -> Result<DagBag> {
+    pub(crate) async fn synced_bag(&self, store: &dyn Store) -> Result<DagBag> {
         let bag = self.bag()?;
         bag.sync(store).await?;
         Ok(bag)
@@ -94,6 +94,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Dags(c) => dags(&ctx, c).await,
         Command::Trigger(a) => trigger(&ctx, a).await,
+        Command::Backfill(a) => crate::backfill_cmd::run(&ctx, a).await,
         Command::Runs(RunsCommand::List { dag_id, limit }) => runs_list(&ctx, dag_id, *limit).await,
         Command::Runs(RunsCommand::Mark {
             dag_id,

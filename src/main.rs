@@ -2,6 +2,7 @@
 //! store, and runs the requested command. Composition lives here; every
 //! capability lives in the library crates.
 
+mod backfill_cmd;
 mod cli;
 mod commands;
 mod output;

@@ -6,6 +6,7 @@
 //! trait (metadata) and the [`operator::Operator`] trait (what a task does).
 
 pub mod actions;
+pub mod backfill;
 pub mod conf;
 pub mod dag;
 pub mod dagbag;

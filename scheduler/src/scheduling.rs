@@ -204,7 +204,8 @@ impl Scheduler {
 
         let active = self.store.active_runs().await?;
         let mut active_per_dag: HashMap<&str, u32> = HashMap::new();
-        for r in &active {
+        // Backfill runs have their own limit; they never hold the schedule's slots.
+        for r in active.iter().filter(|r| r.run_type != RunType::Backfill) {
             *active_per_dag.entry(r.dag_id.as_str()).or_insert(0) += 1;
         }
 
@@ -278,15 +279,24 @@ impl Scheduler {
                 last = Some(next);
             }
         }
-        let active = if report.runs_created > 0 {
+        // Backfills: create or clear their next runs.
+        let backfill_runs = crate::backfill::advance(self.store.as_ref(), &self.bag.dags).await?;
+        report.runs_created += backfill_runs;
+        let mut active = if report.runs_created > 0 {
             self.store.active_runs().await?
         } else {
             active
         };
+        // Regular runs first, so a backfill never delays the schedule.
+        active.sort_by_key(|r| (r.run_type == RunType::Backfill, r.logical_date, r.id));
 
-        // 2. Start queued runs within max_active_runs (oldest logical date first).
+        // 2. Start queued runs: regular runs within the DAG's max_active_runs;
+        // backfill runs were already limited by their backfill's.
         let mut running_per_dag: HashMap<String, u32> = HashMap::new();
-        for r in active.iter().filter(|r| r.state == RunState::Running) {
+        for r in active
+            .iter()
+            .filter(|r| r.state == RunState::Running && r.run_type != RunType::Backfill)
+        {
             *running_per_dag.entry(r.dag_id.clone()).or_insert(0) += 1;
         }
         let mut running: Vec<RunRecord> = Vec::new();
@@ -295,8 +305,9 @@ impl Scheduler {
                 let Some(dag) = self.bag.dags.get(&r.dag_id) else {
                     continue;
                 };
+                let is_backfill = r.run_type == RunType::Backfill;
                 let n = running_per_dag.entry(r.dag_id.clone()).or_insert(0);
-                if *n >= dag.max_active_runs {
+                if !is_backfill && *n >= dag.max_active_runs {
                     continue;
                 }
                 let to = r.state.apply(RunEvent::Start)?;
@@ -305,7 +316,9 @@ impl Scheduler {
                     .set_run_state(r.id, RunState::Queued, to, now)
                     .await?
                 {
-                    *n += 1;
+                    if !is_backfill {
+                        *n += 1;
+                    }
                     report.runs_started += 1;
                     r.state = to;
                     r.start_date = Some(now);

@@ -17,6 +17,9 @@ use serde_json::Value;
 pub use sql::{Changes, SqlStore, redact_url as redact};
 
 use crate::Result;
+use crate::backfill::{
+    BackfillDate, BackfillRecord, BackfillState, DateAction, DateState, NewBackfill,
+};
 use crate::state::{RunState, TaskState};
 use crate::timetable::DataInterval;
 
@@ -375,6 +378,61 @@ pub trait Store: Send + Sync + 'static {
     async fn set_pool(&self, pool: &PoolRecord) -> Result<()>;
     /// Deletes a pool; false when unknown.
     async fn delete_pool(&self, name: &str) -> Result<bool>;
+
+    /// Runs of a DAG with logical dates in `[from, to]`.
+    async fn runs_between(
+        &self,
+        dag_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<RunRecord>>;
+    /// The run of a DAG at a logical date.
+    async fn run_at(&self, dag_id: &str, logical_date: DateTime<Utc>) -> Result<Option<RunRecord>>;
+    /// A run by its database key.
+    async fn run_by_pk(&self, run_pk: i64) -> Result<Option<RunRecord>>;
+    /// Attaches a run to a backfill.
+    async fn set_run_backfill(&self, run_pk: i64, backfill_id: i64) -> Result<()>;
+
+    /// Records a backfill and its planned dates (skipped dates are done at once).
+    async fn create_backfill(
+        &self,
+        nb: &NewBackfill,
+        dates: &[(DataInterval, DateAction)],
+    ) -> Result<BackfillRecord>;
+    /// One backfill.
+    async fn get_backfill(&self, id: i64) -> Result<Option<BackfillRecord>>;
+    /// Backfills, newest first, optionally of one DAG and in one state.
+    async fn list_backfills(
+        &self,
+        dag_id: Option<&str>,
+        state: Option<BackfillState>,
+        limit: i64,
+    ) -> Result<Vec<BackfillRecord>>;
+    /// Changes a backfill's state if it is still `from`.
+    async fn set_backfill_state(
+        &self,
+        id: i64,
+        from: BackfillState,
+        to: BackfillState,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Dates of a backfill with their runs' states, by logical date (newest
+    /// first when `reverse`), optionally in one state, at most `limit`.
+    async fn backfill_dates(
+        &self,
+        id: i64,
+        state: Option<DateState>,
+        limit: Option<i64>,
+        reverse: bool,
+    ) -> Result<Vec<BackfillDate>>;
+    /// Sets how far one date got.
+    async fn set_backfill_date(
+        &self,
+        id: i64,
+        logical_date: DateTime<Utc>,
+        state: DateState,
+        run_pk: Option<i64>,
+    ) -> Result<()>;
 
     /// Tells other processes that something changed (PostgreSQL NOTIFY).
     async fn notify(&self) -> Result<()>;

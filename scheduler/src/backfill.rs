@@ -1,0 +1,544 @@
+//! Backfills: fill (or refill) a DAG's history over a date range.
+//!
+//! `tributary backfill` plans every logical date of the range and records the
+//! plan in the database ([`create`]); schedulers then create or clear the
+//! runs a few at a time ([`advance`], called from every tick), so a backfill
+//! survives the CLI exiting and any scheduler restart. Backfill runs have
+//! their own `max_active_runs` and start after the DAG's regular runs, so
+//! they never starve the schedule.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::actions::{ClearOptions, clear};
+use crate::dag::Dag;
+use crate::state::RunState;
+use crate::store::{RunType, Store};
+use crate::timetable::{DataInterval, Schedule};
+use crate::{Error, Result};
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $txt:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $var),+ }
+        impl $name {
+            /// The stored text.
+            pub fn as_str(self) -> &'static str { match self { $($name::$var => $txt),+ } }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s { $($txt => Ok($name::$var),)+ o => Err(format!("unknown {} {o:?}", stringify!($name))) }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Which dates that already have a run are run again.
+    Reprocess {
+        /// Only dates without a run.
+        Missing = "missing",
+        /// Also dates whose run failed.
+        Failed = "failed",
+        /// Every date (finished runs are cleared and run again).
+        All = "all",
+    }
+);
+
+text_enum!(
+    /// State of a backfill.
+    BackfillState {
+        /// Runs are being created and run.
+        Running = "running",
+        /// Every date was handled.
+        Completed = "completed",
+        /// Stopped by a user; runs already started finish on their own.
+        Cancelled = "cancelled",
+    }
+);
+
+text_enum!(
+    /// What a backfill does with one logical date.
+    DateAction {
+        /// Create a run.
+        Create = "create",
+        /// Clear the existing run so it runs again.
+        Clear = "clear",
+        /// Leave the existing run alone.
+        Skip = "skip",
+    }
+);
+
+text_enum!(
+    /// How far one date of a backfill got.
+    DateState {
+        /// Not started yet.
+        Pending = "pending",
+        /// Its run was created or cleared.
+        Started = "started",
+        /// Its run ended (or it was skipped).
+        Done = "done",
+        /// The backfill was cancelled before it started.
+        Cancelled = "cancelled",
+    }
+);
+
+/// A backfill as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackfillRecord {
+    /// Id.
+    pub id: i64,
+    /// DAG id.
+    pub dag_id: String,
+    /// First logical date of the range.
+    pub from_date: DateTime<Utc>,
+    /// Last logical date of the range.
+    pub to_date: DateTime<Utc>,
+    /// Reprocess mode.
+    pub reprocess: Reprocess,
+    /// Backfill runs queued or running at once.
+    pub max_active_runs: i64,
+    /// Newest dates first.
+    pub reverse: bool,
+    /// Conf of every run.
+    pub conf: Value,
+    /// State.
+    pub state: BackfillState,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Completed or cancelled.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// One date of a backfill, with its run's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackfillDate {
+    /// Logical date.
+    pub logical_date: DateTime<Utc>,
+    /// End of its data interval.
+    pub data_interval_end: DateTime<Utc>,
+    /// What the backfill does with it.
+    pub action: DateAction,
+    /// How far it got.
+    pub state: DateState,
+    /// Its run.
+    pub dag_run_id: Option<i64>,
+    /// Its run's state.
+    pub run_state: Option<RunState>,
+}
+
+/// A backfill to record.
+#[derive(Debug, Clone)]
+pub struct NewBackfill {
+    /// DAG id.
+    pub dag_id: String,
+    /// First logical date.
+    pub from_date: DateTime<Utc>,
+    /// Last logical date.
+    pub to_date: DateTime<Utc>,
+    /// Reprocess mode.
+    pub reprocess: Reprocess,
+    /// Backfill runs at once.
+    pub max_active_runs: i64,
+    /// Newest first.
+    pub reverse: bool,
+    /// Conf of every run.
+    pub conf: Value,
+}
+
+/// Counts for progress displays.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Dates in the range.
+    pub total: usize,
+    /// Dates left alone (they already had a run).
+    pub skipped: usize,
+    /// Not started.
+    pub pending: usize,
+    /// Run queued.
+    pub queued: usize,
+    /// Run running.
+    pub running: usize,
+    /// Run succeeded.
+    pub success: usize,
+    /// Run failed.
+    pub failed: usize,
+    /// Not started because the backfill was cancelled.
+    pub cancelled: usize,
+}
+
+impl Progress {
+    /// Counts the dates of a backfill.
+    pub fn of(dates: &[BackfillDate]) -> Progress {
+        let mut p = Progress {
+            total: dates.len(),
+            ..Progress::default()
+        };
+        for d in dates {
+            match (d.action, d.state, d.run_state) {
+                (DateAction::Skip, _, _) => p.skipped += 1,
+                (_, DateState::Pending, _) => p.pending += 1,
+                (_, DateState::Cancelled, _) => p.cancelled += 1,
+                (_, _, Some(RunState::Queued)) => p.queued += 1,
+                (_, _, Some(RunState::Running)) => p.running += 1,
+                (_, _, Some(RunState::Success)) => p.success += 1,
+                (_, _, Some(RunState::Failed)) => p.failed += 1,
+                (_, _, None) => p.pending += 1,
+            }
+        }
+        p
+    }
+
+    /// Dates that will not change any more.
+    pub fn finished(&self) -> usize {
+        self.skipped + self.success + self.failed + self.cancelled
+    }
+}
+
+/// Decides what to do with each interval given the runs that already exist
+/// (by logical date). Active runs are never touched.
+pub fn plan(
+    intervals: &[DataInterval],
+    existing: &HashMap<DateTime<Utc>, RunState>,
+    reprocess: Reprocess,
+) -> Vec<(DataInterval, DateAction)> {
+    intervals
+        .iter()
+        .map(|i| {
+            let action = match (existing.get(&i.start), reprocess) {
+                (None, _) => DateAction::Create,
+                (Some(RunState::Queued | RunState::Running), _) => DateAction::Skip,
+                (Some(_), Reprocess::Missing) => DateAction::Skip,
+                (Some(RunState::Failed), Reprocess::Failed) => DateAction::Clear,
+                (Some(_), Reprocess::Failed) => DateAction::Skip,
+                (Some(_), Reprocess::All) => DateAction::Clear,
+            };
+            (*i, action)
+        })
+        .collect()
+}
+
+/// Checks a range against the DAG and plans it (no writes): the intervals
+/// whose logical dates lie in `[from, to]` and what to do with each.
+pub async fn prepare(
+    store: &dyn Store,
+    dag: &Dag,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    reprocess: Reprocess,
+    reverse: bool,
+) -> Result<Vec<(DataInterval, DateAction)>> {
+    let tt = &dag.timetable;
+    if matches!(tt.schedule, Schedule::None) {
+        return Err(Error::Invalid(format!(
+            "DAG {:?} has no schedule, so it has no logical dates to backfill; trigger runs with `tributary trigger` instead",
+            dag.dag_id
+        )));
+    }
+    if to < from {
+        return Err(Error::Invalid(format!(
+            "--to ({}) is before --from ({})",
+            to.to_rfc3339(),
+            from.to_rfc3339()
+        )));
+    }
+    if let Some(s) = tt.start.filter(|s| from < *s) {
+        return Err(Error::Invalid(format!(
+            "--from ({}) is before the DAG's start_date ({})",
+            from.to_rfc3339(),
+            s.to_rfc3339()
+        )));
+    }
+    if let Some(e) = tt.end.filter(|e| to > *e) {
+        return Err(Error::Invalid(format!(
+            "--to ({}) is after the DAG's end_date ({})",
+            to.to_rfc3339(),
+            e.to_rfc3339()
+        )));
+    }
+    let intervals = tt.intervals_between(from, to);
+    if intervals.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no logical date of schedule {:?} lies between {} and {}",
+            tt.schedule.as_text(),
+            from.to_rfc3339(),
+            to.to_rfc3339()
+        )));
+    }
+    let existing: HashMap<DateTime<Utc>, RunState> = store
+        .runs_between(&dag.dag_id, from, to)
+        .await?
+        .into_iter()
+        .map(|r| (r.logical_date, r.state))
+        .collect();
+    let mut p = plan(&intervals, &existing, reprocess);
+    if reverse {
+        p.reverse();
+    }
+    Ok(p)
+}
+
+/// Records a backfill; schedulers execute it.
+pub async fn create(
+    store: &dyn Store,
+    dag: &Dag,
+    nb: &NewBackfill,
+) -> Result<(BackfillRecord, Vec<(DataInterval, DateAction)>)> {
+    if nb.max_active_runs < 1 {
+        return Err(Error::Invalid(
+            "--max-active-runs must be at least 1".into(),
+        ));
+    }
+    dag.params
+        .resolve(&nb.conf)
+        .map_err(|problems| Error::InvalidConf {
+            dag_id: dag.dag_id.clone(),
+            problems,
+        })?;
+    let planned = prepare(
+        store,
+        dag,
+        nb.from_date,
+        nb.to_date,
+        nb.reprocess,
+        nb.reverse,
+    )
+    .await?;
+    let rec = store.create_backfill(nb, &planned).await?;
+    store.notify().await?;
+    Ok((rec, planned))
+}
+
+/// Cancels a backfill: no new runs; its queued runs are marked failed;
+/// running ones finish on their own.
+pub async fn cancel(store: &dyn Store, id: i64) -> Result<BackfillRecord> {
+    let bf = store
+        .get_backfill(id)
+        .await?
+        .ok_or_else(|| Error::Invalid(format!("backfill {id} not found")))?;
+    if bf.state != BackfillState::Running {
+        return Err(Error::Invalid(format!(
+            "backfill {id} is already {}",
+            bf.state
+        )));
+    }
+    store
+        .set_backfill_state(
+            id,
+            BackfillState::Running,
+            BackfillState::Cancelled,
+            Utc::now(),
+        )
+        .await?;
+    for d in store.backfill_dates(id, None, None, false).await? {
+        match d.state {
+            DateState::Pending => {
+                store
+                    .set_backfill_date(id, d.logical_date, DateState::Cancelled, None)
+                    .await?;
+            }
+            DateState::Started if d.run_state == Some(RunState::Queued) => {
+                if let Some(run) = store.run_by_pk(d.dag_run_id.unwrap_or_default()).await? {
+                    crate::actions::mark_run(store, &run, false).await?;
+                }
+            }
+            _ => {}
+        }
+    }
+    store.notify().await?;
+    store
+        .get_backfill(id)
+        .await?
+        .ok_or_else(|| Error::Invalid(format!("backfill {id} vanished")))
+}
+
+/// One scheduler step for every running backfill: marks dates whose run
+/// ended, creates or clears runs up to the backfill's `max_active_runs`, and
+/// completes backfills with nothing left. Returns how many runs it started.
+pub async fn advance(
+    store: &dyn Store,
+    dags: &std::collections::BTreeMap<String, std::sync::Arc<Dag>>,
+) -> Result<usize> {
+    let mut started = 0;
+    for bf in store
+        .list_backfills(None, Some(BackfillState::Running), 1000)
+        .await?
+    {
+        let Some(dag) = dags.get(&bf.dag_id) else {
+            continue;
+        };
+        let mut active = 0;
+        for d in store
+            .backfill_dates(bf.id, Some(DateState::Started), None, false)
+            .await?
+        {
+            match d.run_state {
+                Some(RunState::Success | RunState::Failed) | None => {
+                    store
+                        .set_backfill_date(bf.id, d.logical_date, DateState::Done, d.dag_run_id)
+                        .await?;
+                }
+                Some(_) => active += 1,
+            }
+        }
+        let room = bf.max_active_runs - active;
+        let pending = if room > 0 {
+            store
+                .backfill_dates(bf.id, Some(DateState::Pending), Some(room), bf.reverse)
+                .await?
+        } else {
+            Vec::new()
+        };
+        for d in &pending {
+            let interval = DataInterval {
+                start: d.logical_date,
+                end: d.data_interval_end,
+            };
+            let run_pk = match d.action {
+                DateAction::Create => {
+                    match crate::runs::create_run(
+                        store,
+                        dag,
+                        RunType::Backfill,
+                        interval,
+                        bf.conf.clone(),
+                        Some(bf.id),
+                    )
+                    .await
+                    {
+                        Ok(run) => Some(run.id),
+                        // A run appeared meanwhile (the schedule or another scheduler): leave it.
+                        Err(Error::RunExists { .. }) => None,
+                        Err(e) => return Err(e),
+                    }
+                }
+                DateAction::Clear => match store.run_at(&bf.dag_id, d.logical_date).await? {
+                    Some(run) if run.state.is_finished() => {
+                        clear(store, dag, &run, &ClearOptions::default()).await?;
+                        store.set_run_backfill(run.id, bf.id).await?;
+                        Some(run.id)
+                    }
+                    _ => None,
+                },
+                DateAction::Skip => None,
+            };
+            let state = if run_pk.is_some() {
+                DateState::Started
+            } else {
+                DateState::Done
+            };
+            store
+                .set_backfill_date(bf.id, d.logical_date, state, run_pk)
+                .await?;
+            if run_pk.is_some() {
+                started += 1;
+                active += 1;
+            }
+        }
+        if active == 0 && pending.is_empty() && room > 0 {
+            store
+                .set_backfill_state(
+                    bf.id,
+                    BackfillState::Running,
+                    BackfillState::Completed,
+                    Utc::now(),
+                )
+                .await?;
+            store.notify().await?;
+        }
+    }
+    Ok(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn d(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, day, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn plans_each_reprocess_mode() {
+        let intervals: Vec<DataInterval> = (1..=5)
+            .map(|i| DataInterval {
+                start: d(i),
+                end: d(i + 1),
+            })
+            .collect();
+        let existing: HashMap<_, _> = [
+            (d(1), RunState::Success),
+            (d(2), RunState::Failed),
+            (d(3), RunState::Running),
+            (d(4), RunState::Queued),
+        ]
+        .into();
+        let actions = |r| {
+            plan(&intervals, &existing, r)
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect::<Vec<_>>()
+        };
+        use DateAction::*;
+        assert_eq!(
+            actions(Reprocess::Missing),
+            vec![Skip, Skip, Skip, Skip, Create]
+        );
+        assert_eq!(
+            actions(Reprocess::Failed),
+            vec![Skip, Clear, Skip, Skip, Create]
+        );
+        assert_eq!(
+            actions(Reprocess::All),
+            vec![Clear, Clear, Skip, Skip, Create]
+        );
+    }
+
+    #[test]
+    fn progress_counts() {
+        let mk = |action, state, run_state| BackfillDate {
+            logical_date: d(1),
+            data_interval_end: d(2),
+            action,
+            state,
+            dag_run_id: None,
+            run_state,
+        };
+        let p = Progress::of(&[
+            mk(DateAction::Skip, DateState::Done, Some(RunState::Success)),
+            mk(DateAction::Create, DateState::Pending, None),
+            mk(
+                DateAction::Create,
+                DateState::Started,
+                Some(RunState::Running),
+            ),
+            mk(DateAction::Clear, DateState::Done, Some(RunState::Failed)),
+            mk(DateAction::Create, DateState::Done, Some(RunState::Success)),
+            mk(DateAction::Create, DateState::Cancelled, None),
+        ]);
+        assert_eq!(
+            (
+                p.total,
+                p.skipped,
+                p.pending,
+                p.running,
+                p.failed,
+                p.success,
+                p.cancelled
+            ),
+            (6, 1, 1, 1, 1, 1, 1)
+        );
+        assert_eq!(p.finished(), 4);
+    }
+}
