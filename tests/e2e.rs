@@ -1,162 +1,13 @@
 //! End-to-end tests: the real `tributary` binary, a scheduler process and
 //! CLI commands, on SQLite and on the real PostgreSQL server.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tributary");
-
-struct Env {
-    dir: tempfile::TempDir,
-    db: String,
-}
-
-impl Env {
-    fn new(db: String, dir: tempfile::TempDir) -> Env {
-        std::fs::create_dir_all(dir.path().join("dags")).unwrap();
-        Env { dir, db }
-    }
-
-    fn dags(&self) -> PathBuf {
-        self.dir.path().join("dags")
-    }
-
-    fn dag(&self, name: &str, text: &str) {
-        std::fs::write(self.dags().join(format!("{name}.toml")), text).unwrap();
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .env("DATABASE_URL", &self.db)
-            .env("TRIBUTARY_DAGS_FOLDER", self.dags())
-            .env("TMPDIR", self.dir.path())
-            .current_dir(self.dir.path());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed:\n{}\n{}",
-            text(&o.stdout),
-            text(&o.stderr)
-        );
-        text(&o.stdout)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = args.to_vec();
-        a.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-
-    fn scheduler(&self) -> Scheduler {
-        let log = std::fs::File::create(self.path("scheduler.log")).unwrap();
-        let child = self
-            .cmd(&["scheduler", "--dag-refresh-secs", "1"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Scheduler(child)
-    }
-
-    /// Waits (bounded) until `check` holds, re-checking whenever asked.
-    fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn task_states(&self, dag: &str, run_id: &str) -> Vec<(String, String, u64)> {
-        let v = self.json(&["tasks", "list", dag, run_id]);
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                (
-                    t["task_id"].as_str().unwrap().to_string(),
-                    t["state"].as_str().unwrap().to_string(),
-                    t["try_number"].as_u64().unwrap(),
-                )
-            })
-            .collect()
-    }
-
-    fn state_of(&self, dag: &str, run_id: &str, task: &str) -> String {
-        self.task_states(dag, run_id)
-            .into_iter()
-            .find(|t| t.0 == task)
-            .unwrap()
-            .1
-    }
-}
-
-struct Scheduler(Child);
-
-impl Scheduler {
-    fn interrupt(mut self) -> std::process::ExitStatus {
-        let st = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let status = self.0.wait().unwrap();
-        std::mem::forget(self);
-        status
-    }
-}
-
-impl Drop for Scheduler {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn sqlite_env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("meta.db").display());
-    Env::new(db, dir)
-}
-
-fn postgres_env() -> Env {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let admin = scheduler::store::scratch::admin_url();
-    let db = rt
-        .block_on(scheduler::store::scratch::postgres_database(&admin))
-        .expect("PostgreSQL is running");
-    Env::new(db, tempfile::tempdir().unwrap())
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[test] fn $name() { super::$name(super::sqlite_env()); })* }
-        mod postgres { $(#[test] fn $name() { super::$name(super::postgres_env()); })* }
-    };
-}
+use common::*;
 
 on_both!(
     trigger_and_wait_succeeds,
@@ -190,14 +41,6 @@ fn sqlite_refuses_a_second_scheduler() {
         err.contains("another scheduler") && err.contains("use PostgreSQL"),
         "{err}"
     );
-}
-
-fn run_id_from(out: &str) -> String {
-    out.split_whitespace()
-        .skip_while(|w| *w != "run")
-        .nth(1)
-        .unwrap()
-        .to_string()
 }
 
 fn trigger_and_wait_succeeds(env: Env) {
