@@ -478,96 +478,60 @@ impl Scheduler {
         if free == 0 {
             return Ok(0);
         }
-        let candidates = self
-            .store
-            .scheduled_tis(i64::try_from(free * 4 + 16).unwrap_or(i64::MAX))
-            .await?;
-        if candidates.is_empty() {
-            return Ok(0);
+        let claim = self.store.claim(self.executor.owner(), now, free).await?;
+        for ti in &claim.missing_pool {
+            let msg = ti.error.clone().unwrap_or_default();
+            warn!(dag_id = %ti.dag_id, task_id = %ti.task_id, "{msg}");
+            self.store
+                .append_logs(ti.id, ti.try_number.max(1), &[(now, msg)])
+                .await?;
+            self.wake.notify_one();
         }
-        let usage = self.store.slot_usage().await?;
-        let pools: HashMap<String, i64> = self
-            .store
-            .list_pools()
-            .await?
-            .into_iter()
-            .map(|p| (p.name, p.slots))
-            .collect();
-        let mut by_pool = usage.by_pool;
-        let mut by_dag = usage.by_dag;
         let mut runs: HashMap<i64, RunRecord> = HashMap::new();
         let mut queued = 0;
-        for ti in candidates {
-            let Some(dag) = self.bag.dags.get(&ti.dag_id).cloned() else {
-                continue;
-            };
-            let Some(position) = dag.position(&ti.task_id) else {
-                continue;
-            };
-            let Some(&slots) = pools.get(&ti.pool) else {
-                let msg = format!(
-                    "pool {:?} does not exist; create it with `tributary pools set {} --slots N`",
-                    ti.pool, ti.pool
-                );
-                warn!(dag_id = %ti.dag_id, task_id = %ti.task_id, "{msg}");
-                let patch = TiPatch {
-                    error: Some(Some(msg.clone())),
-                    end_date: Some(Some(now)),
-                    ..TiPatch::default()
-                };
-                self.store
-                    .update_ti(ti.id, TaskState::Scheduled, TaskState::Failed, &patch)
-                    .await?;
-                self.store
-                    .append_logs(ti.id, ti.try_number.max(1), &[(now, msg)])
-                    .await?;
-                self.wake.notify_one();
-                continue;
-            };
-            let in_pool = by_pool.get(&ti.pool).copied().unwrap_or(0);
-            let in_dag = by_dag.get(&ti.dag_id).copied().unwrap_or(0);
-            if in_pool >= slots || in_dag >= i64::from(dag.max_active_tasks) {
-                continue;
-            }
-            let Some(permit) = self.executor.try_slot() else {
-                break;
-            };
-            let patch = TiPatch {
-                queued_at: Some(Some(now)),
-                heartbeat_at: Some(Some(now)),
-                lease_owner: Some(Some(self.executor.owner().to_string())),
-                ..TiPatch::default()
-            };
-            let to = ti.state.apply(TaskEvent::Queue)?;
-            if !self
-                .store
-                .update_ti(ti.id, TaskState::Scheduled, to, &patch)
-                .await?
-            {
-                continue;
-            }
-            *by_pool.entry(ti.pool.clone()).or_insert(0) += 1;
-            *by_dag.entry(ti.dag_id.clone()).or_insert(0) += 1;
+        for ti in claim.claimed {
+            let dag = self.bag.dags.get(&ti.dag_id).cloned();
+            let position = dag.as_ref().and_then(|d| d.position(&ti.task_id));
             let run = match runs.get(&ti.dag_run_id) {
-                Some(r) => r.clone(),
+                Some(r) => Some(r.clone()),
                 None => {
-                    let Some(r) = self.store.get_run(&ti.dag_id, &ti.run_id).await? else {
-                        continue;
-                    };
-                    runs.insert(r.id, r.clone());
+                    let r = self.store.get_run(&ti.dag_id, &ti.run_id).await?;
+                    if let Some(r) = &r {
+                        runs.insert(r.id, r.clone());
+                    }
                     r
                 }
             };
-            let mut ti = ti;
-            ti.state = to;
-            self.executor.submit(Job {
-                ti,
-                run,
-                dag,
-                position,
-                permit,
-            });
-            queued += 1;
+            let permit = self.executor.try_slot();
+            match (dag, position, run, permit) {
+                (Some(dag), Some(position), Some(run), Some(permit)) => {
+                    self.executor.submit(Job {
+                        ti,
+                        run,
+                        dag,
+                        position,
+                        permit,
+                    });
+                    queued += 1;
+                }
+                _ => {
+                    // Not runnable here after all (DAG or task not loaded in this
+                    // process, or no slot): hand it back.
+                    let patch = TiPatch {
+                        lease_owner: Some(None),
+                        only_if_owner: Some(self.executor.owner().to_string()),
+                        ..TiPatch::default()
+                    };
+                    self.store
+                        .update_ti(
+                            ti.id,
+                            TaskState::Queued,
+                            TaskState::Queued.apply(TaskEvent::Requeue)?,
+                            &patch,
+                        )
+                        .await?;
+                }
+            }
         }
         Ok(queued)
     }

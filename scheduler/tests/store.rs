@@ -68,6 +68,7 @@ conformance!(
     pools_crud,
     change_feed_wakes_on_another_connections_write,
     expired_leases_and_fencing,
+    claims_respect_limits_and_never_overlap,
 );
 
 fn t(h: u32) -> DateTime<Utc> {
@@ -644,4 +645,102 @@ async fn expired_leases_and_fencing(s: Arc<SqlStore>) {
         .await
         .unwrap()
     );
+}
+
+async fn claims_respect_limits_and_never_overlap(s: Arc<SqlStore>) {
+    let mut dag = dag_record("d");
+    dag.max_active_tasks = 5;
+    s.sync_dags(&[dag], &[]).await.unwrap();
+    s.set_pool(&PoolRecord {
+        name: "two".into(),
+        slots: 2,
+        description: String::new(),
+    })
+    .await
+    .unwrap();
+    let ids: Vec<String> = (0..40).map(|i| format!("t{i:02}")).collect();
+    let mut seeds: Vec<TaskSeed> = ids
+        .iter()
+        .map(|id| TaskSeed {
+            task_id: id.clone(),
+            max_tries: 1,
+            pool: "default_pool".into(),
+            priority: 1,
+        })
+        .collect();
+    seeds[0].pool = "two".into();
+    seeds[1].pool = "two".into();
+    seeds[2].pool = "two".into();
+    seeds[3].pool = "nowhere".into();
+    let run = s
+        .create_run(&new_run("d", 1, RunType::Manual), &seeds)
+        .await
+        .unwrap();
+    s.set_run_state(run.id, RunState::Queued, RunState::Running, t(1))
+        .await
+        .unwrap();
+    for ti in s.task_instances(&[run.id]).await.unwrap() {
+        s.update_ti(
+            ti.id,
+            TaskState::Pending,
+            TaskState::Scheduled,
+            &TiPatch::default(),
+        )
+        .await
+        .unwrap();
+    }
+    // max_active_tasks = 5 caps the first claim; the pool "two" admits two of its three.
+    let c = s.claim("a", Utc::now(), 100).await.unwrap();
+    assert_eq!(c.claimed.len(), 5);
+    assert_eq!(c.claimed.iter().filter(|t| t.pool == "two").count(), 2);
+    assert_eq!(c.missing_pool.len(), 1);
+    assert_eq!(c.missing_pool[0].task_id, "t03");
+    assert_eq!(
+        s.get_task_instance("d", &run.run_id, "t03")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        TaskState::Failed
+    );
+    assert!(
+        s.claim("b", Utc::now(), 100)
+            .await
+            .unwrap()
+            .claimed
+            .is_empty(),
+        "DAG at its limit"
+    );
+    // Raise the DAG's limit, then race four claimers: no task is claimed twice.
+    let mut dag = dag_record("d");
+    dag.max_active_tasks = 1000;
+    dag.source_hash = "h2".into();
+    s.sync_dags(&[dag], &[]).await.unwrap();
+    let mut handles = Vec::new();
+    for i in 0..4 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let c = s
+                    .claim(&format!("claimer-{i}"), Utc::now(), 3)
+                    .await
+                    .unwrap();
+                if c.claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(c.claimed.into_iter().map(|t| t.task_id));
+            }
+        }));
+    }
+    let mut all: Vec<String> = c.claimed.iter().map(|t| t.task_id.clone()).collect();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), n, "a task was claimed twice");
+    // 40 tasks: one failed for its pool, the third "two" task waits for a pool slot.
+    assert_eq!(n, 38);
 }

@@ -287,6 +287,50 @@ pub struct SlotUsage {
     pub by_dag: std::collections::HashMap<String, i64>,
 }
 
+/// What a claim took: task instances now queued for the claimer, and those
+/// that failed because their pool does not exist.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    /// Now `queued`, leased to the claimer.
+    pub claimed: Vec<TaskInstance>,
+    /// Now `failed`: their pool does not exist.
+    pub missing_pool: Vec<TaskInstance>,
+}
+
+/// Picks which scheduled task instances may be queued now: in the given
+/// order (priority, then oldest run), while the pool has free slots, the
+/// DAG is under `max_active_tasks`, and fewer than `max` were taken. Pure;
+/// the store calls it inside its claim transaction. Returns the positions
+/// admitted and those whose pool does not exist.
+pub fn admit(
+    candidates: &[(TaskInstance, i64)],
+    usage: &SlotUsage,
+    pools: &std::collections::HashMap<String, i64>,
+    max: usize,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut by_pool = usage.by_pool.clone();
+    let mut by_dag = usage.by_dag.clone();
+    let (mut ok, mut missing) = (Vec::new(), Vec::new());
+    for (i, (ti, max_active_tasks)) in candidates.iter().enumerate() {
+        if ok.len() >= max {
+            break;
+        }
+        let Some(&slots) = pools.get(&ti.pool) else {
+            missing.push(i);
+            continue;
+        };
+        let in_pool = by_pool.entry(ti.pool.clone()).or_insert(0);
+        let in_dag = by_dag.entry(ti.dag_id.clone()).or_insert(0);
+        if *in_pool >= slots || *in_dag >= *max_active_tasks {
+            continue;
+        }
+        *in_pool += 1;
+        *in_dag += 1;
+        ok.push(i);
+    }
+    (ok, missing)
+}
+
 /// The metadata store. Every state change is a conditional update on the
 /// expected previous state, so concurrent actors cannot both apply one.
 #[async_trait]
@@ -350,6 +394,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Scheduled task instances of running runs, highest priority then oldest run first.
     async fn scheduled_tis(&self, limit: i64) -> Result<Vec<TaskInstance>>;
+    /// Queues up to `max` scheduled task instances for `owner`, within pool
+    /// slots and each DAG's `max_active_tasks`, in one transaction. On
+    /// PostgreSQL claimers are serialized (advisory lock) so the counts are
+    /// exact across schedulers, and rows are taken `FOR UPDATE SKIP LOCKED`.
+    async fn claim(&self, owner: &str, now: DateTime<Utc>, max: usize) -> Result<Claim>;
     /// up_for_retry task instances whose retry time has come.
     async fn due_retries(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>>;
     /// The earliest retry time of any up_for_retry task.
