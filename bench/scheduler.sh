@@ -4,6 +4,7 @@
 #     p50/p99 of the gap between one task's end and the next task's start
 #   - fanout100: 100 parallel noop tasks then a join; trigger→success
 #   - baseline: bash spawn time and one metadata round trip, same run
+#   - backfill1000: backfill of 1,000 daily intervals of a 1-task noop DAG
 # Usage: bench/scheduler.sh [runs per case, default 5]
 # Needs PostgreSQL on 127.0.0.1:5432 (scripts/test.sh starts it).
 set -euo pipefail
@@ -35,6 +36,8 @@ sed -e 's/chain20_noop/chain20_shell/' -e 's/kind = "noop"/kind = "shell"\ncomma
   done
   echo "[[task]]"; echo 'id = "join"'; echo 'kind = "noop"'; echo "depends_on = [${deps%, }]"
 } > "$WORK/dags/fanout100.toml"
+printf 'dag_id = "backfill1000"\nschedule = "@daily"\nstart_date = 2020-01-01\n[[task]]\nid = "a"\nkind = "noop"\n' \
+  > "$WORK/dags/backfill1000.toml"
 "$BIN" dags validate "$WORK/dags" >/dev/null
 
 python3 - <<'PY'
@@ -84,6 +87,13 @@ if dag.startswith("chain"):
     print(f"{name}_{dag}_gap_p99 {pct(gaps, 99) * 1000:.2f} ms")
 PY
   done
+  # Paused, so only the backfill creates runs (backfills run on paused DAGs).
+  "$BIN" dags pause backfill1000 >/dev/null
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$BIN" backfill backfill1000 --from 2023-01-01 --to 2025-09-27 --max-active-runs 16 >/dev/null
+  t1=$(date +%s.%N)
+  python3 -c "print(f'${name}_backfill1000_wall {${t1} - ${t0}:.2f} s')"
   kill -INT "$pid"; wait "$pid" || true
 }
 

@@ -19,6 +19,7 @@ on_both!(
     scheduled_runs_are_created_from_the_schedule,
     clear_with_downstream_and_mark,
     killed_scheduler_task_is_retried_by_another,
+    catchup_after_downtime_and_pause_unpause,
 );
 
 #[test]
@@ -560,4 +561,76 @@ fn killed_scheduler_task_is_retried_by_another(env: Env) {
     let _ = Command::new("pkill")
         .args(["-x", "-f", "sleep 45"])
         .status();
+}
+
+fn catchup_after_downtime_and_pause_unpause(env: Env) {
+    // Five days of "downtime": catchup = true creates every missed interval,
+    // catchup = false only the latest one.
+    let start = (chrono::Utc::now() - chrono::Duration::days(5))
+        .format("%Y-%m-%d")
+        .to_string();
+    for (id, catchup) in [("eager", true), ("lazy", false)] {
+        env.dag(
+            id,
+            &format!(
+                "dag_id = \"{id}\"\nschedule = \"@daily\"\nstart_date = {start}\ncatchup = {catchup}\n\
+                 [[task]]\nid = \"a\"\nkind = \"noop\"\n"
+            ),
+        );
+    }
+    env.ok(&["dags", "pause", "lazy"]);
+    let s = env.scheduler();
+    env.eventually("five catch-up runs", || {
+        let r = env.json(&["runs", "list", "eager"]);
+        r.as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["state"] == "success")
+            .count()
+            == 5
+    });
+    let r = env.json(&["runs", "list", "eager"]);
+    let mut dates: Vec<String> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["logical_date"].as_str().unwrap()[..10].to_string())
+        .collect();
+    dates.sort();
+    assert_eq!(dates[0], start, "from the start date on");
+    assert!(
+        env.json(&["runs", "list", "lazy"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "paused: no runs"
+    );
+    let list = env.json(&["dags", "list"]);
+    let lazy = list["dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dag_id"] == "lazy")
+        .unwrap()
+        .clone();
+    assert_eq!(lazy["is_paused"], true);
+    env.ok(&["dags", "unpause", "lazy"]);
+    env.eventually("the latest interval's run", || {
+        env.json(&["runs", "list", "lazy"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["state"] == "success")
+    });
+    let r = env.json(&["runs", "list", "lazy"]);
+    assert_eq!(
+        r.as_array().unwrap().len(),
+        1,
+        "catchup = false: only the latest interval"
+    );
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(&r[0]["logical_date"].as_str().unwrap()[..10], yesterday);
+    drop(s);
 }
