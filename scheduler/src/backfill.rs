@@ -8,7 +8,6 @@
 //! they never starve the schedule.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,28 +19,6 @@ use crate::state::RunState;
 use crate::store::{RunType, Store};
 use crate::timetable::{DataInterval, Schedule};
 use crate::{Error, Result};
-
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $txt:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $var),+ }
-        impl $name {
-            /// The stored text.
-            pub fn as_str(self) -> &'static str { match self { $($name::$var => $txt),+ } }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
-        }
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s { $($txt => Ok($name::$var),)+ o => Err(format!("unknown {} {o:?}", stringify!($name))) }
-            }
-        }
-    };
-}
 
 text_enum!(
     /// Which dates that already have a run are run again.

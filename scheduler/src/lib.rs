@@ -5,6 +5,9 @@
 //! trigger-rule evaluation) does no I/O. I/O sits behind the [`store::Store`]
 //! trait (metadata) and the [`operator::Operator`] trait (what a task does).
 
+#[macro_use]
+mod text_enum;
+
 pub mod actions;
 pub mod backfill;
 pub mod conf;

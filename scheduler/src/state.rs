@@ -7,11 +7,6 @@
 //! update (`WHERE state = <from>`), so two actors can never both win the same
 //! transition.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
 /// A transition the state machine forbids.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("illegal {machine} transition: {event} from state {from}")]
@@ -22,40 +17,6 @@ pub struct IllegalTransition {
     pub from: String,
     /// The event that was applied.
     pub event: String,
-}
-
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $txt:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $var),+ }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$var),+];
-            /// The text stored in the database and shown to users.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$var => $txt),+ }
-            }
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
-        }
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($txt => Ok($name::$var),)+
-                    other => Err(format!(
-                        "unknown {} {other:?} (expected one of: {})",
-                        stringify!($name),
-                        [$($txt),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
 }
 
 text_enum!(
