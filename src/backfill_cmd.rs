@@ -182,9 +182,11 @@ async fn follow_progress(ctx: &Ctx, store: &dyn Store, bf: BackfillRecord) -> Re
         };
         let msg = format!("{}{eta}", line(&p));
         if tty {
+            // Message first: a redraw between the two calls then shows
+            // matching figures.
+            bar.set_message(msg);
             bar.set_length(p.total as u64);
             bar.set_position(done as u64);
-            bar.set_message(msg);
         } else if line(&p) != last {
             println!("{}/{} {}", done, p.total, line(&p));
             last = line(&p);
