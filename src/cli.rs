@@ -203,6 +203,11 @@ pub enum TasksCommand {
     },
     /// List the task kinds and their settings.
     Kinds,
+    /// Print the JSON Schema of a record type tasks produce (`random_user`).
+    Schema {
+        /// Record type.
+        record: String,
+    },
     /// Run task instances again as a new try (earlier tries' logs are kept);
     /// a finished run goes back to running.
     Clear {

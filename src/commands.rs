@@ -769,6 +769,13 @@ async fn tasks_cmd(ctx: &Ctx, c: &TasksCommand) -> Result<ExitCode> {
                 &r,
             )
         }
+        TasksCommand::Schema { record } => match record.as_str() {
+            "random_user" => {
+                output::json(&tasks::random_user::user_record_json_schema())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            other => bail!("unknown record type {other:?} (known: random_user)"),
+        },
         TasksCommand::Kinds => {
             if ctx.cli.output == Output::Json {
                 let v: Vec<Value> = ctx

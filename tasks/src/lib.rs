@@ -6,6 +6,7 @@
 //! scheduler.
 
 pub mod noop;
+pub mod random_user;
 pub mod shell;
 
 use std::sync::Arc;
