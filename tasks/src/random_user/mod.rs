@@ -8,6 +8,7 @@
 //! text and street names trailing spaces; `id.value` may be null. An
 //! `{"error": …}` body is an error whatever the HTTP status.
 
+pub mod generator;
 mod record;
 
 pub use record::{Provenance, UserRecord, user_record_json_schema};
