@@ -67,6 +67,33 @@ pub enum Command {
     /// Pools: named slot limits shared by tasks.
     #[command(subcommand)]
     Pools(PoolsCommand),
+    /// Development servers.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+/// `dev` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Serve the random-user API offline: GET /api/?results=N&seed=S&page=P&nat=XX.
+    RandomUserApi {
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        bind: std::net::SocketAddr,
+        /// Serve users from this folder's results-5000.json instead of generating them.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+        /// Inject a failure: 500, 429[:retry_after_secs], error-body, slow[:ms] or malformed
+        /// (on every request unless --fault-first or --fault-every narrow it).
+        #[arg(long)]
+        fault: Option<String>,
+        /// Inject it on the first N requests.
+        #[arg(long, default_value_t = 0)]
+        fault_first: u64,
+        /// Inject it on every Nth request.
+        #[arg(long)]
+        fault_every: Option<u64>,
+    },
 }
 
 /// Scheduler settings.

@@ -18,6 +18,7 @@ use scheduler::timetable::parse_datetime;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::DevCommand;
 use crate::cli::{
     Cli, Command, DagsCommand, DbCommand, MarkState, Output, PoolsCommand, RunsCommand,
     SchedulerArgs, TasksCommand, TriggerArgs,
@@ -114,6 +115,53 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Tasks(c) => tasks_cmd(&ctx, c).await,
         Command::Pools(c) => pools(&ctx, c).await,
+        Command::Dev(DevCommand::RandomUserApi {
+            bind,
+            fixtures,
+            fault,
+            fault_first,
+            fault_every,
+        }) => {
+            use tasks::random_user::server::{Fault, Faults, OfflineApiConfig, start};
+            let fault: Option<Fault> = match fault {
+                Some(f) => Some(
+                    f.parse()
+                        .map_err(|e: String| anyhow::anyhow!("--fault: {e}"))?,
+                ),
+                None => None,
+            };
+            if fault.is_none() && (*fault_first > 0 || fault_every.is_some()) {
+                bail!("--fault-first and --fault-every need --fault");
+            }
+            let mut cfg = OfflineApiConfig {
+                faults: Faults {
+                    fault,
+                    first: if fault.is_some() && fault_every.is_none() && *fault_first == 0 {
+                        u64::MAX
+                    } else {
+                        *fault_first
+                    },
+                    every: *fault_every,
+                },
+                ..OfflineApiConfig::default()
+            };
+            if let Some(dir) = fixtures {
+                cfg = cfg
+                    .with_fixtures(dir)
+                    .map_err(|e| anyhow::anyhow!("--fixtures: {e}"))?;
+            }
+            let stop = shutdown_on_signals();
+            let api = start(*bind, cfg, stop.clone())
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            println!(
+                "offline random-user API on {} (format 1.4; Ctrl-C to stop)",
+                api.url()
+            );
+            println!("try: curl '{}?results=3&seed=demo&nat=fr'", api.url());
+            stop.cancelled().await;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

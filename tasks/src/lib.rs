@@ -5,6 +5,7 @@
 //! benchmarks). [`registry`] returns them all, for the binary to hand to the
 //! scheduler.
 
+pub mod http;
 pub mod noop;
 pub mod random_user;
 pub mod shell;

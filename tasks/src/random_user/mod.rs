@@ -10,6 +10,7 @@
 
 pub mod generator;
 mod record;
+pub mod server;
 
 pub use record::{Provenance, UserRecord, user_record_json_schema};
 
