@@ -75,6 +75,13 @@ pub enum Command {
 /// `dev` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DevCommand {
+    /// Start librdkafka's mock cluster as an in-memory Kafka broker for
+    /// development and print its bootstrap address.
+    Kafka {
+        /// Topics to create first, as NAME:PARTITIONS (others are created on first use).
+        #[arg(long = "topic", default_value = "users:4")]
+        topics: Vec<String>,
+    },
     /// Serve the random-user API offline: GET /api/?results=N&seed=S&page=P&nat=XX.
     RandomUserApi {
         /// Address to listen on (port 0 picks a free one).

@@ -115,6 +115,28 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Tasks(c) => tasks_cmd(&ctx, c).await,
         Command::Pools(c) => pools(&ctx, c).await,
+        Command::Dev(DevCommand::Kafka { topics }) => {
+            let mut parsed = Vec::new();
+            for t in topics {
+                let (name, parts) = t.split_once(':').unwrap_or((t.as_str(), "4"));
+                let n: i32 = parts.parse().ok().filter(|n| *n > 0).with_context(|| {
+                    format!("--topic {t:?}: write NAME:PARTITIONS with at least 1 partition")
+                })?;
+                parsed.push((name, n));
+            }
+            let broker = tasks::kafka::DevBroker::start(&parsed).map_err(|e| anyhow::anyhow!(e))?;
+            println!(
+                "Kafka dev broker on {} (in-memory, for development: about 5 MB per partition, gone on exit)",
+                broker.bootstrap_servers()
+            );
+            println!(
+                "use it with: TRIBUTARY_KAFKA_BOOTSTRAP={} tributary scheduler",
+                broker.bootstrap_servers()
+            );
+            shutdown_on_signals().cancelled().await;
+            drop(broker);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dev(DevCommand::RandomUserApi {
             bind,
             fixtures,
@@ -202,6 +224,47 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
         );
     }
     let bag = ctx.bag()?;
+    // Standalone brings its own Kafka and random-user API unless the user
+    // points at real ones; tasks find them through ${TRIBUTARY_KAFKA_BOOTSTRAP}
+    // and ${TRIBUTARY_RANDOM_USER_URL}.
+    let mut _dev_broker = None;
+    let dev_stop = CancellationToken::new();
+    let mut services = Vec::new();
+    if standalone {
+        match std::env::var("TRIBUTARY_KAFKA_BOOTSTRAP") {
+            Ok(b) => services.push(format!("  kafka      {b} (TRIBUTARY_KAFKA_BOOTSTRAP)")),
+            Err(_) => {
+                let broker = tasks::kafka::DevBroker::start(&[("users", 4)])
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                scheduler::secrets::provide(
+                    "TRIBUTARY_KAFKA_BOOTSTRAP",
+                    &broker.bootstrap_servers(),
+                );
+                services.push(format!(
+                    "  kafka      {} (in-memory, for development: about 5 MB per partition, gone on exit)",
+                    broker.bootstrap_servers()
+                ));
+                _dev_broker = Some(broker);
+            }
+        }
+        match std::env::var("TRIBUTARY_RANDOM_USER_URL") {
+            Ok(u) => services.push(format!("  users API  {u} (TRIBUTARY_RANDOM_USER_URL)")),
+            Err(_) => {
+                let api = tasks::random_user::server::start(
+                    ([127, 0, 0, 1], 0).into(),
+                    tasks::random_user::server::OfflineApiConfig::default(),
+                    dev_stop.clone(),
+                )
+                .await
+                .context("cannot start the offline random-user API")?;
+                scheduler::secrets::provide("TRIBUTARY_RANDOM_USER_URL", &api.url());
+                services.push(format!(
+                    "  users API  {} (offline random-user API)",
+                    api.url()
+                ));
+            }
+        }
+    }
     if standalone {
         println!("Tributary standalone");
         println!(
@@ -218,6 +281,9 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
             "  scheduler  running, {} parallel task tries",
             a.parallelism
         );
+        for line in &services {
+            println!("{line}");
+        }
         let me = invoked_as();
         println!("Try ({me} is this binary):");
         println!("  {me} dags list");
@@ -231,6 +297,8 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
     Scheduler::new(store, ctx.kinds.clone(), cfg)
         .run(shutdown)
         .await?;
+    dev_stop.cancel();
+    drop(_dev_broker);
     Ok(ExitCode::SUCCESS)
 }
 

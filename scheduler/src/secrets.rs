@@ -14,10 +14,47 @@ pub struct Resolved {
     pub secrets: Vec<String>,
 }
 
-/// Resolves `${VAR}` references in `template` with `lookup`.
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+static PROVIDED: RwLock<BTreeMap<String, String>> = RwLock::new(BTreeMap::new());
+
+/// Provides a value for `${name}` when the environment leaves it unset.
+/// `tributary standalone` announces its dev broker and offline API this way
+/// without touching the process environment. Provided values are addresses,
+/// not secrets: they are not masked.
+pub fn provide(name: &str, value: &str) {
+    if let Ok(mut m) = PROVIDED.write() {
+        m.insert(name.to_string(), value.to_string());
+    }
+}
+
+/// Every provided value whose variable the environment leaves unset (for
+/// child processes such as shell tasks).
+pub fn provided() -> Vec<(String, String)> {
+    PROVIDED
+        .read()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| std::env::var_os(k).is_none())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Resolves `${VAR}` references in `template` with `lookup`; every value found is a secret.
 pub fn resolve_with(
     template: &str,
     lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Resolved, String> {
+    resolve_inner(template, |n| lookup(n).map(|v| (v, true)))
+}
+
+/// Resolves with a lookup that also says whether each value is a secret.
+fn resolve_inner(
+    template: &str,
+    lookup: impl Fn(&str) -> Option<(String, bool)>,
 ) -> Result<Resolved, String> {
     let mut out = String::with_capacity(template.len());
     let mut secrets = Vec::new();
@@ -38,10 +75,12 @@ pub fn resolve_with(
                 None => (inner, None),
             };
             check_name(name)?;
-            match (lookup(name).filter(|v| !v.is_empty()), fallback) {
-                (Some(v), _) => {
+            match (lookup(name).filter(|(v, _)| !v.is_empty()), fallback) {
+                (Some((v, secret)), _) => {
                     out.push_str(&v);
-                    secrets.push(v);
+                    if secret {
+                        secrets.push(v);
+                    }
                 }
                 (None, Some(f)) => out.push_str(f),
                 (None, None) => {
@@ -63,9 +102,17 @@ pub fn resolve_with(
     })
 }
 
-/// Resolves `${VAR}` references from the process environment.
+/// Resolves `${VAR}` references from the process environment, then from
+/// [`provide`]d values.
 pub fn resolve(template: &str) -> Result<Resolved, String> {
-    resolve_with(template, |n| std::env::var(n).ok())
+    resolve_inner(template, |n| match std::env::var(n) {
+        Ok(v) => Some((v, true)),
+        Err(_) => PROVIDED
+            .read()
+            .ok()
+            .and_then(|m| m.get(n).cloned())
+            .map(|v| (v, false)),
+    })
 }
 
 /// Checks the syntax of every reference without reading the environment
@@ -145,6 +192,22 @@ mod tests {
                 .contains("invalid environment variable name")
         );
         assert!(check_syntax("${OK_NAME} and ${X:-y}").is_ok());
+    }
+
+    #[test]
+    fn provided_values_fill_unset_variables_and_are_not_secrets() {
+        provide("TRIBUTARY_TEST_PROVIDED_ONLY", "127.0.0.1:9092");
+        let r = resolve("kafka at ${TRIBUTARY_TEST_PROVIDED_ONLY}").unwrap();
+        assert_eq!(r.value, "kafka at 127.0.0.1:9092");
+        assert!(r.secrets.is_empty());
+        assert!(provided().contains(&(
+            "TRIBUTARY_TEST_PROVIDED_ONLY".into(),
+            "127.0.0.1:9092".into()
+        )));
+        // The real environment wins (HOME is always set).
+        provide("HOME", "/nowhere");
+        assert_ne!(resolve("${HOME}").unwrap().value, "/nowhere");
+        assert!(!provided().iter().any(|(k, _)| k == "HOME"));
     }
 
     #[test]

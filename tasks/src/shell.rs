@@ -175,7 +175,7 @@ impl Operator for Shell {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        for (k, v) in context_env(&ctx) {
+        for (k, v) in secrets::provided().into_iter().chain(context_env(&ctx)) {
             cmd.env(k, v);
         }
         for (k, template) in &s.env {
