@@ -237,10 +237,13 @@ pub enum TasksCommand {
     },
     /// List the task kinds and their settings.
     Kinds,
-    /// Print the JSON Schema of a record type tasks produce (`random_user`).
+    /// Print the schema of a record type tasks produce (`random_user`).
     Schema {
         /// Record type.
         record: String,
+        /// `json` (JSON Schema) or `arrow` (the Arrow schema the lake stores).
+        #[arg(long, default_value = "json", value_parser = ["json", "arrow"])]
+        format: String,
     },
     /// Run task instances again as a new try (earlier tries' logs are kept);
     /// a finished run goes back to running.

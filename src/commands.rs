@@ -885,9 +885,19 @@ async fn tasks_cmd(ctx: &Ctx, c: &TasksCommand) -> Result<ExitCode> {
                 &r,
             )
         }
-        TasksCommand::Schema { record } => match record.as_str() {
+        TasksCommand::Schema { record, format } => match record.as_str() {
             "random_user" => {
-                output::json(&tasks::random_user::user_record_json_schema())?;
+                if format == "arrow" {
+                    let schema = tasks::random_user::user_record_arrow_schema();
+                    let fields: Vec<Value> = schema
+                        .fields()
+                        .iter()
+                        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+                        .collect();
+                    output::json(&json!({"fields": fields}))?;
+                } else {
+                    output::json(&tasks::random_user::user_record_json_schema())?;
+                }
                 Ok(ExitCode::SUCCESS)
             }
             other => bail!("unknown record type {other:?} (known: random_user)"),

@@ -23,7 +23,12 @@ async fn main() {
     let total = REQUESTS as usize * RESULTS;
     // Raw producer ceiling: the same kind of records, already transformed.
     let raw_broker = DevBroker::start(&[("users", 8)]).expect("mock cluster");
-    let prov = Provenance { fetched_at: Utc::now().to_rfc3339(), dag_id: "b".into(), run_id: "b".into(), logical_date: "b".into() };
+    let prov = Provenance {
+        fetched_at: Utc::now().to_rfc3339(),
+        dag_id: "b".into(),
+        run_id: "b".into(),
+        logical_date: "b".into(),
+    };
     let mut records = Vec::with_capacity(total);
     for page in 1..=u64::from(REQUESTS) {
         for u in generator::users("bench", page, RESULTS, None) {
@@ -32,26 +37,37 @@ async fn main() {
         }
     }
     let bytes: usize = records.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let settings = KafkaSettings { bootstrap_servers: raw_broker.bootstrap_servers(), ..KafkaSettings::default() };
+    let settings = KafkaSettings {
+        bootstrap_servers: raw_broker.bootstrap_servers(),
+        ..KafkaSettings::default()
+    };
     let (producer, _, _) = settings.producer().expect("producer");
     let t = Instant::now();
-    let report = produce_all(&producer, "users", &records).await.expect("delivered");
+    let report = produce_all(&producer, "users", &records)
+        .await
+        .expect("delivered");
     let raw = t.elapsed().as_secs_f64();
     assert_eq!(report.total() as usize, total);
-    println!("raw_producer_records_per_s {:.0} records/s", total as f64 / raw);
+    println!(
+        "raw_producer_records_per_s {:.0} records/s",
+        total as f64 / raw
+    );
     println!("raw_producer_mb_per_s {:.1} MB/s", bytes as f64 / raw / 1e6);
 
     // The task kind end to end: HTTP fetch, parse, transform, produce.
     let broker = DevBroker::start(&[("users", 8)]).expect("mock cluster");
     let stop = CancellationToken::new();
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let api = start(addr, OfflineApiConfig::default(), stop.clone()).await.expect("offline API");
+    let api = start(addr, OfflineApiConfig::default(), stop.clone())
+        .await
+        .expect("offline API");
     let src = format!(
         "dag_id = \"b\"\n[[task]]\nid = \"t\"\nkind = \"random_user_to_kafka\"\nurl = \"{}\"\nresults = {RESULTS}\nrequests = {REQUESTS}\nseed = \"bench\"\nmax_bad_ratio = 0.0\nrequest_timeout = \"60s\"\nkafka = {{ bootstrap_servers = \"{}\" }}\n",
         api.url(),
         broker.bootstrap_servers()
     );
-    let dag = scheduler::dag::parse_dag(Path::new("bench.toml"), &src, &tasks::registry()).expect("valid DAG");
+    let dag = scheduler::dag::parse_dag(Path::new("bench.toml"), &src, &tasks::registry())
+        .expect("valid DAG");
     let (log, mut rx) = TaskLog::channel();
     let now = Utc::now();
     let ctx = TaskContext {
@@ -60,7 +76,10 @@ async fn main() {
         task_id: "t".into(),
         try_number: 1,
         logical_date: now,
-        data_interval: DataInterval { start: now, end: now },
+        data_interval: DataInterval {
+            start: now,
+            end: now,
+        },
         conf: serde_json::Value::Null,
         params: Default::default(),
         log,
@@ -74,9 +93,15 @@ async fn main() {
     while let Ok(l) = rx.try_recv() {
         last = l;
     }
-    assert!(last.contains(&format!("delivered {total} record(s)")), "{last}");
+    assert!(
+        last.contains(&format!("delivered {total} record(s)")),
+        "{last}"
+    );
     println!("ingest_records_per_s {:.0} records/s", total as f64 / e2e);
-    println!("ingest_vs_raw_producer {:.0} %", (total as f64 / e2e) / (total as f64 / raw) * 100.0);
+    println!(
+        "ingest_vs_raw_producer {:.0} %",
+        (total as f64 / e2e) / (total as f64 / raw) * 100.0
+    );
     println!("ingest_users_per_request {RESULTS} users");
     stop.cancel();
     tokio::time::sleep(Duration::from_millis(10)).await;

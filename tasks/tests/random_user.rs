@@ -96,3 +96,18 @@ fn record_schema_lists_every_field() {
     assert_eq!(props.len(), 14);
     assert_eq!(s["properties"]["latitude"]["type"], "number");
 }
+
+#[test]
+fn arrow_and_json_schemas_agree() {
+    tasks::random_user::check_schemas_agree().unwrap();
+    let arrow = tasks::random_user::user_record_arrow_schema();
+    assert_eq!(arrow.fields().len(), 14);
+    assert_eq!(
+        arrow
+            .field_with_name("event_time")
+            .unwrap()
+            .data_type()
+            .to_string(),
+        "Timestamp(µs, \"UTC\")"
+    );
+}

@@ -12,7 +12,9 @@ pub mod generator;
 mod record;
 pub mod server;
 
-pub use record::{Provenance, UserRecord, user_record_json_schema};
+pub use record::{
+    Provenance, UserRecord, check_schemas_agree, user_record_arrow_schema, user_record_json_schema,
+};
 
 use serde::Deserialize;
 use serde_json::Value;
