@@ -85,6 +85,48 @@ async fn main() {
         log,
         cancel: CancellationToken::new(),
     };
+    // Stage by stage, same requests: the HTTP fetch, then parse + transform.
+    let client =
+        tasks::http::client(Duration::from_secs(5), Duration::from_secs(60)).expect("client");
+    let policy = tasks::http::RetryPolicy::default();
+    let (quiet, _rx2) = TaskLog::channel();
+    let t = Instant::now();
+    let mut bodies = Vec::new();
+    for page in 1..=REQUESTS {
+        let url = format!("{}?results={RESULTS}&seed=bench&page={page}", api.url());
+        bodies.push(
+            tasks::http::get(
+                &client,
+                &url,
+                &policy,
+                &quiet,
+                &CancellationToken::new(),
+                |_| Ok(()),
+            )
+            .await
+            .expect("fetch"),
+        );
+    }
+    let fetch = t.elapsed().as_secs_f64();
+    println!(
+        "stage_fetch_records_per_s {:.0} records/s",
+        total as f64 / fetch
+    );
+    let t = Instant::now();
+    let mut n = 0;
+    for b in &bodies {
+        for u in tasks::random_user::parse_users_raw(b).expect("parse") {
+            tasks::random_user::transform_raw(u, &prov).expect("valid");
+            n += 1;
+        }
+    }
+    let tr = t.elapsed().as_secs_f64();
+    assert_eq!(n, total);
+    println!(
+        "stage_parse_transform_records_per_s {:.0} records/s",
+        total as f64 / tr
+    );
+
     let t = Instant::now();
     let r = dag.tasks[0].operator.execute(ctx).await;
     let e2e = t.elapsed().as_secs_f64();

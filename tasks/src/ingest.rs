@@ -232,13 +232,13 @@ impl Source for RandomUserSettings {
         u
     }
     fn check_body(&self, body: &[u8]) -> Result<(), String> {
-        random_user::parse_response(body)
+        random_user::parse_users_raw(body)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
     fn extract(&self, body: &[u8], ctx: &TaskContext) -> Result<Extracted, TaskError> {
-        let resp =
-            random_user::parse_response(body).map_err(|e| TaskError::Retryable(e.to_string()))?;
+        let users =
+            random_user::parse_users_raw(body).map_err(|e| TaskError::Retryable(e.to_string()))?;
         let prov = Provenance {
             fetched_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             dag_id: ctx.dag_id.clone(),
@@ -247,11 +247,10 @@ impl Source for RandomUserSettings {
                 .logical_date
                 .to_rfc3339_opts(SecondsFormat::AutoSi, true),
         };
-        Ok(resp
-            .users
+        Ok(users
             .iter()
             .map(|u| {
-                let rec = random_user::transform(u, &prov)?;
+                let rec = random_user::transform_raw(u, &prov)?;
                 let payload = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
                 Ok((rec.user_id, payload))
             })

@@ -75,6 +75,40 @@ pub fn parse_response(body: &[u8]) -> Result<Response, ResponseError> {
     })
 }
 
+#[derive(Deserialize)]
+struct RawBody<'a> {
+    #[serde(borrow)]
+    results: Option<Vec<&'a serde_json::value::RawValue>>,
+    error: Option<Value>,
+}
+
+/// The fast path for tasks: the users of a body as raw JSON slices (no
+/// `Value` tree, no copies), each transformed on its own by [`transform_raw`].
+pub fn parse_users_raw(body: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, ResponseError> {
+    let text =
+        std::str::from_utf8(body).map_err(|e| ResponseError::Format(format!("not UTF-8: {e}")))?;
+    let raw: RawBody<'_> = serde_json::from_str(text).map_err(|e| {
+        ResponseError::Format(format!("not the API's format ({e}): {}", preview(body)))
+    })?;
+    if let Some(err) = raw.error {
+        return Err(ResponseError::Api(
+            err.as_str().map_or_else(|| err.to_string(), str::to_string),
+        ));
+    }
+    raw.results
+        .ok_or_else(|| ResponseError::Format(format!("no `results` in {}", preview(body))))
+}
+
+/// [`transform`] from a user's raw JSON.
+pub fn transform_raw(
+    user: &serde_json::value::RawValue,
+    provenance: &Provenance,
+) -> Result<UserRecord, String> {
+    let u: RawUser =
+        serde_json::from_str(user.get()).map_err(|e| format!("malformed user: {e}"))?;
+    build(u, provenance)
+}
+
 fn preview(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     if body.len() > 200 {
@@ -155,8 +189,11 @@ pub fn zip_hash(postcode: &str) -> String {
 
 /// Transforms one raw user into the lake's record, or says why it cannot.
 pub fn transform(user: &Value, provenance: &Provenance) -> Result<UserRecord, String> {
-    let u: RawUser =
-        serde_json::from_value(user.clone()).map_err(|e| format!("malformed user: {e}"))?;
+    let u = RawUser::deserialize(user).map_err(|e| format!("malformed user: {e}"))?;
+    build(u, provenance)
+}
+
+fn build(u: RawUser, provenance: &Provenance) -> Result<UserRecord, String> {
     let uuid = u.login.uuid.trim();
     if uuid.is_empty() {
         return Err("login.uuid is empty".into());
@@ -242,6 +279,32 @@ mod tests {
         ));
         assert!(matches!(
             parse_response(b"{\"results\": 3}"),
+            Err(ResponseError::Format(_))
+        ));
+    }
+
+    /// The fast path and the `Value` path agree, user by user, on every fixture.
+    #[test]
+    fn raw_and_value_paths_agree() {
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/randomuser/results-5000.json"
+        ))
+        .unwrap();
+        let raw = parse_users_raw(&body).unwrap();
+        let val = parse_response(&body).unwrap().users;
+        assert_eq!(raw.len(), val.len());
+        for (r, v) in raw.iter().zip(&val) {
+            assert_eq!(transform_raw(r, &prov()), transform(v, &prov()));
+        }
+        let err = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/randomuser/error.json"
+        ))
+        .unwrap();
+        assert!(matches!(parse_users_raw(&err), Err(ResponseError::Api(_))));
+        assert!(matches!(
+            parse_users_raw(b"[1]"),
             Err(ResponseError::Format(_))
         ));
     }
