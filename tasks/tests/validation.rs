@@ -308,10 +308,32 @@ fn shipped_examples_are_valid() {
 fn json_schema_lists_kinds() {
     let s = scheduler::dag::file::json_schema(&tasks::registry());
     let kinds = s.pointer("/$defs/TaskHeader/properties/kind/enum").unwrap();
-    assert_eq!(kinds, &serde_json::json!(["noop", "shell"]));
-    assert!(s.pointer("/properties/schedule").is_some());
-    assert!(
-        s.pointer("/$defs/TaskHeader/allOf/1/then/properties/command")
-            .is_some()
+    assert_eq!(
+        kinds,
+        &serde_json::json!([
+            "http_json_to_kafka",
+            "noop",
+            "random_user_to_kafka",
+            "shell"
+        ])
     );
+    assert!(s.pointer("/properties/schedule").is_some());
+    let branches = s
+        .pointer("/$defs/TaskHeader/allOf")
+        .unwrap()
+        .as_array()
+        .unwrap();
+    let branch = |kind: &str| {
+        branches
+            .iter()
+            .find(|b| b["if"]["properties"]["kind"]["const"] == kind)
+            .unwrap_or_else(|| panic!("{kind}"))
+    };
+    assert!(branch("shell")["then"]["properties"]["command"].is_object());
+    assert_eq!(
+        branch("shell")["then"]["required"],
+        serde_json::json!(["command"])
+    );
+    assert!(branch("random_user_to_kafka")["then"]["properties"]["kafka"].is_object());
+    assert!(branch("http_json_to_kafka")["then"]["properties"]["records_pointer"].is_object());
 }
