@@ -394,8 +394,13 @@ pub async fn advance(
                     .await
                     {
                         Ok(run) => Some(run.id),
-                        // A run appeared meanwhile (the schedule or another scheduler): leave it.
-                        Err(Error::RunExists { .. }) => None,
+                        // The date already has a run: ours, created by a scheduler that
+                        // died before recording it here, or one the schedule created
+                        // meanwhile. Adopt it, so the backfill waits for its outcome.
+                        Err(Error::RunExists { .. }) => store
+                            .run_at(&bf.dag_id, d.logical_date)
+                            .await?
+                            .map(|r| r.id),
                         Err(e) => return Err(e),
                     }
                 }
