@@ -197,22 +197,29 @@ trait Source: Send + Sync + std::fmt::Debug {
     fn extract(&self, body: &[u8], ctx: &TaskContext) -> Result<Extracted, TaskError>;
 }
 
+/// The settings every source has, under the same field names.
+macro_rules! common_accessors {
+    () => {
+        fn url(&self) -> &str {
+            &self.url
+        }
+        fn topic(&self) -> &str {
+            &self.topic
+        }
+        fn cadence(&self) -> &Cadence {
+            &self.cadence
+        }
+        fn http(&self) -> &HttpSettings {
+            &self.http
+        }
+        fn kafka(&self) -> &KafkaSettings {
+            &self.kafka
+        }
+    };
+}
+
 impl Source for RandomUserSettings {
-    fn url(&self) -> &str {
-        &self.url
-    }
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-    fn cadence(&self) -> &Cadence {
-        &self.cadence
-    }
-    fn http(&self) -> &HttpSettings {
-        &self.http
-    }
-    fn kafka(&self) -> &KafkaSettings {
-        &self.kafka
-    }
+    common_accessors!();
     fn max_bad_ratio(&self) -> f64 {
         self.max_bad_ratio
     }
@@ -259,21 +266,7 @@ impl Source for RandomUserSettings {
 }
 
 impl Source for HttpJsonSettings {
-    fn url(&self) -> &str {
-        &self.url
-    }
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-    fn cadence(&self) -> &Cadence {
-        &self.cadence
-    }
-    fn http(&self) -> &HttpSettings {
-        &self.http
-    }
-    fn kafka(&self) -> &KafkaSettings {
-        &self.kafka
-    }
+    common_accessors!();
     fn max_bad_ratio(&self) -> f64 {
         0.0
     }
