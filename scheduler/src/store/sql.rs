@@ -162,10 +162,10 @@ impl SqlStore {
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
-                                // busy_timeout first: switching to WAL needs a lock another
-                                // process may hold for a moment.
-                                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                                // Per-connection settings only: WAL is set once, in `migrate`,
+                                // under the migration lock (see there).
+                                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON;",
                             )
                             .await?;
                             Ok(())
@@ -390,6 +390,13 @@ impl Store for SqlStore {
                     }
                     None => None,
                 };
+                // WAL is persistent in the file. Switching needs an exclusive
+                // lock, and SQLite answers BUSY at once (no busy wait) when two
+                // fresh connections race for it, so it is done here, once,
+                // while holding the lock above.
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&self.pool)
+                    .await?;
                 SQLITE_MIGRATIONS.run(&self.pool).await?;
             }
         }
