@@ -217,12 +217,6 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
         dag_refresh: Duration::from_secs(a.dag_refresh_secs),
         ..SchedulerConfig::default()
     };
-    if !ctx.cli.dags_folder.exists() {
-        bail!(
-            "DAGs folder {} does not exist (set --dags-folder or TRIBUTARY_DAGS_FOLDER)",
-            ctx.cli.dags_folder.display()
-        );
-    }
     let bag = ctx.bag()?;
     // Standalone brings its own Kafka and random-user API unless the user
     // points at real ones; tasks find them through ${TRIBUTARY_KAFKA_BOOTSTRAP}

@@ -132,7 +132,7 @@ impl Scheduler {
         self.refresh_dags().await?;
         let mut changes = self.store.changes().await?;
         let mut next_refresh = tokio::time::Instant::now() + self.cfg.dag_refresh;
-        let mut next_heartbeat = tokio::time::Instant::now() + self.cfg.heartbeat;
+        let mut next_reap_check = tokio::time::Instant::now() + self.cfg.heartbeat;
         let stop_heartbeat = CancellationToken::new();
         self.executor
             .spawn_heartbeat(self.cfg.heartbeat, stop_heartbeat.clone());
@@ -149,9 +149,9 @@ impl Scheduler {
                 }
                 next_refresh = now + self.cfg.dag_refresh;
             }
-            if now >= next_heartbeat {
+            if now >= next_reap_check {
                 // Wake at least this often to look for expired leases.
-                next_heartbeat = now + self.cfg.heartbeat;
+                next_reap_check = now + self.cfg.heartbeat;
             }
             let due = match self.tick(Utc::now()).await {
                 Ok((report, due)) => {
@@ -165,7 +165,7 @@ impl Scheduler {
                     Some(Utc::now() + chrono::Duration::seconds(1))
                 }
             };
-            let mut wake_at = next_refresh.min(next_heartbeat);
+            let mut wake_at = next_refresh.min(next_reap_check);
             if let Some(t) = due {
                 let wait = (t - Utc::now()).to_std().unwrap_or(Duration::ZERO);
                 wake_at = wake_at.min(tokio::time::Instant::now() + wait);

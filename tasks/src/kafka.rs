@@ -3,7 +3,7 @@
 //! flush per message), every delivery awaited, and a report of what was
 //! delivered per partition.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -155,7 +155,6 @@ pub async fn produce_all(
     records: &[(String, String)],
 ) -> Result<DeliveryReport, TaskError> {
     let mut report = DeliveryReport::default();
-    let mut per: HashMap<i32, PartitionReport> = HashMap::new();
     for chunk in records.chunks(50_000) {
         let sends = chunk.iter().map(|(k, v)| {
             producer.send(
@@ -166,7 +165,7 @@ pub async fn produce_all(
         for r in join_all(sends).await {
             match r {
                 Ok(d) => {
-                    let e = per.entry(d.partition).or_insert(PartitionReport {
+                    let e = report.0.entry(d.partition).or_insert(PartitionReport {
                         count: 0,
                         first: d.offset,
                         last: d.offset,
@@ -183,7 +182,6 @@ pub async fn produce_all(
             }
         }
     }
-    report.0.extend(per);
     Ok(report)
 }
 

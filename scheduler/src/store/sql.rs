@@ -279,6 +279,20 @@ fn run_from_row(row: &AnyRow) -> Result<RunRecord> {
     })
 }
 
+/// Task instances holding a slot, per pool and DAG (used by `slot_usage` and `claim`).
+const SLOT_USAGE_SQL: &str = "SELECT pool, dag_id, COUNT(*) AS n FROM task_instances \
+     WHERE state IN ('queued', 'running') GROUP BY pool, dag_id";
+
+fn slot_usage_from(rows: &[AnyRow]) -> Result<SlotUsage> {
+    let mut u = SlotUsage::default();
+    for r in rows {
+        let n: i64 = r.try_get("n")?;
+        *u.by_pool.entry(r.try_get("pool")?).or_insert(0) += n;
+        *u.by_dag.entry(r.try_get("dag_id")?).or_insert(0) += n;
+    }
+    Ok(u)
+}
+
 const BACKFILL_COLS: &str = "id, dag_id, from_date, to_date, reprocess, max_active_runs, reverse, conf, state, created_at, completed_at";
 
 fn backfill_from_row(row: &AnyRow) -> Result<BackfillRecord> {
@@ -758,17 +772,7 @@ impl Store for SqlStore {
                 r.try_get::<i64, _>("dag_max_active_tasks")?,
             ));
         }
-        let mut usage = SlotUsage::default();
-        for r in sqlx::query(
-            "SELECT pool, dag_id, COUNT(*) AS n FROM task_instances WHERE state IN ('queued', 'running') GROUP BY pool, dag_id",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let n: i64 = r.try_get("n")?;
-            *usage.by_pool.entry(r.try_get("pool")?).or_insert(0) += n;
-            *usage.by_dag.entry(r.try_get("dag_id")?).or_insert(0) += n;
-        }
+        let usage = slot_usage_from(&sqlx::query(SLOT_USAGE_SQL).fetch_all(&mut *tx).await?)?;
         let mut pools = std::collections::HashMap::new();
         for r in sqlx::query("SELECT name, slots FROM pools")
             .fetch_all(&mut *tx)
@@ -848,19 +852,7 @@ impl Store for SqlStore {
     }
 
     async fn slot_usage(&self) -> Result<SlotUsage> {
-        let rows = sqlx::query(
-            "SELECT pool, dag_id, COUNT(*) AS n FROM task_instances \
-             WHERE state IN ('queued', 'running') GROUP BY pool, dag_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut u = SlotUsage::default();
-        for r in rows {
-            let n: i64 = r.try_get("n")?;
-            *u.by_pool.entry(r.try_get("pool")?).or_insert(0) += n;
-            *u.by_dag.entry(r.try_get("dag_id")?).or_insert(0) += n;
-        }
-        Ok(u)
+        slot_usage_from(&sqlx::query(SLOT_USAGE_SQL).fetch_all(&self.pool).await?)
     }
 
     async fn expired_leases(&self, cutoff: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
