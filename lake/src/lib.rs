@@ -1,7 +1,73 @@
 //! The lake: Delta Lake tables of Parquet files on `object_store` (local
-//! folder, in memory, S3), the exactly-once Kafka → table streaming writer
-//! and its commit log, and table readers.
+//! folder, in memory, S3), the exactly-once Kafka → table streaming writer,
+//! and the table tools (`ls`, `verify`, `optimize`, `vacuum`).
 //!
-//! This crate knows nothing about the scheduler. Its contents arrive with the
-//! lake issue; until then it only pins the dependency boundary in the
-//! workspace (the `tasks` and `web` crates depend on it).
+//! This crate knows nothing about the scheduler. Module map:
+//!
+//! - [`config`]: `[[stream]]` declarations → a validated [`config::StreamSpec`].
+//! - [`schema`]: Arrow type names, the table and dead-letter schemas.
+//! - [`decode`]: Kafka values (JSON) → Arrow batches, bad records → rejections.
+//! - [`table`]: lake locations, Delta tables, offset-fenced commits.
+//! - [`writer`]: the streaming writer loop.
+//! - [`metrics`]: Prometheus metrics of the writers.
+//! - [`tools`]: describe, verify, optimize and vacuum a table.
+
+pub mod config;
+pub mod decode;
+pub mod metrics;
+pub mod schema;
+pub mod table;
+pub mod tools;
+pub mod writer;
+
+pub use deltalake;
+
+/// Errors of the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// Bad configuration or a table that does not match it.
+    #[error("{0}")]
+    Config(String),
+    /// Kafka client error.
+    #[error("Kafka: {0}")]
+    Kafka(String),
+    /// Delta table error (log, object store, Parquet).
+    #[error("Delta table: {0}")]
+    Delta(#[from] deltalake::DeltaTableError),
+    /// Object store error.
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    /// Parquet error.
+    #[error("Parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Commit could not be made.
+    #[error("commit: {0}")]
+    Commit(String),
+    /// The table does not exist.
+    #[error("no table {0:?} at {1}")]
+    NoTable(String, String),
+}
+
+/// The closest candidate to `name` by edit distance, if close enough.
+pub fn suggest<'k>(name: &str, candidates: &[&'k str]) -> Option<&'k str> {
+    let distance = |a: &str, b: &str| -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    };
+    candidates
+        .iter()
+        .map(|c| (distance(name, c), *c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .min()
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,569 @@
+//! Lake locations and Delta tables: open or create a table, know the Kafka
+//! offsets its log records, and commit files together with new offsets —
+//! only if the offsets it started from are still the log's.
+//!
+//! The offsets live in Delta `txn` actions, one app id per stream, topic
+//! and partition ([`app_id`]); `version` is the last offset whose record is
+//! durable (in this table or, for rejected records, in its dead-letter
+//! table). [`DeltaTableHandle::commit`] is the one place a writer commits:
+//! it refreshes the log, compares each partition's recorded offset with the
+//! one the caller's data starts after, and puts the next log version with
+//! put-if-absent (a conditional write on S3). Losing that race means someone
+//! else committed: refresh and check again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Once};
+use std::time::Instant;
+
+use arrow::datatypes::Schema;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::{Action, Add, StructType, Transaction};
+use deltalake::protocol::{DeltaOperation, OutputMode};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
+use url::Url;
+
+use crate::LakeError;
+
+/// The Delta `txn` app id of a stream's topic partition.
+pub fn app_id(stream: &str, topic: &str, partition: i32) -> String {
+    format!("tributary:{stream}:{topic}:{partition}")
+}
+
+/// Splits an app id made by [`app_id`] into (stream, topic, partition).
+pub fn parse_app_id(id: &str) -> Option<(&str, &str, i32)> {
+    let rest = id.strip_prefix("tributary:")?;
+    let (stream, rest) = rest.split_once(':')?;
+    let (topic, partition) = rest.rsplit_once(':')?;
+    Some((stream, topic, partition.parse().ok()?))
+}
+
+fn register_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+}
+
+/// Where tables live: a root URL (`file:///…/`, `s3://bucket/prefix/`,
+/// `memory:///`), storage options (S3 endpoint, credentials, …) and,
+/// optionally, an object store rooted at "/" to use instead of building one
+/// (in-memory lakes, and tests that wrap a real store to inject faults).
+#[derive(Clone)]
+pub struct Location {
+    root: Url,
+    options: HashMap<String, String>,
+    store: Option<Arc<dyn ObjectStore>>,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Options may hold credentials: show their keys only.
+        f.debug_struct("Location")
+            .field("root", &self.root.as_str())
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("custom_store", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl Location {
+    /// Parses `s3://bucket/prefix`, `file:///abs/path`, `memory://` or a
+    /// path (relative paths are taken from `base`).
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        options: HashMap<String, String>,
+    ) -> Result<Location, LakeError> {
+        register_handlers();
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(LakeError::Config("lake location is empty".into()));
+        }
+        let mut root = if text.contains("://") {
+            Url::parse(text)
+                .map_err(|e| LakeError::Config(format!("lake location {text:?}: {e}")))?
+        } else {
+            let p = Path::new(text);
+            let abs = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            };
+            Url::from_directory_path(&abs).map_err(|()| {
+                LakeError::Config(format!("lake location {text:?}: not a usable path"))
+            })?
+        };
+        match root.scheme() {
+            "file" | "s3" | "s3a" => {}
+            "memory" => {
+                return Ok(Location::with_store(
+                    Url::parse("memory:///").expect("valid URL"),
+                    Arc::new(object_store::memory::InMemory::new()),
+                ));
+            }
+            other => {
+                return Err(LakeError::Config(format!(
+                    "lake location {text:?}: unsupported scheme {other:?} (use s3://, file:// or a path)"
+                )));
+            }
+        }
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Ok(Location {
+            root,
+            options,
+            store: None,
+        })
+    }
+
+    /// A location over a given object store, rooted at "/" of that store.
+    pub fn with_store(root: Url, store: Arc<dyn ObjectStore>) -> Location {
+        register_handlers();
+        let mut root = root;
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Location {
+            root,
+            options: HashMap::new(),
+            store: Some(store),
+        }
+    }
+
+    /// Adds storage options.
+    pub fn with_options(mut self, options: HashMap<String, String>) -> Location {
+        self.options.extend(options);
+        self
+    }
+
+    /// The root URL.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The URL of a table.
+    pub fn table_url(&self, table: &str) -> Url {
+        self.root
+            .join(&format!("{table}/"))
+            .expect("table names are URL-safe")
+    }
+
+    /// A table handle on this location (not loaded).
+    pub fn builder(&self, table: &str) -> Result<DeltaTableBuilder, LakeError> {
+        let url = self.table_url(table);
+        let mut b =
+            DeltaTableBuilder::from_url(url.clone())?.with_storage_options(self.options.clone());
+        if let Some(store) = &self.store {
+            b = b.with_storage_backend(store.clone(), url);
+        }
+        Ok(b)
+    }
+
+    /// Opens an existing table at its latest version; `None` when there is
+    /// no table there.
+    pub async fn open(&self, table: &str) -> Result<Option<DeltaTable>, LakeError> {
+        let mut t = self.builder(table)?.build()?;
+        match t.load().await {
+            Ok(()) => Ok(Some(t)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens a table, creating it with this schema and partitioning if it
+    /// does not exist. An existing table must have the same columns.
+    pub async fn open_or_create(
+        &self,
+        table: &str,
+        schema: &Schema,
+        partition_by: &[String],
+    ) -> Result<DeltaTable, LakeError> {
+        if let Some(t) = self.open(table).await? {
+            check_compatible(table, &t, schema, partition_by)?;
+            return Ok(t);
+        }
+        let delta_schema: StructType = schema.try_into_kernel().map_err(|e| {
+            LakeError::Config(format!(
+                "table {table}: schema not representable in Delta: {e}"
+            ))
+        })?;
+        let t = self.builder(table)?.build()?;
+        let created = t
+            .create()
+            .with_table_name(table)
+            .with_columns(delta_schema.fields().cloned())
+            .with_partition_columns(partition_by.to_vec())
+            .with_save_mode(deltalake::protocol::SaveMode::Ignore)
+            .with_configuration_property(deltalake::TableProperty::CheckpointInterval, Some("50"))
+            .await;
+        match created {
+            Ok(t) => Ok(t),
+            // Another writer created it first: use theirs.
+            Err(e) => match self.open(table).await? {
+                Some(t) => {
+                    check_compatible(table, &t, schema, partition_by)?;
+                    Ok(t)
+                }
+                None => Err(e.into()),
+            },
+        }
+    }
+}
+
+fn check_compatible(
+    name: &str,
+    t: &DeltaTable,
+    schema: &Schema,
+    partition_by: &[String],
+) -> Result<(), LakeError> {
+    let snap = t.snapshot()?;
+    let have: Vec<String> = snap
+        .schema()
+        .fields()
+        .map(|f| f.name().to_string())
+        .collect();
+    let want: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+    let parts: Vec<String> = snap.metadata().partition_columns().to_vec();
+    if have != want || parts != partition_by {
+        return Err(LakeError::Config(format!(
+            "table {name} exists with columns [{}] partitioned by [{}], but the stream declares [{}] partitioned by [{}]; \
+             write to a new table (Kappa: replay into users_v2) or restore the declaration",
+            have.join(", "),
+            parts.join(", "),
+            want.join(", "),
+            partition_by.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Every `txn` entry of a table's log as of `version`: the last
+/// checkpoint's, then the JSON commits after it. One pass over the log,
+/// instead of one log replay per app id.
+pub async fn all_txns(table: &DeltaTable, version: u64) -> Result<HashMap<String, i64>, LakeError> {
+    use object_store::ObjectStoreExt;
+    use object_store::path::Path as StorePath;
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let store = table.log_store().object_store(None);
+    let mut out = HashMap::new();
+    let mut from = 0u64;
+    if let Ok(r) = store
+        .get(&StorePath::from("_delta_log/_last_checkpoint"))
+        .await
+    {
+        let bytes = r.bytes().await?;
+        let last: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| LakeError::Commit(format!("_last_checkpoint is not JSON: {e}")))?;
+        if let Some(v) = last
+            .get("version")
+            .and_then(|v| v.as_u64())
+            .filter(|v| *v <= version)
+        {
+            let parts = last.get("parts").and_then(|p| p.as_i64());
+            let files: Vec<String> = match parts {
+                None => vec![format!("_delta_log/{v:020}.checkpoint.parquet")],
+                Some(n) => (1..=n)
+                    .map(|i| format!("_delta_log/{v:020}.checkpoint.{i:010}.{n:010}.parquet"))
+                    .collect(),
+            };
+            for f in files {
+                let path = StorePath::from(f);
+                let bytes = store.get(&path).await?.bytes().await?;
+                let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+                let Some(idx) = builder.schema().index_of("txn").ok() else {
+                    continue;
+                };
+                let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+                for batch in builder.with_projection(mask).build()? {
+                    let batch = batch.map_err(parquet::errors::ParquetError::from)?;
+                    let col = batch.column(0);
+                    let txn = col
+                        .as_any()
+                        .downcast_ref::<arrow::array::StructArray>()
+                        .ok_or_else(|| {
+                            LakeError::Commit("checkpoint txn column is not a struct".into())
+                        })?;
+                    let ids = txn.column_by_name("appId").and_then(|c| {
+                        c.as_any()
+                            .downcast_ref::<arrow::array::StringArray>()
+                            .cloned()
+                    });
+                    let vs = txn.column_by_name("version").and_then(|c| {
+                        c.as_any()
+                            .downcast_ref::<arrow::array::Int64Array>()
+                            .cloned()
+                    });
+                    let (Some(ids), Some(vs)) = (ids, vs) else {
+                        continue;
+                    };
+                    use arrow::array::Array;
+                    for i in 0..txn.len() {
+                        if txn.is_valid(i) && ids.is_valid(i) && vs.is_valid(i) {
+                            out.insert(ids.value(i).to_string(), vs.value(i));
+                        }
+                    }
+                }
+            }
+            from = v + 1;
+        }
+    }
+    let log = table.log_store();
+    for v in from..=version {
+        if let Some(bytes) = log.read_commit_entry(v).await? {
+            scan_txns(&bytes, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+fn scan_txns(bytes: &[u8], out: &mut HashMap<String, i64>) {
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.windows(6).any(|w| w == b"\"txn\":")
+            && let Ok(Action::Txn(t)) = serde_json::from_slice::<Action>(line)
+        {
+            out.insert(t.app_id, t.version);
+        }
+    }
+}
+
+/// Per-partition offset expectations for a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetUpdate {
+    /// The app id ([`app_id`]).
+    pub app_id: String,
+    /// The offset the log must hold now (None: no entry yet).
+    pub expected: Option<i64>,
+    /// The offset to record.
+    pub last: i64,
+}
+
+/// What [`DeltaTableHandle::commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Committed as this table version.
+    Committed {
+        /// The new version.
+        version: u64,
+        /// Attempts it took (1 = no race).
+        attempts: u32,
+    },
+    /// The log's offsets moved: these app ids now hold these offsets. Nothing
+    /// was committed.
+    Fenced(Vec<(String, Option<i64>)>),
+}
+
+/// A Delta table and the offsets its log records, kept current
+/// incrementally.
+pub struct DeltaTableHandle {
+    name: String,
+    table: DeltaTable,
+    partition_by: Vec<String>,
+    /// App id → last durable offset, as of `version`.
+    offsets: HashMap<String, i64>,
+    version: u64,
+}
+
+impl std::fmt::Debug for DeltaTableHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaTableHandle")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl DeltaTableHandle {
+    /// Wraps a loaded table and reads every offset its log records.
+    pub async fn new(name: &str, table: DeltaTable) -> Result<Self, LakeError> {
+        let version = table.version().unwrap_or(0);
+        let partition_by = table.snapshot()?.metadata().partition_columns().to_vec();
+        let offsets = all_txns(&table, version).await?;
+        Ok(DeltaTableHandle {
+            name: name.to_string(),
+            table,
+            partition_by,
+            offsets,
+            version,
+        })
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The table.
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    /// The version last seen.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The last durable offset recorded for an app id.
+    pub fn offset(&self, app_id: &str) -> Option<i64> {
+        self.offsets.get(app_id).copied()
+    }
+
+    /// Reads commits newer than the last seen version, updating offsets and
+    /// the snapshot. Returns true when there were any.
+    pub async fn refresh(&mut self) -> Result<bool, LakeError> {
+        let log = self.table.log_store();
+        let latest = log.get_latest_version(self.version).await?;
+        if latest <= self.version {
+            return Ok(false);
+        }
+        let mut complete = true;
+        for v in self.version + 1..=latest {
+            match log.read_commit_entry(v).await? {
+                Some(bytes) => scan_txns(&bytes, &mut self.offsets),
+                None => complete = false,
+            }
+        }
+        self.table.update_incremental(Some(latest)).await?;
+        self.version = latest;
+        if !complete {
+            // A commit file vanished (log clean-up): read the log again.
+            self.offsets = all_txns(&self.table, latest).await?;
+        }
+        Ok(true)
+    }
+
+    /// Commits `adds` and the offset updates atomically, if every update's
+    /// expectation still holds.
+    pub async fn commit(
+        &mut self,
+        adds: Vec<Add>,
+        updates: &[OffsetUpdate],
+        stream: &str,
+        epoch: i64,
+    ) -> Result<CommitOutcome, LakeError> {
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            self.refresh().await?;
+            let fenced: Vec<(String, Option<i64>)> = updates
+                .iter()
+                .filter(|u| self.offsets.get(&u.app_id).copied() != u.expected)
+                .map(|u| (u.app_id.clone(), self.offsets.get(&u.app_id).copied()))
+                .collect();
+            if !fenced.is_empty() {
+                return Ok(CommitOutcome::Fenced(fenced));
+            }
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
+            actions.extend(updates.iter().map(|u| {
+                Action::Txn(Transaction::new_with_last_update(
+                    &u.app_id,
+                    u.last,
+                    Some(now_ms),
+                ))
+            }));
+            let op = DeltaOperation::StreamingUpdate {
+                output_mode: OutputMode::Append,
+                query_id: stream.to_string(),
+                epoch_id: epoch,
+            };
+            let started = Instant::now();
+            // No deltalake retries: a lost race must re-check our offsets.
+            let props = CommitProperties::default()
+                .with_create_checkpoint(true)
+                .with_max_retries(0);
+            let result = CommitBuilder::from(props)
+                .with_actions(actions)
+                .build(Some(self.table.snapshot()?), self.table.log_store(), op)
+                .await;
+            match result {
+                Ok(done) => {
+                    let version = done.version();
+                    self.table.state = Some(done.snapshot());
+                    self.version = version;
+                    for u in updates {
+                        self.offsets.insert(u.app_id.clone(), u.last);
+                    }
+                    tracing::debug!(table = %self.name, version, attempts, ms = started.elapsed().as_millis() as u64, "committed");
+                    return Ok(CommitOutcome::Committed { version, attempts });
+                }
+                Err(DeltaTableError::VersionAlreadyExists(_))
+                | Err(DeltaTableError::Transaction {
+                    source:
+                        TransactionError::VersionAlreadyExists(_)
+                        | TransactionError::MaxCommitAttempts(_),
+                }) => {
+                    tracing::debug!(table = %self.name, attempts, "lost a commit race; re-checking offsets");
+                    if attempts > 1000 {
+                        return Err(LakeError::Commit(format!(
+                            "table {}: gave up after {attempts} commit races",
+                            self.name
+                        )));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The partition columns.
+    pub fn partition_by(&self) -> &[String] {
+        &self.partition_by
+    }
+
+    /// Every tributary offset in the log: (stream, topic, partition) → last offset.
+    pub fn all_offsets(&self) -> BTreeMap<(String, String, i32), i64> {
+        self.offsets
+            .iter()
+            .filter_map(|(id, v)| {
+                let (s, t, p) = parse_app_id(id)?;
+                Some(((s.to_string(), t.to_string(), p), *v))
+            })
+            .collect()
+    }
+
+    /// All recorded offsets of one stream: (topic, partition) → last offset.
+    pub fn stream_offsets(&self, stream: &str) -> BTreeMap<(String, i32), i64> {
+        self.offsets
+            .iter()
+            .filter_map(|(id, v)| {
+                let (s, t, p) = parse_app_id(id)?;
+                (s == stream).then(|| ((t.to_string(), p), *v))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_ids_round_trip() {
+        let id = app_id("users", "users.v1", 7);
+        assert_eq!(id, "tributary:users:users.v1:7");
+        assert_eq!(parse_app_id(&id), Some(("users", "users.v1", 7)));
+        assert_eq!(parse_app_id("spark:q1"), None);
+    }
+
+    #[test]
+    fn locations() {
+        let base = Path::new("/srv/project");
+        let l = Location::parse("lake", base, HashMap::new()).unwrap();
+        assert_eq!(
+            l.table_url("users").as_str(),
+            "file:///srv/project/lake/users/"
+        );
+        let l = Location::parse("s3://bucket/prefix", base, HashMap::new()).unwrap();
+        assert_eq!(l.table_url("users").as_str(), "s3://bucket/prefix/users/");
+        assert!(Location::parse("ftp://x", base, HashMap::new()).is_err());
+        assert!(Location::parse(" ", base, HashMap::new()).is_err());
+    }
+}
