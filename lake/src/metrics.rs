@@ -95,6 +95,8 @@ pub struct Metrics {
     streams: Mutex<BTreeMap<String, Arc<StreamMetrics>>>,
 }
 
+type Getter = fn(&StreamMetrics) -> u64;
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -126,7 +128,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let streams = self.streams();
         let mut out = String::new();
-        let counters: [(&str, &str, fn(&StreamMetrics) -> u64); 8] = [
+        let counters: [(&str, &str, Getter); 8] = [
             (
                 "tributary_stream_records_in_total",
                 "Records received from Kafka.",

@@ -163,6 +163,13 @@ impl Location {
     /// Opens an existing table at its latest version; `None` when there is
     /// no table there.
     pub async fn open(&self, table: &str) -> Result<Option<DeltaTable>, LakeError> {
+        let url = self.table_url(table);
+        if url.scheme() == "file"
+            && let Ok(dir) = url.to_file_path()
+            && !dir.join("_delta_log").is_dir()
+        {
+            return Ok(None);
+        }
         let mut t = self.builder(table)?.build()?;
         match t.load().await {
             Ok(()) => Ok(Some(t)),
@@ -182,6 +189,13 @@ impl Location {
         if let Some(t) = self.open(table).await? {
             check_compatible(table, &t, schema, partition_by)?;
             return Ok(t);
+        }
+        let url = self.table_url(table);
+        if url.scheme() == "file"
+            && let Ok(dir) = url.to_file_path()
+        {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| LakeError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
         let delta_schema: StructType = schema.try_into_kernel().map_err(|e| {
             LakeError::Config(format!(

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use arrow::array::{Array, Int32Array, Int64Array, StringArray};
+use arrow::array::{Array, ArrayRef, Int32Array, Int64Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
 use deltalake::DeltaTable;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -175,20 +177,30 @@ async fn coordinates(
             .build()?
         {
             let batch = batch.map_err(parquet::errors::ParquetError::from)?;
-            let topic = batch
-                .column_by_name(COL_TOPIC)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
-            let part = batch
-                .column_by_name(COL_PARTITION)
-                .and_then(|c| c.as_any().downcast_ref::<Int32Array>().cloned());
-            let off = batch
-                .column_by_name(COL_OFFSET)
-                .and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned());
-            let (Some(topic), Some(part), Some(off)) = (topic, part, off) else {
-                return Err(LakeError::Config(format!(
-                    "file {path} has no Kafka coordinate columns ({COL_TOPIC}, {COL_PARTITION}, {COL_OFFSET})"
-                )));
+            // Rewritten files (OPTIMIZE through DataFusion) may hold string
+            // views or other encodings: cast to the canonical types.
+            let col = |name: &str, t: &DataType| -> Result<ArrayRef, LakeError> {
+                let c = batch.column_by_name(name).ok_or_else(|| {
+                    LakeError::Config(format!("file {path} has no Kafka coordinate column {name}"))
+                })?;
+                cast(c, t)
+                    .map_err(|e| LakeError::Config(format!("file {path}: column {name}: {e}")))
             };
+            let topic = col(COL_TOPIC, &DataType::Utf8)?;
+            let part = col(COL_PARTITION, &DataType::Int32)?;
+            let off = col(COL_OFFSET, &DataType::Int64)?;
+            let topic = topic
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("cast to Utf8");
+            let part = part
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .expect("cast to Int32");
+            let off = off
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("cast to Int64");
             read += batch.num_rows() as u64;
             for i in 0..batch.num_rows() {
                 if topic.is_null(i) || part.is_null(i) || off.is_null(i) {
@@ -423,6 +435,7 @@ pub async fn vacuum(
                 .map_err(|e| LakeError::Config(format!("retention: {e}")))?,
         )
         .with_enforce_retention_duration(false)
+        .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
         .with_dry_run(dry_run)
         .await?;
     Ok(metrics.files_deleted)

@@ -418,7 +418,16 @@ impl Writer {
                         Ok(m) => {
                             let topic = self.topic(m.topic());
                             let ts = m.timestamp().to_millis();
-                            self.accept(topic, m.partition(), m.offset(), ts, m.key(), m.payload());
+                            if self.accept(
+                                topic,
+                                m.partition(),
+                                m.offset(),
+                                ts,
+                                m.key(),
+                                m.payload(),
+                            ) {
+                                break; // a buffer is due: flush before taking more
+                            }
                         }
                         Err(e) => {
                             tracing::warn!(stream = %self.spec().name, error = %e, "Kafka error (the client retries)");
@@ -437,7 +446,8 @@ impl Writer {
         }
     }
 
-    /// Takes one record into its partition's buffer.
+    /// Takes one record into its partition's buffer. True when that buffer
+    /// reached a size limit, or all buffers the memory budget.
     fn accept(
         &mut self,
         topic: Arc<str>,
@@ -446,7 +456,7 @@ impl Writer {
         ts: Option<i64>,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-    ) {
+    ) -> bool {
         let key_tp = (topic.clone(), partition);
         if !self.parts.contains_key(&key_tp) {
             let committed = self
@@ -459,11 +469,11 @@ impl Writer {
         }
         let part = self.parts.get_mut(&key_tp).expect("inserted above");
         if part.committed.is_some_and(|c| offset <= c) {
-            return; // already durable
+            return false; // already durable
         }
         if let Some(next) = part.next {
             if offset < next {
-                return; // re-delivered after a seek; staged already
+                return false; // re-delivered after a seek; staged already
             }
             if offset > next {
                 tracing::debug!(stream = %self.opts.spec.name, topic = %topic, partition, expected = next, got = offset,
@@ -480,6 +490,10 @@ impl Writer {
         part.oldest.get_or_insert_with(Instant::now);
         self.summary.records_in += 1;
         self.opts.metrics.records_in.fetch_add(1, Ordering::Relaxed);
+        let r = &self.opts.spec.rotation;
+        part.rows_buffered() >= r.max_rows
+            || part.bytes >= r.max_bytes
+            || self.buffered > self.opts.spec.memory_budget
     }
 
     fn decode_part(&mut self, key: &Tp) {
@@ -553,7 +567,7 @@ impl Writer {
                 .filter(|(_, p)| p.has_data())
                 .map(|(k, p)| (p.bytes, k.clone()))
                 .collect();
-            by_size.sort_by(|a, b| b.0.cmp(&a.0));
+            by_size.sort_by_key(|e| std::cmp::Reverse(e.0));
             let target = budget / 2;
             let mut freed = 0u64;
             let mut chosen = Vec::new();
@@ -637,7 +651,7 @@ impl Writer {
                     m.records_written.fetch_add(rows, Ordering::Relaxed);
                     m.files.fetch_add(files, Ordering::Relaxed);
                     m.bytes.fetch_add(bytes, Ordering::Relaxed);
-                    m.last_version.store(version as u64, Ordering::Relaxed);
+                    m.last_version.store(version, Ordering::Relaxed);
                     m.last_commit_ms.store(
                         chrono::Utc::now().timestamp_millis() as u64,
                         Ordering::Relaxed,
@@ -805,8 +819,29 @@ impl Writer {
             for (t, p) in assigned {
                 let topic = self.topic(&t);
                 let committed = self.main.offset(&app_id(&self.opts.spec.name, &t, p));
-                self.parts
-                    .insert((topic, p), Part::new(self.topics[&t].clone(), p, committed));
+                let key = (topic.clone(), p);
+                match self.parts.get_mut(&key) {
+                    // Records may have arrived before this event was handled:
+                    // keep them if they continue the log.
+                    Some(part) if part.committed == committed => {}
+                    Some(part) => {
+                        self.buffered -= part.bytes.min(self.buffered);
+                        part.clear();
+                        part.committed = committed;
+                        part.next = committed.map(|c| c + 1);
+                        if let Some(c) = committed {
+                            let _ = self.consumer.seek(
+                                &t,
+                                p,
+                                Offset::Offset(c + 1),
+                                Duration::from_secs(5),
+                            );
+                        }
+                    }
+                    None => {
+                        self.parts.insert(key, Part::new(topic, p, committed));
+                    }
+                }
                 self.opts
                     .metrics
                     .partition(&t, p, |f| f.committed = committed);
