@@ -14,14 +14,15 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Folder (or file) holding the DAG TOML files.
-    #[arg(
-        long,
-        env = "TRIBUTARY_DAGS_FOLDER",
-        global = true,
-        default_value = "dags"
-    )]
-    pub dags_folder: PathBuf,
+    /// Folder (or file) holding the DAG TOML files. Default: the config's
+    /// `dags_folder`, else ./dags
+    #[arg(long, env = "TRIBUTARY_DAGS_FOLDER", global = true)]
+    pub dags_folder: Option<PathBuf>,
+
+    /// Project config file. Default: ./tributary.toml if it exists, else
+    /// built-in defaults (the `users` stream into ./lake).
+    #[arg(long, env = "TRIBUTARY_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
 
     /// Output format of list and show commands.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
@@ -67,9 +68,79 @@ pub enum Command {
     /// Pools: named slot limits shared by tasks.
     #[command(subcommand)]
     Pools(PoolsCommand),
+    /// Streaming writers: Kafka topics into lake tables, exactly once.
+    #[command(subcommand)]
+    Stream(StreamCommand),
+    /// Lake tables: describe, verify, compact, vacuum.
+    #[command(subcommand)]
+    Lake(LakeCommand),
+    /// Check the project config file and print what it declares.
+    Config,
     /// Development servers.
     #[command(subcommand)]
     Dev(DevCommand),
+}
+
+/// `stream` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StreamCommand {
+    /// List the streams the config declares.
+    List,
+    /// Run a stream's writer until Ctrl-C / SIGTERM (flushes and commits
+    /// first), or until caught up.
+    Run {
+        /// Stream name.
+        name: String,
+        /// Exit once every assigned partition has reached the end offset
+        /// seen at start, with everything committed.
+        #[arg(long)]
+        until_caught_up: bool,
+        /// Serve Prometheus metrics here (default: the config's
+        /// [metrics] bind, else 127.0.0.1:9464; "off" to disable).
+        #[arg(long)]
+        metrics_bind: Option<String>,
+    },
+}
+
+/// `lake` subcommands. TABLE is a table name under the lake location of
+/// the stream that writes it (else the config's [lake] url).
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Versions, files, rows, partitions and last offsets of a table.
+    Ls {
+        /// Table name.
+        table: String,
+        /// Versions of history to show.
+        #[arg(long, default_value_t = 10)]
+        history: usize,
+    },
+    /// Read every committed file and prove exactly once: no offset twice,
+    /// offsets contiguous up to the committed one, rows match the log.
+    /// Exits 1 when a check fails.
+    Verify {
+        /// Table name.
+        table: String,
+    },
+    /// Compact small files into larger ones (Delta OPTIMIZE).
+    Optimize {
+        /// Table name.
+        table: String,
+        /// Target file size, e.g. 128MiB.
+        #[arg(long, default_value = "128MiB")]
+        target_size: String,
+    },
+    /// Delete files the table no longer references (compacted away, or
+    /// written by a writer that crashed before committing).
+    Vacuum {
+        /// Table name.
+        table: String,
+        /// Keep unreferenced files younger than this (e.g. 7d, 1h).
+        #[arg(long, default_value = "7d")]
+        retention: String,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `dev` subcommands.

@@ -23,6 +23,7 @@ use crate::cli::{
     Cli, Command, DagsCommand, DbCommand, MarkState, Output, PoolsCommand, RunsCommand,
     SchedulerArgs, TasksCommand, TriggerArgs,
 };
+use crate::config::Project;
 use crate::output::{self, opt_ts, secs, ts};
 
 /// The default metadata database: a SQLite file in `.tributary/`.
@@ -31,14 +32,33 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://.tributary/tributary.db";
 pub(crate) struct Ctx {
     pub(crate) cli: Cli,
     pub(crate) kinds: Kinds,
+    pub(crate) project: Project,
 }
 
 impl Ctx {
+    /// Flag or environment, then the config file, then the default.
     pub(crate) fn database_url(&self) -> String {
-        self.cli
+        let raw = self
+            .cli
             .database_url
             .clone()
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
+            .or_else(|| self.project.database_url.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        crate::config::resolve(&raw, "database_url").unwrap_or(raw)
+    }
+
+    /// Flag or environment, then the config file, then ./dags.
+    pub(crate) fn dags_folder(&self) -> PathBuf {
+        self.cli
+            .dags_folder
+            .clone()
+            .or_else(|| {
+                self.project
+                    .dags_folder
+                    .as_ref()
+                    .map(|d| self.project.base_dir.join(d))
+            })
+            .unwrap_or_else(|| PathBuf::from("dags"))
     }
 
     async fn sql_store(&self) -> Result<SqlStore> {
@@ -58,7 +78,7 @@ impl Ctx {
     }
 
     fn bag(&self) -> Result<DagBag> {
-        let folder = &self.cli.dags_folder;
+        let folder = &self.dags_folder();
         if !folder.exists() {
             bail!(
                 "DAGs folder {} does not exist (set --dags-folder or TRIBUTARY_DAGS_FOLDER)",
@@ -78,9 +98,11 @@ impl Ctx {
 
 /// Runs a command; the exit code says whether it succeeded.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let project = Project::load(cli.config.as_deref())?;
     let ctx = Ctx {
         cli,
         kinds: tasks::registry(),
+        project,
     };
     match &ctx.cli.command {
         Command::Standalone(a) => scheduler_cmd(&ctx, a, true).await,
@@ -114,6 +136,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             )
         }
         Command::Tasks(c) => tasks_cmd(&ctx, c).await,
+        Command::Stream(c) => crate::lake_cmd::stream(&ctx, c).await,
+        Command::Lake(c) => crate::lake_cmd::lake(&ctx, c).await,
+        Command::Config => crate::lake_cmd::config(&ctx),
         Command::Pools(c) => pools(&ctx, c).await,
         Command::Dev(DevCommand::Kafka { topics }) => {
             let mut parsed = Vec::new();
@@ -187,7 +212,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn shutdown_on_signals() -> CancellationToken {
+pub(crate) fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
@@ -197,7 +222,7 @@ fn shutdown_on_signals() -> CancellationToken {
             _ = tokio::signal::ctrl_c() => {}
             Some(_) = async { match term.as_mut() { Some(s) => s.recv().await, None => None } } => {}
         }
-        eprintln!("shutting down: stopping the scheduler (press Ctrl-C again to exit at once)");
+        eprintln!("shutting down gracefully (press Ctrl-C again to exit at once)");
         t.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(130);
@@ -212,7 +237,7 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
     let _exclusive = sql.exclusive_scheduler_lock()?;
     let store: Arc<dyn Store> = Arc::new(sql);
     let cfg = SchedulerConfig {
-        dags: vec![ctx.cli.dags_folder.clone()],
+        dags: vec![ctx.dags_folder()],
         parallelism: usize::from(a.parallelism),
         dag_refresh: Duration::from_secs(a.dag_refresh_secs),
         ..SchedulerConfig::default()
@@ -228,8 +253,16 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
         match std::env::var("TRIBUTARY_KAFKA_BOOTSTRAP") {
             Ok(b) => services.push(format!("  kafka      {b} (TRIBUTARY_KAFKA_BOOTSTRAP)")),
             Err(_) => {
-                let broker = tasks::kafka::DevBroker::start(&[("users", 4)])
-                    .map_err(|e| anyhow::anyhow!(e))?;
+                // The ingest DAG's topic and every stream's, 4 partitions each.
+                let mut topics: Vec<&str> = vec!["users"];
+                for s in &ctx.project.streams {
+                    topics.extend(s.topics.iter().map(String::as_str));
+                }
+                topics.sort_unstable();
+                topics.dedup();
+                let with_parts: Vec<(&str, i32)> = topics.iter().map(|t| (*t, 4)).collect();
+                let broker =
+                    tasks::kafka::DevBroker::start(&with_parts).map_err(|e| anyhow::anyhow!(e))?;
                 scheduler::secrets::provide(
                     "TRIBUTARY_KAFKA_BOOTSTRAP",
                     &broker.bootstrap_servers(),
@@ -259,6 +292,33 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
             }
         }
     }
+    // Standalone also runs every stream writer and serves their metrics.
+    let shutdown = shutdown_on_signals();
+    let metrics = Arc::new(lake::metrics::Metrics::default());
+    let mut writers = Vec::new();
+    if standalone {
+        writers = crate::lake_cmd::spawn_streams(&ctx.project, &metrics, &shutdown)?;
+        for s in &ctx.project.streams {
+            let loc = ctx.project.location(s.lake.as_deref())?;
+            services.push(format!(
+                "  stream     {}: topic {} → table {} (dead letters → {})",
+                s.name,
+                s.topics.join(","),
+                loc.table_url(&s.table),
+                s.dead_letter_table
+            ));
+        }
+        let bind = ctx
+            .project
+            .metrics
+            .bind
+            .clone()
+            .unwrap_or_else(|| crate::lake_cmd::DEFAULT_METRICS_BIND.to_string());
+        match crate::lake_cmd::serve_metrics(&bind, metrics.clone(), shutdown.clone()).await {
+            Ok(addr) => services.push(format!("  metrics    http://{addr}/metrics")),
+            Err(e) => services.push(format!("  metrics    not served: {e:#}")),
+        }
+    }
     if standalone {
         println!("Tributary standalone");
         println!(
@@ -267,7 +327,7 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
         );
         println!(
             "  dags       {} ({} DAGs, {} import errors)",
-            ctx.cli.dags_folder.display(),
+            ctx.dags_folder().display(),
             bag.dags.len(),
             bag.errors.len()
         );
@@ -282,15 +342,25 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
         println!("Try ({me} is this binary):");
         println!("  {me} dags list");
         println!("  {me} trigger hello --conf '{{\"name\": \"you\"}}' --wait");
-        println!("Ctrl-C stops (running tasks go back to scheduled)");
+        for s in &ctx.project.streams {
+            println!("  {me} lake ls {}", s.table);
+        }
+        println!(
+            "Ctrl-C stops (running tasks go back to scheduled; stream writers commit what they hold)"
+        );
     }
     for d in bag.diagnostics() {
         eprintln!("import error: {d}");
     }
-    let shutdown = shutdown_on_signals();
     Scheduler::new(store, ctx.kinds.clone(), cfg)
-        .run(shutdown)
+        .run(shutdown.clone())
         .await?;
+    // Writers flush and commit on the same signal; wait for them before
+    // the dev broker goes away.
+    shutdown.cancel();
+    for w in writers {
+        let _ = w.await;
+    }
     dev_stop.cancel();
     drop(_dev_broker);
     Ok(ExitCode::SUCCESS)
@@ -342,7 +412,7 @@ async fn dags(ctx: &Ctx, c: &DagsCommand) -> Result<ExitCode> {
 
 fn validate(ctx: &Ctx, paths: &[PathBuf]) -> Result<ExitCode> {
     let paths = if paths.is_empty() {
-        vec![ctx.cli.dags_folder.clone()]
+        vec![ctx.dags_folder()]
     } else {
         paths.to_vec()
     };

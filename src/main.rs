@@ -5,6 +5,8 @@
 mod backfill_cmd;
 mod cli;
 mod commands;
+mod config;
+mod lake_cmd;
 mod output;
 
 use clap::Parser;
@@ -13,9 +15,16 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let long_running = matches!(
         cli.command,
-        cli::Command::Standalone(_) | cli::Command::Scheduler(_)
+        cli::Command::Standalone(_)
+            | cli::Command::Scheduler(_)
+            | cli::Command::Stream(cli::StreamCommand::Run { .. })
     );
-    let default_level = if long_running { "info" } else { "warn" };
+    // The Delta libraries log every snapshot at info: keep them to warnings.
+    let default_level = if long_running {
+        "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,delta_kernel=warn,datafusion=warn"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()

@@ -89,6 +89,30 @@ impl Location {
             } else {
                 base.join(p)
             };
+            let abs = if abs.is_absolute() {
+                abs
+            } else {
+                std::env::current_dir()
+                    .map_err(|e| {
+                        LakeError::Config(format!(
+                            "lake location {text:?}: no current directory: {e}"
+                        ))
+                    })?
+                    .join(abs)
+            };
+            // Tidy `./` and `..` segments so URLs and messages read well.
+            let abs = abs
+                .components()
+                .fold(std::path::PathBuf::new(), |mut acc, c| {
+                    match c {
+                        std::path::Component::CurDir => {}
+                        std::path::Component::ParentDir => {
+                            acc.pop();
+                        }
+                        other => acc.push(other),
+                    }
+                    acc
+                });
             Url::from_directory_path(&abs).map_err(|()| {
                 LakeError::Config(format!("lake location {text:?}: not a usable path"))
             })?

@@ -138,7 +138,7 @@ pub async fn describe(
             timestamp_ms: c.timestamp,
             operation: c.operation.clone(),
         });
-        v -= 1;
+        v = v.saturating_sub(1);
     }
     Ok(info)
 }

@@ -1,0 +1,510 @@
+//! The project config file, `tributary.toml`: metadata database, DAGs
+//! folder, Kafka, the lake, metrics, the web server and the `[[stream]]`
+//! declarations.
+//!
+//! The path comes from `--config` / `TRIBUTARY_CONFIG`, else
+//! `./tributary.toml` if it exists, else the built-in defaults (which
+//! declare the reference `users` stream). Values may hold `${VAR}` and
+//! `${VAR:-default}` references; they are resolved when used, so secrets
+//! never sit in the parsed config. Every problem is reported as
+//! `file:line:col: sentence`, like DAG files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+use lake::config::{STREAM_KEYS, SchemaCatalog, StreamConfig, StreamSpec};
+use lake::table::Location;
+use scheduler::dag::Diagnostic;
+use scheduler::dag::parse::line_col;
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+/// The default config file name.
+pub const CONFIG_FILE: &str = "tributary.toml";
+
+/// The built-in configuration used when there is no config file: the
+/// reference pipeline's `users` stream into `./lake`.
+pub const DEFAULT_CONFIG: &str = r#"
+[lake]
+url = "lake"
+
+[[stream]]
+name = "users"
+topics = ["users"]
+table = "users"
+schema = "random_user"
+partition_by = ["nation", "date(event_time)"]
+rotation = { max_age = "2s" }
+"#;
+
+/// Top-level keys (for "did you mean").
+const TOP_KEYS: &[&str] = &[
+    "database_url",
+    "dags_folder",
+    "kafka",
+    "lake",
+    "metrics",
+    "web",
+    "stream",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTop {
+    #[serde(default)]
+    database_url: Option<String>,
+    #[serde(default)]
+    dags_folder: Option<String>,
+    #[serde(default)]
+    kafka: KafkaSection,
+    #[serde(default)]
+    lake: LakeSection,
+    #[serde(default)]
+    metrics: MetricsSection,
+    #[serde(default)]
+    web: WebSection,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSection {
+    /// `bootstrap.servers` (default `${TRIBUTARY_KAFKA_BOOTSTRAP:-localhost:9092}`).
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
+    /// Extra librdkafka properties for every client (security, timeouts).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// `[lake]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeSection {
+    /// Where tables live: `s3://bucket/prefix`, `file:///path` or a path
+    /// relative to the config file (default `lake`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Object-store options (`aws_endpoint`, `aws_region`,
+    /// `aws_access_key_id`, `aws_secret_access_key`, `aws_allow_http`, …).
+    #[serde(default)]
+    pub storage: BTreeMap<String, String>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address of the Prometheus endpoint of `stream run` (default
+    /// 127.0.0.1:9464; `standalone` also serves `/metrics` on the web UI).
+    #[serde(default)]
+    pub bind: Option<String>,
+}
+
+/// `[web]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// Address of the web UI and API (default 127.0.0.1:8080).
+    #[serde(default)]
+    pub bind: Option<String>,
+    /// Token for state-changing requests (required off loopback).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// A loaded project config.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The file it came from (None: built-in defaults).
+    pub path: Option<PathBuf>,
+    /// Relative paths are taken from here.
+    pub base_dir: PathBuf,
+    /// `database_url`.
+    pub database_url: Option<String>,
+    /// `dags_folder`.
+    pub dags_folder: Option<PathBuf>,
+    /// `[kafka]`.
+    pub kafka: KafkaSection,
+    /// `[lake]`.
+    pub lake: LakeSection,
+    /// `[metrics]`.
+    pub metrics: MetricsSection,
+    /// `[web]`.
+    pub web: WebSection,
+    /// Validated streams.
+    pub streams: Vec<Arc<StreamSpec>>,
+}
+
+/// Named schemas streams may use (`schema = "random_user"`).
+pub fn schema_catalog() -> SchemaCatalog {
+    BTreeMap::from([(
+        "random_user".to_string(),
+        Arc::new(tasks::random_user::user_record_arrow_schema()),
+    )])
+}
+
+/// Resolves `${VAR}` references of a config value.
+pub fn resolve(value: &str, what: &str) -> Result<String> {
+    scheduler::secrets::resolve(value)
+        .map(|r| r.value)
+        .map_err(|e| anyhow!("{what}: {e}"))
+}
+
+impl Project {
+    /// Loads the config: `explicit` (must exist), else `./tributary.toml`
+    /// if present, else the built-in defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Project> {
+        let (path, text) = match explicit {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow!("cannot read the config file {}: {e}", p.display()))?;
+                (Some(p.to_path_buf()), text)
+            }
+            None if Path::new(CONFIG_FILE).is_file() => {
+                let p = PathBuf::from(CONFIG_FILE);
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| anyhow!("cannot read the config file {CONFIG_FILE}: {e}"))?;
+                (Some(p), text)
+            }
+            None => (None, DEFAULT_CONFIG.to_string()),
+        };
+        let name = path
+            .as_ref()
+            .map_or("(built-in config)".to_string(), |p| p.display().to_string());
+        let base_dir = path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        match parse(&name, &text, &schema_catalog()) {
+            Ok(mut project) => {
+                project.path = path;
+                project.base_dir = base_dir;
+                Ok(project)
+            }
+            Err(diags) => {
+                let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+                bail!(
+                    "{} problem(s) in the config:\n{}",
+                    diags.len(),
+                    lines.join("\n")
+                )
+            }
+        }
+    }
+
+    /// The stream of this name.
+    pub fn stream(&self, name: &str) -> Result<Arc<StreamSpec>> {
+        self.streams
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
+                let hint = lake::suggest(name, &names)
+                    .map(|s| format!(" (did you mean {s:?}?)"))
+                    .unwrap_or_default();
+                anyhow!(
+                    "no stream {name:?} in {}{hint}; declared: {}",
+                    self.source(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            })
+    }
+
+    /// Where the config came from, for messages.
+    pub fn source(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or("the built-in config".to_string(), |p| {
+                p.display().to_string()
+            })
+    }
+
+    /// The Kafka bootstrap servers, resolved.
+    pub fn kafka_bootstrap(&self) -> Result<String> {
+        let raw = self
+            .kafka
+            .bootstrap_servers
+            .clone()
+            .unwrap_or_else(|| "${TRIBUTARY_KAFKA_BOOTSTRAP:-localhost:9092}".to_string());
+        resolve(&raw, "kafka.bootstrap_servers")
+    }
+
+    /// Kafka client properties, resolved.
+    pub fn kafka_properties(&self) -> Result<BTreeMap<String, String>> {
+        self.kafka
+            .properties
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), resolve(v, &format!("kafka.properties.{k}"))?)))
+            .collect()
+    }
+
+    /// The lake location of a stream (its own `lake`, else `[lake] url`).
+    pub fn location(&self, stream_lake: Option<&str>) -> Result<Location> {
+        let raw = stream_lake
+            .map(str::to_string)
+            .or_else(|| self.lake.url.clone())
+            .unwrap_or_else(|| "lake".to_string());
+        let url = resolve(&raw, "lake.url")?;
+        let mut options = HashMap::new();
+        for (k, v) in &self.lake.storage {
+            options.insert(k.clone(), resolve(v, &format!("lake.storage.{k}"))?);
+        }
+        Ok(Location::parse(&url, &self.base_dir, options)?)
+    }
+
+    /// The stream writing a table (or its dead-letter table), if any.
+    pub fn stream_of_table(&self, table: &str) -> Option<Arc<StreamSpec>> {
+        self.streams
+            .iter()
+            .find(|s| s.table == table || s.dead_letter_table == table)
+            .cloned()
+    }
+}
+
+fn diag(
+    file: &str,
+    source: &str,
+    span: Option<std::ops::Range<usize>>,
+    message: String,
+) -> Diagnostic {
+    let (line, col) = line_col(source, span.map_or(0, |s| s.start));
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        col,
+        message,
+    }
+}
+
+fn de<'a, T: serde::de::DeserializeOwned>(
+    file: &str,
+    source: &str,
+    value: Spanned<DeValue<'a>>,
+    what: &str,
+    known: &[&str],
+    out: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    let whole = value.span();
+    match T::deserialize(ValueDeserializer::from(value)) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let mut msg = e.message().trim_end().to_string();
+            if let Some(rest) = msg.strip_prefix("unknown field `")
+                && let Some(name) = rest.split('`').next()
+            {
+                msg = match lake::suggest(name, known) {
+                    Some(s) => format!("unknown key `{name}` (did you mean `{s}`?)"),
+                    None => format!("unknown key `{name}` (known keys: {})", known.join(", ")),
+                };
+            }
+            out.push(diag(
+                file,
+                source,
+                e.span().or(Some(whole)),
+                format!("{what}: {msg}"),
+            ));
+            None
+        }
+    }
+}
+
+/// Parses and validates a config file's text.
+pub fn parse(
+    file: &str,
+    source: &str,
+    catalog: &SchemaCatalog,
+) -> Result<Project, Vec<Diagnostic>> {
+    let mut out = Vec::new();
+    let (root, syntax) = DeTable::parse_recoverable(source);
+    if !syntax.is_empty() {
+        for e in syntax {
+            out.push(diag(
+                file,
+                source,
+                e.span(),
+                format!("TOML syntax: {}", e.message().trim_end()),
+            ));
+        }
+        return Err(out);
+    }
+    let span = root.span();
+    let mut table = root.into_inner();
+    let streams_value = table.remove("stream");
+    let top: Option<FileTop> = de(
+        file,
+        source,
+        Spanned::new(span, DeValue::Table(table)),
+        "config",
+        TOP_KEYS,
+        &mut out,
+    );
+    let mut streams: Vec<Arc<StreamSpec>> = Vec::new();
+    if let Some(sv) = streams_value {
+        let sspan = sv.span();
+        match sv.into_inner() {
+            DeValue::Array(items) => {
+                for item in items {
+                    let Some(cfg) =
+                        de::<StreamConfig>(file, source, item, "[[stream]]", STREAM_KEYS, &mut out)
+                    else {
+                        continue;
+                    };
+                    let name_span = cfg.name.span();
+                    match cfg.resolve(catalog) {
+                        Ok(spec) => {
+                            if streams.iter().any(|s| s.name == spec.name) {
+                                out.push(diag(
+                                    file,
+                                    source,
+                                    Some(name_span),
+                                    format!("stream {:?} is declared twice", spec.name),
+                                ));
+                            } else if let Some(other) = streams
+                                .iter()
+                                .find(|s| s.table == spec.table && s.lake == spec.lake)
+                            {
+                                out.push(diag(
+                                    file,
+                                    source,
+                                    Some(name_span),
+                                    format!(
+                                        "streams {:?} and {:?} write the same table {:?}",
+                                        other.name, spec.name, spec.table
+                                    ),
+                                ));
+                            } else {
+                                streams.push(Arc::new(spec));
+                            }
+                        }
+                        Err(problems) => {
+                            for (sp, msg) in problems {
+                                out.push(diag(
+                                    file,
+                                    source,
+                                    sp,
+                                    format!("stream {:?}: {msg}", cfg.name.get_ref()),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => out.push(diag(
+                file,
+                source,
+                Some(sspan),
+                "stream: write [[stream]] tables".into(),
+            )),
+        }
+    }
+    if !out.is_empty() {
+        out.sort_by_key(|d| (d.line, d.col));
+        return Err(out);
+    }
+    let top = top.unwrap_or_default();
+    for (what, v) in [
+        ("database_url", top.database_url.as_deref()),
+        ("lake.url", top.lake.url.as_deref()),
+    ] {
+        if let Some(v) = v
+            && let Err(e) = scheduler::secrets::check_syntax(v)
+        {
+            return Err(vec![diag(file, source, None, format!("{what}: {e}"))]);
+        }
+    }
+    Ok(Project {
+        path: None,
+        base_dir: PathBuf::from("."),
+        database_url: top.database_url,
+        dags_folder: top.dags_folder.map(PathBuf::from),
+        kafka: top.kafka,
+        lake: top.lake,
+        metrics: top.metrics,
+        web: top.web,
+        streams,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_config_declares_the_users_stream() {
+        let p = parse("x", DEFAULT_CONFIG, &schema_catalog()).unwrap();
+        assert_eq!(p.streams.len(), 1);
+        let s = &p.streams[0];
+        assert_eq!((s.name.as_str(), s.table.as_str()), ("users", "users"));
+        let parts: Vec<&str> = s.partition_by.iter().map(|p| p.name()).collect();
+        assert_eq!(parts, ["nation", "date"]);
+    }
+
+    #[test]
+    fn problems_point_at_file_line_col() {
+        let text = r#"database_url = "postgres://x"
+kafak = { bootstrap_servers = "k:9092" }
+
+[[stream]]
+name = "users"
+topics = ["users"]
+table = "users"
+schema = "random_usr"
+
+[[stream]]
+name = "events"
+topics = ["events"]
+table = "events"
+schema = "random_user"
+partition_by = ["natoin"]
+rotaton = { max_rows = 5 }
+"#;
+        let errs: Vec<String> = parse("tributary.toml", text, &schema_catalog())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let all = errs.join("\n");
+        assert!(
+            all.contains("tributary.toml:2:1: config: unknown key `kafak` (did you mean `kafka`?)"),
+            "{all}"
+        );
+        assert!(
+            all.contains("tributary.toml:8:10: stream \"users\": unknown schema \"random_usr\""),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "tributary.toml:16:1: [[stream]]: unknown key `rotaton` (did you mean `rotation`?)"
+            ),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn duplicate_streams_and_tables_are_refused() {
+        let one = "[[stream]]\nname = \"a\"\ntopics = [\"t\"]\ntable = \"t1\"\nschema = \"random_user\"\n";
+        let two = "[[stream]]\nname = \"a\"\ntopics = [\"t\"]\ntable = \"t2\"\nschema = \"random_user\"\n";
+        let three = "[[stream]]\nname = \"b\"\ntopics = [\"t\"]\ntable = \"t1\"\nschema = \"random_user\"\n";
+        let errs = parse("f", &format!("{one}{two}{three}"), &schema_catalog()).unwrap_err();
+        let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(all[0].contains("stream \"a\" is declared twice"), "{all:?}");
+        assert!(all[1].contains("write the same table \"t1\""), "{all:?}");
+    }
+}
