@@ -53,6 +53,8 @@ pub struct StreamMetrics {
     pub bytes: AtomicU64,
     /// Bytes buffered now.
     pub buffered_bytes: AtomicU64,
+    /// Most bytes ever buffered at once.
+    pub peak_buffered_bytes: AtomicU64,
     /// Unix time (ms) of the last commit.
     pub last_commit_ms: AtomicU64,
     /// Table version of the last commit.
@@ -64,6 +66,12 @@ pub struct StreamMetrics {
 }
 
 impl StreamMetrics {
+    /// Records the bytes buffered now (and the peak).
+    pub fn set_buffered(&self, bytes: u64) {
+        self.buffered_bytes.store(bytes, Ordering::Relaxed);
+        self.peak_buffered_bytes.fetch_max(bytes, Ordering::Relaxed);
+    }
+
     /// Records one commit's latency.
     pub fn observe_commit(&self, took: Duration) {
         let s = took.as_secs_f64();
@@ -128,7 +136,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let streams = self.streams();
         let mut out = String::new();
-        let counters: [(&str, &str, Getter); 8] = [
+        let counters: [(&str, &str, Getter); 9] = [
             (
                 "tributary_stream_records_in_total",
                 "Records received from Kafka.",
@@ -166,6 +174,11 @@ impl Metrics {
                 "tributary_stream_buffered_bytes",
                 "Bytes buffered, not yet committed.",
                 |m| m.buffered_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "tributary_stream_peak_buffered_bytes",
+                "Most bytes buffered at once.",
+                |m| m.peak_buffered_bytes.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, get) in counters {

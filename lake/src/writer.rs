@@ -486,6 +486,7 @@ impl Writer {
         let added = (part.staged.bytes() - before) as u64 + 48;
         part.bytes += added;
         self.buffered += added;
+        self.opts.metrics.set_buffered(self.buffered);
         part.last = Some(offset);
         part.oldest.get_or_insert_with(Instant::now);
         self.summary.records_in += 1;
@@ -518,10 +519,7 @@ impl Writer {
         part.rejected.extend(out.rejected);
         part.bytes = part.bytes - raw_bytes.min(part.bytes) + new_bytes;
         self.buffered = self.buffered - raw_bytes.min(self.buffered) + new_bytes;
-        self.opts
-            .metrics
-            .buffered_bytes
-            .store(self.buffered, Ordering::Relaxed);
+        self.opts.metrics.set_buffered(self.buffered);
     }
 
     fn decode_full_chunks(&mut self) {
@@ -673,7 +671,7 @@ impl Writer {
                             let _ = tpl.add_partition_offset(&k.0, k.1, Offset::Offset(last + 1));
                         }
                     }
-                    m.buffered_bytes.store(self.buffered, Ordering::Relaxed);
+                    m.set_buffered(self.buffered);
                     tracing::debug!(stream = %name, version, attempts, rows, files, partitions = keys.len(),
                         ms = started.elapsed().as_millis() as u64, "flushed");
                     // For lag tools only; the log is the truth.
@@ -851,6 +849,56 @@ impl Writer {
         Ok(())
     }
 
+    /// The last offset of every partition of the topics now (-1 when a
+    /// partition is empty): one batched ListOffsets request per bound
+    /// instead of a round trip per partition.
+    fn end_offsets(&self) -> Result<HashMap<(String, i32), i64>, LakeError> {
+        let mut ends = TopicPartitionList::new();
+        let mut starts = TopicPartitionList::new();
+        for topic in &self.opts.spec.topics {
+            let md = tokio::task::block_in_place(|| {
+                self.consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(30))
+            })
+            .map_err(|e| LakeError::Kafka(format!("cannot read metadata of topic {topic}: {e}")))?;
+            for t in md.topics() {
+                for p in t.partitions() {
+                    // librdkafka reads timestamp -1 as "latest", -2 as "earliest".
+                    let _ = ends.add_partition_offset(topic, p.id(), Offset::End);
+                    let _ = starts.add_partition_offset(topic, p.id(), Offset::Beginning);
+                }
+            }
+        }
+        let lookup = |tpl: TopicPartitionList| {
+            tokio::task::block_in_place(|| {
+                self.consumer
+                    .offsets_for_times(tpl, Duration::from_secs(30))
+            })
+            .map_err(|e| LakeError::Kafka(format!("cannot read the partitions' offsets: {e}")))
+        };
+        let (ends, starts) = (lookup(ends)?, lookup(starts)?);
+        let low: HashMap<(String, i32), i64> = starts
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                e.offset()
+                    .to_raw()
+                    .map(|o| ((e.topic().to_string(), e.partition()), o))
+            })
+            .collect();
+        let mut out = HashMap::new();
+        for e in ends.elements() {
+            let key = (e.topic().to_string(), e.partition());
+            let high = e.offset().to_raw().ok_or_else(|| {
+                LakeError::Kafka(format!("no end offset for {}/{}", e.topic(), e.partition()))
+            })?;
+            let low = low.get(&key).copied().unwrap_or(0);
+            out.insert(key, if high <= low { -1 } else { high - 1 });
+        }
+        tracing::info!(stream = %self.spec().name, partitions = out.len(), "until caught up: end offsets read");
+        Ok(out)
+    }
+
     /// With `--until-caught-up`: flushes partitions that reached their end
     /// and says whether every assigned partition is done.
     async fn until_done(&mut self) -> Result<bool, LakeError> {
@@ -858,38 +906,7 @@ impl Writer {
             return Ok(false);
         }
         if self.targets.is_none() {
-            let mut targets = HashMap::new();
-            for topic in self.opts.spec.topics.clone() {
-                let md = tokio::task::block_in_place(|| {
-                    self.consumer
-                        .fetch_metadata(Some(&topic), Duration::from_secs(30))
-                })
-                .map_err(|e| {
-                    LakeError::Kafka(format!("cannot read metadata of topic {topic}: {e}"))
-                })?;
-                for t in md.topics() {
-                    for p in t.partitions() {
-                        let (low, high) = tokio::task::block_in_place(|| {
-                            self.consumer
-                                .fetch_watermarks(&topic, p.id(), Duration::from_secs(30))
-                        })
-                        .map_err(|e| {
-                            LakeError::Kafka(format!(
-                                "cannot read the end offset of {topic}/{}: {e}",
-                                p.id()
-                            ))
-                        })?;
-                        targets.insert((topic.clone(), p.id()), (low, high));
-                    }
-                }
-            }
-            tracing::info!(stream = %self.spec().name, partitions = targets.len(), "until caught up: end offsets read");
-            self.targets = Some(
-                targets
-                    .into_iter()
-                    .map(|(k, (low, high))| (k, if high <= low { -1 } else { high - 1 }))
-                    .collect(),
-            );
+            self.targets = Some(self.end_offsets()?);
         }
         let targets = self.targets.as_ref().expect("set above");
         let mut done = true;

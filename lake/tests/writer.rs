@@ -389,3 +389,111 @@ async fn in_memory_lake_and_optimize() {
         .unwrap();
     assert!(report.ok(), "{:#?}", report.problems);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_in_one_group_hand_partitions_over_exactly_once() {
+    let broker = Broker::start("events", 4);
+    let p = broker.producer();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(
+        "events",
+        "rotation = { max_rows = 100, max_age = \"200ms\" }",
+    );
+
+    // Writer A alone.
+    let a_opts = options(spec.clone(), local(&dir), broker.bootstrap(), false);
+    let a_metrics = a_opts.metrics.clone();
+    let a = tokio::spawn(lake::writer::run(a_opts, CancellationToken::new()));
+    produce(&p, "events", (0..1000).map(|i| (i, good(i).into_bytes()))).await;
+    wait_for("A commits", || {
+        a_metrics.commits.load(Ordering::Relaxed) > 0
+    })
+    .await;
+
+    // Writer B joins: the group rebalances and partitions move.
+    let b_stop = CancellationToken::new();
+    let b_opts = options(spec.clone(), local(&dir), broker.bootstrap(), false);
+    let b_metrics = b_opts.metrics.clone();
+    let b = tokio::spawn(lake::writer::run(b_opts, b_stop.clone()));
+    produce(
+        &p,
+        "events",
+        (1000..2000).map(|i| (i, good(i).into_bytes())),
+    )
+    .await;
+    wait_for("B commits", || {
+        b_metrics.commits.load(Ordering::Relaxed) > 0
+    })
+    .await;
+
+    // A dies without flushing (its task is dropped mid-flight).
+    a.abort();
+    let _ = a.await;
+    produce(
+        &p,
+        "events",
+        (2000..3000).map(|i| (i, good(i).into_bytes())),
+    )
+    .await;
+    b_stop.cancel();
+    b.await.unwrap().unwrap();
+
+    // Whatever is left, a last writer catches up on.
+    run_until_caught_up(options(spec.clone(), local(&dir), broker.bootstrap(), true)).await;
+    let report = tools::verify(
+        &local(&dir),
+        "events",
+        Some("events_dead_letter"),
+        Some("events"),
+    )
+    .await
+    .unwrap();
+    assert!(report.ok(), "{:#?}", report.problems);
+    assert_eq!(report.rows_read, 3000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_within_budget_with_1000_partitions_and_skew() {
+    let broker = Broker::start("events", 1000);
+    let p = broker.producer();
+    // Half the records go to 10 hot partitions, half spread over all 1000.
+    let values = (0..40_000u64).map(|i| {
+        let part = if i % 2 == 0 {
+            (i / 2 % 10) as i32
+        } else {
+            (i / 2 % 1000) as i32
+        };
+        (part, good(i).into_bytes())
+    });
+    produce_to(&p, "events", values).await;
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 1u64 << 20;
+    let opts = options(
+        spec(
+            "events",
+            "memory_budget = \"1MiB\"\nrotation = { max_age = \"1h\", max_rows = 10000000 }",
+        ),
+        local(&dir),
+        broker.bootstrap(),
+        true,
+    );
+    let metrics = opts.metrics.clone();
+    let s = run_until_caught_up(opts).await;
+    assert_eq!(s.rows_written, 40_000);
+    let peak = metrics.peak_buffered_bytes.load(Ordering::Relaxed);
+    assert!(
+        peak <= budget + budget / 4,
+        "peak {peak} bytes over a {budget}-byte budget"
+    );
+    assert!(s.commits > 5, "the budget forced several flushes: {s:?}");
+    let report = tools::verify(
+        &local(&dir),
+        "events",
+        Some("events_dead_letter"),
+        Some("events"),
+    )
+    .await
+    .unwrap();
+    assert!(report.ok(), "{:#?}", report.problems);
+    assert_eq!(report.partitions.len(), 1000);
+}

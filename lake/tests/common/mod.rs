@@ -248,3 +248,31 @@ impl ObjectStore for Faulty {
         self.inner.copy_opts(from, to, options).await
     }
 }
+
+/// Produces each value to an explicit partition.
+pub async fn produce_to(
+    p: &FutureProducer,
+    topic: &str,
+    values: impl IntoIterator<Item = (i32, Vec<u8>)>,
+) {
+    let mut futs = Vec::new();
+    for (partition, v) in values {
+        let p = p.clone();
+        let topic = topic.to_string();
+        futs.push(async move {
+            p.send(
+                FutureRecord::<(), _>::to(&topic)
+                    .partition(partition)
+                    .payload(&v),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+        });
+        if futs.len() >= 2000 {
+            futures::future::join_all(std::mem::take(&mut futs)).await;
+        }
+    }
+    futures::future::join_all(futs).await;
+}
