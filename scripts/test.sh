@@ -46,6 +46,32 @@ psql "$TRIBUTARY_TEST_POSTGRES" -Atqc \
   "SELECT datname FROM pg_database WHERE datname LIKE 'tributary\_scratch\_%'" 2>/dev/null |
   while read -r db; do psql "$TRIBUTARY_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
 
+# --- Python: moto (S3 API server) and the outside Delta readers -------------
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
+if ! python3 -c 'import moto, deltalake, pyarrow, flask' >/dev/null 2>&1; then
+  log "installing moto[server], deltalake and pyarrow from PyPI"
+  python3 -m pip install -q 'moto[server]==5.2.1' 'deltalake>=1.1' 'pyarrow>=17' ||
+    python3 -m pip install -q --break-system-packages 'moto[server]==5.2.1' 'deltalake>=1.1' 'pyarrow>=17'
+fi
+# A moto S3 server on loopback (moto 5.2 honours If-None-Match, so the lake's
+# conditional commits are really exercised).
+export TRIBUTARY_TEST_S3="${TRIBUTARY_TEST_S3:-http://127.0.0.1:5055}"
+s3_port="${TRIBUTARY_TEST_S3##*:}"
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null; then
+  log "starting moto on 127.0.0.1:$s3_port"
+  mkdir -p target
+  nohup python3 -m moto.server -H 127.0.0.1 -p "$s3_port" >target/moto.log 2>&1 &
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null && break; sleep 0.2; done
+  (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null || { echo "moto did not start; see target/moto.log" >&2; exit 1; }
+fi
+
+# --- Tansu: an independent Kafka-compatible broker for chaos runs ----------
+# (cargo install caches it in ~/.cargo/bin: about 10 minutes once.)
+if ! command -v tansu >/dev/null 2>&1; then
+  log "installing tansu 0.6.0 (once; about 10 minutes)"
+  cargo install tansu --version 0.6.0 --features dynostore,libsql --locked
+fi
+
 # --- Rust tools ------------------------------------------------------------
 command -v bash >/dev/null || apt_install bash
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -318,16 +318,23 @@ pub async fn verify(
         rej.sort_unstable();
         let committed = committed_of.get(&(topic.clone(), p)).copied();
         let name = format!("{topic}/{p}");
-        for w in rows.windows(2).filter(|w| w[0] == w[1]) {
-            report
-                .problems
-                .push(format!("{name}: offset {} is in the table twice", w[0]));
-        }
-        for w in rej.windows(2).filter(|w| w[0] == w[1]) {
-            report.problems.push(format!(
-                "{name}: offset {} is in the dead-letter table twice",
-                w[0]
-            ));
+        for (list, which) in [(&rows, "the table"), (&rej, "the dead-letter table")] {
+            let dups: Vec<i64> = list
+                .windows(2)
+                .filter(|w| w[0] == w[1])
+                .map(|w| w[0])
+                .collect();
+            for o in dups.iter().take(10) {
+                report
+                    .problems
+                    .push(format!("{name}: offset {o} is in {which} more than once"));
+            }
+            if dups.len() > 10 {
+                report.problems.push(format!(
+                    "{name}: {} more offsets are in {which} more than once",
+                    dups.len() - 10
+                ));
+            }
         }
         let mut all: Vec<i64> = rows.iter().chain(rej.iter()).copied().collect();
         all.sort_unstable();

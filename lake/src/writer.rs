@@ -25,7 +25,7 @@
 //! are skipped, so a stale position costs time, never a duplicate.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,8 @@ struct Shared {
 
 struct WriterContext {
     shared: Arc<Mutex<Shared>>,
+    /// Bumped by every rebalance callback (read without the lock).
+    rebalanced: Arc<AtomicU64>,
     metrics: Arc<StreamMetrics>,
     stream: String,
 }
@@ -138,6 +140,8 @@ impl ConsumerContext for WriterContext {
             for e in tpl.elements() {
                 tracing::info!(stream = %self.stream, topic = e.topic(), partition = e.partition(), "partition revoked");
                 s.revoked.push((e.topic().to_string(), e.partition()));
+                s.generation += 1;
+                self.rebalanced.store(s.generation, Ordering::SeqCst);
                 self.metrics
                     .partition(e.topic(), e.partition(), |f| f.assigned = false);
             }
@@ -165,6 +169,7 @@ impl ConsumerContext for WriterContext {
                 s.assigned.push(key);
             }
             s.generation += 1;
+            self.rebalanced.store(s.generation, Ordering::SeqCst);
             if let Err(err) = consumer.assign(&positioned) {
                 tracing::warn!(stream = %self.stream, %err, "cannot assign positioned partitions");
             }
@@ -184,7 +189,8 @@ struct Part {
     row_count: u64,
     rejected: Vec<Rejected>,
     bytes: u64,
-    /// Last offset consumed into the buffer.
+    /// First and last offsets consumed into the buffer.
+    first: Option<i64>,
     last: Option<i64>,
     oldest: Option<Instant>,
 }
@@ -199,6 +205,7 @@ impl Part {
             row_count: 0,
             rejected: Vec::new(),
             bytes: 0,
+            first: None,
             last: None,
             oldest: None,
         }
@@ -214,6 +221,7 @@ impl Part {
         self.row_count = 0;
         self.rejected.clear();
         self.bytes = 0;
+        self.first = None;
         self.last = None;
         self.oldest = None;
     }
@@ -227,6 +235,7 @@ struct Writer {
     opts: WriterOptions,
     consumer: Arc<StreamConsumer<WriterContext>>,
     shared: Arc<Mutex<Shared>>,
+    rebalanced: Arc<AtomicU64>,
     decoder: RecordDecoder,
     main: DeltaTableHandle,
     dlq: DeltaTableHandle,
@@ -239,6 +248,7 @@ struct Writer {
     targets: Option<HashMap<(String, i32), i64>>,
     assigned: HashSet<(String, i32)>,
     seen_assignment: bool,
+    last_refresh: Option<Instant>,
     generation: u64,
 }
 
@@ -298,8 +308,10 @@ pub async fn run(opts: WriterOptions, stop: CancellationToken) -> Result<RunSumm
         cfg.set(k, v);
     }
     let shared = Arc::new(Mutex::new(Shared::default()));
+    let rebalanced = Arc::new(AtomicU64::new(0));
     let ctx = WriterContext {
         shared: shared.clone(),
+        rebalanced: rebalanced.clone(),
         metrics: opts.metrics.clone(),
         stream: spec.name.clone(),
     };
@@ -311,6 +323,7 @@ pub async fn run(opts: WriterOptions, stop: CancellationToken) -> Result<RunSumm
         decoder: RecordDecoder::new(spec.clone()),
         consumer: Arc::new(consumer),
         shared,
+        rebalanced,
         main,
         dlq,
         parts: HashMap::new(),
@@ -321,6 +334,7 @@ pub async fn run(opts: WriterOptions, stop: CancellationToken) -> Result<RunSumm
         targets: None,
         assigned: HashSet::new(),
         seen_assignment: false,
+        last_refresh: None,
         generation: 0,
         opts,
     };
@@ -416,16 +430,17 @@ impl Writer {
                 while let Some(m) = next {
                     match m {
                         Ok(m) => {
-                            let topic = self.topic(m.topic());
-                            let ts = m.timestamp().to_millis();
-                            if self.accept(
-                                topic,
-                                m.partition(),
-                                m.offset(),
-                                ts,
-                                m.key(),
-                                m.payload(),
-                            ) {
+                            let due = if self.rebalanced.load(Ordering::SeqCst) != self.generation {
+                                // A rebalance happened while this message was
+                                // fetched: apply it first, so the message lands
+                                // in the new assignment's buffers.
+                                let owned = m.detach();
+                                self.handle_rebalance().await?;
+                                self.accept_message(&owned)
+                            } else {
+                                self.accept_message(&m)
+                            };
+                            if due {
                                 break; // a buffer is due: flush before taking more
                             }
                         }
@@ -444,6 +459,12 @@ impl Writer {
             self.decode_full_chunks();
             self.flush_due().await?;
         }
+    }
+
+    fn accept_message<M: Message>(&mut self, m: &M) -> bool {
+        let topic = self.topic(m.topic());
+        let ts = m.timestamp().to_millis();
+        self.accept(topic, m.partition(), m.offset(), ts, m.key(), m.payload())
     }
 
     /// Takes one record into its partition's buffer. True when that buffer
@@ -476,7 +497,7 @@ impl Writer {
                 return false; // re-delivered after a seek; staged already
             }
             if offset > next {
-                tracing::debug!(stream = %self.opts.spec.name, topic = %topic, partition, expected = next, got = offset,
+                tracing::warn!(stream = %self.opts.spec.name, topic = %topic, partition, expected = next, got = offset,
                     "offset gap (compaction, retention or transaction markers)");
             }
         }
@@ -487,6 +508,7 @@ impl Writer {
         part.bytes += added;
         self.buffered += added;
         self.opts.metrics.set_buffered(self.buffered);
+        part.first.get_or_insert(offset);
         part.last = Some(offset);
         part.oldest.get_or_insert_with(Instant::now);
         self.summary.records_in += 1;
@@ -638,6 +660,18 @@ impl Writer {
                     }
                 })
                 .collect();
+            for k in &keys {
+                let p = &self.parts[k];
+                let held = p.row_count + p.rejected.len() as u64;
+                let first = p.first.unwrap_or(-1);
+                tracing::debug!(stream = %name, topic = %k.0, partition = k.1, expected = ?p.committed, first, last = ?p.last, held, "committing partition range");
+                if let (Some(c), Some(l)) = (p.committed, p.last)
+                    && first != c + 1
+                {
+                    tracing::warn!(stream = %name, topic = %k.0, partition = k.1, committed = c, first, last = l, held,
+                        "buffer does not start right after the committed offset");
+                }
+            }
             let files = adds.len() as u64;
             let bytes: u64 = adds.iter().map(|a| a.size as u64).sum();
             let commit_started = Instant::now();
@@ -899,8 +933,9 @@ impl Writer {
         Ok(out)
     }
 
-    /// With `--until-caught-up`: flushes partitions that reached their end
-    /// and says whether every assigned partition is done.
+    /// With `--until-caught-up`: flushes our partitions that reached their
+    /// end and says whether the table holds every partition up to the end
+    /// offsets read at start.
     async fn until_done(&mut self) -> Result<bool, LakeError> {
         if !self.opts.until_caught_up || !self.seen_assignment {
             return Ok(false);
@@ -908,8 +943,8 @@ impl Writer {
         if self.targets.is_none() {
             self.targets = Some(self.end_offsets()?);
         }
-        let targets = self.targets.as_ref().expect("set above");
-        let mut done = true;
+        let targets = self.targets.clone().expect("set above");
+        // Flush our partitions that reached their end.
         let mut to_flush = Vec::new();
         for (t, p) in &self.assigned {
             let last_wanted = targets.get(&(t.clone(), *p)).copied().unwrap_or(-1);
@@ -917,20 +952,40 @@ impl Writer {
             let Some(part) = self.parts.get(&key) else {
                 continue;
             };
-            let reached = part.next.is_some_and(|n| n > last_wanted)
-                || part.committed.is_some_and(|c| c >= last_wanted)
-                || last_wanted < 0;
-            if !reached {
-                done = false;
-            } else if part.has_data() {
+            let reached = part.next.is_some_and(|n| n > last_wanted) || last_wanted < 0;
+            if reached && part.has_data() {
                 to_flush.push(key);
-                done = false;
             }
         }
         if !to_flush.is_empty() {
             self.flush(to_flush).await?;
         }
-        Ok(done && !self.assigned.is_empty())
+        // Done when the table holds every partition up to its end offset,
+        // whoever wrote it: partitions of a member that died stay pending
+        // until the group gives them to someone (maybe us).
+        let pending = |w: &Self| {
+            targets
+                .iter()
+                .filter(|((t, p), last)| {
+                    **last >= 0
+                        && w.main
+                            .offset(&app_id(&w.opts.spec.name, t, *p))
+                            .is_none_or(|c| c < **last)
+                })
+                .count()
+        };
+        if pending(self) == 0 {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if self
+            .last_refresh
+            .is_none_or(|t| now - t >= Duration::from_millis(200))
+        {
+            self.last_refresh = Some(now);
+            self.main.refresh().await?;
+        }
+        Ok(pending(self) == 0)
     }
 }
 

@@ -1,0 +1,625 @@
+//! The lake through the real binary: streams declared in `tributary.toml`,
+//! `stream run` killed with SIGKILL over and over during a continuous
+//! produce (on the dev broker and on Tansu), two writers on S3 (moto), bad
+//! config, `lake verify` failing on a broken table, and outside readers
+//! (Python `deltalake` + `pyarrow`) agreeing with `lake verify`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{BIN, text};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::Value;
+
+/// A broker in its own process, killed on drop.
+struct BrokerProcess {
+    child: Child,
+    bootstrap: String,
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tributary dev kafka`: librdkafka's mock cluster in a separate process.
+fn dev_broker(topic: &str, partitions: i32) -> BrokerProcess {
+    let mut child = Command::new(BIN)
+        .args(["dev", "kafka", "--topic", &format!("{topic}:{partitions}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading what it prints, so it never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let bootstrap = line
+        .split_whitespace()
+        .find(|w| w.contains(':') && w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    BrokerProcess { child, bootstrap }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Tansu, the independent Kafka-compatible broker (installed by
+/// scripts/test.sh), with an in-memory store.
+fn tansu_broker(topic: &str, partitions: i32) -> BrokerProcess {
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new("tansu")
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start tansu ({e}): run ./scripts/test.sh, which installs it")
+        });
+    let b = BrokerProcess {
+        child,
+        bootstrap: format!("127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&b.bootstrap).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not listen on {}",
+            b.bootstrap
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    create_topic(&b.bootstrap, topic, partitions);
+    b
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .unwrap();
+        let r = admin
+            .create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .unwrap();
+        for x in r {
+            x.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
+        }
+    });
+}
+
+fn record(i: u64) -> String {
+    let nations = ["FR", "DE", "US", "BR", "NL"];
+    format!(
+        r#"{{"id": {i}, "nation": "{}", "at": "2026-11-2{}T10:00:00Z"}}"#,
+        nations[(i % 5) as usize],
+        1 + i % 3
+    )
+}
+
+/// Produces `n` records (ids from `from`), idempotently, and flushes.
+fn produce(bootstrap: &str, topic: &str, from: u64, n: u64) {
+    produce_batched(bootstrap, topic, from, n, true)
+}
+
+/// `batched = false` puts every record in a batch of its own. Tansu 0.6
+/// answers a fetch from an offset inside a record batch with the *next*
+/// batch (measured: fetch at 1200 in batch 1126..=1250 returns 1251 first,
+/// with a fresh consumer and no tributary code involved), so a writer
+/// resuming mid-batch on Tansu skips records; `lake verify` reports the
+/// hole. Single-record batches keep every resume point at a batch start.
+fn produce_batched(bootstrap: &str, topic: &str, from: u64, n: u64, batched: bool) {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5");
+    if !batched {
+        cfg.set("batch.num.messages", "1").set("linger.ms", "0");
+    }
+    let p: BaseProducer = cfg.create().unwrap();
+    for i in from..from + n {
+        let v = record(i);
+        let k = i.to_string();
+        loop {
+            match p.send(BaseRecord::to(topic).key(&k).payload(&v)) {
+                Ok(()) => break,
+                Err((e, _)) if e.to_string().contains("Queue full") => {
+                    p.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => panic!("produce: {e}"),
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(60))
+        .expect("every record delivered");
+}
+
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(bootstrap: &str, lake: &str, storage: &str, rotation: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("dags")).unwrap();
+        std::fs::write(
+            dir.path().join("tributary.toml"),
+            format!(
+                r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+
+[lake]
+url = "{lake}"
+{storage}
+
+[metrics]
+bind = "off"
+
+[[stream]]
+name = "events"
+topics = ["events"]
+table = "events"
+schema = {{ columns = [
+  {{ name = "id", type = "int64", nullable = false }},
+  {{ name = "nation", type = "utf8", nullable = false }},
+  {{ name = "at", type = "timestamp[us, UTC]", nullable = false }},
+] }}
+partition_by = ["nation", "date(at)"]
+rotation = {rotation}
+"#
+            ),
+        )
+        .unwrap();
+        Project { dir }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("TRIBUTARY_CONFIG", self.dir.path().join("tributary.toml"))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/meta.db", self.dir.path().display()),
+            )
+            .env_remove("TRIBUTARY_KAFKA_BOOTSTRAP")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// Starts `stream run events`; its output is appended to writers.log.
+    fn writer(&self, until_caught_up: bool) -> Child {
+        let mut args = vec!["stream", "run", "events"];
+        if until_caught_up {
+            args.push("--until-caught-up");
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("writers.log"))
+            .unwrap();
+        self.cmd(&args)
+            .env("TRIBUTARY_LOG", "info,lake=debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// The writers' output so far (shown when an assertion fails).
+    fn writer_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("writers.log")).unwrap_or_default()
+    }
+
+    fn catch_up(&self) {
+        let status = self.writer(true).wait().unwrap();
+        assert!(status.success(), "catch-up failed:\n{}", self.writer_log());
+    }
+
+    fn verify(&self) -> Value {
+        let out = self
+            .cmd(&["lake", "verify", "events", "-o", "json"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "verify output ({e}):\n{}\n{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            )
+        });
+        assert!(out.status.success(), "lake verify failed: {v:#}");
+        v
+    }
+
+    fn table_path(&self) -> PathBuf {
+        self.dir.path().join("lake/events")
+    }
+}
+
+/// Row count and distinct (partition, offset) pairs of a Delta table, read
+/// by the Python `deltalake` and `pyarrow` packages.
+fn python_read(table: &str, storage: &[(&str, &str)]) -> (u64, u64) {
+    let opts: serde_json::Map<String, Value> = storage
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let script = r#"
+import json, sys
+from deltalake import DeltaTable
+import pyarrow.compute as pc
+t = DeltaTable(sys.argv[1], storage_options=json.loads(sys.argv[2]) or None).to_pyarrow_table()
+pairs = set(zip(t.column("_partition").to_pylist(), t.column("_offset").to_pylist()))
+print(json.dumps({"rows": t.num_rows, "distinct": len(pairs)}))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, table, &Value::Object(opts).to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python deltalake reader failed (./scripts/test.sh installs deltalake and pyarrow):\n{}",
+        text(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v["rows"].as_u64().unwrap(), v["distinct"].as_u64().unwrap())
+}
+
+/// A small deterministic generator for kill moments (seed printed).
+struct Lcg(u64);
+impl Lcg {
+    fn next_in(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        lo + (self.0 >> 33) % (hi - lo)
+    }
+}
+
+fn sigkill(child: &mut Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+}
+
+/// Produces continuously while `stream run` is SIGKILLed at random moments
+/// `kills` times; then one catch-up run, `lake verify` and the Python
+/// reader must all agree that every record is in the table exactly once.
+fn chaos(broker: &BrokerProcess, kills: usize, batched: bool) {
+    let project = Project::new(
+        &broker.bootstrap,
+        "lake",
+        "",
+        "{ max_rows = 400, max_age = \"250ms\" }",
+    );
+    let produced = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (bootstrap, produced, done) =
+            (broker.bootstrap.clone(), produced.clone(), done.clone());
+        std::thread::spawn(move || {
+            // 30 batches of 500, spread over the kills.
+            for b in 0..30u64 {
+                produce_batched(&bootstrap, "events", b * 500, 500, batched);
+                produced.fetch_add(500, Ordering::SeqCst);
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+        })
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("chaos seed {seed}");
+    let mut rng = Lcg(seed);
+    for _ in 0..kills {
+        let mut w = project.writer(false);
+        std::thread::sleep(Duration::from_millis(rng.next_in(200, 2500)));
+        sigkill(&mut w);
+    }
+    done.store(true, Ordering::SeqCst);
+    producer.join().unwrap();
+    let total = produced.load(Ordering::SeqCst);
+    project.catch_up();
+    let out = project
+        .cmd(&["lake", "verify", "events", "-o", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    if !out.status.success() || v["rows_read"].as_u64() != Some(total) {
+        let _ = std::fs::write(
+            std::env::temp_dir().join("tributary-chaos-writers.log"),
+            project.writer_log(),
+        );
+        let log = project.writer_log();
+        let interesting: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                l.contains("WARN")
+                    || l.contains("ERROR")
+                    || l.contains("assigned")
+                    || l.contains("revoked")
+            })
+            .collect();
+        panic!("{v:#}\nwriters' warnings:\n{}", interesting.join("\n"));
+    }
+    assert_eq!(v["rejected_read"].as_u64(), Some(0));
+    let (rows, distinct) = python_read(project.table_path().to_str().unwrap(), &[]);
+    assert_eq!((rows, distinct), (total, total));
+}
+
+#[test]
+fn exactly_once_while_the_writer_is_killed_20_times_on_the_dev_broker() {
+    let broker = dev_broker("events", 4);
+    chaos(&broker, 20, true);
+}
+
+#[test]
+fn exactly_once_while_the_writer_is_killed_20_times_on_tansu() {
+    let broker = tansu_broker("events", 4);
+    chaos(&broker, 20, false);
+}
+
+/// A plain HTTP GET (status line included in the result when not 200).
+fn http_get(addr: &str, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp
+}
+
+fn s3_endpoint() -> String {
+    std::env::var("TRIBUTARY_TEST_S3")
+        .expect("TRIBUTARY_TEST_S3 (a moto server URL) is set by ./scripts/test.sh; run the suite through it")
+}
+
+/// Creates a bucket on the moto server (plain HTTP; moto does not check signatures).
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(host).unwrap_or_else(|e| panic!("moto at {endpoint}: {e}"));
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+}
+
+#[test]
+fn two_writers_on_s3_with_conditional_commits() {
+    let endpoint = s3_endpoint();
+    let bucket = format!("lake-{}", std::process::id());
+    create_bucket(&endpoint, &bucket);
+    let broker = dev_broker("events", 4);
+    produce(&broker.bootstrap, "events", 0, 3000);
+    let storage = format!(
+        "storage = {{ aws_endpoint = \"{endpoint}\", aws_allow_http = \"true\", aws_region = \"us-east-1\", \
+         aws_access_key_id = \"${{TEST_KEY:-testing}}\", aws_secret_access_key = \"testing\" }}"
+    );
+    let project = Project::new(
+        &broker.bootstrap,
+        &format!("s3://{bucket}/lake"),
+        &storage,
+        "{ max_rows = 200, max_age = \"200ms\" }",
+    );
+    // Two writers in one group, started together: partitions are split and
+    // both commit to the same table through put-if-absent log entries.
+    let a = project.writer(true);
+    let b = project.writer(true);
+    for (name, w) in [("a", a), ("b", b)] {
+        let mut w = w;
+        let status = w.wait().unwrap();
+        assert!(status.success(), "writer {name}:\n{}", project.writer_log());
+    }
+    produce(&broker.bootstrap, "events", 3000, 1000);
+    project.catch_up();
+    let v = project.verify();
+    assert_eq!(v["rows_read"].as_u64(), Some(4000), "{v:#}");
+    let (rows, distinct) = python_read(
+        &format!("s3://{bucket}/lake/events"),
+        &[
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+    );
+    assert_eq!((rows, distinct), (4000, 4000));
+    let ls = text(
+        &project
+            .cmd(&["lake", "ls", "events"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(ls.contains(&format!("s3://{bucket}/lake/events/")), "{ls}");
+    assert!(ls.contains("nation=FR/date=2026-11-21"), "{ls}");
+}
+
+#[test]
+fn graceful_stop_on_sigint_commits_and_verify_catches_a_broken_table() {
+    let broker = dev_broker("events", 2);
+    // Nothing is flushed on its own for an hour: only the stop commits.
+    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"1h\" }");
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let w = project
+        .cmd(&["stream", "run", "events", "--metrics-bind", &bind])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    produce(&broker.bootstrap, "events", 0, 500);
+    // Wait until the writer holds all 500 records (its metrics say so).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = http_get(&bind, "/metrics");
+        if m.contains("tributary_stream_records_in_total{stream=\"events\"} 500") {
+            assert!(
+                m.contains("tributary_stream_commits_total{stream=\"events\"} 0"),
+                "{m}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer never received the records:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Nothing is committed yet; SIGINT flushes and commits it all.
+    assert!(
+        !project
+            .table_path()
+            .join("_delta_log/00000000000000000001.json")
+            .exists()
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(w.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = w.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    assert!(
+        text(&out.stdout).contains("500 records in, 500 rows written"),
+        "{}",
+        text(&out.stdout)
+    );
+    let v = project.verify();
+    assert_eq!(v["rows_read"].as_u64(), Some(500), "{v:#}");
+
+    // A second stream writing the same topic into the same table breaks
+    // exactly once: verify says so and exits 1.
+    let cfg = std::fs::read_to_string(project.dir.path().join("tributary.toml")).unwrap();
+    let rogue = cfg
+        .replace("name = \"events\"", "name = \"rogue\"")
+        .replace(
+            "table = \"events\"",
+            "table = \"events\"\ngroup = \"rogue\"",
+        );
+    std::fs::write(project.dir.path().join("rogue.toml"), rogue).unwrap();
+    let out = project
+        .cmd(&[
+            "stream",
+            "run",
+            "rogue",
+            "--until-caught-up",
+            "--config",
+            "rogue.toml",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = project.cmd(&["lake", "verify", "events"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("events/0: offset 0 is in the table more than once"),
+        "{report}"
+    );
+    assert!(
+        report.contains("more offsets are in the table more than once"),
+        "{report}"
+    );
+    assert!(
+        report.lines().count() < 40,
+        "problems are summarized:\n{report}"
+    );
+}
+
+#[test]
+fn bad_stream_config_is_reported_with_file_line_col() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tributary.toml");
+    std::fs::write(
+        &path,
+        "[[stream]]\nname = \"users\"\ntopics = [\"users\"]\ntable = \"users\"\nschema = \"random_user\"\npartition_by = [\"nation\", \"date(event_tme)\"]\nrotation = { max_bytes = \"lots\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["stream", "list"])
+        .env("TRIBUTARY_CONFIG", &path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    let file = path.display().to_string();
+    assert!(err.contains(&format!("{file}:6:27: stream \"users\": partition_by: no column \"event_tme\" in the schema (did you mean \"event_time\"?)")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:7:12: stream \"users\": rotation.max_bytes: invalid size \"lots\""
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_built_in_config_declares_the_users_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["stream", "list", "-o", "json"])
+        .current_dir(dir.path())
+        .env_remove("TRIBUTARY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["name"], "users");
+    assert_eq!(v[0]["partition_by"], serde_json::json!(["nation", "date"]));
+    let lake = v[0]["lake"].as_str().unwrap();
+    assert!(
+        lake.starts_with("file:///") && lake.ends_with("/lake/"),
+        "{lake}"
+    );
+}
