@@ -498,6 +498,18 @@ rotaton = { max_rows = 5 }
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let p = parse(
+            "tributary.example.toml",
+            include_str!("../tributary.example.toml"),
+            &schema_catalog(),
+        )
+        .unwrap();
+        assert_eq!(p.streams.len(), 1);
+        assert_eq!(p.metrics.bind.as_deref(), Some("127.0.0.1:9464"));
+    }
+
+    #[test]
     fn duplicate_streams_and_tables_are_refused() {
         let one = "[[stream]]\nname = \"a\"\ntopics = [\"t\"]\ntable = \"t1\"\nschema = \"random_user\"\n";
         let two = "[[stream]]\nname = \"a\"\ntopics = [\"t\"]\ntable = \"t2\"\nschema = \"random_user\"\n";

@@ -67,7 +67,14 @@ pub fn suggest<'k>(name: &str, candidates: &[&'k str]) -> Option<&'k str> {
     candidates
         .iter()
         .map(|c| (distance(name, c), *c))
-        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .filter(|(d, c)| {
+            let longest = c.len().max(name.len());
+            *d <= if longest >= 4 {
+                (longest / 3).max(2)
+            } else {
+                1
+            }
+        })
         .min()
         .map(|(_, c)| c)
 }

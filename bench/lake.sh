@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Lake benchmark: prints `name value unit` lines.
+#
+# 2,000,000 random-user records (the generator's users through the real
+# transform, ~330 B of JSON each) are pre-produced into a Tansu broker
+# (8 partitions, in-memory storage). Then, in the same run:
+#   lake_consume_only_*  a plain group consumer reading them all and dropping
+#                        them: the ceiling any writer is measured against
+#   lake_local_*         `tributary stream run users --until-caught-up` into a
+#                        local folder (zstd Parquet, date/nation partitions)
+#   lake_s3_*            the same into the moto S3 server
+#   lake_visible_*       produce-to-visible latency (max_age 1 s): a record every
+#                        5 ms, each row's Kafka timestamp vs the moment its commit
+#                        was seen in the log
+# Peak RSS comes from /usr/bin/time. Needs tansu and moto (./scripts/test.sh
+# installs both). RECORDS=… overrides the record count.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RECORDS="${RECORDS:-2000000}"
+PARTITIONS=8
+work=$(mktemp -d)
+cleanup() { kill "${tansu_pid:-}" "${moto_pid:-}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+cargo build --release --quiet --bin tributary --example lake_bench
+bin=target/release/tributary
+helper=target/release/examples/lake_bench
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+kport=$(free_port)
+tansu broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" \
+  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
+tansu_pid=$!
+wait_port "$kport"
+bootstrap="127.0.0.1:$kport"
+s3port=$(free_port)
+python3 -m moto.server -H 127.0.0.1 -p "$s3port" >"$work/moto.log" 2>&1 &
+moto_pid=$!
+wait_port "$s3port"
+printf 'PUT /bench HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' |
+  (exec 3<>"/dev/tcp/127.0.0.1/$s3port"; cat >&3; cat <&3 >/dev/null)
+
+"$helper" create "$bootstrap" users "$PARTITIONS"
+"$helper" create "$bootstrap" latency 1
+"$helper" produce "$bootstrap" users "$RECORDS" | tee "$work/produce.out"
+value_bytes=$(awk '/lake_preproduce_value_bytes/ {print $2}' "$work/produce.out")
+"$helper" consume "$bootstrap" users "$RECORDS"
+
+config() { # lake-url storage-line
+  cat <<EOF
+[kafka]
+bootstrap_servers = "$bootstrap"
+[lake]
+url = "$1"
+$2
+[metrics]
+bind = "off"
+[[stream]]
+name = "users"
+topics = ["users"]
+table = "users"
+schema = "random_user"
+partition_by = ["nation", "date(event_time)"]
+memory_budget = "256MiB"
+rotation = { max_rows = 1000000, max_bytes = "128MiB", max_age = "10s" }
+[[stream]]
+name = "latency"
+topics = ["latency"]
+table = "latency"
+schema = "random_user"
+partition_by = ["date(event_time)"]
+rotation = { max_age = "1s" }
+EOF
+}
+
+run_writer() { # name config
+  local out="$work/$1.time"
+  local t0 t1
+  t0=$(date +%s.%N)
+  /usr/bin/time -v "$bin" --config "$2" stream run users --until-caught-up >"$work/$1.out" 2>"$out"
+  t1=$(date +%s.%N)
+  local secs rss cpu
+  secs=$(python3 -c "print($t1 - $t0)")
+  rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$out")
+  cpu=$(awk -F: '/User time|System time/ {s+=$2} END {print s}' "$out")
+  python3 -c '
+import sys
+name, secs, rss, n, b, cpu = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+print(f"lake_{name}_records_per_s {n/secs:.0f} records/s")
+print(f"lake_{name}_mb_per_s {b/secs/1e6:.1f} MB/s")
+print(f"lake_{name}_records_per_cpu_s {n/cpu:.0f} records/s")
+print(f"lake_{name}_seconds {secs:.2f} s")
+print(f"lake_{name}_peak_rss {rss/1024:.0f} MiB")
+' "$1" "$secs" "$rss" "$RECORDS" "$value_bytes" "$cpu"
+  "$bin" --config "$2" lake verify users >"$work/$1.verify" || { cat "$work/$1.verify" >&2; exit 1; }
+}
+
+mkdir -p "$work/local"
+config "lake" "" >"$work/local/tributary.toml"
+run_writer local "$work/local/tributary.toml"
+
+mkdir -p "$work/s3"
+config "s3://bench/lake" "storage = { aws_endpoint = \"http://127.0.0.1:$s3port\", aws_allow_http = \"true\", aws_region = \"us-east-1\", aws_access_key_id = \"bench\", aws_secret_access_key = \"bench\" }" >"$work/s3/tributary.toml"
+run_writer s3 "$work/s3/tributary.toml"
+
+"$helper" latency "$work/local/tributary.toml" latency "$bootstrap" latency 20
