@@ -4,8 +4,8 @@
 //! - `create BOOTSTRAP TOPIC PARTITIONS`: create a topic.
 //! - `produce BOOTSTRAP TOPIC N`: N random-user records (the generator's
 //!   users through the real transform) into TOPIC.
-//! - `consume BOOTSTRAP TOPIC N`: the consume-only ceiling: a group consumer
-//!   reads N records from the beginning and drops them.
+//! - `consume BOOTSTRAP TOPIC N`: the consume-only ceiling: a consumer
+//!   assigned every partition reads N records from the beginning and drops them.
 //! - `latency CONFIG STREAM BOOTSTRAP TOPIC SECONDS`: runs the stream's
 //!   writer in-process while producing a record every 5 ms, and measures
 //!   produce-to-visible latency: for each new table version, the commit's
@@ -94,7 +94,19 @@ fn consume(bootstrap: &str, topic: &str, n: u64) {
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    c.subscribe(&[topic]).expect("subscribe");
+    // Every partition from the beginning, assigned directly: the ceiling
+    // of reading, without group coordination.
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .expect("metadata");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    c.assign(&tpl).expect("assign");
     let (mut got, mut bytes) = (0u64, 0u64);
     let mut started = None;
     while got < n {
@@ -132,7 +144,8 @@ async fn latency(config: &str, stream: &str, bootstrap: &str, topic: &str, secon
         .iter()
         .find(|s| s["name"].as_str() == Some(stream))
         .expect("stream");
-    let sc: lake::config::StreamConfig = cfg.clone().try_into().expect("stream config");
+    let sc: lake::config::StreamConfig =
+        toml::from_str(&toml::to_string(cfg).expect("toml")).expect("stream config");
     let spec = Arc::new(sc.resolve(&catalog).expect("valid"));
     let lake_url = root["lake"]["url"].as_str().expect("lake.url");
     let base = std::path::Path::new(config).parent().expect("dir");

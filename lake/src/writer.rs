@@ -303,6 +303,9 @@ pub async fn run(opts: WriterOptions, stop: CancellationToken) -> Result<RunSumm
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
+        // librdkafka prefetches up to 64 MiB by default; the writer's own
+        // memory budget is the one that should hold data.
+        .set("queued.max.messages.kbytes", "16384")
         .set("client.id", format!("tributary-{}", spec.name));
     for (k, v) in opts.kafka.properties.iter().chain(spec.consumer.iter()) {
         cfg.set(k, v);
