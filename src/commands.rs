@@ -359,7 +359,15 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
     // the dev broker goes away.
     shutdown.cancel();
     for w in writers {
-        let _ = w.await;
+        if tokio::time::timeout(crate::lake_cmd::SHUTDOWN_GRACE, w)
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "a stream writer did not stop within {}s (is Kafka reachable?); records not yet committed are read again on the next start",
+                crate::lake_cmd::SHUTDOWN_GRACE.as_secs()
+            );
+        }
     }
     dev_stop.cancel();
     drop(_dev_broker);

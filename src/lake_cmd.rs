@@ -18,6 +18,10 @@ use crate::commands::{Ctx, shutdown_on_signals};
 use crate::config::Project;
 use crate::output;
 
+/// How long a stopping writer may take to flush and commit before the
+/// process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// The default Prometheus endpoint of `stream run`.
 pub const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9464";
 
@@ -183,7 +187,25 @@ pub async fn stream(ctx: &Ctx, c: &StreamCommand) -> Result<ExitCode> {
                     "Ctrl-C flushes, commits and stops"
                 }
             );
-            let summary = lake::writer::run(opts, stop.clone()).await?;
+            let run = lake::writer::run(opts, stop.clone());
+            tokio::pin!(run);
+            let summary = tokio::select! {
+                r = &mut run => r?,
+                _ = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } => {
+                    // Like a crash, which the log makes safe: whatever was
+                    // not committed is read again from the log's offsets.
+                    eprintln!(
+                        "error: stream {} did not stop within {}s of the signal (is Kafka reachable?); \
+                         exiting; records not yet committed are read again on the next start",
+                        spec.name,
+                        SHUTDOWN_GRACE.as_secs()
+                    );
+                    std::process::exit(1);
+                }
+            };
             stop.cancel();
             if ctx.cli.output == Output::Json {
                 output::json(&serde_json::json!({
