@@ -107,6 +107,19 @@ impl RawBatch {
     fn key(&self, i: usize) -> Option<&[u8]> {
         self.key_ranges[i].map(|(a, b)| &self.keys[a as usize..b as usize])
     }
+
+    /// Record `i` as a rejection with this reason (raw key and value kept).
+    fn reject(&self, i: usize, error: String) -> Rejected {
+        Rejected {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offsets[i],
+            timestamp_ms: self.timestamps[i],
+            key: self.key(i).map(<[u8]>::to_vec),
+            value: self.value(i).map(<[u8]>::to_vec),
+            error,
+        }
+    }
 }
 
 /// A record that does not fit the table, bound for the dead-letter table.
@@ -222,17 +235,8 @@ impl RecordDecoder {
     /// Decodes a batch: rows for the table and rejections.
     pub fn decode(&self, raw: &RawBatch) -> Decoded {
         let mut rejected = Vec::new();
-        let reject = |i: usize, error: String, out: &mut Vec<Rejected>| {
-            out.push(Rejected {
-                topic: raw.topic.clone(),
-                partition: raw.partition,
-                offset: raw.offsets[i],
-                timestamp_ms: raw.timestamps[i],
-                key: raw.key(i).map(<[u8]>::to_vec),
-                value: raw.value(i).map(<[u8]>::to_vec),
-                error,
-            })
-        };
+        let reject =
+            |i: usize, error: String, out: &mut Vec<Rejected>| out.push(raw.reject(i, error));
         // 1. Structure of each value.
         let mut ok: Vec<usize> = Vec::with_capacity(raw.len());
         for i in 0..raw.len() {
@@ -376,14 +380,9 @@ impl RecordDecoder {
             };
             if late_by > allowed {
                 keep.push(false);
-                rejected.push(Rejected {
-                    topic: raw.topic.clone(),
-                    partition: raw.partition,
-                    offset: raw.offsets[i],
-                    timestamp_ms: raw.timestamps[i],
-                    key: raw.key(i).map(<[u8]>::to_vec),
-                    value: raw.value(i).map(<[u8]>::to_vec),
-                    error: format!(
+                rejected.push(raw.reject(
+                    i,
+                    format!(
                         "late: {} is {} behind the Kafka timestamp (allowed {})",
                         late.column,
                         humantime::format_duration(std::time::Duration::from_secs(
@@ -391,7 +390,7 @@ impl RecordDecoder {
                         )),
                         humantime::format_duration(late.allowed)
                     ),
-                });
+                ));
             } else {
                 keep.push(true);
             }
