@@ -41,15 +41,7 @@ async fn bad_records_go_to_the_dead_letter_table_and_restarts_resume_from_the_lo
     assert_eq!(s.rejected, 40);
     assert!(s.commits >= 4, "{s:?}");
 
-    let report = tools::verify(
-        &local(&dir),
-        "events",
-        Some("events_dead_letter"),
-        Some("events"),
-    )
-    .await
-    .unwrap();
-    assert!(report.ok(), "{:#?}", report.problems);
+    let report = verified(&local(&dir)).await;
     assert_eq!(report.rows_read, 2000);
     assert_eq!(report.rejected_read, 40);
     assert_eq!(report.partitions.len(), 4);
@@ -69,15 +61,7 @@ async fn bad_records_go_to_the_dead_letter_table_and_restarts_resume_from_the_lo
     let s3 =
         run_until_caught_up(options(spec.clone(), local(&dir), broker.bootstrap(), true)).await;
     assert_eq!(s3.records_in, 500, "{s3:?}");
-    let report = tools::verify(
-        &local(&dir),
-        "events",
-        Some("events_dead_letter"),
-        Some("events"),
-    )
-    .await
-    .unwrap();
-    assert!(report.ok(), "{:#?}", report.problems);
+    let report = verified(&local(&dir)).await;
     assert_eq!(report.rows_read, 2500);
 
     // The table is partitioned as declared.
@@ -133,15 +117,7 @@ async fn graceful_stop_commits_everything_buffered() {
         .unwrap()
         .unwrap();
     assert_eq!(s.rows_written, 700);
-    let report = tools::verify(
-        &local(&dir),
-        "events",
-        Some("events_dead_letter"),
-        Some("events"),
-    )
-    .await
-    .unwrap();
-    assert!(report.ok(), "{:#?}", report.problems);
+    let report = verified(&local(&dir)).await;
     assert_eq!(report.rows_read, 700);
 }
 
@@ -270,15 +246,7 @@ async fn object_store_failures_lose_nothing() {
     ))
     .await;
     assert!(s.rows_written > 0 && s.rows_written < 1500, "{s:?}");
-    let report = tools::verify(
-        &location,
-        "events",
-        Some("events_dead_letter"),
-        Some("events"),
-    )
-    .await
-    .unwrap();
-    assert!(report.ok(), "{:#?}", report.problems);
+    let report = verified(&location).await;
     assert_eq!(report.rows_read, 1500);
     // Files written but never committed are invisible, and vacuum removes them.
     let files_on_disk = walk(&dir.path().join("events"))
@@ -293,15 +261,7 @@ async fn object_store_failures_lose_nothing() {
         .await
         .unwrap();
     assert_eq!(removed.len() as u64, files_on_disk as u64 - info.files);
-    let report = tools::verify(
-        &location,
-        "events",
-        Some("events_dead_letter"),
-        Some("events"),
-    )
-    .await
-    .unwrap();
-    assert!(report.ok(), "{:#?}", report.problems);
+    verified(&location).await;
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {
@@ -345,15 +305,7 @@ async fn broker_request_errors_are_survived() {
     ))
     .await;
     assert_eq!(s.rows_written, 800);
-    let report = tools::verify(
-        &local(&dir),
-        "events",
-        Some("events_dead_letter"),
-        Some("events"),
-    )
-    .await
-    .unwrap();
-    assert!(report.ok(), "{:#?}", report.problems);
+    verified(&local(&dir)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,15 +392,7 @@ async fn two_writers_in_one_group_hand_partitions_over_exactly_once() {
 
     // Whatever is left, a last writer catches up on.
     run_until_caught_up(options(spec.clone(), local(&dir), broker.bootstrap(), true)).await;
-    let report = tools::verify(
-        &local(&dir),
-        "events",
-        Some("events_dead_letter"),
-        Some("events"),
-    )
-    .await
-    .unwrap();
-    assert!(report.ok(), "{:#?}", report.problems);
+    let report = verified(&local(&dir)).await;
     assert_eq!(report.rows_read, 3000);
 }
 
@@ -486,14 +430,6 @@ async fn memory_stays_within_budget_with_1000_partitions_and_skew() {
         "peak {peak} bytes over a {budget}-byte budget"
     );
     assert!(s.commits > 5, "the budget forced several flushes: {s:?}");
-    let report = tools::verify(
-        &local(&dir),
-        "events",
-        Some("events_dead_letter"),
-        Some("events"),
-    )
-    .await
-    .unwrap();
-    assert!(report.ok(), "{:#?}", report.problems);
+    let report = verified(&local(&dir)).await;
     assert_eq!(report.partitions.len(), 1000);
 }

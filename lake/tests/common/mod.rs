@@ -137,6 +137,21 @@ pub async fn run_until_caught_up(opts: WriterOptions) -> RunSummary {
     .expect("writer run")
 }
 
+/// `lake verify` of the `events` stream's table and dead letters; panics
+/// with the problems unless exactly once holds.
+pub async fn verified(location: &Location) -> lake::tools::VerifyReport {
+    let report = lake::tools::verify(
+        location,
+        "events",
+        Some("events_dead_letter"),
+        Some("events"),
+    )
+    .await
+    .expect("verify runs");
+    assert!(report.ok(), "{:#?}", report.problems);
+    report
+}
+
 /// Waits (bounded) until `f` holds, checking every 10 ms.
 pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
