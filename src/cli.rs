@@ -76,6 +76,8 @@ pub enum Command {
     Lake(LakeCommand),
     /// Check the project config file and print what it declares.
     Config,
+    /// Serve the web UI and the REST API (`/api/v1`) until Ctrl-C / SIGTERM.
+    Web(WebArgs),
     /// Development servers.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -183,6 +185,20 @@ pub struct SchedulerArgs {
     /// How often DAG files are re-read, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub dag_refresh_secs: u64,
+    /// `standalone` only: address of the web UI, or `off`. Default: the
+    /// config's `[web] bind`, else 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR|off")]
+    pub web_bind: Option<String>,
+}
+
+/// `web` arguments.
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// Address to listen on. Default: the config's `[web] bind`, else
+    /// 127.0.0.1:8080. Any non-loopback address needs a token
+    /// (`[web] token` or TRIBUTARY_WEB_TOKEN).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
 }
 
 /// `db` subcommands.

@@ -139,6 +139,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stream(c) => crate::lake_cmd::stream(&ctx, c).await,
         Command::Lake(c) => crate::lake_cmd::lake(&ctx, c).await,
         Command::Config => crate::lake_cmd::config(&ctx),
+        Command::Web(a) => crate::web_cmd::run(&ctx, a).await,
         Command::Pools(c) => pools(&ctx, c).await,
         Command::Dev(DevCommand::Kafka { topics }) => {
             let mut parsed = Vec::new();
@@ -295,6 +296,8 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
     // Standalone also runs every stream writer and serves their metrics.
     let shutdown = shutdown_on_signals();
     let metrics = Arc::new(lake::metrics::Metrics::default());
+    let mut web_task = None;
+    let mut web_url: Option<String> = None;
     let mut writers = Vec::new();
     if standalone {
         writers = crate::lake_cmd::spawn_streams(&ctx.project, &metrics, &shutdown)?;
@@ -319,6 +322,23 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
             Err(e) => services.push(format!("  metrics    not served: {e:#}")),
         }
     }
+    if standalone && a.web_bind.as_deref() != Some("off") {
+        let addr = crate::web_cmd::bind_addr(a.web_bind.as_deref(), &ctx.project)?;
+        let (local, task) = crate::web_cmd::start(
+            ctx,
+            addr,
+            store.clone(),
+            Some(metrics.clone()),
+            shutdown.clone(),
+        )
+        .await?;
+        web_task = Some(task);
+        web_url = Some(format!("http://{local}/"));
+        services.insert(
+            0,
+            format!("  web UI     http://{local}/ (REST API under /api/v1)"),
+        );
+    }
     if standalone {
         println!("Tributary standalone");
         println!(
@@ -339,6 +359,9 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
             println!("{line}");
         }
         let me = invoked_as();
+        if let Some(url) = &web_url {
+            println!("Open {url} to watch DAGs, runs, logs and streams.");
+        }
         println!("Try ({me} is this binary):");
         println!("  {me} dags list");
         println!("  {me} trigger hello --conf '{{\"name\": \"you\"}}' --wait");
@@ -368,6 +391,9 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
                 crate::lake_cmd::SHUTDOWN_GRACE.as_secs()
             );
         }
+    }
+    if let Some(t) = web_task {
+        let _ = tokio::time::timeout(crate::lake_cmd::SHUTDOWN_GRACE, t).await;
     }
     dev_stop.cancel();
     drop(_dev_broker);

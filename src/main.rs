@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod lake_cmd;
 mod output;
+mod web_cmd;
 
 use clap::Parser;
 
@@ -17,6 +18,7 @@ fn main() -> std::process::ExitCode {
         cli.command,
         cli::Command::Standalone(_)
             | cli::Command::Scheduler(_)
+            | cli::Command::Web(_)
             | cli::Command::Stream(cli::StreamCommand::Run { .. })
     );
     // The Delta libraries log every snapshot at info: keep them to warnings.

@@ -886,52 +886,15 @@ impl Writer {
         Ok(())
     }
 
-    /// The last offset of every partition of the topics now (-1 when a
-    /// partition is empty): one batched ListOffsets request per bound
-    /// instead of a round trip per partition.
+    /// The last offset of every partition of the stream's topics now.
     fn end_offsets(&self) -> Result<HashMap<(String, i32), i64>, LakeError> {
-        let mut ends = TopicPartitionList::new();
-        let mut starts = TopicPartitionList::new();
-        for topic in &self.opts.spec.topics {
-            let md = tokio::task::block_in_place(|| {
-                self.consumer
-                    .fetch_metadata(Some(topic), Duration::from_secs(30))
-            })
-            .map_err(|e| LakeError::Kafka(format!("cannot read metadata of topic {topic}: {e}")))?;
-            for t in md.topics() {
-                for p in t.partitions() {
-                    // librdkafka reads timestamp -1 as "latest", -2 as "earliest".
-                    let _ = ends.add_partition_offset(topic, p.id(), Offset::End);
-                    let _ = starts.add_partition_offset(topic, p.id(), Offset::Beginning);
-                }
-            }
-        }
-        let lookup = |tpl: TopicPartitionList| {
-            tokio::task::block_in_place(|| {
-                self.consumer
-                    .offsets_for_times(tpl, Duration::from_secs(30))
-            })
-            .map_err(|e| LakeError::Kafka(format!("cannot read the partitions' offsets: {e}")))
-        };
-        let (ends, starts) = (lookup(ends)?, lookup(starts)?);
-        let low: HashMap<(String, i32), i64> = starts
-            .elements()
-            .iter()
-            .filter_map(|e| {
-                e.offset()
-                    .to_raw()
-                    .map(|o| ((e.topic().to_string(), e.partition()), o))
-            })
-            .collect();
-        let mut out = HashMap::new();
-        for e in ends.elements() {
-            let key = (e.topic().to_string(), e.partition());
-            let high = e.offset().to_raw().ok_or_else(|| {
-                LakeError::Kafka(format!("no end offset for {}/{}", e.topic(), e.partition()))
-            })?;
-            let low = low.get(&key).copied().unwrap_or(0);
-            out.insert(key, if high <= low { -1 } else { high - 1 });
-        }
+        let out = tokio::task::block_in_place(|| {
+            last_offsets(
+                &*self.consumer,
+                &self.opts.spec.topics,
+                Duration::from_secs(30),
+            )
+        })?;
         tracing::info!(stream = %self.spec().name, partitions = out.len(), "until caught up: end offsets read");
         Ok(out)
     }
@@ -990,6 +953,74 @@ impl Writer {
         }
         Ok(pending(self) == 0)
     }
+}
+
+/// The last offset of every partition of `topics` now (-1 when a partition
+/// is empty): one batched ListOffsets request per bound instead of a round
+/// trip per partition. Blocks (up to `timeout` per request).
+pub fn last_offsets<C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<HashMap<(String, i32), i64>, LakeError> {
+    let mut ends = TopicPartitionList::new();
+    let mut starts = TopicPartitionList::new();
+    for topic in topics {
+        let md = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| LakeError::Kafka(format!("cannot read metadata of topic {topic}: {e}")))?;
+        for t in md.topics() {
+            for p in t.partitions() {
+                // librdkafka reads timestamp -1 as "latest", -2 as "earliest".
+                let _ = ends.add_partition_offset(topic, p.id(), Offset::End);
+                let _ = starts.add_partition_offset(topic, p.id(), Offset::Beginning);
+            }
+        }
+    }
+    let lookup = |tpl: TopicPartitionList| {
+        consumer
+            .offsets_for_times(tpl, timeout)
+            .map_err(|e| LakeError::Kafka(format!("cannot read the partitions' offsets: {e}")))
+    };
+    let (ends, starts) = (lookup(ends)?, lookup(starts)?);
+    let low: HashMap<(String, i32), i64> = starts
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            e.offset()
+                .to_raw()
+                .map(|o| ((e.topic().to_string(), e.partition()), o))
+        })
+        .collect();
+    let mut out = HashMap::new();
+    for e in ends.elements() {
+        let key = (e.topic().to_string(), e.partition());
+        let high = e.offset().to_raw().ok_or_else(|| {
+            LakeError::Kafka(format!("no end offset for {}/{}", e.topic(), e.partition()))
+        })?;
+        let low = low.get(&key).copied().unwrap_or(0);
+        out.insert(key, if high <= low { -1 } else { high - 1 });
+    }
+    Ok(out)
+}
+
+/// [`last_offsets`] with a short-lived client of its own (for lag displays:
+/// the web UI's streams page). Blocks; call it from a blocking thread.
+pub fn topic_last_offsets(
+    kafka: &KafkaSource,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<HashMap<(String, i32), i64>, LakeError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("client.id", "tributary-lag");
+    for (k, v) in &kafka.properties {
+        cfg.set(k, v);
+    }
+    let consumer: BaseConsumer = cfg
+        .create()
+        .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
+    last_offsets(&consumer, topics, timeout)
 }
 
 fn dead_letter_batch(rejected: &[&Rejected]) -> RecordBatch {

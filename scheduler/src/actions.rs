@@ -21,7 +21,7 @@ pub struct ClearOptions {
 }
 
 /// What an action did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ActionReport {
     /// Task ids changed.
     pub changed: Vec<String>,

@@ -224,6 +224,17 @@ async fn runs_are_unique_per_logical_date_and_run_id(s: Arc<SqlStore>) {
         runs.iter().map(|r| r.logical_date).collect::<Vec<_>>(),
         vec![t(3), t(1)]
     );
+    // Keyset pages: strictly older than the cursor, newest first.
+    let older = s.runs_before("d", t(3), 10).await.unwrap();
+    assert_eq!(
+        older.iter().map(|r| r.logical_date).collect::<Vec<_>>(),
+        vec![t(1)]
+    );
+    assert!(s.runs_before("d", t(1), 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.runs_before("d", t(9), 1).await.unwrap()[0].logical_date,
+        t(3)
+    );
     assert_eq!(s.last_scheduled_run("d").await.unwrap().unwrap().id, run.id);
     assert_eq!(s.active_runs().await.unwrap().len(), 3);
     assert_eq!(s.get_run("d", &run.run_id).await.unwrap().unwrap(), run);

@@ -362,6 +362,15 @@ pub trait Store: Send + Sync + 'static {
     async fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRecord>>;
     /// Runs of a DAG, newest logical date first.
     async fn list_runs(&self, dag_id: &str, limit: i64) -> Result<Vec<RunRecord>>;
+    /// The next page of [`Store::list_runs`]: runs of a DAG with a logical
+    /// date strictly before `before`, newest first (keyset pagination: one
+    /// index range scan whatever the history size).
+    async fn runs_before(
+        &self,
+        dag_id: &str,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<RunRecord>>;
     /// Every queued or running run.
     async fn active_runs(&self) -> Result<Vec<RunRecord>>;
     /// The scheduled run with the latest logical date.

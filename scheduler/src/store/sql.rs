@@ -582,6 +582,27 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn runs_before(
+        &self,
+        dag_id: &str,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<RunRecord>> {
+        let sql = format!(
+            "SELECT {RUN_COLS} FROM dag_runs WHERE dag_id = $1 AND logical_date < $2 \
+             ORDER BY logical_date DESC LIMIT $3"
+        );
+        sqlx::query(&sql)
+            .bind(dag_id)
+            .bind(to_micros(before))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(run_from_row)
+            .collect()
+    }
+
     async fn active_runs(&self) -> Result<Vec<RunRecord>> {
         let sql = format!(
             "SELECT {RUN_COLS} FROM dag_runs WHERE state IN ('queued', 'running') ORDER BY logical_date, id"

@@ -1,0 +1,86 @@
+//! `tributary web`, and the web server `standalone` runs: options from the
+//! project config (bind address, token) and the project's streams.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use lake::metrics::Metrics;
+use lake::writer::KafkaSource;
+use scheduler::store::Store;
+use tokio_util::sync::CancellationToken;
+use web::{StreamSource, WebOptions};
+
+use crate::cli::WebArgs;
+use crate::commands::{Ctx, shutdown_on_signals};
+use crate::config::Project;
+
+/// Where the web server listens: the flag, else the config, else the default.
+pub(crate) fn bind_addr(flag: Option<&str>, project: &Project) -> Result<SocketAddr> {
+    let text = flag
+        .or(project.web.bind.as_deref())
+        .unwrap_or(web::DEFAULT_BIND);
+    text.parse().map_err(|e| {
+        anyhow!("web bind address {text:?}: {e} (write HOST:PORT, e.g. 127.0.0.1:8080)")
+    })
+}
+
+/// The token: `[web] token` (with `${VAR}` resolved), else TRIBUTARY_WEB_TOKEN.
+pub(crate) fn token(project: &Project) -> Result<Option<String>> {
+    match &project.web.token {
+        Some(t) => Ok(Some(crate::config::resolve(t, "[web] token")?)),
+        None => Ok(std::env::var("TRIBUTARY_WEB_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())),
+    }
+}
+
+/// The project's streams as the web server reports on them.
+pub(crate) fn stream_sources(project: &Project) -> Result<Vec<StreamSource>> {
+    let mut out = Vec::new();
+    for spec in &project.streams {
+        out.push(StreamSource {
+            location: project.location(spec.lake.as_deref())?,
+            kafka: KafkaSource {
+                bootstrap_servers: project.kafka_bootstrap()?,
+                properties: project.kafka_properties()?,
+            },
+            spec: spec.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Starts the web server on `addr`; returns the bound address.
+pub(crate) async fn start(
+    ctx: &Ctx,
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    metrics: Option<Arc<Metrics>>,
+    stop: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let opts = WebOptions {
+        store,
+        kinds: ctx.kinds.clone(),
+        streams: stream_sources(&ctx.project)?,
+        metrics,
+        token: token(&ctx.project)?,
+    };
+    Ok(web::serve(addr, opts, stop).await?)
+}
+
+/// `tributary web`.
+pub(crate) async fn run(ctx: &Ctx, a: &WebArgs) -> Result<ExitCode> {
+    let addr = bind_addr(a.bind.as_deref(), &ctx.project)?;
+    let store = ctx.store().await?;
+    let stop = shutdown_on_signals();
+    let (local, task) = start(ctx, addr, store, None, stop)
+        .await
+        .context("cannot start the web server")?;
+    println!(
+        "web UI and API on http://{local}/ (API: http://{local}/api/v1/openapi.json; Ctrl-C to stop)"
+    );
+    task.await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,59 @@
+// Tributary UI: refreshes the live parts of a page and tails task logs.
+// No framework, no external script: everything here is served by the binary.
+(function () {
+  "use strict";
+  var REFRESH_MS = 2500;
+  var dot = document.querySelector(".live-dot");
+
+  // Live regions: elements with `data-live` and an id are replaced by the
+  // same elements of a fresh copy of the page, without a reload (scroll
+  // position, open forms and focus stay). Paused while the tab is hidden or
+  // while the user types in a form inside a live region.
+  function busy() {
+    var a = document.activeElement;
+    return a && a.closest && a.closest("[data-live]") && /INPUT|SELECT|TEXTAREA/.test(a.tagName);
+  }
+  function refresh() {
+    if (document.hidden || busy()) { return schedule(); }
+    fetch(location.href, { headers: { "X-Tributary-Live": "1" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-live][id]").forEach(function (el) {
+          var fresh = doc.getElementById(el.id);
+          if (fresh && fresh.innerHTML !== el.innerHTML) { el.innerHTML = fresh.innerHTML; }
+          if (fresh) { el.className = fresh.className; }
+        });
+        if (dot) { dot.classList.add("on"); }
+      })
+      .catch(function () { if (dot) { dot.classList.remove("on"); } })
+      .then(schedule);
+  }
+  function schedule() { setTimeout(refresh, REFRESH_MS); }
+  if (document.querySelector("[data-live][id]")) { schedule(); }
+
+  // Live log tail over server-sent events.
+  var log = document.getElementById("log");
+  if (log && log.dataset.sse && window.EventSource) {
+    var url = log.dataset.sse + "&after=" + encodeURIComponent(log.dataset.after || "0");
+    var es = new EventSource(url);
+    var follow = true;
+    log.addEventListener("scroll", function () {
+      follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+    });
+    es.addEventListener("line", function (e) {
+      var d = JSON.parse(e.data);
+      var ts = document.createElement("span");
+      ts.className = "ts";
+      ts.textContent = d.ts;
+      log.appendChild(ts);
+      log.appendChild(document.createTextNode(" " + d.line + "\n"));
+      if (follow) { log.scrollTop = log.scrollHeight; }
+    });
+    es.addEventListener("end", function () {
+      es.close();
+      var b = document.getElementById("tail-badge");
+      if (b) { b.textContent = "finished"; b.className = "badge"; }
+    });
+  }
+})();

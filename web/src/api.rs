@@ -1,0 +1,660 @@
+//! The JSON REST API under `/api/v1`: everything the UI shows and does.
+//! Lists are bounded and paginated by key (`before` = the last logical date
+//! seen), so every request costs the same whatever the history size.
+//! The document describing it is [`crate::openapi`].
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use scheduler::actions::{ActionReport, ClearOptions};
+use scheduler::backfill::{self, BackfillRecord, BackfillState, NewBackfill, Progress, Reprocess};
+use scheduler::dag::Dag;
+use scheduler::state::TaskState;
+use scheduler::store::{RunRecord, TaskInstance};
+use scheduler::timetable::parse_datetime;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::dags::{self, parse_cursor};
+use crate::error::{ApiError, Failure};
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// Default and largest page sizes.
+pub(crate) const DEFAULT_LIMIT: i64 = 50;
+pub(crate) const MAX_LIMIT: i64 = 500;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dags", get(list_dags))
+        .route("/dags/{dag_id}", get(get_dag).patch(patch_dag))
+        .route("/dags/{dag_id}/runs", get(list_runs).post(trigger))
+        .route("/dags/{dag_id}/runs/{run_id}", get(get_run))
+        .route("/dags/{dag_id}/runs/{run_id}/mark", post(mark_run))
+        .route("/dags/{dag_id}/runs/{run_id}/tasks", get(list_tasks))
+        .route(
+            "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}",
+            get(get_task),
+        )
+        .route(
+            "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/logs",
+            get(task_logs),
+        )
+        .route(
+            "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/clear",
+            post(clear_task),
+        )
+        .route(
+            "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/mark",
+            post(mark_task),
+        )
+        .route("/backfills", get(list_backfills).post(create_backfill))
+        .route("/backfills/{id}", get(get_backfill))
+        .route("/backfills/{id}/cancel", post(cancel_backfill))
+        .route("/streams", get(list_streams))
+        .route("/streams/{name}", get(get_stream))
+        .route("/import_errors", get(import_errors))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async {
+            ApiError(Failure::not_found(
+                "no such API endpoint (see /api/v1/openapi.json)",
+            ))
+        })
+}
+
+/// Path parameters, with a JSON error when they do not parse.
+fn path<T>(p: Result<Path<T>, PathRejection>) -> ApiResult<T> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError(Failure::bad_request(e.body_text())))
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(v)| v).map_err(|e| {
+        ApiError(Failure::bad_request(format!(
+            "query string: {}",
+            e.body_text()
+        )))
+    })
+}
+
+/// A JSON body (an empty body reads as `{}`), with a message naming the
+/// problem and its place.
+pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(text)
+        .map_err(|e| ApiError(Failure::bad_request(format!("request body: {e}"))))
+}
+
+fn limit(l: Option<i64>) -> ApiResult<i64> {
+    match l {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError(Failure::bad_request(format!(
+            "limit {n} is out of range: use 1 to {MAX_LIMIT}"
+        )))),
+    }
+}
+
+pub(crate) async fn health(State(s): State<AppState>) -> Response {
+    match s.store().import_errors().await {
+        Ok(_) => Json(json!({"status": "ok", "database": s.store().backend()})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: metadata database");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "message": "the metadata database does not answer"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
+    match &s.0.metrics {
+        Some(m) => ([("content-type", "text/plain; version=0.0.4")], m.render()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no stream writer runs in this process; see `tributary stream run --metrics-bind`",
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct TagQuery {
+    tag: Option<String>,
+}
+
+async fn list_dags(
+    State(s): State<AppState>,
+    q: Result<Query<TagQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let list = dags::summaries(s.store(), &s.0.dags, q.tag.as_deref()).await?;
+    let errors = s.store().import_errors().await.map_err(Failure::from)?;
+    Ok(Json(json!({"dags": list, "import_errors": errors})).into_response())
+}
+
+pub(crate) fn dag_json(dag: &Dag, is_paused: bool) -> Value {
+    json!({
+        "dag_id": dag.dag_id,
+        "description": dag.description,
+        "fileloc": dag.fileloc,
+        "schedule": dag.timetable.schedule.as_text(),
+        "timezone": dag.timetable.tz.name(),
+        "start_date": dag.timetable.start,
+        "end_date": dag.timetable.end,
+        "catchup": dag.timetable.catchup,
+        "max_active_runs": dag.max_active_runs,
+        "max_active_tasks": dag.max_active_tasks,
+        "tags": dag.tags,
+        "is_paused": is_paused,
+        "params": dag.params.0,
+        "tasks": dag.tasks.iter().map(|t| json!({
+            "task_id": t.id,
+            "kind": t.kind,
+            "depends_on": t.depends_on,
+            "trigger_rule": t.trigger_rule.as_str(),
+            "retries": t.retry.retries,
+            "pool": t.pool,
+            "priority": t.priority,
+        })).collect::<Vec<_>>(),
+        "source": dag.source,
+    })
+}
+
+async fn get_dag(State(s): State<AppState>, p: Result<Path<String>, PathRejection>) -> ApiResult {
+    let id = path(p)?;
+    let (rec, dag) = s.0.dags.get(s.store(), &id).await?;
+    Ok(Json(dag_json(&dag, rec.is_paused)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DagPatch {
+    is_paused: bool,
+}
+
+async fn patch_dag(
+    State(s): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    b: Bytes,
+) -> ApiResult {
+    let id = path(p)?;
+    let patch: DagPatch = body(&b)?;
+    let (_, dag) = s.0.dags.get(s.store(), &id).await?;
+    s.store()
+        .set_paused(&id, patch.is_paused)
+        .await
+        .map_err(Failure::from)?;
+    s.store().notify().await.map_err(Failure::from)?;
+    Ok(Json(dag_json(&dag, patch.is_paused)).into_response())
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+async fn list_runs(
+    State(s): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult {
+    let id = path(p)?;
+    let q = query(q)?;
+    let n = limit(q.limit)?;
+    let before = q
+        .before
+        .as_deref()
+        .map(|b| parse_cursor(b, "before"))
+        .transpose()?;
+    s.0.dags.get(s.store(), &id).await?;
+    let page = dags::run_page(s.store(), &id, before, n).await?;
+    Ok(Json(json!({"runs": page.runs, "next_before": page.next_before})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerBody {
+    #[serde(default)]
+    conf: Value,
+    logical_date: Option<String>,
+}
+
+async fn trigger(
+    State(s): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    b: Bytes,
+) -> ApiResult {
+    let id = path(p)?;
+    let t: TriggerBody = body(&b)?;
+    let (_, dag) = s.0.dags.get(s.store(), &id).await?;
+    let ld = t
+        .logical_date
+        .as_deref()
+        .map(|d| {
+            parse_datetime(d, dag.timetable.tz)
+                .map_err(|e| Failure::invalid(format!("logical_date {d:?}: {e}")))
+        })
+        .transpose()?;
+    let run = scheduler::runs::trigger(s.store(), &dag, t.conf, ld).await?;
+    Ok((StatusCode::CREATED, Json(run)).into_response())
+}
+
+pub(crate) async fn find_run(s: &AppState, dag_id: &str, run_id: &str) -> ApiResult<RunRecord> {
+    s.store()
+        .get_run(dag_id, run_id)
+        .await
+        .map_err(Failure::from)?
+        .ok_or_else(|| {
+            ApiError(Failure::not_found(format!(
+                "run {run_id:?} of DAG {dag_id:?} not found"
+            )))
+        })
+}
+
+async fn get_run(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult {
+    let (dag_id, run_id) = path(p)?;
+    let (_, dag) = s.0.dags.get(s.store(), &dag_id).await?;
+    let (run, tis) = dags::run_with_tasks(s.store(), &dag, &run_id).await?;
+    Ok(Json(json!({"run": run, "task_instances": tis})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkBody {
+    state: String,
+}
+
+/// `success` → true, `failed` → false.
+pub(crate) fn mark_state(state: &str) -> Result<bool, Failure> {
+    match state {
+        "success" => Ok(true),
+        "failed" => Ok(false),
+        other => Err(Failure::invalid(format!(
+            "state {other:?}: mark a run or task \"success\" or \"failed\""
+        ))),
+    }
+}
+
+async fn mark_run(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    b: Bytes,
+) -> ApiResult {
+    let (dag_id, run_id) = path(p)?;
+    let m: MarkBody = body(&b)?;
+    let success = mark_state(&m.state)?;
+    s.0.dags.get(s.store(), &dag_id).await?;
+    let run = find_run(&s, &dag_id, &run_id).await?;
+    let r = scheduler::actions::mark_run(s.store(), &run, success).await?;
+    Ok(Json(r).into_response())
+}
+
+async fn list_tasks(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult {
+    let (dag_id, run_id) = path(p)?;
+    let (_, dag) = s.0.dags.get(s.store(), &dag_id).await?;
+    let (_, tis) = dags::run_with_tasks(s.store(), &dag, &run_id).await?;
+    Ok(Json(json!({"task_instances": tis})).into_response())
+}
+
+pub(crate) async fn find_ti(
+    s: &AppState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+) -> ApiResult<TaskInstance> {
+    find_run(s, dag_id, run_id).await?;
+    s.store()
+        .get_task_instance(dag_id, run_id, task_id)
+        .await
+        .map_err(Failure::from)?
+        .ok_or_else(|| {
+            ApiError(Failure::not_found(format!(
+                "task {task_id:?} not found in run {run_id:?} of DAG {dag_id:?}"
+            )))
+        })
+}
+
+async fn get_task(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String, String)>, PathRejection>,
+) -> ApiResult {
+    let (dag_id, run_id, task_id) = path(p)?;
+    Ok(Json(find_ti(&s, &dag_id, &run_id, &task_id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(rename = "try")]
+    try_number: Option<u32>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The try a log request means: the one asked for, else the latest.
+pub(crate) fn pick_try(ti: &TaskInstance, asked: Option<u32>) -> Result<u32, Failure> {
+    match asked {
+        None => Ok(ti.try_number.max(1)),
+        Some(t) if t >= 1 && t <= ti.try_number.max(1) => Ok(t),
+        Some(t) => Err(Failure::not_found(format!(
+            "try {t} of task {:?} does not exist (tries so far: {})",
+            ti.task_id, ti.try_number
+        ))),
+    }
+}
+
+async fn task_logs(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String, String)>, PathRejection>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> ApiResult {
+    let (dag_id, run_id, task_id) = path(p)?;
+    let q = query(q)?;
+    let ti = find_ti(&s, &dag_id, &run_id, &task_id).await?;
+    let try_number = pick_try(&ti, q.try_number)?;
+    let n = match q.limit {
+        None => 1000,
+        Some(n) if (1..=10_000).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError(Failure::bad_request(format!(
+                "limit {n} is out of range: use 1 to 10000"
+            ))));
+        }
+    };
+    let mut lines = s
+        .store()
+        .read_logs(ti.id, try_number, q.after.unwrap_or(0))
+        .await
+        .map_err(Failure::from)?;
+    lines.truncate(usize::try_from(n).unwrap_or(0));
+    let next_after = lines.last().map(|l| l.id).or(q.after);
+    let finished = try_number < ti.try_number || !is_live(ti.state);
+    Ok(Json(json!({
+        "try_number": try_number,
+        "tries": ti.try_number,
+        "state": ti.state,
+        "finished": finished,
+        "lines": lines,
+        "next_after": next_after,
+    }))
+    .into_response())
+}
+
+/// Whether a task instance may still write log lines for its current try.
+pub(crate) fn is_live(state: TaskState) -> bool {
+    matches!(
+        state,
+        TaskState::Queued | TaskState::Running | TaskState::Scheduled | TaskState::Pending
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ClearBody {
+    pub downstream: bool,
+    pub upstream: bool,
+    pub failed_only: bool,
+}
+
+pub(crate) async fn do_clear(
+    s: &AppState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    c: ClearBody,
+) -> ApiResult<ActionReport> {
+    let (_, dag) = s.0.dags.get(s.store(), dag_id).await?;
+    let run = find_run(s, dag_id, run_id).await?;
+    let opts = ClearOptions {
+        task: Some(task_id.to_string()),
+        downstream: c.downstream,
+        upstream: c.upstream,
+        failed_only: c.failed_only,
+    };
+    Ok(scheduler::actions::clear(s.store(), &dag, &run, &opts).await?)
+}
+
+async fn clear_task(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String, String)>, PathRejection>,
+    b: Bytes,
+) -> ApiResult {
+    let (dag_id, run_id, task_id) = path(p)?;
+    let c: ClearBody = body(&b)?;
+    Ok(Json(do_clear(&s, &dag_id, &run_id, &task_id, c).await?).into_response())
+}
+
+pub(crate) async fn do_mark_task(
+    s: &AppState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    success: bool,
+) -> ApiResult<ActionReport> {
+    let (_, dag) = s.0.dags.get(s.store(), dag_id).await?;
+    let run = find_run(s, dag_id, run_id).await?;
+    Ok(scheduler::actions::mark_task(s.store(), &dag, &run, task_id, success).await?)
+}
+
+async fn mark_task(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String, String)>, PathRejection>,
+    b: Bytes,
+) -> ApiResult {
+    let (dag_id, run_id, task_id) = path(p)?;
+    let m: MarkBody = body(&b)?;
+    let success = mark_state(&m.state)?;
+    Ok(Json(do_mark_task(&s, &dag_id, &run_id, &task_id, success).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct BackfillQuery {
+    dag_id: Option<String>,
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A backfill with its progress counts.
+pub(crate) async fn with_progress(
+    s: &AppState,
+    bf: &BackfillRecord,
+) -> Result<(Progress, Value), Failure> {
+    let dates = s.store().backfill_dates(bf.id, None, None, false).await?;
+    let p = Progress::of(&dates);
+    let v = json!({"backfill": bf, "progress": p, "finished": p.finished()});
+    Ok((p, v))
+}
+
+async fn list_backfills(
+    State(s): State<AppState>,
+    q: Result<Query<BackfillQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let state = q
+        .state
+        .as_deref()
+        .map(|t| t.parse::<BackfillState>().map_err(Failure::bad_request))
+        .transpose()?;
+    let list = s
+        .store()
+        .list_backfills(q.dag_id.as_deref(), state, limit(q.limit)?)
+        .await
+        .map_err(Failure::from)?;
+    let mut out = Vec::new();
+    for bf in &list {
+        out.push(with_progress(&s, bf).await?.1);
+    }
+    Ok(Json(json!({"backfills": out})).into_response())
+}
+
+/// A backfill request (API body and UI form).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackfillBody {
+    pub dag_id: String,
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub reprocess: Option<String>,
+    #[serde(default)]
+    pub max_active_runs: Option<i64>,
+    #[serde(default)]
+    pub reverse: bool,
+    #[serde(default)]
+    pub conf: Value,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a backfill request produced.
+pub(crate) enum BackfillOutcome {
+    /// Recorded: the schedulers run it.
+    Created(BackfillRecord, usize),
+    /// Dry run: the plan (logical date, interval end, action).
+    Plan(Vec<(DateTime<Utc>, DateTime<Utc>, String)>),
+}
+
+pub(crate) async fn do_backfill(s: &AppState, b: BackfillBody) -> Result<BackfillOutcome, Failure> {
+    let (_, dag) = s.0.dags.get(s.store(), &b.dag_id).await?;
+    let tz = dag.timetable.tz;
+    let from = parse_datetime(&b.from, tz)
+        .map_err(|e| Failure::invalid(format!("from {:?}: {e}", b.from)))?;
+    let to =
+        parse_datetime(&b.to, tz).map_err(|e| Failure::invalid(format!("to {:?}: {e}", b.to)))?;
+    let reprocess = match b.reprocess.as_deref() {
+        None | Some("") => Reprocess::Missing,
+        Some(r) => r
+            .parse::<Reprocess>()
+            .map_err(|e| Failure::invalid(format!("reprocess: {e}")))?,
+    };
+    let conf = if b.conf.is_null() { json!({}) } else { b.conf };
+    if b.dry_run {
+        dag.params
+            .resolve(&conf)
+            .map_err(|problems| scheduler::Error::InvalidConf {
+                dag_id: dag.dag_id.clone(),
+                problems,
+            })?;
+        let plan = backfill::prepare(s.store(), &dag, from, to, reprocess, b.reverse).await?;
+        return Ok(BackfillOutcome::Plan(
+            plan.into_iter()
+                .map(|(i, a)| (i.start, i.end, a.to_string()))
+                .collect(),
+        ));
+    }
+    let nb = NewBackfill {
+        dag_id: dag.dag_id.clone(),
+        from_date: from,
+        to_date: to,
+        reprocess,
+        max_active_runs: b.max_active_runs.unwrap_or(1),
+        reverse: b.reverse,
+        conf,
+    };
+    let (bf, plan) = backfill::create(s.store(), &dag, &nb).await?;
+    Ok(BackfillOutcome::Created(bf, plan.len()))
+}
+
+async fn create_backfill(State(s): State<AppState>, b: Bytes) -> ApiResult {
+    let req: BackfillBody = body(&b)?;
+    match do_backfill(&s, req).await? {
+        BackfillOutcome::Created(bf, n) => Ok((
+            StatusCode::CREATED,
+            Json(json!({"backfill": bf, "dates": n})),
+        )
+            .into_response()),
+        BackfillOutcome::Plan(plan) => Ok(Json(json!({
+            "dry_run": true,
+            "plan": plan.iter().map(|(ld, end, a)| json!({"logical_date": ld, "data_interval_end": end, "action": a})).collect::<Vec<_>>(),
+        }))
+        .into_response()),
+    }
+}
+
+pub(crate) async fn find_backfill(s: &AppState, id: i64) -> Result<BackfillRecord, Failure> {
+    s.store()
+        .get_backfill(id)
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("backfill {id} not found")))
+}
+
+async fn get_backfill(State(s): State<AppState>, p: Result<Path<i64>, PathRejection>) -> ApiResult {
+    let id = path(p)?;
+    let bf = find_backfill(&s, id).await?;
+    let dates = s
+        .store()
+        .backfill_dates(id, None, Some(MAX_LIMIT), bf.reverse)
+        .await
+        .map_err(Failure::from)?;
+    let (_, mut v) = with_progress(&s, &bf).await?;
+    v["dates"] = json!(dates);
+    Ok(Json(v).into_response())
+}
+
+async fn cancel_backfill(
+    State(s): State<AppState>,
+    p: Result<Path<i64>, PathRejection>,
+) -> ApiResult {
+    let id = path(p)?;
+    find_backfill(&s, id).await?;
+    let bf = backfill::cancel(s.store(), id).await?;
+    Ok(Json(json!({"backfill": bf})).into_response())
+}
+
+async fn list_streams(State(s): State<AppState>) -> ApiResult {
+    let all = crate::streams::all(&s.0.streams, s.0.metrics.as_deref()).await;
+    Ok(Json(json!({"streams": all})).into_response())
+}
+
+async fn get_stream(
+    State(s): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = path(p)?;
+    let src =
+        s.0.streams
+            .iter()
+            .find(|x| x.spec.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = s.0.streams.iter().map(|x| x.spec.name.as_str()).collect();
+                Failure::not_found(format!(
+                    "stream {name:?} not found (streams: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })?;
+    Ok(Json(crate::streams::status(src, s.0.metrics.as_deref()).await).into_response())
+}
+
+async fn import_errors(State(s): State<AppState>) -> ApiResult {
+    let errors = s.store().import_errors().await.map_err(Failure::from)?;
+    Ok(Json(json!({"import_errors": errors})).into_response())
+}
+
+async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
+}

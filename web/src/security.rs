@@ -1,0 +1,364 @@
+//! Who may change things: the token check, cross-site request protection
+//! and the login page that keeps the token in a cookie.
+//!
+//! Rules, applied by [`guard`] to every request that is not GET/HEAD:
+//! 1. A request a browser marks as cross-site (`Sec-Fetch-Site: cross-site`,
+//!    or an `Origin` that is not this server) is refused (403).
+//! 2. With a token configured, the request must carry it: `Authorization:
+//!    Bearer TOKEN` (API clients) or the `tributary_token` cookie set by
+//!    `/login` (the UI). Otherwise 401 (the UI redirects to the login page).
+//! 3. Requests without a bearer token must prove they come from our own
+//!    pages or from a non-browser client: HTML forms carry `_csrf` equal to
+//!    the `tributary_csrf` cookie (double submit); API calls must send
+//!    `Content-Type: application/json`, which a cross-site page cannot send
+//!    without a CORS preflight this server never grants.
+
+use std::fmt::Write as _;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Extension, Form, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::{ApiError, Failure};
+
+/// Cookie holding the token after a login.
+pub const TOKEN_COOKIE: &str = "tributary_token";
+/// Cookie holding the CSRF token that forms echo in `_csrf`.
+pub const CSRF_COOKIE: &str = "tributary_csrf";
+/// Largest form body the guard reads to find `_csrf`.
+const MAX_FORM: usize = 1 << 20;
+
+/// A fresh random token (128 bits, hex).
+pub fn random_token() -> String {
+    let mut b = [0u8; 16];
+    // getrandom only fails when the OS has no entropy source at all.
+    getrandom::fill(&mut b).expect("the OS random number generator is unavailable");
+    b.iter().fold(String::with_capacity(32), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
+}
+
+/// The value of cookie `name`, if the request has it.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Whether a browser says the request comes from another site.
+fn cross_site(headers: &HeaderMap) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site")
+    {
+        return true;
+    }
+    let (Some(origin), Some(host)) = (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    let origin_host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+fn refuse(api: bool, status: StatusCode, message: &str, next_path: &str) -> Response {
+    if api {
+        return ApiError(Failure::new(status, message)).into_response();
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        let to = format!(
+            "/login?next={}",
+            percent_encoding::utf8_percent_encode(next_path, percent_encoding::NON_ALPHANUMERIC)
+        );
+        return Redirect::to(&to).into_response();
+    }
+    crate::pages::error_page(&Failure::new(status, message))
+}
+
+/// The middleware enforcing the rules above; it also hands every browser a
+/// CSRF cookie on its first page view.
+pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = req.uri().path().to_string();
+    let api = is_api(&path);
+    let headers = req.headers().clone();
+    let have = cookie(&headers, CSRF_COOKIE)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    let csrf = have.clone().unwrap_or_else(random_token);
+    req.extensions_mut().insert(Csrf(csrf.clone()));
+    if safe {
+        let mut resp = next.run(req).await;
+        if !api && have.is_none() {
+            let c = format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict");
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        return resp;
+    }
+    // The page a refused UI form came from, to return to after a login.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
+        .unwrap_or_else(|| "/".to_string());
+    if cross_site(&headers) {
+        return refuse(
+            api,
+            StatusCode::FORBIDDEN,
+            "cross-site request refused: changes can only be made from this server's own pages or an API client",
+            &back,
+        );
+    }
+    let bearer_ok = match (&state.0.token, bearer(&headers)) {
+        (Some(t), Some(b)) => same_secret(t, b),
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if bearer(&headers).is_some() && !bearer_ok {
+        return refuse(api, StatusCode::UNAUTHORIZED, "wrong token", &back);
+    }
+    if bearer_ok {
+        return next.run(req).await;
+    }
+    // Login and logout need no token, but still the CSRF check below.
+    let login = path == "/login" || path == "/logout";
+    if let Some(t) = &state.0.token
+        && !login
+        && !cookie(&headers, TOKEN_COOKIE).is_some_and(|c| same_secret(t, c))
+    {
+        return refuse(
+            api,
+            StatusCode::UNAUTHORIZED,
+            "this server needs a token for changes: send Authorization: Bearer TOKEN",
+            &back,
+        );
+    }
+    if api {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json {
+            return refuse(
+                api,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send a JSON body with Content-Type: application/json (use {} when there is nothing to say)",
+                &back,
+            );
+        }
+        return next.run(req).await;
+    }
+    // HTML form: find `_csrf` in the body, then hand the body on.
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_FORM).await else {
+        return refuse(api, StatusCode::PAYLOAD_TOO_LARGE, "form too large", &back);
+    };
+    let sent = form_field(&bytes, "_csrf");
+    let expected = cookie(&headers, CSRF_COOKIE);
+    match (sent, expected) {
+        (Some(s), Some(e)) if same_secret(&s, e) => {}
+        _ => {
+            return refuse(
+                api,
+                StatusCode::FORBIDDEN,
+                "this form has expired or did not come from this server (CSRF check failed): reload the page and try again",
+                &back,
+            );
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded_pairs(body);
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+fn serde_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body);
+    text.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode_form(k), decode_form(v))
+        })
+        .collect()
+}
+
+fn decode_form(s: &str) -> String {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The CSRF token pages embed in their forms (`_csrf`): the browser's
+/// cookie, or the fresh one [`guard`] sets on this response.
+#[derive(Debug, Clone)]
+pub struct Csrf(pub String);
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+/// Only paths on this server are followed after a login.
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// `GET /login`.
+pub(crate) async fn login_form(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    crate::pages::login_page(
+        &csrf,
+        &local_path(q.next.as_deref()),
+        state.0.token.is_some(),
+        None,
+    )
+}
+
+/// `POST /login`: checks the token and keeps it in an HttpOnly cookie.
+pub(crate) async fn login_submit(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let next = local_path(f.next.as_deref());
+    let Some(expected) = &state.0.token else {
+        return Redirect::to(&next).into_response();
+    };
+    if !same_secret(expected, f.token.trim()) {
+        let mut r = crate::pages::login_page(&csrf, &next, true, Some("wrong token"));
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        return r;
+    }
+    let mut r = Redirect::to(&next).into_response();
+    let c = format!(
+        "{TOKEN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000",
+        f.token.trim()
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `POST /logout`: forgets the token cookie.
+pub(crate) async fn logout() -> Response {
+    let mut r = Redirect::to("/").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("tributary_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_and_forms_parse() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; tributary_csrf=abc"),
+        );
+        assert_eq!(cookie(&h, CSRF_COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, "b"), None);
+        assert_eq!(
+            form_field(b"x=1&_csrf=a%2Bb+c&y=", "_csrf").as_deref(),
+            Some("a+b c")
+        );
+        assert_eq!(form_field(b"x=1", "_csrf"), None);
+    }
+
+    #[test]
+    fn cross_site_detection() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(!cross_site(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(!cross_site(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(cross_site(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(cross_site(&h));
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(cross_site(&h));
+    }
+
+    #[test]
+    fn secrets_and_redirects() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+        assert_eq!(local_path(Some("/dags/x")), "/dags/x");
+        assert_eq!(local_path(Some("//evil.example/")), "/");
+        assert_eq!(local_path(Some("https://evil.example/")), "/");
+        assert_eq!(random_token().len(), 32);
+        assert_ne!(random_token(), random_token());
+    }
+}
