@@ -72,6 +72,17 @@ if ! command -v tansu >/dev/null 2>&1; then
   cargo install tansu --version 0.6.0 --features dynostore,libsql --locked
 fi
 
+# --- Headless Chromium + ChromeDriver for the browser test (Debian) --------
+if ! command -v chromedriver >/dev/null 2>&1 || ! { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then
+  apt_install chromium chromium-driver
+fi
+
+# --- docker compose file: validated when the docker client is present ------
+if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && [ -f docker-compose.yml ]; then
+  log "docker compose config"
+  docker compose -f docker-compose.yml config --quiet
+fi
+
 # --- Rust tools ------------------------------------------------------------
 command -v bash >/dev/null || apt_install bash
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -20,7 +20,7 @@ fn standalone_ingests_random_users_into_its_dev_broker() {
         "dag_id = \"users_fast\"\n[[task]]\nid = \"fetch\"\nkind = \"random_user_to_kafka\"\nresults = 50\nrequests = 2\nseed = \"e2e\"\n",
     );
     let mut child = env
-        .cmd(&["standalone"])
+        .cmd(&["standalone", "--web-bind", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

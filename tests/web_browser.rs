@@ -1,0 +1,295 @@
+//! The web UI in a real browser: `tributary standalone` serves it, headless
+//! Chromium drives it through ChromeDriver (W3C WebDriver over HTTP; both
+//! from Debian, installed by scripts/test.sh). A user opens the DAG list,
+//! triggers `hello` with a conf from the generated form, watches the run turn
+//! green without reloading, and reads a task's log. Screenshots of each page
+//! go to docs/screenshots/ (shown in the README).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::*;
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A WebDriver session.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {v}");
+        v["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    /// Finds an element, waiting (bounded) for it to appear.
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = format!("{}/element", self.base);
+            let r = self
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(json!({"using": "css selector", "value": css}).to_string())
+                .send()
+                .await
+                .unwrap();
+            let ok = r.status().is_success();
+            let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            if ok {
+                return v["value"][ELEMENT].as_str().unwrap().to_string();
+            }
+            assert!(Instant::now() < deadline, "no element {css}: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn text(&self, el: &str) -> String {
+        self.call(reqwest::Method::GET, &format!("/element/{el}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn click(&self, el: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn fill(&self, el: &str, text: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+}
+
+fn chromium() -> (PathBuf, PathBuf) {
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{names:?} not installed (scripts/test.sh installs Debian's chromium and chromium-driver)"))
+    };
+    (
+        find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]),
+        find(&["/usr/bin/chromedriver"]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
+    let env = sqlite_env();
+    let repo_dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("dags");
+    for f in std::fs::read_dir(&repo_dags).unwrap() {
+        let p = f.unwrap().path();
+        std::fs::copy(&p, env.dags().join(p.file_name().unwrap())).unwrap();
+    }
+    let mut sa = env
+        .cmd(&["standalone", "--web-bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut web = None;
+    for line in BufReader::new(sa.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim_start().strip_prefix("web UI") {
+            web = rest
+                .split_whitespace()
+                .next()
+                .map(|u| u.trim_end_matches('/').to_string());
+        }
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    let _sa = Killed(sa);
+    let web = web.expect("the banner names the web UI");
+
+    let (chrome, driver) = chromium();
+    let port = free_port();
+    let _driver = Killed(
+        Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let status_url = format!("http://127.0.0.1:{port}/status");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(&status_url).send().await
+            && let Ok(t) = r.text().await
+            && let Ok(v) = serde_json::from_str::<Value>(&t)
+            && v["value"]["ready"] == true
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let session: Value = serde_json::from_str(
+        &http
+            .post(format!("http://127.0.0.1:{port}/session"))
+            .header("content-type", "application/json")
+            .body(
+                json!({"capabilities": {"alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": chrome,
+                        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"]
+                    }
+                }}})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let sid = session["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {session}"));
+    let b = Browser {
+        http: http.clone(),
+        base: format!("http://127.0.0.1:{port}/session/{sid}"),
+    };
+
+    // The DAG list.
+    b.go(&format!("{web}/")).await;
+    let hello = b.find("a.dag-id[href='/dags/hello']").await;
+    assert_eq!(b.text(&hello).await, "hello");
+    b.screenshot("dags.png").await;
+
+    // Trigger with a conf from the form generated from the DAG's params.
+    b.go(&format!("{web}/dags/hello/trigger")).await;
+    let name = b.find("#p-name").await;
+    b.fill(&name, "browser test").await;
+    b.screenshot("trigger.png").await;
+    let submit = b.find("#trigger-submit").await;
+    b.click(&submit).await;
+    // The run page; its state refreshes in place until it turns green.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let state = b.find("#run-state").await;
+        let t = b.text(&state).await;
+        if t == "success" {
+            break;
+        }
+        assert_ne!(t, "failed", "the run failed");
+        assert!(Instant::now() < deadline, "the run did not succeed: {t}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(b.url().await.contains("/dags/hello/runs/manual__"));
+    let flash = b.find(".flash").await;
+    assert!(b.text(&flash).await.contains("triggered hello"));
+    b.screenshot("run.png").await;
+
+    // A task's log.
+    let greet = b.find("a[href$='/tasks/greet']").await;
+    b.click(&greet).await;
+    let log = b.find("#log").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = b.text(&log).await;
+        if text.contains("hello, browser test") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "log: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.screenshot("task_log.png").await;
+
+    // The grid with the run, and the streams page.
+    b.go(&format!("{web}/dags/hello")).await;
+    b.find("table.grid a.cell.state-success").await;
+    b.find("svg.graph g.node").await;
+    b.screenshot("dag_grid.png").await;
+    b.go(&format!("{web}/streams")).await;
+    let rows = b.find("section.stream dd.rows").await;
+    assert!(b.text(&rows).await.parse::<u64>().is_ok());
+    b.screenshot("streams.png").await;
+
+    b.call(reqwest::Method::DELETE, "", None).await;
+}
