@@ -77,10 +77,17 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! { command -v chromium >/dev/nu
   apt_install chromium chromium-driver
 fi
 
-# --- docker compose file: validated when the docker client is present ------
-if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && [ -f docker-compose.yml ]; then
-  log "docker compose config"
-  docker compose -f docker-compose.yml config --quiet
+# --- docker-compose.yml is validated when the docker client is present ----
+# (Compose v2 when installed; otherwise Debian's docker-compose.)
+if command -v docker >/dev/null 2>&1; then
+  if docker compose version >/dev/null 2>&1; then
+    log "docker compose config"
+    docker compose -f docker-compose.yml config --quiet
+  else
+    command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+    log "docker-compose config"
+    docker-compose -f docker-compose.yml config -q
+  fi
 fi
 
 # --- Rust tools ------------------------------------------------------------
