@@ -21,7 +21,7 @@ trap cleanup EXIT
 cargo build --release --quiet --bin tributary
 bin=$PWD/target/release/tributary
 
-psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 psql "$pg/postgres" -qc "CREATE DATABASE $db" >/dev/null
 export DATABASE_URL="$pg/$db"
 mkdir -p "$work/dags"

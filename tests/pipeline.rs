@@ -82,7 +82,11 @@ fn standalone_runs_the_reference_pipeline_end_to_end() {
         .replace("results = 1\n", "results = 5\n")
         .replace("duration = \"120s\"", "duration = \"3s\"")
         .replace("interval = \"10s\"", "interval = \"300ms\"");
-    assert_eq!(quick.matches("300ms").count(), 1, "the DAG's settings moved");
+    assert_eq!(
+        quick.matches("300ms").count(),
+        1,
+        "the DAG's settings moved"
+    );
     assert!(quick.contains("results = 5") && quick.contains("\"3s\""));
     env.dag("random_user_to_kafka", &quick);
 
@@ -137,7 +141,13 @@ fn standalone_runs_the_reference_pipeline_end_to_end() {
         .find(|w| w.starts_with("manual__"))
         .unwrap()
         .to_string();
-    let log = env.ok(&["tasks", "logs", "random_user_to_kafka", &run_id, "stream_users"]);
+    let log = env.ok(&[
+        "tasks",
+        "logs",
+        "random_user_to_kafka",
+        &run_id,
+        "stream_users",
+    ]);
     assert!(log.contains("delivered"), "{log}");
     // The schedule's own run (catchup = false: the latest interval) may be
     // producing too; wait until no run is active, then the topic is final.
@@ -150,8 +160,14 @@ fn standalone_runs_the_reference_pipeline_end_to_end() {
     });
     let produced = topic_user_ids(&bootstrap);
     let total: usize = produced.values().sum();
-    assert!(total >= 25, "the triggered run alone sends ≥ 25 users: {total}");
-    assert!(produced.values().all(|n| *n == 1), "user ids are unique in the topic");
+    assert!(
+        total >= 25,
+        "the triggered run alone sends ≥ 25 users: {total}"
+    );
+    assert!(
+        produced.values().all(|n| *n == 1),
+        "user ids are unique in the topic"
+    );
 
     // Within seconds the table holds them all (rotation max_age 2 s).
     env.eventually("the users table to hold every produced record", || {
@@ -195,7 +211,10 @@ fn standalone_runs_the_reference_pipeline_end_to_end() {
         if let Some(s) = sa.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "standalone did not stop after SIGINT");
+        assert!(
+            Instant::now() < deadline,
+            "standalone did not stop after SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let err = err_reader.join().unwrap();

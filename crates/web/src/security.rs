@@ -128,7 +128,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     if safe {
         let mut resp = next.run(req).await;
         if !api && have.is_none() {
-            let c = format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict");
+            let c = format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict");
             if let Ok(v) = HeaderValue::from_str(&c) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }

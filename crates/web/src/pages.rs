@@ -1,7 +1,7 @@
 //! The HTML pages: DAG list, DAG grid + graph, code, trigger form,
 //! backfills, run (tasks + Gantt + actions), task instance (log per try with
 //! a live tail over server-sent events) and streams. Templates live in
-//! `web/templates/` and escape every value; links are built here, with each
+//! `crates/web/templates/` and escape every value; links are built here, with each
 //! path segment percent-encoded.
 
 use std::collections::HashMap;

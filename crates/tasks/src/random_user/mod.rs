@@ -269,7 +269,7 @@ mod tests {
     fn error_body_is_an_error_even_with_200() {
         let body = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/randomuser/error.json"
+            "/../../../shared/data/randomuser/error.json"
         ))
         .unwrap();
         assert!(matches!(parse_response(&body), Err(ResponseError::Api(m)) if m.contains("Uh oh")));
@@ -288,7 +288,7 @@ mod tests {
     fn raw_and_value_paths_agree() {
         let body = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/randomuser/results-5000.json"
+            "/../../../shared/data/randomuser/results-5000.json"
         ))
         .unwrap();
         let raw = parse_users_raw(&body).unwrap();
@@ -299,7 +299,7 @@ mod tests {
         }
         let err = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/randomuser/error.json"
+            "/../../../shared/data/randomuser/error.json"
         ))
         .unwrap();
         assert!(matches!(parse_users_raw(&err), Err(ResponseError::Api(_))));

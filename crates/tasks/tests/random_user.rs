@@ -11,7 +11,7 @@ use tasks::random_user::{
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/randomuser")
+        .join("../../../shared/data/randomuser")
         .join(name)
 }
 

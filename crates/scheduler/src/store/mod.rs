@@ -3,7 +3,7 @@
 //!
 //! [`SqlStore`] implements it for PostgreSQL and SQLite with the same SQL
 //! (sqlx's `Any` driver; the few dialect differences are in [`sql`]), and
-//! both pass the same conformance suite (`scheduler/tests/store.rs`).
+//! both pass the same conformance suite (`crates/scheduler/tests/store.rs`).
 //! Timestamps are stored as microseconds since the epoch (UTC) on both.
 
 pub mod scratch;

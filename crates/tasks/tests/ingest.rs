@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 const PARTITIONS: i32 = 3;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/randomuser")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/randomuser")
 }
 
 fn mock() -> MockCluster<'static, DefaultProducerContext> {

@@ -297,7 +297,7 @@ colour = "red"
 /// The example DAGs shipped in `dags/` are all valid.
 #[test]
 fn shipped_examples_are_valid() {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dags");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dags");
     let bag = scheduler::dagbag::DagBag::load(&[folder], &tasks::registry()).unwrap();
     assert!(bag.errors.is_empty(), "{:#?}", bag.diagnostics());
     assert!(bag.dags.len() >= 3);

@@ -167,7 +167,7 @@ async fn malformed_users_are_served_when_asked() {
 
 #[tokio::test]
 async fn fixture_mode_pages_through_the_recorded_users() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/randomuser");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/randomuser");
     let cfg = OfflineApiConfig::default().with_fixtures(&dir).unwrap();
     let pool = parse_response(&std::fs::read(dir.join("results-5000.json")).unwrap())
         .unwrap()
