@@ -48,10 +48,8 @@ psql "$TRIBUTARY_TEST_POSTGRES" -Atqc \
 
 # --- Python: moto (S3 API server) and the outside Delta readers -------------
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
-# pyarrow 22+ aborts at interpreter exit after a deltalake read ("terminate
-# called without an active exception"), so it stays below 22.
-py_pkgs=('moto[server]==5.2.1' 'deltalake>=1.1,<2' 'pyarrow>=17,<22')
-if ! python3 -c 'import moto, deltalake, pyarrow, flask, sys; sys.exit(int(pyarrow.__version__.split(".")[0]) >= 22)' >/dev/null 2>&1; then
+py_pkgs=('moto[server]==5.2.1' 'deltalake>=1.1,<2' 'pyarrow>=17')
+if ! python3 -c 'import moto, deltalake, pyarrow, flask' >/dev/null 2>&1; then
   log "installing moto[server], deltalake and pyarrow from PyPI"
   python3 -m pip install -q "${py_pkgs[@]}" ||
     python3 -m pip install -q --break-system-packages "${py_pkgs[@]}"

@@ -63,14 +63,17 @@ async fn create(ctx: &Ctx, store: &dyn Store, a: &BackfillArgs) -> Result<ExitCo
         ReprocessArg::Failed => Reprocess::Failed,
         ReprocessArg::All => Reprocess::All,
     };
+    let nb = NewBackfill {
+        dag_id: dag.dag_id.clone(),
+        from_date: from_d,
+        to_date: to_d,
+        reprocess,
+        max_active_runs: a.max_active_runs,
+        reverse: a.reverse,
+        conf,
+    };
     if a.dry_run {
-        dag.params
-            .resolve(&conf)
-            .map_err(|problems| scheduler::Error::InvalidConf {
-                dag_id: dag.dag_id.clone(),
-                problems,
-            })?;
-        let plan = backfill::prepare(store, &dag, from_d, to_d, reprocess, a.reverse).await?;
+        let plan = backfill::dry_run(store, &dag, &nb).await?;
         if ctx.cli.output == Output::Json {
             let v: Vec<Value> = plan
                 .iter()
@@ -97,15 +100,6 @@ async fn create(ctx: &Ctx, store: &dyn Store, a: &BackfillArgs) -> Result<ExitCo
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let nb = NewBackfill {
-        dag_id: dag.dag_id.clone(),
-        from_date: from_d,
-        to_date: to_d,
-        reprocess,
-        max_active_runs: a.max_active_runs,
-        reverse: a.reverse,
-        conf,
-    };
     let (bf, plan) = backfill::create(store, &dag, &nb).await?;
     if ctx.cli.output == Output::Json && a.detach {
         output::json(&bf)?;

@@ -253,6 +253,12 @@ async fn scheduler_cmd(ctx: &Ctx, a: &SchedulerArgs, standalone: bool) -> Result
     if standalone {
         match std::env::var("TRIBUTARY_KAFKA_BOOTSTRAP") {
             Ok(b) => services.push(format!("  kafka      {b} (TRIBUTARY_KAFKA_BOOTSTRAP)")),
+            // The config names a cluster: tasks produce where streams consume.
+            Err(_) if ctx.project.kafka.bootstrap_servers.is_some() => {
+                let b = ctx.project.kafka_bootstrap()?;
+                scheduler::secrets::provide("TRIBUTARY_KAFKA_BOOTSTRAP", &b);
+                services.push(format!("  kafka      {b} ({})", ctx.project.source()));
+            }
             Err(_) => {
                 // The ingest DAG's topic and every stream's, 4 partitions each.
                 let mut topics: Vec<&str> = vec!["users"];

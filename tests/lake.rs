@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,52 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{BIN, text};
+use common::{BIN, BrokerProcess, create_bucket, dev_broker, free_port, s3_endpoint, text};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
-
-/// A broker in its own process, killed on drop.
-struct BrokerProcess {
-    child: Child,
-    bootstrap: String,
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `tributary dev kafka`: librdkafka's mock cluster in a separate process.
-fn dev_broker(topic: &str, partitions: i32) -> BrokerProcess {
-    let mut child = Command::new(BIN)
-        .args(["dev", "kafka", "--topic", &format!("{topic}:{partitions}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    // Keep reading what it prints, so it never writes into a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let bootstrap = line
-        .split_whitespace()
-        .find(|w| w.contains(':') && w.chars().next().is_some_and(|c| c.is_ascii_digit()))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    BrokerProcess { child, bootstrap }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Tansu, the independent Kafka-compatible broker (installed by
 /// scripts/test.sh), with an in-memory store.
@@ -303,12 +261,14 @@ fn python_read(table: &str, storage: &[(&str, &str)]) -> (u64, u64) {
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
     let script = r#"
-import json, sys
+import json, os, sys
 from deltalake import DeltaTable
 import pyarrow.compute as pc
 t = DeltaTable(sys.argv[1], storage_options=json.loads(sys.argv[2]) or None).to_pyarrow_table()
 pairs = set(zip(t.column("_partition").to_pylist(), t.column("_offset").to_pylist()))
 print(json.dumps({"rows": t.num_rows, "distinct": len(pairs)}))
+sys.stdout.flush()
+os._exit(0)  # deltalake sometimes aborts in interpreter teardown, after the answer
 "#;
     let out = Command::new("python3")
         .args(["-c", script, table, &Value::Object(opts).to_string()])
@@ -474,25 +434,6 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
     resp
-}
-
-fn s3_endpoint() -> String {
-    std::env::var("TRIBUTARY_TEST_S3")
-        .expect("TRIBUTARY_TEST_S3 (a moto server URL) is set by ./scripts/test.sh; run the suite through it")
-}
-
-/// Creates a bucket on the moto server (plain HTTP; moto does not check signatures).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = TcpStream::connect(host).unwrap_or_else(|e| panic!("moto at {endpoint}: {e}"));
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! metadata database, the real binary, and scheduler processes.
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -19,6 +21,11 @@ impl Env {
     pub fn new(db: String, dir: tempfile::TempDir) -> Env {
         std::fs::create_dir_all(dir.path().join("dags")).unwrap();
         Env { dir, db }
+    }
+
+    /// The metadata database URL.
+    pub fn db(&self) -> &str {
+        &self.db
     }
 
     pub fn dags(&self) -> PathBuf {
@@ -168,4 +175,65 @@ pub fn run_id_from(out: &str) -> String {
         .nth(1)
         .unwrap()
         .to_string()
+}
+
+/// A broker in its own process, killed on drop.
+pub struct BrokerProcess {
+    pub child: Child,
+    pub bootstrap: String,
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tributary dev kafka`: librdkafka's mock cluster in a separate process.
+pub fn dev_broker(topic: &str, partitions: i32) -> BrokerProcess {
+    let mut child = Command::new(BIN)
+        .args(["dev", "kafka", "--topic", &format!("{topic}:{partitions}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading what it prints, so it never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let bootstrap = line
+        .split_whitespace()
+        .find(|w| w.contains(':') && w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    BrokerProcess { child, bootstrap }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn s3_endpoint() -> String {
+    std::env::var("TRIBUTARY_TEST_S3")
+        .expect("TRIBUTARY_TEST_S3 (a moto server URL) is set by ./scripts/test.sh; run the suite through it")
+}
+
+/// Creates a bucket on the moto server (plain HTTP; moto does not check signatures).
+pub fn create_bucket(endpoint: &str, bucket: &str) {
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(host).unwrap_or_else(|e| panic!("moto at {endpoint}: {e}"));
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
 }

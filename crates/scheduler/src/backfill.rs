@@ -265,6 +265,30 @@ pub async fn prepare(
     Ok(p)
 }
 
+/// Checks a backfill's conf against the DAG's params and plans its range,
+/// writing nothing: what `--dry-run` shows and what [`create`] records.
+pub async fn dry_run(
+    store: &dyn Store,
+    dag: &Dag,
+    nb: &NewBackfill,
+) -> Result<Vec<(DataInterval, DateAction)>> {
+    dag.params
+        .resolve(&nb.conf)
+        .map_err(|problems| Error::InvalidConf {
+            dag_id: dag.dag_id.clone(),
+            problems,
+        })?;
+    prepare(
+        store,
+        dag,
+        nb.from_date,
+        nb.to_date,
+        nb.reprocess,
+        nb.reverse,
+    )
+    .await
+}
+
 /// Records a backfill; schedulers execute it.
 pub async fn create(
     store: &dyn Store,
@@ -276,21 +300,7 @@ pub async fn create(
             "--max-active-runs must be at least 1".into(),
         ));
     }
-    dag.params
-        .resolve(&nb.conf)
-        .map_err(|problems| Error::InvalidConf {
-            dag_id: dag.dag_id.clone(),
-            problems,
-        })?;
-    let planned = prepare(
-        store,
-        dag,
-        nb.from_date,
-        nb.to_date,
-        nb.reprocess,
-        nb.reverse,
-    )
-    .await?;
+    let planned = dry_run(store, dag, nb).await?;
     let rec = store.create_backfill(nb, &planned).await?;
     store.notify().await?;
     Ok((rec, planned))

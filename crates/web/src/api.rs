@@ -548,21 +548,6 @@ pub(crate) async fn do_backfill(s: &AppState, b: BackfillBody) -> Result<Backfil
             .parse::<Reprocess>()
             .map_err(|e| Failure::invalid(format!("reprocess: {e}")))?,
     };
-    let conf = if b.conf.is_null() { json!({}) } else { b.conf };
-    if b.dry_run {
-        dag.params
-            .resolve(&conf)
-            .map_err(|problems| scheduler::Error::InvalidConf {
-                dag_id: dag.dag_id.clone(),
-                problems,
-            })?;
-        let plan = backfill::prepare(s.store(), &dag, from, to, reprocess, b.reverse).await?;
-        return Ok(BackfillOutcome::Plan(
-            plan.into_iter()
-                .map(|(i, a)| (i.start, i.end, a.to_string()))
-                .collect(),
-        ));
-    }
     let nb = NewBackfill {
         dag_id: dag.dag_id.clone(),
         from_date: from,
@@ -570,8 +555,16 @@ pub(crate) async fn do_backfill(s: &AppState, b: BackfillBody) -> Result<Backfil
         reprocess,
         max_active_runs: b.max_active_runs.unwrap_or(1),
         reverse: b.reverse,
-        conf,
+        conf: if b.conf.is_null() { json!({}) } else { b.conf },
     };
+    if b.dry_run {
+        let plan = backfill::dry_run(s.store(), &dag, &nb).await?;
+        return Ok(BackfillOutcome::Plan(
+            plan.into_iter()
+                .map(|(i, a)| (i.start, i.end, a.to_string()))
+                .collect(),
+        ));
+    }
     let (bf, plan) = backfill::create(s.store(), &dag, &nb).await?;
     Ok(BackfillOutcome::Created(bf, plan.len()))
 }
