@@ -161,23 +161,29 @@ pub fn single_object(bytes: &[u8]) -> Result<(), &'static str> {
     if bytes[start] != b'{' {
         return Err("value is not a JSON object");
     }
+    const TRUNCATED: &str = "value is truncated (the JSON object is not closed)";
     let mut depth: u32 = 0;
-    let mut in_string = false;
-    let mut escaped = false;
     let mut end = None;
-    for (i, &b) in bytes.iter().enumerate().skip(start) {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Most of a record's bytes are inside strings: jump from
+                // quote or backslash to the next one (memchr scans 32 bytes
+                // at a time) instead of looking at every byte.
+                let mut j = i + 1;
+                loop {
+                    let k = j + memchr::memchr2(b'"', b'\\', &bytes[j..]).ok_or(TRUNCATED)?;
+                    if bytes[k] == b'"' {
+                        i = k;
+                        break;
+                    }
+                    j = k + 2; // skip the escaped character
+                    if j >= bytes.len() {
+                        return Err(TRUNCATED);
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'{' | b'[' => depth += 1,
             b'}' | b']' => {
                 depth = depth.checked_sub(1).ok_or("unbalanced brackets")?;
@@ -188,8 +194,9 @@ pub fn single_object(bytes: &[u8]) -> Result<(), &'static str> {
             }
             _ => {}
         }
+        i += 1;
     }
-    let end = end.ok_or("value is truncated (the JSON object is not closed)")?;
+    let end = end.ok_or(TRUNCATED)?;
     if bytes[end + 1..].iter().all(|b| b.is_ascii_whitespace()) {
         Ok(())
     } else {
@@ -502,6 +509,21 @@ mod tests {
         assert_eq!(single_object(b"[1]"), Err("value is not a JSON object"));
         assert_eq!(single_object(b"  "), Err("value is empty"));
         assert_eq!(single_object(b"}"), Err("value is not a JSON object"));
+        // Escapes: an escaped quote does not end a string, an escaped
+        // backslash does not escape the quote after it.
+        assert!(single_object(br#"{"a": "x\"}{"}"#).is_ok());
+        assert_eq!(
+            single_object(br#"{"a": "x\\"}{"b": 1}"#),
+            Err("value holds more than one JSON value")
+        );
+        assert_eq!(
+            single_object(br#"{"a": "x\"#),
+            Err("value is truncated (the JSON object is not closed)")
+        );
+        assert_eq!(
+            single_object(br#"{"a": "unterminated"#),
+            Err("value is truncated (the JSON object is not closed)")
+        );
     }
 
     #[test]
