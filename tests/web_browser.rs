@@ -77,12 +77,29 @@ impl Browser {
         }
     }
 
-    async fn text(&self, el: &str) -> String {
-        self.call(reqwest::Method::GET, &format!("/element/{el}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+    /// The text of the element `css` selects now. Live regions are
+    /// replaced while the page refreshes, so a found element can go stale
+    /// before it is read: then it is looked up again.
+    async fn text_of(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let el = self.find(css).await;
+            let r = self
+                .http
+                .get(format!("{}/element/{el}/text", self.base))
+                .send()
+                .await
+                .unwrap();
+            let ok = r.status().is_success();
+            let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            if ok {
+                return v["value"].as_str().unwrap_or_default().to_string();
+            }
+            assert!(
+                v["value"]["error"] == "stale element reference" && Instant::now() < deadline,
+                "text of {css}: {v}"
+            );
+        }
     }
 
     async fn click(&self, el: &str) {
@@ -229,8 +246,7 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
 
     // The DAG list.
     b.go(&format!("{web}/")).await;
-    let hello = b.find("a.dag-id[href='/dags/hello']").await;
-    assert_eq!(b.text(&hello).await, "hello");
+    assert_eq!(b.text_of("a.dag-id[href='/dags/hello']").await, "hello");
     b.screenshot("dags.png").await;
 
     // Trigger with a conf from the form generated from the DAG's params.
@@ -243,8 +259,7 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
     // The run page; its state refreshes in place until it turns green.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let state = b.find("#run-state").await;
-        let t = b.text(&state).await;
+        let t = b.text_of("#run-state").await;
         if t == "success" {
             break;
         }
@@ -253,17 +268,15 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(b.url().await.contains("/dags/hello/runs/manual__"));
-    let flash = b.find(".flash").await;
-    assert!(b.text(&flash).await.contains("triggered hello"));
+    assert!(b.text_of(".flash").await.contains("triggered hello"));
     b.screenshot("run.png").await;
 
     // A task's log.
     let greet = b.find("a[href$='/tasks/greet']").await;
     b.click(&greet).await;
-    let log = b.find("#log").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = b.text(&log).await;
+        let text = b.text_of("#log").await;
         if text.contains("hello, browser test") {
             break;
         }
@@ -278,8 +291,12 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
     b.find("svg.graph g.node").await;
     b.screenshot("dag_grid.png").await;
     b.go(&format!("{web}/streams")).await;
-    let rows = b.find("section.stream dd.rows").await;
-    assert!(b.text(&rows).await.parse::<u64>().is_ok());
+    assert!(
+        b.text_of("section.stream dd.rows")
+            .await
+            .parse::<u64>()
+            .is_ok()
+    );
     b.screenshot("streams.png").await;
 
     b.call(reqwest::Method::DELETE, "", None).await;
