@@ -1004,23 +1004,36 @@ pub fn last_offsets<C: ConsumerContext, K: Consumer<C>>(
     Ok(out)
 }
 
-/// [`last_offsets`] with a short-lived client of its own (for lag displays:
-/// the web UI's streams page). Blocks; call it from a blocking thread.
-pub fn topic_last_offsets(
-    kafka: &KafkaSource,
-    topics: &[String],
-    timeout: Duration,
-) -> Result<HashMap<(String, i32), i64>, LakeError> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &kafka.bootstrap_servers)
-        .set("client.id", "tributary-lag");
-    for (k, v) in &kafka.properties {
-        cfg.set(k, v);
+/// A Kafka client kept for reading end offsets (lag displays: the web UI's
+/// streams page asks every few seconds, so the client and its broker
+/// connections are made once, not per request).
+pub struct OffsetReader {
+    consumer: BaseConsumer,
+}
+
+impl OffsetReader {
+    /// A client for `kafka` (connects lazily).
+    pub fn new(kafka: &KafkaSource) -> Result<OffsetReader, LakeError> {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &kafka.bootstrap_servers)
+            .set("client.id", "tributary-lag");
+        for (k, v) in &kafka.properties {
+            cfg.set(k, v);
+        }
+        let consumer = cfg
+            .create()
+            .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
+        Ok(OffsetReader { consumer })
     }
-    let consumer: BaseConsumer = cfg
-        .create()
-        .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
-    last_offsets(&consumer, topics, timeout)
+
+    /// [`last_offsets`] of `topics`. Blocks; call it from a blocking thread.
+    pub fn last_offsets(
+        &self,
+        topics: &[String],
+        timeout: Duration,
+    ) -> Result<HashMap<(String, i32), i64>, LakeError> {
+        last_offsets(&self.consumer, topics, timeout)
+    }
 }
 
 fn dead_letter_batch(rejected: &[&Rejected]) -> RecordBatch {

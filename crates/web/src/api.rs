@@ -616,7 +616,7 @@ async fn cancel_backfill(
 }
 
 async fn list_streams(State(s): State<AppState>) -> ApiResult {
-    let all = crate::streams::all(&s.0.streams, s.0.metrics.as_deref()).await;
+    let all = crate::streams::all(&s.0.streams, &s.0.offset_readers, s.0.metrics.as_deref()).await;
     Ok(Json(json!({"streams": all})).into_response())
 }
 
@@ -640,7 +640,10 @@ async fn get_stream(
                     }
                 ))
             })?;
-    Ok(Json(crate::streams::status(src, s.0.metrics.as_deref()).await).into_response())
+    Ok(
+        Json(crate::streams::status(src, &s.0.offset_readers, s.0.metrics.as_deref()).await)
+            .into_response(),
+    )
 }
 
 async fn import_errors(State(s): State<AppState>) -> ApiResult {

@@ -63,6 +63,7 @@ struct Inner {
     store: Arc<dyn Store>,
     dags: dags::DagCache,
     streams: Vec<StreamSource>,
+    offset_readers: streams::OffsetReaders,
     metrics: Option<Arc<Metrics>>,
     token: Option<String>,
     /// Cancelled when the server stops: ends open log tails so the graceful
@@ -82,6 +83,7 @@ impl AppState {
             dags: dags::DagCache::new(opts.kinds),
             store: opts.store,
             streams: opts.streams,
+            offset_readers: streams::OffsetReaders::default(),
             metrics: opts.metrics,
             token: opts.token.filter(|t| !t.is_empty()),
         }))

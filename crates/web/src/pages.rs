@@ -32,7 +32,8 @@ use crate::security::{Csrf, cookie};
 use crate::streams::StreamStatus;
 use crate::svg::{self, Bar, Graph, human_ms};
 
-const FLASH_COOKIE: &str = "tributary_flash";
+/// Cookie carrying a one-shot message to the next page.
+pub(crate) const FLASH_COOKIE: &str = "tributary_flash";
 /// Runs per grid page.
 const GRID_RUNS: i64 = 25;
 
@@ -125,19 +126,10 @@ fn chrome(
     }
 }
 
-/// Renders a template; clears a flash message the page has shown.
-fn render<T: Template>(t: &T, status: StatusCode, shown_flash: bool) -> Response {
+/// Renders a template (the guard clears a flash message the page showed).
+fn render<T: Template>(t: &T, status: StatusCode) -> Response {
     match t.render() {
-        Ok(html) => {
-            let mut r = (status, Html(html)).into_response();
-            if shown_flash {
-                r.headers_mut().append(
-                    header::SET_COOKIE,
-                    HeaderValue::from_static("tributary_flash=; Path=/; Max-Age=0"),
-                );
-            }
-            r
-        }
+        Ok(html) => (status, Html(html)).into_response(),
         Err(e) => error_page(&Failure::internal("rendering a page", &e)),
     }
 }
@@ -301,7 +293,6 @@ pub(crate) async fn dag_list(
         .flat_map(|e| e.message.lines().map(str::to_string).collect::<Vec<_>>())
         .collect();
     let c = chrome(&s, &headers, &csrf, "DAGs".into(), "dags");
-    let shown = c.flash.is_some();
     let page = DagsPage {
         c,
         rows,
@@ -309,7 +300,7 @@ pub(crate) async fn dag_list(
         tag: tag.unwrap_or_default(),
         errors,
     };
-    Ok(render(&page, StatusCode::OK, shown))
+    Ok(render(&page, StatusCode::OK))
 }
 
 #[derive(Deserialize)]
@@ -477,7 +468,6 @@ pub(crate) async fn dag_grid(
             .map(ToString::to_string)
     });
     let c = chrome(&s, &headers, &csrf, format!("{id} · grid"), "dags");
-    let shown = c.flash.is_some();
     let t = DagPage {
         c,
         h: head(&rec, &dag, "grid", base.clone()),
@@ -495,7 +485,7 @@ pub(crate) async fn dag_grid(
         node_h: svg::NODE_H,
         selected,
     };
-    Ok(render(&t, StatusCode::OK, shown))
+    Ok(render(&t, StatusCode::OK))
 }
 
 #[derive(Template)]
@@ -516,7 +506,6 @@ pub(crate) async fn dag_code(
     let id = path(p)?;
     let (rec, dag) = s.0.dags.get(s.store(), &id).await?;
     let c = chrome(&s, &headers, &csrf, format!("{id} · code"), "dags");
-    let shown = c.flash.is_some();
     let t = CodePage {
         c,
         h: head(&rec, &dag, "code", format!("{}/code", dag_href(&id))),
@@ -528,7 +517,7 @@ pub(crate) async fn dag_code(
             .map(|(i, l)| (i + 1, l.to_string()))
             .collect(),
     };
-    Ok(render(&t, StatusCode::OK, shown))
+    Ok(render(&t, StatusCode::OK))
 }
 
 // ---------------------------------------------------------------- trigger
@@ -542,7 +531,7 @@ struct Field {
     value: String,
     checked: bool,
     options: Vec<(String, String)>,
-    placeholder: String,
+    hint: String,
     error: Option<String>,
     step: &'static str,
 }
@@ -602,7 +591,7 @@ fn fields(dag: &Dag, given: Option<&HashMap<String, String>>) -> Vec<Field> {
                 value,
                 checked,
                 options,
-                placeholder: if p.default.is_some() {
+                hint: if p.default.is_some() {
                     format!("default: {default}")
                 } else {
                     "required".into()
@@ -660,7 +649,6 @@ pub(crate) async fn trigger_form(
     let id = path(p)?;
     let (rec, dag) = s.0.dags.get(s.store(), &id).await?;
     let c = chrome(&s, &headers, &csrf, format!("Trigger {id}"), "dags");
-    let shown = c.flash.is_some();
     let t = TriggerPage {
         c,
         h: head(&rec, &dag, "trigger", format!("{}/trigger", dag_href(&id))),
@@ -668,7 +656,7 @@ pub(crate) async fn trigger_form(
         logical_date: String::new(),
         problems: Vec::new(),
     };
-    Ok(render(&t, StatusCode::OK, shown))
+    Ok(render(&t, StatusCode::OK))
 }
 
 pub(crate) async fn trigger_submit(
@@ -741,7 +729,7 @@ pub(crate) async fn trigger_submit(
         logical_date: ld_text,
         problems,
     };
-    Ok(render(&t, StatusCode::UNPROCESSABLE_ENTITY, false))
+    Ok(render(&t, StatusCode::UNPROCESSABLE_ENTITY))
 }
 
 // ---------------------------------------------------------------- backfills
@@ -819,7 +807,6 @@ pub(crate) async fn backfills(
     let id = path(p)?;
     let (rec, dag) = s.0.dags.get(s.store(), &id).await?;
     let c = chrome(&s, &headers, &csrf, format!("{id} · backfills"), "dags");
-    let shown = c.flash.is_some();
     let t = BackfillsPage {
         c,
         h: head(
@@ -838,7 +825,7 @@ pub(crate) async fn backfills(
         plan: Vec::new(),
         plan_summary: String::new(),
     };
-    Ok(render(&t, StatusCode::OK, shown))
+    Ok(render(&t, StatusCode::OK))
 }
 
 pub(crate) async fn backfill_submit(
@@ -916,7 +903,7 @@ pub(crate) async fn backfill_submit(
         plan,
         plan_summary,
     };
-    Ok(render(&t, status, false))
+    Ok(render(&t, status))
 }
 
 pub(crate) async fn backfill_cancel(
@@ -993,7 +980,6 @@ pub(crate) async fn run_page(
         _ => String::new(),
     };
     let c = chrome(&s, &headers, &csrf, format!("{dag_id} · {run_id}"), "dags");
-    let shown = c.flash.is_some();
     let t = RunPage {
         c,
         h: head(&rec, &dag, "run", run_href(&dag_id, &run_id)),
@@ -1005,7 +991,7 @@ pub(crate) async fn run_page(
         run_href: run_href(&dag_id, &run_id),
         run,
     };
-    Ok(render(&t, StatusCode::OK, shown))
+    Ok(render(&t, StatusCode::OK))
 }
 
 fn ti_row(dag_id: &str, run_id: &str, t: &TaskInstance, now: DateTime<Utc>) -> TiRow {
@@ -1160,7 +1146,6 @@ pub(crate) async fn task_page(
     let live = try_number == ti.try_number.max(1) && api::is_live(ti.state);
     let href = ti_href(&dag_id, &run_id, &task_id);
     let c = chrome(&s, &headers, &csrf, format!("{task_id} · {run_id}"), "dags");
-    let shown = c.flash.is_some();
     let t = TaskPage {
         c,
         h: head(&rec, &dag, "task", href.clone()),
@@ -1185,7 +1170,7 @@ pub(crate) async fn task_page(
         after,
         ti: ti_row(&dag_id, &run_id, &ti, Utc::now()),
     };
-    Ok(render(&t, StatusCode::OK, shown))
+    Ok(render(&t, StatusCode::OK))
 }
 
 /// How often a live tail looks for new lines.
@@ -1288,7 +1273,7 @@ pub(crate) async fn streams(
     Extension(csrf): Extension<Csrf>,
     headers: HeaderMap,
 ) -> PageResult {
-    let all = crate::streams::all(&s.0.streams, s.0.metrics.as_deref()).await;
+    let all = crate::streams::all(&s.0.streams, &s.0.offset_readers, s.0.metrics.as_deref()).await;
     let views = all
         .into_iter()
         .map(|st| StreamView {
@@ -1306,12 +1291,7 @@ pub(crate) async fn streams(
         })
         .collect();
     let c = chrome(&s, &headers, &csrf, "Streams".into(), "streams");
-    let shown = c.flash.is_some();
-    Ok(render(
-        &StreamsPage { c, streams: views },
-        StatusCode::OK,
-        shown,
-    ))
+    Ok(render(&StreamsPage { c, streams: views }, StatusCode::OK))
 }
 
 // ---------------------------------------------------------------- login
@@ -1338,5 +1318,5 @@ pub(crate) fn login_page(csrf: &Csrf, next: &str, needed: bool, error: Option<&s
         needed,
         error: error.unwrap_or_default().to_string(),
     };
-    render(&t, StatusCode::OK, false)
+    render(&t, StatusCode::OK)
 }

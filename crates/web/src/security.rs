@@ -127,6 +127,16 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     req.extensions_mut().insert(Csrf(csrf.clone()));
     if safe {
         let mut resp = next.run(req).await;
+        // A page that answered showed the flash message: it is shown once.
+        if !api
+            && resp.status().is_success()
+            && cookie(&headers, crate::pages::FLASH_COOKIE).is_some_and(|f| !f.is_empty())
+        {
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_static("tributary_flash=; Path=/; Max-Age=0"),
+            );
+        }
         if !api && have.is_none() {
             let c = format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict");
             if let Ok(v) = HeaderValue::from_str(&c) {

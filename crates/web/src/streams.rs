@@ -4,9 +4,9 @@
 //! (end offsets read from the broker minus the offsets the log holds).
 //! Live counters come from the writers running in this process, if any.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -15,7 +15,7 @@ use lake::config::StreamSpec;
 use lake::metrics::Metrics;
 use lake::table::Location;
 use lake::tools::{TableInfo, describe};
-use lake::writer::{KafkaSource, topic_last_offsets};
+use lake::writer::{KafkaSource, OffsetReader};
 use serde::Serialize;
 
 /// A stream the server reports on.
@@ -87,6 +87,22 @@ pub(crate) struct TablePartition {
     pub bytes: u64,
 }
 
+/// One offset reader per stream, made on first use and kept.
+#[derive(Default)]
+pub(crate) struct OffsetReaders(Mutex<HashMap<String, Arc<OffsetReader>>>);
+
+impl OffsetReaders {
+    fn get(&self, s: &StreamSource) -> Result<Arc<OffsetReader>, String> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = m.get(&s.spec.name) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(OffsetReader::new(&s.kafka).map_err(|e| e.to_string())?);
+        m.insert(s.spec.name.clone(), r.clone());
+        Ok(r)
+    }
+}
+
 /// How long the lag lookup may take before the page shows it as unknown.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -103,7 +119,11 @@ async fn table_info(
 }
 
 /// The status of one stream (never fails: problems are part of the status).
-pub(crate) async fn status(s: &StreamSource, metrics: Option<&Metrics>) -> StreamStatus {
+pub(crate) async fn status(
+    s: &StreamSource,
+    readers: &OffsetReaders,
+    metrics: Option<&Metrics>,
+) -> StreamStatus {
     let spec = &s.spec;
     let mut problems = Vec::new();
     let info = table_info(&s.location, &spec.table, &spec.name)
@@ -119,13 +139,18 @@ pub(crate) async fn status(s: &StreamSource, metrics: Option<&Metrics>) -> Strea
             0
         }
     };
-    let kafka = s.kafka.clone();
     let topics = spec.topics.clone();
-    let ends =
-        tokio::task::spawn_blocking(move || topic_last_offsets(&kafka, &topics, KAFKA_TIMEOUT))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+    let ends = match readers.get(s) {
+        Ok(reader) => tokio::task::spawn_blocking(move || {
+            reader
+                .last_offsets(&topics, KAFKA_TIMEOUT)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r),
+        Err(e) => Err(e),
+    };
     let offsets: BTreeMap<String, i64> =
         info.as_ref().map(|i| i.offsets.clone()).unwrap_or_default();
     let mut lag = Vec::new();
@@ -219,6 +244,10 @@ pub(crate) async fn status(s: &StreamSource, metrics: Option<&Metrics>) -> Strea
 }
 
 /// The status of every stream, looked up concurrently.
-pub(crate) async fn all(sources: &[StreamSource], metrics: Option<&Metrics>) -> Vec<StreamStatus> {
-    futures::future::join_all(sources.iter().map(|s| status(s, metrics))).await
+pub(crate) async fn all(
+    sources: &[StreamSource],
+    readers: &OffsetReaders,
+    metrics: Option<&Metrics>,
+) -> Vec<StreamStatus> {
+    futures::future::join_all(sources.iter().map(|s| status(s, readers, metrics))).await
 }
