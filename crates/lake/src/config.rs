@@ -177,6 +177,22 @@ pub struct ParquetConfig {
     /// Maximum rows per row group.
     #[serde(default)]
     pub row_group_rows: Option<usize>,
+    /// Dictionary encoding: `auto` (default), `on` or `off`.
+    #[serde(default)]
+    pub dictionary: Option<String>,
+}
+
+/// Which columns get Parquet dictionary encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dictionary {
+    /// Every column except those whose values are nearly all distinct in
+    /// the first rows the stream sees (ids, e-mails, coordinates): for
+    /// those a dictionary costs time and memory and saves nothing.
+    Auto,
+    /// Every column (Parquet's default).
+    On,
+    /// No column.
+    Off,
 }
 
 /// Parquet compression codecs.
@@ -282,6 +298,8 @@ pub struct StreamSpec {
     pub codec: Codec,
     /// Maximum rows per row group.
     pub row_group_rows: usize,
+    /// Dictionary encoding.
+    pub dictionary: Dictionary,
     /// Memory budget for all buffered data.
     pub memory_budget: u64,
     /// Extra consumer properties.
@@ -579,6 +597,7 @@ impl StreamConfig {
         // Parquet.
         let mut codec = Codec::Zstd(3);
         let mut row_group_rows = 1 << 20;
+        let mut dictionary = Dictionary::Auto;
         if let Some(p) = &self.parquet {
             let span = p.span();
             let p = p.get_ref();
@@ -634,6 +653,18 @@ impl StreamConfig {
                 }
                 row_group_rows = n;
             }
+            dictionary = match p.dictionary.as_deref() {
+                None | Some("auto") => Dictionary::Auto,
+                Some("on") => Dictionary::On,
+                Some("off") => Dictionary::Off,
+                Some(other) => {
+                    err(
+                        span.clone(),
+                        format!("parquet.dictionary {other:?}: use auto, on or off"),
+                    );
+                    Dictionary::Auto
+                }
+            };
         }
 
         let memory_budget = match &self.memory_budget {
@@ -690,6 +721,7 @@ impl StreamConfig {
             rotation,
             codec,
             row_group_rows,
+            dictionary,
             memory_budget,
             consumer: self.consumer.clone(),
         })
@@ -746,10 +778,11 @@ mod tests {
             memory_budget = "64MiB"
             late_data = { allowed_lateness = "2d", policy = "dead_letter" }
             rotation = { max_rows = 5000, max_age = "2s" }
-            parquet = { compression = "zstd", level = 5, row_group_rows = 10000 }
+            parquet = { compression = "zstd", level = 5, row_group_rows = 10000, dictionary = "off" }
             "#,
         )
         .unwrap();
+        assert_eq!(s.dictionary, Dictionary::Off);
         assert_eq!(s.group, "tributary-users");
         assert_eq!(s.dead_letter_table, "users_dead_letter");
         assert_eq!(s.codec, Codec::Zstd(5));
@@ -793,7 +826,7 @@ mod tests {
             timezone = "Mars/Olympus"
             late_data = { allowed_lateness = "soon" }
             rotation = { max_rows = 0, max_bytes = "9 parsecs" }
-            parquet = { compression = "brotli" }
+            parquet = { compression = "brotli", dictionary = "sometimes" }
             consumer = { "group.id" = "x" }
             "#,
         )
@@ -810,6 +843,7 @@ mod tests {
             "rotation.max_rows must be at least 1",
             "rotation.max_bytes: invalid size",
             "parquet.compression \"brotli\"",
+            "parquet.dictionary \"sometimes\": use auto, on or off",
             "consumer.\"group.id\"",
         ] {
             assert!(all.contains(want), "missing {want:?} in:\n{all}");

@@ -80,6 +80,16 @@ impl RawBatch {
         self.timestamps.push(timestamp_ms);
     }
 
+    /// Empties the batch, keeping its buffers' capacity.
+    pub fn clear(&mut self) {
+        self.values.clear();
+        self.value_ranges.clear();
+        self.keys.clear();
+        self.key_ranges.clear();
+        self.offsets.clear();
+        self.timestamps.clear();
+    }
+
     /// Records staged.
     pub fn len(&self) -> usize {
         self.offsets.len()
@@ -246,6 +256,9 @@ impl RecordDecoder {
             |i: usize, error: String, out: &mut Vec<Rejected>| out.push(raw.reject(i, error));
         // 1. Structure of each value.
         let mut ok: Vec<usize> = Vec::with_capacity(raw.len());
+        // Values are joined by newlines, which never occur inside a UTF-8
+        // sequence: when the whole buffer is valid, every value is.
+        let all_utf8 = std::str::from_utf8(&raw.values).is_ok();
         for i in 0..raw.len() {
             match raw.value(i) {
                 None => reject(
@@ -253,13 +266,20 @@ impl RecordDecoder {
                     "record has no value (null / tombstone)".into(),
                     &mut rejected,
                 ),
-                Some(v) => match std::str::from_utf8(v) {
-                    Err(e) => reject(i, format!("value is not UTF-8: {e}"), &mut rejected),
-                    Ok(_) => match single_object(v) {
-                        Ok(()) => ok.push(i),
-                        Err(e) => reject(i, e.to_string(), &mut rejected),
-                    },
-                },
+                Some(v) => {
+                    let utf8 = if all_utf8 {
+                        Ok(())
+                    } else {
+                        std::str::from_utf8(v).map(|_| ())
+                    };
+                    match utf8 {
+                        Err(e) => reject(i, format!("value is not UTF-8: {e}"), &mut rejected),
+                        Ok(()) => match single_object(v) {
+                            Ok(()) => ok.push(i),
+                            Err(e) => reject(i, e.to_string(), &mut rejected),
+                        },
+                    }
+                }
             }
         }
         // 2. Bulk decode, or find the culprits one by one.

@@ -37,6 +37,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{FutureExt, StreamExt};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -47,7 +48,7 @@ use rdkafka::{ClientConfig, ClientContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::LakeError;
-use crate::config::{Codec, StreamSpec};
+use crate::config::{Codec, Dictionary, StreamSpec};
 use crate::decode::{RawBatch, RecordDecoder, Rejected};
 use crate::metrics::StreamMetrics;
 use crate::schema::dead_letter_schema;
@@ -237,6 +238,7 @@ struct Writer {
     shared: Arc<Mutex<Shared>>,
     rebalanced: Arc<AtomicU64>,
     decoder: RecordDecoder,
+    encoding: Encoding,
     main: DeltaTableHandle,
     dlq: DeltaTableHandle,
     parts: HashMap<Tp, Part>,
@@ -252,19 +254,102 @@ struct Writer {
     generation: u64,
 }
 
-fn writer_properties(spec: &StreamSpec) -> WriterProperties {
-    let compression = match spec.codec {
-        Codec::Zstd(l) => Compression::ZSTD(ZstdLevel::try_new(l).unwrap_or_default()),
-        Codec::Gzip(l) => Compression::GZIP(GzipLevel::try_new(l).unwrap_or_default()),
-        Codec::Snappy => Compression::SNAPPY,
-        Codec::Lz4 => Compression::LZ4_RAW,
-        Codec::None => Compression::UNCOMPRESSED,
-    };
-    WriterProperties::builder()
-        .set_compression(compression)
-        .set_max_row_group_row_count(Some(spec.row_group_rows))
-        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
-        .build()
+/// Rows looked at to decide which columns get a dictionary.
+const DICTIONARY_SAMPLE: usize = 1024;
+
+/// A stream's Parquet writer settings. With `dictionary = "auto"` the
+/// columns whose values are nearly all distinct are found once, from the
+/// first chunk of at least [`DICTIONARY_SAMPLE`] rows.
+#[derive(Debug, Default)]
+struct Encoding {
+    decided: Option<WriterProperties>,
+}
+
+impl Encoding {
+    fn properties(&mut self, spec: &StreamSpec, rows: &RecordBatch) -> WriterProperties {
+        if let Some(p) = &self.decided {
+            return p.clone();
+        }
+        let base = || {
+            let compression = match spec.codec {
+                Codec::Zstd(l) => Compression::ZSTD(ZstdLevel::try_new(l).unwrap_or_default()),
+                Codec::Gzip(l) => Compression::GZIP(GzipLevel::try_new(l).unwrap_or_default()),
+                Codec::Snappy => Compression::SNAPPY,
+                Codec::Lz4 => Compression::LZ4_RAW,
+                Codec::None => Compression::UNCOMPRESSED,
+            };
+            WriterProperties::builder()
+                .set_compression(compression)
+                .set_max_row_group_row_count(Some(spec.row_group_rows))
+                .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
+        };
+        let props = match spec.dictionary {
+            Dictionary::On => base().build(),
+            Dictionary::Off => base().set_dictionary_enabled(false).build(),
+            Dictionary::Auto if rows.num_rows() < DICTIONARY_SAMPLE => {
+                // Too few rows to judge: Parquet's default, decide later.
+                return base().build();
+            }
+            Dictionary::Auto => {
+                let plain = high_cardinality_columns(rows, DICTIONARY_SAMPLE);
+                tracing::info!(stream = %spec.name, columns = %plain.join(","),
+                    "no Parquet dictionary for columns whose values are nearly all distinct");
+                plain
+                    .iter()
+                    .fold(base(), |b, c| {
+                        b.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false)
+                    })
+                    .build()
+            }
+        };
+        self.decided = Some(props.clone());
+        props
+    }
+}
+
+/// The columns of `rows` whose first `sample` values are, nulls aside,
+/// more than 90 % distinct (strings, binaries and 64-bit numbers; other
+/// types are cheap to dictionary-encode or rarely unique). Nulls are left
+/// out because Parquet never puts them in a dictionary.
+fn high_cardinality_columns(rows: &RecordBatch, sample: usize) -> Vec<String> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::DataType;
+    use std::hash::{BuildHasher, RandomState};
+    let n = rows.num_rows().min(sample);
+    let hasher = RandomState::new();
+    let mut out = Vec::new();
+    for (field, col) in rows.schema().fields().iter().zip(rows.columns()) {
+        let col = col.slice(0, n);
+        let mut seen: HashSet<u64> = HashSet::with_capacity(n);
+        match field.data_type() {
+            DataType::Utf8 => col.as_string::<i32>().iter().flatten().for_each(|v| {
+                seen.insert(hasher.hash_one(v));
+            }),
+            DataType::LargeUtf8 => col.as_string::<i64>().iter().flatten().for_each(|v| {
+                seen.insert(hasher.hash_one(v));
+            }),
+            DataType::Binary => col.as_binary::<i32>().iter().flatten().for_each(|v| {
+                seen.insert(hasher.hash_one(v));
+            }),
+            DataType::Int64 | DataType::Float64 | DataType::Timestamp(_, _) => {
+                // All three are 8-byte values; their bits are enough.
+                let data = col.to_data();
+                let values: &[u64] = data.buffers()[0].typed_data();
+                let values = &values[data.offset()..data.offset() + n];
+                for (i, v) in values.iter().enumerate() {
+                    if !col.is_null(i) {
+                        seen.insert(*v);
+                    }
+                }
+            }
+            _ => continue,
+        }
+        let present = n - col.null_count();
+        if present > 0 && seen.len() * 10 > present * 9 {
+            out.push(field.name().clone());
+        }
+    }
+    out
 }
 
 /// Opens (creating if needed) a stream's table and dead-letter table.
@@ -324,6 +409,7 @@ pub async fn run(opts: WriterOptions, stop: CancellationToken) -> Result<RunSumm
 
     let mut w = Writer {
         decoder: RecordDecoder::new(spec.clone()),
+        encoding: Encoding::default(),
         consumer: Arc::new(consumer),
         shared,
         rebalanced,
@@ -529,9 +615,10 @@ impl Writer {
         if part.staged.is_empty() {
             return;
         }
-        let staged = std::mem::replace(&mut part.staged, RawBatch::new(key.0.clone(), key.1));
-        let raw_bytes = (staged.bytes() + 48 * staged.len()) as u64;
-        let out = self.decoder.decode(&staged);
+        let raw_bytes = (part.staged.bytes() + 48 * part.staged.len()) as u64;
+        let out = self.decoder.decode(&part.staged);
+        // Keep the buffers' capacity: this partition is filling again.
+        part.staged.clear();
         let mut new_bytes = 0u64;
         if let Some(b) = out.rows {
             new_bytes += b.get_array_memory_size() as u64;
@@ -756,12 +843,12 @@ impl Writer {
         Ok(())
     }
 
-    async fn write_files(&self, batches: &[RecordBatch]) -> Result<Vec<Add>, LakeError> {
-        if batches.is_empty() {
+    async fn write_files(&mut self, batches: &[RecordBatch]) -> Result<Vec<Add>, LakeError> {
+        let Some(largest) = batches.iter().max_by_key(|b| b.num_rows()) else {
             return Ok(Vec::new());
-        }
-        let mut w = RecordBatchWriter::for_table(self.main.table())?
-            .with_writer_properties(writer_properties(self.spec()));
+        };
+        let props = self.encoding.properties(&self.opts.spec, largest);
+        let mut w = RecordBatchWriter::for_table(self.main.table())?.with_writer_properties(props);
         for b in batches {
             w.write(b.clone()).await?;
         }
@@ -1071,4 +1158,89 @@ fn dead_letter_batch(rejected: &[&Rejected]) -> RecordBatch {
         ],
     )
     .expect("dead-letter schema matches")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StreamConfig;
+    use arrow::array::Float64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn rows(n: usize) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("score", DataType::Float64, true),
+            Field::new("count", DataType::Int64, false),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("user-{i}")),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| ["a", "b", "c"][i % 3]),
+                )),
+                Arc::new(Float64Array::from_iter(
+                    (0..n).map(|i| (i % 7 != 0).then_some(i as f64 * 0.5)),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    (0..n).map(|i| (i % 50) as i64),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn spec(parquet: &str) -> StreamSpec {
+        let text = format!(
+            "name = \"s\"\ntopics = [\"t\"]\ntable = \"t\"\n\
+             schema = {{ columns = [{{ name = \"id\", type = \"utf8\" }}] }}\n{parquet}"
+        );
+        let c: StreamConfig = toml::from_str(&text).unwrap();
+        c.resolve(&BTreeMap::new()).unwrap()
+    }
+
+    #[test]
+    fn nearly_unique_columns_are_found() {
+        assert_eq!(high_cardinality_columns(&rows(2000), 1024), ["id", "score"]);
+        // Looks at the sample only: the first three rows are all distinct.
+        assert_eq!(high_cardinality_columns(&rows(2000), 3).len(), 4);
+        // A column of nulls only has no dictionary to speak of either way.
+        let nulls = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)])),
+            vec![Arc::new(Int64Array::from(vec![None::<i64>; 2000]))],
+        )
+        .unwrap();
+        assert!(high_cardinality_columns(&nulls, 1024).is_empty());
+    }
+
+    #[test]
+    fn auto_dictionary_is_decided_once_from_enough_rows() {
+        let spec = spec("");
+        let on = |p: &WriterProperties, c: &str| p.dictionary_enabled(&ColumnPath::from(c));
+        let mut e = Encoding::default();
+        // A handful of rows says nothing yet: defaults, no decision.
+        let p = e.properties(&spec, &rows(10));
+        assert!(on(&p, "id") && on(&p, "kind"));
+        assert!(e.decided.is_none());
+        let p = e.properties(&spec, &rows(5000));
+        assert!(!on(&p, "id") && on(&p, "kind") && !on(&p, "score") && on(&p, "count"));
+        // Kept for the rest of the run.
+        let p = e.properties(&spec, &rows(10));
+        assert!(!on(&p, "id") && on(&p, "kind"));
+    }
+
+    #[test]
+    fn dictionary_on_and_off_apply_to_every_column() {
+        let on = |p: &WriterProperties, c: &str| p.dictionary_enabled(&ColumnPath::from(c));
+        let p =
+            Encoding::default().properties(&spec("parquet = { dictionary = \"on\" }"), &rows(5000));
+        assert!(on(&p, "id") && on(&p, "kind"));
+        let p = Encoding::default()
+            .properties(&spec("parquet = { dictionary = \"off\" }"), &rows(5000));
+        assert!(!on(&p, "id") && !on(&p, "kind"));
+    }
 }

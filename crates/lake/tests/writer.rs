@@ -433,3 +433,49 @@ async fn memory_stays_within_budget_with_1000_partitions_and_skew() {
     let report = verified(&local(&dir)).await;
     assert_eq!(report.partitions.len(), 1000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_have_dictionaries_only_where_values_repeat() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let broker = Broker::start("events", 1);
+    produce(
+        &broker.producer(),
+        "events",
+        (0..3000).map(|i| (i, good(i).into_bytes())),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = run_until_caught_up(options(
+        spec("events", ""),
+        local(&dir),
+        broker.bootstrap(),
+        true,
+    ))
+    .await;
+    assert_eq!(s.rows_written, 3000);
+    let files: Vec<String> = walk(&dir.path().join("events"))
+        .into_iter()
+        .filter(|p| p.ends_with(".parquet") && !p.contains("_delta_log"))
+        .collect();
+    // `good` ties the day to the nation: four (nation, date) partitions.
+    assert_eq!(files.len(), 4, "{files:?}");
+    for f in &files {
+        let reader = SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap();
+        let meta = reader.metadata();
+        let rg = meta.row_group(0);
+        let has_dictionary = |name: &str| {
+            let i = rg
+                .columns()
+                .iter()
+                .position(|c| c.column_path().string() == name)
+                .unwrap_or_else(|| panic!("no column {name} in {f}"));
+            rg.column(i).dictionary_page_offset().is_some()
+        };
+        // Every id and offset is new; the topic and partition repeat.
+        assert!(!has_dictionary("id"), "{f}");
+        assert!(!has_dictionary("_offset"), "{f}");
+        assert!(has_dictionary("_topic"), "{f}");
+        assert!(has_dictionary("_partition"), "{f}");
+    }
+    verified(&local(&dir)).await;
+}
