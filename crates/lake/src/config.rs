@@ -595,7 +595,7 @@ impl StreamConfig {
         }
 
         // Parquet.
-        let mut codec = Codec::Zstd(3);
+        let mut codec = Codec::Zstd(1);
         let mut row_group_rows = 1 << 20;
         let mut dictionary = Dictionary::Auto;
         if let Some(p) = &self.parquet {
@@ -608,7 +608,7 @@ impl StreamConfig {
                 .to_ascii_lowercase();
             codec = match (name.as_str(), p.level) {
                 ("zstd", l) => {
-                    let l = l.unwrap_or(3);
+                    let l = l.unwrap_or(1);
                     if !(1..=22).contains(&l) {
                         err(
                             span.clone(),

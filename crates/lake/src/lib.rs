@@ -9,12 +9,14 @@
 //! - [`decode`]: Kafka values (JSON) → Arrow batches, bad records → rejections.
 //! - [`table`]: lake locations, Delta tables, offset-fenced commits.
 //! - [`writer`]: the streaming writer loop.
+//! - [`partition`]: buffered rows grouped by table partition, one file each.
 //! - [`metrics`]: Prometheus metrics of the writers.
 //! - [`tools`]: describe, verify, optimize and vacuum a table.
 
 pub mod config;
 pub mod decode;
 pub mod metrics;
+pub mod partition;
 pub mod schema;
 pub mod table;
 pub mod tools;
@@ -37,6 +39,9 @@ pub enum LakeError {
     /// Object store error.
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
+    /// Arrow error (splitting rows into partitions).
+    #[error("Arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
     /// Parquet error.
     #[error("Parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

@@ -33,7 +33,7 @@ use arrow::array::{
     BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use deltalake::kernel::Add;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use futures::{FutureExt, StreamExt};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -51,6 +51,7 @@ use crate::LakeError;
 use crate::config::{Codec, Dictionary, StreamSpec};
 use crate::decode::{RawBatch, RecordDecoder, Rejected};
 use crate::metrics::StreamMetrics;
+use crate::partition::PartitionPlan;
 use crate::schema::dead_letter_schema;
 use crate::table::{CommitOutcome, DeltaTableHandle, Location, OffsetUpdate, app_id};
 
@@ -849,10 +850,29 @@ impl Writer {
         };
         let props = self.encoding.properties(&self.opts.spec, largest);
         let mut w = RecordBatchWriter::for_table(self.main.table())?.with_writer_properties(props);
-        for b in batches {
-            w.write(b.clone()).await?;
+        let columns: Vec<String> = self
+            .spec()
+            .partition_by
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
+        if columns.is_empty() {
+            for b in batches {
+                w.write(b.clone()).await?;
+            }
+            return Ok(w.flush().await?);
         }
-        Ok(w.flush().await?)
+        // One table partition at a time, each file closed before the next
+        // starts: the flush holds one Parquet encoder, not one per partition.
+        let plan = PartitionPlan::new(batches, &columns)?;
+        let mut adds = Vec::with_capacity(plan.len());
+        for g in 0..plan.len() {
+            let rows = plan.materialize(batches, g)?;
+            w.write_partition(rows, plan.values(g), WriteMode::Default)
+                .await?;
+            adds.extend(w.flush().await?);
+        }
+        Ok(adds)
     }
 
     /// Commits rejected records to the dead-letter table, skipping those its
