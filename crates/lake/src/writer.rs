@@ -24,6 +24,7 @@
 //! beginning when the log has none. Records at or below the log's offset
 //! are skipped, so a stale position costs time, never a duplicate.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -489,10 +490,13 @@ impl Writer {
     }
 
     fn topic(&mut self, name: &str) -> Arc<str> {
-        self.topics
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::from(name))
-            .clone()
+        // Called per record: no allocation once the topic is known.
+        if let Some(t) = self.topics.get(name) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(name);
+        self.topics.insert(name.to_string(), t.clone());
+        t
     }
 
     async fn main_loop(&mut self, stop: &CancellationToken) -> Result<(), LakeError> {
@@ -568,17 +572,16 @@ impl Writer {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> bool {
-        let key_tp = (topic.clone(), partition);
-        if !self.parts.contains_key(&key_tp) {
-            let committed = self
-                .main
-                .offset(&app_id(&self.opts.spec.name, &topic, partition));
-            self.parts.insert(
-                key_tp.clone(),
-                Part::new(topic.clone(), partition, committed),
-            );
-        }
-        let part = self.parts.get_mut(&key_tp).expect("inserted above");
+        let part = match self.parts.entry((topic, partition)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let topic = e.key().0.clone();
+                let committed = self
+                    .main
+                    .offset(&app_id(&self.opts.spec.name, &topic, partition));
+                e.insert(Part::new(topic, partition, committed))
+            }
+        };
         if part.committed.is_some_and(|c| offset <= c) {
             return false; // already durable
         }
@@ -587,7 +590,7 @@ impl Writer {
                 return false; // re-delivered after a seek; staged already
             }
             if offset > next {
-                tracing::warn!(stream = %self.opts.spec.name, topic = %topic, partition, expected = next, got = offset,
+                tracing::warn!(stream = %self.opts.spec.name, topic = %part.staged.topic, partition, expected = next, got = offset,
                     "offset gap (compaction, retention or transaction markers)");
             }
         }
