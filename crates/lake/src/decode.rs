@@ -2,9 +2,11 @@
 //!
 //! Records are staged per Kafka partition in a [`RawBatch`] (values joined by
 //! newlines, one contiguous buffer) and decoded in bulk with `arrow-json`.
-//! Each value is first checked to be valid UTF-8 holding exactly one JSON
-//! object, so joined values can never merge into or split across rows: row
-//! `i` of the batch is record `i`. When the bulk decode fails (a wrong type, a
+//! Each value is first checked to hold exactly one JSON object (a scan of
+//! its bytes), so joined values can never merge into or split across rows:
+//! row `i` of the batch is record `i`. UTF-8 is left to the bulk decode,
+//! which validates every string; values are checked one by one only when it
+//! fails. When the bulk decode fails (a wrong type, a
 //! missing required field, bad JSON inside an object), the batch is decoded
 //! record by record to find the culprits, which become [`Rejected`] records
 //! with the reason; the rest are decoded in bulk again. Nothing is dropped:
@@ -254,11 +256,10 @@ impl RecordDecoder {
         let mut rejected = Vec::new();
         let reject =
             |i: usize, error: String, out: &mut Vec<Rejected>| out.push(raw.reject(i, error));
-        // 1. Structure of each value.
+        // 1. Structure of each value (bytes only: UTF-8 is left to the bulk
+        // decode, which validates every string, and checked per value only
+        // when that decode fails).
         let mut ok: Vec<usize> = Vec::with_capacity(raw.len());
-        // Values are joined by newlines, which never occur inside a UTF-8
-        // sequence: when the whole buffer is valid, every value is.
-        let all_utf8 = std::str::from_utf8(&raw.values).is_ok();
         for i in 0..raw.len() {
             match raw.value(i) {
                 None => reject(
@@ -266,20 +267,10 @@ impl RecordDecoder {
                     "record has no value (null / tombstone)".into(),
                     &mut rejected,
                 ),
-                Some(v) => {
-                    let utf8 = if all_utf8 {
-                        Ok(())
-                    } else {
-                        std::str::from_utf8(v).map(|_| ())
-                    };
-                    match utf8 {
-                        Err(e) => reject(i, format!("value is not UTF-8: {e}"), &mut rejected),
-                        Ok(()) => match single_object(v) {
-                            Ok(()) => ok.push(i),
-                            Err(e) => reject(i, e.to_string(), &mut rejected),
-                        },
-                    }
-                }
+                Some(v) => match single_object(v) {
+                    Ok(()) => ok.push(i),
+                    Err(e) => reject(i, e.to_string(), &mut rejected),
+                },
             }
         }
         // 2. Bulk decode, or find the culprits one by one.
@@ -299,6 +290,10 @@ impl RecordDecoder {
         if batch.is_err() {
             let mut good = Vec::with_capacity(ok.len());
             for &i in &ok {
+                if let Err(e) = std::str::from_utf8(raw.value(i).unwrap_or_default()) {
+                    reject(i, format!("value is not UTF-8: {e}"), &mut rejected);
+                    continue;
+                }
                 match self.json(1, &joined(&[i])) {
                     Ok(_) => good.push(i),
                     Err(e) => reject(i, format!("does not match the schema: {e}"), &mut rejected),
@@ -603,6 +598,8 @@ mod tests {
             Some(r#"{"id": 11, "at": "2026-11-21T00:00:00Z"}"#),
         ]);
         r.push(110, None, None, Some(&[b'{', 0xff, b'}']));
+        // Invalid UTF-8 inside a string, where only the JSON decoder looks.
+        r.push(111, None, None, Some(b"{\"id\": 12, \"at\": \"\xc3\x28\"}"));
         let out = d.decode(&r);
         let rows = out.rows.unwrap();
         let off = rows
@@ -617,7 +614,7 @@ mod tests {
             .iter()
             .map(|r| (r.offset, r.error.as_str()))
             .collect();
-        assert_eq!(by_offset.len(), 9, "{by_offset:#?}");
+        assert_eq!(by_offset.len(), 10, "{by_offset:#?}");
         assert!(by_offset[&101].contains("no value"));
         assert!(by_offset[&102].contains("does not match the schema"));
         assert!(by_offset[&103].contains("does not match the schema"));
@@ -627,6 +624,7 @@ mod tests {
         assert!(by_offset[&107].contains("truncated"));
         assert!(by_offset[&108].contains("does not match the schema"));
         assert!(by_offset[&110].contains("not UTF-8"));
+        assert!(by_offset[&111].contains("not UTF-8"));
         let r = out.rejected.iter().find(|r| r.offset == 102).unwrap();
         assert_eq!(
             r.value.as_deref(),
