@@ -219,6 +219,8 @@ impl Part {
     }
 
     fn clear(&mut self) {
+        // A fresh staging batch, not `RawBatch::clear`: a flushed partition
+        // may stay idle, and its chunk-sized buffers would stay allocated.
         self.staged = RawBatch::new(self.staged.topic.clone(), self.staged.partition);
         self.rows.clear();
         self.row_count = 0;
@@ -853,12 +855,9 @@ impl Writer {
         };
         let props = self.encoding.properties(&self.opts.spec, largest);
         let mut w = RecordBatchWriter::for_table(self.main.table())?.with_writer_properties(props);
-        let columns: Vec<String> = self
-            .spec()
-            .partition_by
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
+        // The table's partition columns, read with its metadata at open
+        // (and checked there against the stream's `partition_by`).
+        let columns = self.main.partition_by();
         if columns.is_empty() {
             for b in batches {
                 w.write(b.clone()).await?;
@@ -867,7 +866,7 @@ impl Writer {
         }
         // One table partition at a time, each file closed before the next
         // starts: the flush holds one Parquet encoder, not one per partition.
-        let plan = PartitionPlan::new(batches, &columns)?;
+        let plan = PartitionPlan::new(batches, columns)?;
         let mut adds = Vec::with_capacity(plan.len());
         for g in 0..plan.len() {
             let rows = plan.materialize(batches, g)?;
