@@ -1,15 +1,16 @@
 //! Kafka values (JSON objects) → Arrow record batches in the table schema.
 //!
-//! Records are staged per Kafka partition in a [`RawBatch`] (values joined by
-//! newlines, one contiguous buffer) and decoded in bulk with `arrow-json`.
-//! Each value is first checked to hold exactly one JSON object (a scan of
-//! its bytes), so joined values can never merge into or split across rows:
-//! row `i` of the batch is record `i`. UTF-8 is left to the bulk decode,
-//! which validates every string; values are checked one by one only when it
-//! fails. When the bulk decode fails (a wrong type, a
-//! missing required field, bad JSON inside an object), the batch is decoded
-//! record by record to find the culprits, which become [`Rejected`] records
-//! with the reason; the rest are decoded in bulk again. Nothing is dropped:
+//! Records are staged per Kafka partition in a [`RawBatch`] (values in one
+//! contiguous buffer) and decoded in bulk with `arrow-json`. The fast path
+//! feeds the values to one decoder one after another and checks, after each,
+//! that it added exactly one complete row: so values can never merge into
+//! or split across rows, and row `i` of the batch is record `i`. UTF-8 is
+//! left to the bulk decode, which validates every string. When anything is
+//! off (a null value, a value that is not exactly one JSON object, a wrong
+//! type, a missing required field, bad JSON), the slow path checks each
+//! value's structure with [`single_object`] and UTF-8, decodes the records
+//! one by one to find the culprits, which become [`Rejected`] records with
+//! the reason, and decodes the rest in bulk again. Nothing is dropped:
 //! every input record is either a row or a rejection.
 
 use std::sync::Arc;
@@ -74,9 +75,6 @@ impl RawBatch {
             })
         };
         self.value_ranges.push(append(&mut self.values, value));
-        if value.is_some() {
-            self.values.push(b'\n');
-        }
         self.key_ranges.push(append(&mut self.keys, key));
         self.offsets.push(offset);
         self.timestamps.push(timestamp_ms);
@@ -228,11 +226,33 @@ impl RecordDecoder {
         RecordDecoder { spec }
     }
 
-    fn json(&self, rows: usize, joined: &[u8]) -> Result<Option<RecordBatch>, String> {
-        let mut d = ReaderBuilder::new(self.spec.record_schema.clone())
+    fn decoder(&self, rows: usize) -> Result<arrow::json::reader::Decoder, String> {
+        ReaderBuilder::new(self.spec.record_schema.clone())
             .with_batch_size(rows.max(1))
             .build_decoder()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+
+    /// The fast path: every value of `raw` decoded by one decoder, each
+    /// checked to have added exactly one complete row (so a value holding
+    /// two objects, half an object or nothing is caught here, where the
+    /// decoder would otherwise join it with its neighbours). None when any
+    /// record does not fit; the caller then takes the slow path.
+    fn bulk(&self, raw: &RawBatch) -> Option<RecordBatch> {
+        let mut d = self.decoder(raw.len()).ok()?;
+        for i in 0..raw.len() {
+            let v = raw.value(i)?;
+            let used = d.decode(v).ok()?;
+            if used != v.len() || d.len() != i + 1 || d.has_partial_record() {
+                return None;
+            }
+        }
+        let batch = d.flush().ok()??;
+        (batch.num_rows() == raw.len()).then_some(batch)
+    }
+
+    fn json(&self, rows: usize, joined: &[u8]) -> Result<Option<RecordBatch>, String> {
+        let mut d = self.decoder(rows)?;
         let mut pos = 0;
         while pos < joined.len() {
             let n = d.decode(&joined[pos..]).map_err(|e| e.to_string())?;
@@ -254,6 +274,12 @@ impl RecordDecoder {
     /// Decodes a batch: rows for the table and rejections.
     pub fn decode(&self, raw: &RawBatch) -> Decoded {
         let mut rejected = Vec::new();
+        if let Some(batch) = self.bulk(raw) {
+            let all: Vec<usize> = (0..raw.len()).collect();
+            let rows = self.finish(raw, &all, batch, &mut rejected);
+            rejected.sort_by_key(|r| r.offset);
+            return Decoded { rows, rejected };
+        }
         let reject =
             |i: usize, error: String, out: &mut Vec<Rejected>| out.push(raw.reject(i, error));
         // 1. Structure of each value (bytes only: UTF-8 is left to the bulk
@@ -282,11 +308,7 @@ impl RecordDecoder {
             }
             out
         };
-        let mut batch = if ok.len() == raw.len() {
-            self.json(ok.len(), &raw.values)
-        } else {
-            self.json(ok.len(), &joined(&ok))
-        };
+        let mut batch = self.json(ok.len(), &joined(&ok));
         if batch.is_err() {
             let mut good = Vec::with_capacity(ok.len());
             for &i in &ok {
@@ -631,6 +653,56 @@ mod tests {
             Some(br#"{"id": "one", "at": "2026-11-21T00:00:00Z"}"#.as_slice())
         );
         assert_eq!(r.key.as_deref(), Some(b"k".as_slice()));
+    }
+
+    #[test]
+    fn values_never_merge_or_split_across_rows() {
+        // Each batch is good records around one value the fast path must
+        // not turn into a row count that happens to line up.
+        let d = RecordDecoder::new(spec(""));
+        let good = r#"{"id": 1, "at": "2026-11-21T00:00:00Z"}"#;
+        let cases: &[(&[&str], &[(i64, &str)])] = &[
+            // Two halves that would join into one valid object.
+            (
+                &[
+                    good,
+                    r#"{"id": 2, "#,
+                    r#""at": "2026-11-21T00:00:00Z"}"#,
+                    good,
+                ],
+                &[(101, "truncated"), (102, "not a JSON object")],
+            ),
+            // Two objects in one value, next to an empty value.
+            (
+                &[good, &format!("{good}{good}"), "  ", good],
+                &[(101, "more than one JSON value"), (102, "empty")],
+            ),
+            // JSON that is not an object at the top.
+            (
+                &[good, "null", "5", r#""x""#],
+                &[
+                    (101, "not a JSON object"),
+                    (102, "not a JSON object"),
+                    (103, "not a JSON object"),
+                ],
+            ),
+        ];
+        for (values, want) in cases {
+            let values: Vec<Option<&str>> = values.iter().map(|v| Some(*v)).collect();
+            let out = d.decode(&raw(&values));
+            let got: Vec<(i64, &str)> = out
+                .rejected
+                .iter()
+                .map(|r| (r.offset, r.error.as_str()))
+                .collect();
+            assert_eq!(got.len(), want.len(), "{values:?}: {got:?}");
+            for ((o, e), (wo, we)) in got.iter().zip(want.iter()) {
+                assert_eq!(o, wo, "{values:?}: {got:?}");
+                assert!(e.contains(we), "{values:?}: {got:?}");
+            }
+            let rows = out.rows.map_or(0, |b| b.num_rows());
+            assert_eq!(rows + got.len(), values.len(), "{values:?}");
+        }
     }
 
     #[test]
