@@ -661,7 +661,9 @@ mod tests {
         // not turn into a row count that happens to line up.
         let d = RecordDecoder::new(spec(""));
         let good = r#"{"id": 1, "at": "2026-11-21T00:00:00Z"}"#;
-        let cases: &[(&[&str], &[(i64, &str)])] = &[
+        // (values, expected rejections as (offset, part of the reason))
+        type Case<'a> = (&'a [&'a str], &'a [(i64, &'a str)]);
+        let cases: &[Case] = &[
             // Two halves that would join into one valid object.
             (
                 &[
