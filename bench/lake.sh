@@ -2,18 +2,24 @@
 # Lake benchmark: prints `name value unit` lines.
 #
 # 2,000,000 random-user records (the generator's users through the real
-# transform, ~330 B of JSON each) are pre-produced into a Tansu broker
+# transform, ~404 B of JSON each) are pre-produced into a Tansu broker
 # (8 partitions, in-memory storage). Then, in the same run:
-#   lake_consume_only_*  a plain group consumer reading them all and dropping
-#                        them: the ceiling any writer is measured against
+#   lake_consume_only_*  a plain consumer (partitions assigned directly)
+#                        reading them all and dropping them: the ceiling any
+#                        writer is measured against
 #   lake_local_*         `tributary stream run users --until-caught-up` into a
 #                        local folder (zstd Parquet, date/nation partitions)
 #   lake_s3_*            the same into the moto S3 server
 #   lake_visible_*       produce-to-visible latency (max_age 1 s): a record every
 #                        5 ms, each row's Kafka timestamp vs the moment its commit
 #                        was seen in the log
-# Peak RSS comes from /usr/bin/time. Needs tansu and moto (./scripts/test.sh
-# installs both). RECORDS=… overrides the record count.
+# Peak RSS and CPU seconds (user + system, all threads) come from
+# /usr/bin/time; records_per_cpu_s is the "records/s per core" figure. CPU
+# speed differs a lot between machines (the same writer measured 163k and
+# 330k records per CPU-second on two machines of this project), so compare
+# lake_local_cpu_s with lake_consume_only_cpu_s of the same run. Needs
+# tansu and moto (./scripts/test.sh installs both). RECORDS=… overrides the
+# record count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${RECORDS:-2000000}"
@@ -46,7 +52,10 @@ printf 'PUT /bench HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnectio
 "$helper" create "$bootstrap" latency 1
 "$helper" produce "$bootstrap" users "$RECORDS" | tee "$work/produce.out"
 value_bytes=$(awk '/lake_preproduce_value_bytes/ {print $2}' "$work/produce.out")
-"$helper" consume "$bootstrap" users "$RECORDS"
+/usr/bin/time -v -o "$work/consume.time" "$helper" consume "$bootstrap" users "$RECORDS"
+cpu_s() { awk -F: '/User time|System time/ {s+=$2} END {print s}' "$1"; }
+consume_cpu=$(cpu_s "$work/consume.time")
+python3 -c 'import sys; n, c = int(sys.argv[1]), float(sys.argv[2]); print(f"lake_consume_only_cpu_s {c:.2f} s"); print(f"lake_consume_only_records_per_cpu_s {n/c:.0f} records/s")' "$RECORDS" "$consume_cpu"
 
 config() { # lake-url storage-line
   cat <<EOF
@@ -84,12 +93,13 @@ run_writer() { # name config
   local secs rss cpu
   secs=$(python3 -c "print($t1 - $t0)")
   rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$out")
-  cpu=$(awk -F: '/User time|System time/ {s+=$2} END {print s}' "$out")
+  cpu=$(cpu_s "$out")
   python3 -c '
 import sys
 name, secs, rss, n, b, cpu = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
 print(f"lake_{name}_records_per_s {n/secs:.0f} records/s")
 print(f"lake_{name}_mb_per_s {b/secs/1e6:.1f} MB/s")
+print(f"lake_{name}_cpu_s {cpu:.2f} s")
 print(f"lake_{name}_records_per_cpu_s {n/cpu:.0f} records/s")
 print(f"lake_{name}_seconds {secs:.2f} s")
 print(f"lake_{name}_peak_rss {rss/1024:.0f} MiB")
