@@ -20,6 +20,12 @@
 # lake_local_cpu_s with lake_consume_only_cpu_s of the same run. Needs
 # tansu and moto (./scripts/test.sh installs both). RECORDS=… overrides the
 # record count.
+#
+# A/B mode, for tuning: `AB="old-binary new-binary" bench/lake.sh` pre-produces
+# once, then runs each binary's writer to a local folder in turns, twice,
+# and prints lake_abN_runR_* lines (N = position in AB). Run-to-run CPU
+# noise is about ±10 % on the 2-core machines; differences smaller than that
+# need more rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${RECORDS:-2000000}"
@@ -84,11 +90,12 @@ rotation = { max_age = "1s" }
 EOF
 }
 
-run_writer() { # name config
+run_writer() { # name config [binary]
+  local b="${3:-$bin}"
   local out="$work/$1.time"
   local t0 t1
   t0=$(date +%s.%N)
-  /usr/bin/time -v "$bin" --config "$2" stream run users --until-caught-up >"$work/$1.out" 2>"$out"
+  /usr/bin/time -v "$b" --config "$2" stream run users --until-caught-up >"$work/$1.out" 2>"$out"
   t1=$(date +%s.%N)
   local secs rss cpu
   secs=$(python3 -c "print($t1 - $t0)")
@@ -104,8 +111,24 @@ print(f"lake_{name}_records_per_cpu_s {n/cpu:.0f} records/s")
 print(f"lake_{name}_seconds {secs:.2f} s")
 print(f"lake_{name}_peak_rss {rss/1024:.0f} MiB")
 ' "$1" "$secs" "$rss" "$RECORDS" "$value_bytes" "$cpu"
-  "$bin" --config "$2" lake verify users >"$work/$1.verify" || { cat "$work/$1.verify" >&2; exit 1; }
+  "$b" --config "$2" lake verify users >"$work/$1.verify" || { cat "$work/$1.verify" >&2; exit 1; }
 }
+
+if [ -n "${AB:-}" ]; then
+  # A/B mode: each binary writes the same records to its own local folder,
+  # in turns, twice over; compare their lake_abN_runR_cpu_s.
+  for r in 1 2; do
+    i=0
+    for b in $AB; do
+      i=$((i + 1))
+      mkdir -p "$work/ab$i-$r"
+      config "lake" "" >"$work/ab$i-$r/tributary.toml"
+      echo "ab$i = $b" >&2
+      run_writer "ab${i}_run$r" "$work/ab$i-$r/tributary.toml" "$b"
+    done
+  done
+  exit 0
+fi
 
 mkdir -p "$work/local"
 config "lake" "" >"$work/local/tributary.toml"
