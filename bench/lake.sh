@@ -40,6 +40,7 @@ helper=target/release/examples/lake_bench
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+cpu_s() { awk -F: '/User time|System time/ {s+=$2} END {print s}' "$1"; } # user + system seconds in a /usr/bin/time -v report
 
 kport=$(free_port)
 tansu broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" \
@@ -59,7 +60,6 @@ printf 'PUT /bench HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnectio
 "$helper" produce "$bootstrap" users "$RECORDS" | tee "$work/produce.out"
 value_bytes=$(awk '/lake_preproduce_value_bytes/ {print $2}' "$work/produce.out")
 /usr/bin/time -v -o "$work/consume.time" "$helper" consume "$bootstrap" users "$RECORDS"
-cpu_s() { awk -F: '/User time|System time/ {s+=$2} END {print s}' "$1"; }
 consume_cpu=$(cpu_s "$work/consume.time")
 python3 -c 'import sys; n, c = int(sys.argv[1]), float(sys.argv[2]); print(f"lake_consume_only_cpu_s {c:.2f} s"); print(f"lake_consume_only_records_per_cpu_s {n/c:.0f} records/s")' "$RECORDS" "$consume_cpu"
 

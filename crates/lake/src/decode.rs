@@ -226,103 +226,72 @@ impl RecordDecoder {
         RecordDecoder { spec }
     }
 
-    fn decoder(&self, rows: usize) -> Result<arrow::json::reader::Decoder, String> {
-        ReaderBuilder::new(self.spec.record_schema.clone())
-            .with_batch_size(rows.max(1))
+    /// Decodes records `idx` of `raw` with one `arrow-json` decoder, fed
+    /// one value at a time and checked after each to have added exactly one
+    /// complete row: a value holding two objects, half an object or nothing
+    /// is an error here, never joined with its neighbours, so row `n` of the
+    /// result is record `idx[n]`.
+    fn rows(&self, raw: &RawBatch, idx: &[usize]) -> Result<Option<RecordBatch>, String> {
+        let mut d = ReaderBuilder::new(self.spec.record_schema.clone())
+            .with_batch_size(idx.len().max(1))
             .build_decoder()
-            .map_err(|e| e.to_string())
-    }
-
-    /// The fast path: every value of `raw` decoded by one decoder, each
-    /// checked to have added exactly one complete row (so a value holding
-    /// two objects, half an object or nothing is caught here, where the
-    /// decoder would otherwise join it with its neighbours). None when any
-    /// record does not fit; the caller then takes the slow path.
-    fn bulk(&self, raw: &RawBatch) -> Option<RecordBatch> {
-        let mut d = self.decoder(raw.len()).ok()?;
-        for i in 0..raw.len() {
-            let v = raw.value(i)?;
-            let used = d.decode(v).ok()?;
-            if used != v.len() || d.len() != i + 1 || d.has_partial_record() {
-                return None;
+            .map_err(|e| e.to_string())?;
+        for (n, &i) in idx.iter().enumerate() {
+            let v = raw.value(i).ok_or("record has no value")?;
+            let used = d.decode(v).map_err(|e| e.to_string())?;
+            if used != v.len() || d.len() != n + 1 || d.has_partial_record() {
+                return Err(format!(
+                    "offset {} is not exactly one JSON value",
+                    raw.offsets[i]
+                ));
             }
         }
-        let batch = d.flush().ok()??;
-        (batch.num_rows() == raw.len()).then_some(batch)
-    }
-
-    fn json(&self, rows: usize, joined: &[u8]) -> Result<Option<RecordBatch>, String> {
-        let mut d = self.decoder(rows)?;
-        let mut pos = 0;
-        while pos < joined.len() {
-            let n = d.decode(&joined[pos..]).map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            pos += n;
-        }
-        let batch = d.flush().map_err(|e| e.to_string())?;
-        match &batch {
-            Some(b) if b.num_rows() != rows => {
-                Err(format!("decoded {} rows from {rows} records", b.num_rows()))
-            }
-            None if rows != 0 => Err("no rows decoded".into()),
-            _ => Ok(batch),
-        }
+        d.flush().map_err(|e| e.to_string())
     }
 
     /// Decodes a batch: rows for the table and rejections.
     pub fn decode(&self, raw: &RawBatch) -> Decoded {
         let mut rejected = Vec::new();
-        if let Some(batch) = self.bulk(raw) {
-            let all: Vec<usize> = (0..raw.len()).collect();
-            let rows = self.finish(raw, &all, batch, &mut rejected);
-            rejected.sort_by_key(|r| r.offset);
-            return Decoded { rows, rejected };
-        }
         let reject =
             |i: usize, error: String, out: &mut Vec<Rejected>| out.push(raw.reject(i, error));
-        // 1. Structure of each value (bytes only: UTF-8 is left to the bulk
-        // decode, which validates every string, and checked per value only
-        // when that decode fails).
-        let mut ok: Vec<usize> = Vec::with_capacity(raw.len());
-        for i in 0..raw.len() {
-            match raw.value(i) {
-                None => reject(
-                    i,
-                    "record has no value (null / tombstone)".into(),
-                    &mut rejected,
-                ),
-                Some(v) => match single_object(v) {
-                    Ok(()) => ok.push(i),
-                    Err(e) => reject(i, e.to_string(), &mut rejected),
-                },
-            }
-        }
-        // 2. Bulk decode, or find the culprits one by one.
-        let joined = |idx: &[usize]| -> Vec<u8> {
-            let mut out = Vec::new();
-            for &i in idx {
-                out.extend_from_slice(raw.value(i).unwrap_or_default());
-                out.push(b'\n');
-            }
-            out
-        };
-        let mut batch = self.json(ok.len(), &joined(&ok));
+        // 1. The fast path: every record in bulk.
+        let mut ok: Vec<usize> = (0..raw.len()).collect();
+        let mut batch = self.rows(raw, &ok);
         if batch.is_err() {
+            // 2. Structure of each value (bytes only: UTF-8 is left to the
+            // bulk decode, which validates every string, and checked per
+            // value only when that decode fails), then the rest in bulk.
+            ok.clear();
+            for i in 0..raw.len() {
+                match raw.value(i) {
+                    None => reject(
+                        i,
+                        "record has no value (null / tombstone)".into(),
+                        &mut rejected,
+                    ),
+                    Some(v) => match single_object(v) {
+                        Ok(()) => ok.push(i),
+                        Err(e) => reject(i, e.to_string(), &mut rejected),
+                    },
+                }
+            }
+            batch = self.rows(raw, &ok);
+        }
+        if batch.is_err() {
+            // 3. Find the culprits one by one; the rest in bulk again.
             let mut good = Vec::with_capacity(ok.len());
             for &i in &ok {
                 if let Err(e) = std::str::from_utf8(raw.value(i).unwrap_or_default()) {
                     reject(i, format!("value is not UTF-8: {e}"), &mut rejected);
                     continue;
                 }
-                match self.json(1, &joined(&[i])) {
+                match self.rows(raw, &[i]) {
                     Ok(_) => good.push(i),
                     Err(e) => reject(i, format!("does not match the schema: {e}"), &mut rejected),
                 }
             }
             ok = good;
-            batch = self.json(ok.len(), &joined(&ok));
+            batch = self.rows(raw, &ok);
         }
         let batch = match batch {
             Ok(b) => b,
