@@ -300,6 +300,16 @@ pub enum MarkState {
     Failed,
 }
 
+impl MarkState {
+    /// The word the CLI prints ("marked success").
+    pub fn word(self) -> &'static str {
+        match self {
+            MarkState::Success => "success",
+            MarkState::Failed => "failed",
+        }
+    }
+}
+
 /// `tasks` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {

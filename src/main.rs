@@ -1,14 +1,14 @@
-//! The `tributary` binary: parses the command line, opens the metadata
-//! store, and runs the requested command. Composition lives here; every
-//! capability lives in the library crates.
+//! The `tributary` binary: parses the command line, resolves the settings
+//! once ([`settings::Settings`]), and runs the requested command
+//! ([`commands`]). Composition lives here; every capability lives in the
+//! library crates.
 
-mod backfill_cmd;
 mod cli;
 mod commands;
 mod config;
-mod lake_cmd;
 mod output;
-mod web_cmd;
+mod settings;
+mod shutdown;
 
 use clap::Parser;
 
@@ -44,7 +44,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let outcome = runtime.block_on(async {
+        let settings = settings::Settings::resolve(&cli)?;
+        commands::run(&settings, &cli.command).await
+    });
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));

@@ -25,7 +25,8 @@ use arrow::json::ReaderBuilder;
 use chrono::{DateTime, Datelike, TimeZone, Timelike};
 use chrono_tz::Tz;
 
-use crate::config::{LatePolicy, PartitionColumn, StreamSpec};
+use crate::config::{LatePolicy, StreamSpec};
+use crate::schema::PartitionColumn;
 use crate::schema::timestamp_type;
 
 /// Raw records of one Kafka partition, in offset order.

@@ -20,6 +20,7 @@ pub mod partition;
 pub mod schema;
 pub mod table;
 pub mod tools;
+pub mod units;
 pub mod writer;
 
 pub use deltalake;

@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::config::PartitionColumn;
-
 /// Kafka topic of the row.
 pub const COL_TOPIC: &str = "_topic";
 /// Kafka partition of the row.
@@ -16,6 +14,56 @@ pub const COL_PARTITION: &str = "_partition";
 pub const COL_OFFSET: &str = "_offset";
 /// Kafka timestamp of the row (create or log-append time, as the broker says).
 pub const COL_TIMESTAMP: &str = "_timestamp";
+
+/// A partition column of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionColumn {
+    /// A data column, used as is.
+    Column(String),
+    /// `date(col)`: the calendar date of a timestamp in the stream's zone,
+    /// stored as a `date` partition column named `date`.
+    Date(String),
+    /// `hour(col)`: the hour (0–23) of a timestamp in the stream's zone,
+    /// stored as an `int` partition column named `hour`.
+    Hour(String),
+}
+
+impl PartitionColumn {
+    /// The partition column's name in the table.
+    pub fn name(&self) -> &str {
+        match self {
+            PartitionColumn::Column(c) => c,
+            PartitionColumn::Date(_) => "date",
+            PartitionColumn::Hour(_) => "hour",
+        }
+    }
+}
+
+impl PartitionColumn {
+    /// Reads `col`, `date(col)` or `hour(col)` as written in `partition_by`.
+    pub fn parse(text: &str) -> PartitionColumn {
+        let text = text.trim();
+        let inner = |prefix: &str| {
+            text.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(')'))
+                .map(|c| c.trim().to_string())
+        };
+        if let Some(c) = inner("date(") {
+            PartitionColumn::Date(c)
+        } else if let Some(c) = inner("hour(") {
+            PartitionColumn::Hour(c)
+        } else {
+            PartitionColumn::Column(text.to_string())
+        }
+    }
+
+    /// The record column it is computed from.
+    pub fn source(&self) -> &str {
+        match self {
+            PartitionColumn::Column(c) | PartitionColumn::Date(c) | PartitionColumn::Hour(c) => c,
+        }
+    }
+}
 
 /// UTC microsecond timestamps, the lake's one timestamp type.
 pub fn timestamp_type() -> DataType {

@@ -3,8 +3,9 @@
 //! and a conditional update, so it cannot race a scheduler.
 
 use crate::dag::Dag;
+use crate::model::{RunRecord, TiPatch};
 use crate::state::{RunEvent, RunState, TaskEvent, TaskState};
-use crate::store::{RunRecord, Store, TiPatch};
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// Which task instances of a run to clear.

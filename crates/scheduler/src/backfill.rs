@@ -11,127 +11,17 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::actions::{ClearOptions, clear};
 use crate::dag::Dag;
+use crate::model::{
+    BackfillDate, BackfillRecord, BackfillState, DateAction, DateState, NewBackfill, Reprocess,
+    RunType,
+};
 use crate::state::RunState;
-use crate::store::{RunType, Store};
+use crate::store::Store;
 use crate::timetable::{DataInterval, Schedule};
 use crate::{Error, Result};
-
-text_enum!(
-    /// Which dates that already have a run are run again.
-    Reprocess {
-        /// Only dates without a run.
-        Missing = "missing",
-        /// Also dates whose run failed.
-        Failed = "failed",
-        /// Every date (finished runs are cleared and run again).
-        All = "all",
-    }
-);
-
-text_enum!(
-    /// State of a backfill.
-    BackfillState {
-        /// Runs are being created and run.
-        Running = "running",
-        /// Every date was handled.
-        Completed = "completed",
-        /// Stopped by a user; runs already started finish on their own.
-        Cancelled = "cancelled",
-    }
-);
-
-text_enum!(
-    /// What a backfill does with one logical date.
-    DateAction {
-        /// Create a run.
-        Create = "create",
-        /// Clear the existing run so it runs again.
-        Clear = "clear",
-        /// Leave the existing run alone.
-        Skip = "skip",
-    }
-);
-
-text_enum!(
-    /// How far one date of a backfill got.
-    DateState {
-        /// Not started yet.
-        Pending = "pending",
-        /// Its run was created or cleared.
-        Started = "started",
-        /// Its run ended (or it was skipped).
-        Done = "done",
-        /// The backfill was cancelled before it started.
-        Cancelled = "cancelled",
-    }
-);
-
-/// A backfill as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BackfillRecord {
-    /// Id.
-    pub id: i64,
-    /// DAG id.
-    pub dag_id: String,
-    /// First logical date of the range.
-    pub from_date: DateTime<Utc>,
-    /// Last logical date of the range.
-    pub to_date: DateTime<Utc>,
-    /// Reprocess mode.
-    pub reprocess: Reprocess,
-    /// Backfill runs queued or running at once.
-    pub max_active_runs: i64,
-    /// Newest dates first.
-    pub reverse: bool,
-    /// Conf of every run.
-    pub conf: Value,
-    /// State.
-    pub state: BackfillState,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Completed or cancelled.
-    pub completed_at: Option<DateTime<Utc>>,
-}
-
-/// One date of a backfill, with its run's state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BackfillDate {
-    /// Logical date.
-    pub logical_date: DateTime<Utc>,
-    /// End of its data interval.
-    pub data_interval_end: DateTime<Utc>,
-    /// What the backfill does with it.
-    pub action: DateAction,
-    /// How far it got.
-    pub state: DateState,
-    /// Its run.
-    pub dag_run_id: Option<i64>,
-    /// Its run's state.
-    pub run_state: Option<RunState>,
-}
-
-/// A backfill to record.
-#[derive(Debug, Clone)]
-pub struct NewBackfill {
-    /// DAG id.
-    pub dag_id: String,
-    /// First logical date.
-    pub from_date: DateTime<Utc>,
-    /// Last logical date.
-    pub to_date: DateTime<Utc>,
-    /// Reprocess mode.
-    pub reprocess: Reprocess,
-    /// Backfill runs at once.
-    pub max_active_runs: i64,
-    /// Newest first.
-    pub reverse: bool,
-    /// Conf of every run.
-    pub conf: Value,
-}
 
 /// Counts for progress displays.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::dag::{Dag, Diagnostic, parse_dag};
+use crate::model::{DagRecord, ImportError};
 use crate::operator::Kinds;
-use crate::store::{DagRecord, ImportError, Store};
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// The DAGs of a folder and the files that failed.

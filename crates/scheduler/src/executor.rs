@@ -14,9 +14,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::dag::{Dag, Task};
+use crate::model::{RunRecord, TaskInstance, TiPatch};
 use crate::operator::{TaskContext, TaskError, TaskLog, TaskOutcome};
 use crate::state::{TaskEvent, TaskState};
-use crate::store::{RunRecord, Store, TaskInstance, TiPatch};
+use crate::store::Store;
 
 /// How long an operator gets to stop after its cancellation fired.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);

@@ -17,6 +17,7 @@ pub mod deps;
 pub mod duration;
 pub mod error;
 pub mod executor;
+pub mod model;
 pub mod operator;
 pub mod runs;
 pub mod scheduling;

@@ -5,8 +5,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 
 use crate::dag::Dag;
+use crate::model::{NewRun, RunRecord, RunType, TaskSeed};
 use crate::state::RunState;
-use crate::store::{NewRun, RunRecord, RunType, Store, TaskSeed};
+use crate::store::Store;
 use crate::timetable::DataInterval;
 use crate::{Error, Result};
 

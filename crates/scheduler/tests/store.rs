@@ -6,11 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as CDuration, TimeZone, Utc};
 use scheduler::Error;
+use scheduler::model::{DagRecord, ImportError, NewRun, PoolRecord, RunType, TaskSeed, TiPatch};
 use scheduler::state::{RunState, TaskState};
-use scheduler::store::{
-    Backend, DagRecord, ImportError, NewRun, PoolRecord, RunType, SqlStore, Store, TaskSeed,
-    TiPatch, scratch,
-};
+use scheduler::store::{Backend, SqlStore, Store, scratch};
 use scheduler::timetable::DataInterval;
 use serde_json::json;
 

@@ -419,10 +419,10 @@ impl TaskKind for RandomUserKind {
         "Fetches users from the random-user API and produces one record each to Kafka (keyed by user_id)."
     }
     fn settings_schema(&self) -> Value {
-        crate::schema_of::<RandomUserSettings>()
+        crate::kind_settings::schema::<RandomUserSettings>()
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
-        let s: RandomUserSettings = crate::settings(settings)?;
+        let s: RandomUserSettings = crate::kind_settings::parse(settings)?;
         let mut v = check_common(&s.url, &s.topic, &s.cadence, &s.kafka);
         if !(1..=random_user::server::MAX_RESULTS as u32).contains(&s.results) {
             v.push(format!("results must be from 1 to 5000, got {}", s.results));
@@ -449,10 +449,10 @@ impl TaskKind for HttpJsonKind {
         "GETs a JSON API, picks records with a JSON pointer and produces each to Kafka."
     }
     fn settings_schema(&self) -> Value {
-        crate::schema_of::<HttpJsonSettings>()
+        crate::kind_settings::schema::<HttpJsonSettings>()
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
-        let s: HttpJsonSettings = crate::settings(settings)?;
+        let s: HttpJsonSettings = crate::kind_settings::parse(settings)?;
         let mut v = check_common(&s.url, &s.topic, &s.cadence, &s.kafka);
         for (what, p) in [
             ("records_pointer", Some(&s.records_pointer)),

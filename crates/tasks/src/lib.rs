@@ -6,6 +6,8 @@
 //! [`ingest`]). [`registry`] returns them all, for the binary to hand to the
 //! scheduler.
 
+mod kind_settings;
+
 pub mod http;
 pub mod ingest;
 pub mod kafka;
@@ -15,8 +17,7 @@ pub mod shell;
 
 use std::sync::Arc;
 
-use scheduler::operator::{KindSettings, Kinds, SettingsError};
-use serde::de::DeserializeOwned;
+use scheduler::operator::Kinds;
 
 /// Every task kind this build knows.
 pub fn registry() -> Kinds {
@@ -26,14 +27,4 @@ pub fn registry() -> Kinds {
         .register(Arc::new(ingest::RandomUserKind))
         .register(Arc::new(ingest::HttpJsonKind));
     k
-}
-
-/// Deserializes settings, wrapping a failure as the single error of a kind.
-pub(crate) fn settings<T: DeserializeOwned>(s: &KindSettings<'_>) -> Result<T, Vec<SettingsError>> {
-    s.deserialize().map_err(|e| vec![e])
-}
-
-/// JSON Schema of a settings struct, as a JSON value.
-pub(crate) fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
 }

@@ -37,10 +37,10 @@ impl TaskKind for NoopKind {
         "Does nothing and succeeds: joins, stand-ins while designing a graph, scheduler benchmarks."
     }
     fn settings_schema(&self) -> serde_json::Value {
-        crate::schema_of::<NoopSettings>()
+        crate::kind_settings::schema::<NoopSettings>()
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
-        let _: NoopSettings = crate::settings(settings)?;
+        let _: NoopSettings = crate::kind_settings::parse(settings)?;
         Ok(Arc::new(Noop))
     }
 }

@@ -59,10 +59,10 @@ impl TaskKind for ShellKind {
         "Runs a bash command; run coordinates and params arrive as TRIBUTARY_* environment variables."
     }
     fn settings_schema(&self) -> Value {
-        crate::schema_of::<ShellSettings>()
+        crate::kind_settings::schema::<ShellSettings>()
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
-        let s: ShellSettings = crate::settings(settings)?;
+        let s: ShellSettings = crate::kind_settings::parse(settings)?;
         let mut errors = Vec::new();
         let at = |msg: String| SettingsError {
             span: None,

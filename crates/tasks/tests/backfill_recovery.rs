@@ -7,8 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use scheduler::backfill::{self, BackfillState, DateState, NewBackfill, Reprocess};
-use scheduler::store::{RunType, SqlStore, Store};
+use scheduler::backfill;
+use scheduler::model::RunType;
+use scheduler::model::{BackfillState, DateState, NewBackfill, Reprocess};
+use scheduler::store::{SqlStore, Store};
 use scheduler::timetable::DataInterval;
 
 #[tokio::test]

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use scheduler::dag::{Dag, parse_dag};
+use scheduler::model::{DagRecord, RunRecord, TaskInstance};
 use scheduler::operator::Kinds;
 use scheduler::state::{RunState, TaskState};
-use scheduler::store::{DagRecord, RunRecord, Store, TaskInstance};
+use scheduler::store::Store;
 use serde::Serialize;
 
 use crate::error::Failure;

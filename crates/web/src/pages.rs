@@ -19,8 +19,8 @@ use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use scheduler::conf::{Param, ParamType};
 use scheduler::dag::Dag;
+use scheduler::model::{DagRecord, RunRecord, TaskInstance};
 use scheduler::state::TaskState;
-use scheduler::store::{DagRecord, RunRecord, TaskInstance};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -792,7 +792,7 @@ async fn backfill_rows(s: &AppState, dag_id: &str) -> Result<Vec<BackfillRow>, F
             total: p.total,
             pct: (done * 100).checked_div(p.total).unwrap_or(100),
             failed: p.failed,
-            running: bf.state == scheduler::backfill::BackfillState::Running,
+            running: bf.state == scheduler::model::BackfillState::Running,
         });
     }
     Ok(rows)

@@ -128,5 +128,5 @@ pub fn check_schemas_agree() -> Result<(), String> {
 
 /// JSON Schema of [`UserRecord`].
 pub fn user_record_json_schema() -> serde_json::Value {
-    crate::schema_of::<UserRecord>()
+    crate::kind_settings::schema::<UserRecord>()
 }

@@ -5,34 +5,34 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use scheduler::backfill::{
-    self, BackfillRecord, BackfillState, DateAction, NewBackfill, Progress, Reprocess,
-};
+use scheduler::backfill::{self, Progress};
+use scheduler::model::{BackfillRecord, BackfillState, DateAction, NewBackfill, Reprocess};
 use scheduler::store::Store;
 use scheduler::timetable::parse_datetime;
 use serde_json::{Value, json};
 
-use crate::cli::{BackfillArgs, BackfillCommand, Output, ReprocessArg};
-use crate::commands::Ctx;
+use crate::cli::{BackfillArgs, BackfillCommand, ReprocessArg};
 use crate::output::{self, opt_ts, ts};
+use crate::settings::Settings;
 
-pub(crate) async fn run(ctx: &Ctx, a: &BackfillArgs) -> Result<ExitCode> {
-    let store = ctx.store().await?;
+/// `backfill …`.
+pub async fn run(settings: &Settings, a: &BackfillArgs) -> Result<ExitCode> {
+    let store = settings.store().await?;
     match &a.command {
-        Some(BackfillCommand::List { dag }) => list(ctx, store.as_ref(), dag.as_deref()).await,
+        Some(BackfillCommand::List { dag }) => list(settings, store.as_ref(), dag.as_deref()).await,
         Some(BackfillCommand::Show { id, follow }) => {
             let bf = get(store.as_ref(), *id).await?;
             if *follow {
-                return follow_progress(ctx, store.as_ref(), bf).await;
+                return follow_progress(settings, store.as_ref(), bf).await;
             }
-            show(ctx, store.as_ref(), &bf).await
+            show(settings, store.as_ref(), &bf).await
         }
         Some(BackfillCommand::Cancel { id }) => {
             let bf = backfill::cancel(store.as_ref(), *id).await?;
             println!("backfill {} cancelled", bf.id);
-            show(ctx, store.as_ref(), &bf).await
+            show(settings, store.as_ref(), &bf).await
         }
-        None => create(ctx, store.as_ref(), a).await,
+        None => create(settings, store.as_ref(), a).await,
     }
 }
 
@@ -43,11 +43,11 @@ async fn get(store: &dyn Store, id: i64) -> Result<BackfillRecord> {
         .with_context(|| format!("backfill {id} not found (see `tributary backfill list`)"))
 }
 
-async fn create(ctx: &Ctx, store: &dyn Store, a: &BackfillArgs) -> Result<ExitCode> {
+async fn create(settings: &Settings, store: &dyn Store, a: &BackfillArgs) -> Result<ExitCode> {
     let (Some(dag_id), Some(from), Some(to)) = (&a.dag_id, &a.from, &a.to) else {
         bail!("backfill needs a DAG id, --from and --to");
     };
-    let bag = ctx.synced_bag(store).await?;
+    let bag = settings.synced_bag(store).await?;
     let dag = bag.get(dag_id)?;
     let tz = dag.timetable.tz;
     let from_d = parse_datetime(from, tz).map_err(|e| anyhow::anyhow!("--from {from:?}: {e}"))?;
@@ -74,7 +74,7 @@ async fn create(ctx: &Ctx, store: &dyn Store, a: &BackfillArgs) -> Result<ExitCo
     };
     if a.dry_run {
         let plan = backfill::dry_run(store, &dag, &nb).await?;
-        if ctx.cli.output == Output::Json {
+        if settings.json() {
             let v: Vec<Value> = plan
                 .iter()
                 .map(|(i, act)| json!({"logical_date": i.start, "data_interval_end": i.end, "action": act}))
@@ -101,7 +101,7 @@ async fn create(ctx: &Ctx, store: &dyn Store, a: &BackfillArgs) -> Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     let (bf, plan) = backfill::create(store, &dag, &nb).await?;
-    if ctx.cli.output == Output::Json && a.detach {
+    if settings.json() && a.detach {
         output::json(&bf)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -123,7 +123,7 @@ async fn create(ctx: &Ctx, store: &dyn Store, a: &BackfillArgs) -> Result<ExitCo
         );
         return Ok(ExitCode::SUCCESS);
     }
-    follow_progress(ctx, store, bf).await
+    follow_progress(settings, store, bf).await
 }
 
 fn line(p: &Progress) -> String {
@@ -143,8 +143,12 @@ fn line(p: &Progress) -> String {
 }
 
 /// Shows live progress until the backfill ends (Ctrl-C detaches; the backfill goes on).
-async fn follow_progress(ctx: &Ctx, store: &dyn Store, bf: BackfillRecord) -> Result<ExitCode> {
-    let tty = std::io::stdout().is_terminal() && ctx.cli.output == Output::Table;
+async fn follow_progress(
+    settings: &Settings,
+    store: &dyn Store,
+    bf: BackfillRecord,
+) -> Result<ExitCode> {
+    let tty = std::io::stdout().is_terminal() && !settings.json();
     let bar = indicatif::ProgressBar::hidden();
     if tty {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stdout());
@@ -205,7 +209,7 @@ async fn follow_progress(ctx: &Ctx, store: &dyn Store, bf: BackfillRecord) -> Re
     }
 }
 
-async fn list(ctx: &Ctx, store: &dyn Store, dag: Option<&str>) -> Result<ExitCode> {
+async fn list(settings: &Settings, store: &dyn Store, dag: Option<&str>) -> Result<ExitCode> {
     let all = store.list_backfills(dag, None, 100).await?;
     let mut rows = Vec::new();
     let mut items = Vec::new();
@@ -222,7 +226,7 @@ async fn list(ctx: &Ctx, store: &dyn Store, dag: Option<&str>) -> Result<ExitCod
         ]);
         items.push(json!({"backfill": bf, "progress": p}));
     }
-    if ctx.cli.output == Output::Json {
+    if settings.json() {
         output::json(&items)?;
     } else {
         output::table(
@@ -241,10 +245,10 @@ async fn list(ctx: &Ctx, store: &dyn Store, dag: Option<&str>) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-async fn show(ctx: &Ctx, store: &dyn Store, bf: &BackfillRecord) -> Result<ExitCode> {
+async fn show(settings: &Settings, store: &dyn Store, bf: &BackfillRecord) -> Result<ExitCode> {
     let dates = store.backfill_dates(bf.id, None, None, bf.reverse).await?;
     let p = Progress::of(&dates);
-    if ctx.cli.output == Output::Json {
+    if settings.json() {
         output::json(&json!({"backfill": bf, "progress": p, "dates": dates}))?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -13,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 use web::{StreamSource, WebOptions};
 
 use crate::cli::WebArgs;
-use crate::commands::{Ctx, shutdown_on_signals};
 use crate::config::Project;
+use crate::settings::Settings;
 
 /// Where the web server listens: the flag, else the config, else the default.
-pub(crate) fn bind_addr(flag: Option<&str>, project: &Project) -> Result<SocketAddr> {
+pub fn bind_addr(flag: Option<&str>, project: &Project) -> Result<SocketAddr> {
     let text = flag
         .or(project.web.bind.as_deref())
         .unwrap_or(web::DEFAULT_BIND);
@@ -27,7 +27,7 @@ pub(crate) fn bind_addr(flag: Option<&str>, project: &Project) -> Result<SocketA
 }
 
 /// The token: `[web] token` (with `${VAR}` resolved), else TRIBUTARY_WEB_TOKEN.
-pub(crate) fn token(project: &Project) -> Result<Option<String>> {
+pub fn token(project: &Project) -> Result<Option<String>> {
     match &project.web.token {
         Some(t) => Ok(Some(crate::config::resolve(t, "[web] token")?)),
         None => Ok(std::env::var("TRIBUTARY_WEB_TOKEN")
@@ -37,7 +37,7 @@ pub(crate) fn token(project: &Project) -> Result<Option<String>> {
 }
 
 /// The project's streams as the web server reports on them.
-pub(crate) fn stream_sources(project: &Project) -> Result<Vec<StreamSource>> {
+pub fn stream_sources(project: &Project) -> Result<Vec<StreamSource>> {
     let mut out = Vec::new();
     for spec in &project.streams {
         out.push(StreamSource {
@@ -53,8 +53,8 @@ pub(crate) fn stream_sources(project: &Project) -> Result<Vec<StreamSource>> {
 }
 
 /// Starts the web server on `addr`; returns the bound address.
-pub(crate) async fn start(
-    ctx: &Ctx,
+pub async fn start(
+    settings: &Settings,
     addr: SocketAddr,
     store: Arc<dyn Store>,
     metrics: Option<Arc<Metrics>>,
@@ -62,20 +62,20 @@ pub(crate) async fn start(
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let opts = WebOptions {
         store,
-        kinds: ctx.kinds.clone(),
-        streams: stream_sources(&ctx.project)?,
+        kinds: settings.kinds.clone(),
+        streams: stream_sources(&settings.project)?,
         metrics,
-        token: token(&ctx.project)?,
+        token: token(&settings.project)?,
     };
     Ok(web::serve(addr, opts, stop).await?)
 }
 
 /// `tributary web`.
-pub(crate) async fn run(ctx: &Ctx, a: &WebArgs) -> Result<ExitCode> {
-    let addr = bind_addr(a.bind.as_deref(), &ctx.project)?;
-    let store = ctx.store().await?;
-    let stop = shutdown_on_signals();
-    let (local, task) = start(ctx, addr, store, None, stop)
+pub async fn run(settings: &Settings, a: &WebArgs) -> Result<ExitCode> {
+    let addr = bind_addr(a.bind.as_deref(), &settings.project)?;
+    let store = settings.store().await?;
+    let stop = crate::shutdown::on_signals();
+    let (local, task) = start(settings, addr, store, None, stop)
         .await
         .context("cannot start the web server")?;
     println!(

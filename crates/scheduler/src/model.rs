@@ -1,0 +1,373 @@
+//! The records the scheduler's modules share: what the store persists and
+//! returns (DAGs, runs, task instances, logs, pools, backfills) and the
+//! patches it applies. Plain data; this module depends only on the state
+//! machines and time types below it, so every module above (store,
+//! scheduling, backfill, actions, runs) can use it without depending on the
+//! others.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::state::{RunState, TaskState};
+use crate::timetable::DataInterval;
+
+text_enum!(
+    /// How a run came to be.
+    RunType {
+        /// Created by the scheduler from the DAG's schedule.
+        Scheduled = "scheduled",
+        /// Triggered by a user.
+        Manual = "manual",
+        /// Created by a backfill.
+        Backfill = "backfill",
+    }
+);
+
+impl RunType {
+    /// The run id Airflow users expect: `scheduled__2026-11-21T00:00:00+00:00`.
+    pub fn run_id(self, logical_date: DateTime<Utc>) -> String {
+        format!(
+            "{}__{}",
+            self.as_str(),
+            logical_date.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+        )
+    }
+}
+
+/// A DAG as recorded in the database.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DagRecord {
+    /// DAG id.
+    pub dag_id: String,
+    /// File it was read from.
+    pub fileloc: String,
+    /// Hash of the file's text.
+    pub source_hash: String,
+    /// The file's text.
+    pub source: String,
+    /// Description.
+    pub description: String,
+    /// Schedule as written.
+    pub schedule: String,
+    /// Time zone name.
+    pub timezone: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Max active runs.
+    pub max_active_runs: i64,
+    /// Max active tasks.
+    pub max_active_tasks: i64,
+    /// Paused DAGs get no scheduled runs.
+    pub is_paused: bool,
+    /// False once its file is gone or broken.
+    pub is_active: bool,
+}
+
+/// A file that failed to parse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportError {
+    /// The file.
+    pub fileloc: String,
+    /// Every diagnostic, one per line (`file:line:col: message`).
+    pub message: String,
+}
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// DAG id.
+    pub dag_id: String,
+    /// Run id (unique per DAG).
+    pub run_id: String,
+    /// How it was created.
+    pub run_type: RunType,
+    /// Logical date (unique per DAG).
+    pub logical_date: DateTime<Utc>,
+    /// Data interval.
+    pub data_interval: DataInterval,
+    /// Conf as given by the user (`{}` for scheduled runs).
+    pub conf: Value,
+    /// Initial state (queued).
+    pub state: RunState,
+    /// The backfill that created it.
+    pub backfill_id: Option<i64>,
+}
+
+/// A task instance to create with its run.
+#[derive(Debug, Clone)]
+pub struct TaskSeed {
+    /// Task id.
+    pub task_id: String,
+    /// Tries allowed: retries + 1.
+    pub max_tries: u32,
+    /// Pool.
+    pub pool: String,
+    /// Priority.
+    pub priority: i32,
+}
+
+/// A DAG run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    /// Database key.
+    pub id: i64,
+    /// DAG id.
+    pub dag_id: String,
+    /// Run id.
+    pub run_id: String,
+    /// How it was created.
+    pub run_type: RunType,
+    /// Logical date.
+    pub logical_date: DateTime<Utc>,
+    /// Data interval.
+    pub data_interval: DataInterval,
+    /// State.
+    pub state: RunState,
+    /// Conf.
+    pub conf: Value,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it started running.
+    pub start_date: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub end_date: Option<DateTime<Utc>>,
+    /// The backfill that created it.
+    pub backfill_id: Option<i64>,
+}
+
+/// A task instance: one task in one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskInstance {
+    /// Database key.
+    pub id: i64,
+    /// Key of its run.
+    pub dag_run_id: i64,
+    /// DAG id.
+    pub dag_id: String,
+    /// Run id.
+    pub run_id: String,
+    /// Task id.
+    pub task_id: String,
+    /// State.
+    pub state: TaskState,
+    /// Tries started so far (the current try's number while running).
+    pub try_number: u32,
+    /// Tries allowed.
+    pub max_tries: u32,
+    /// Pool.
+    pub pool: String,
+    /// Priority.
+    pub priority: i32,
+    /// When it was queued.
+    pub queued_at: Option<DateTime<Utc>>,
+    /// When the current/last try started.
+    pub start_date: Option<DateTime<Utc>>,
+    /// When the last try ended.
+    pub end_date: Option<DateTime<Utc>>,
+    /// Duration of the last try in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// Host running/that ran the try.
+    pub hostname: Option<String>,
+    /// Process id running/that ran the try.
+    pub pid: Option<i64>,
+    /// When an up_for_retry task becomes scheduled again.
+    pub next_retry_at: Option<DateTime<Utc>>,
+    /// Last heartbeat of the process running it.
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Scheduler instance holding it (queued/running).
+    pub lease_owner: Option<String>,
+    /// Last error message.
+    pub error: Option<String>,
+}
+
+/// Fields to set along with a task-instance state change. `None` leaves a
+/// field as it is; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct TiPatch {
+    /// New try number.
+    pub try_number: Option<u32>,
+    /// New tries allowed.
+    pub max_tries: Option<u32>,
+    /// Queued time.
+    pub queued_at: Option<Option<DateTime<Utc>>>,
+    /// Start time.
+    pub start_date: Option<Option<DateTime<Utc>>>,
+    /// End time.
+    pub end_date: Option<Option<DateTime<Utc>>>,
+    /// Duration.
+    pub duration_ms: Option<Option<i64>>,
+    /// Host.
+    pub hostname: Option<Option<String>>,
+    /// Process id.
+    pub pid: Option<Option<i64>>,
+    /// Retry time.
+    pub next_retry_at: Option<Option<DateTime<Utc>>>,
+    /// Heartbeat.
+    pub heartbeat_at: Option<Option<DateTime<Utc>>>,
+    /// Lease owner.
+    pub lease_owner: Option<Option<String>>,
+    /// Error message.
+    pub error: Option<Option<String>>,
+    /// Condition, not a field: apply only while this owner holds the lease
+    /// (fencing: a process that lost its lease cannot overwrite the state).
+    pub only_if_owner: Option<String>,
+}
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    /// Increasing id (use it to tail: ask for lines after the last one seen).
+    pub id: i64,
+    /// Try number.
+    pub try_number: u32,
+    /// When it was written.
+    pub ts: DateTime<Utc>,
+    /// The text.
+    pub line: String,
+}
+
+/// A pool of slots limiting how many tasks using it run at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolRecord {
+    /// Name.
+    pub name: String,
+    /// Slots.
+    pub slots: i64,
+    /// Description.
+    pub description: String,
+}
+
+/// Slots in use (task instances queued or running), per pool and per DAG.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotUsage {
+    /// Pool name → tasks holding one of its slots.
+    pub by_pool: HashMap<String, i64>,
+    /// DAG id → tasks queued or running.
+    pub by_dag: HashMap<String, i64>,
+}
+
+/// What a claim took: task instances now queued for the claimer, and those
+/// that failed because their pool does not exist.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    /// Now `queued`, leased to the claimer.
+    pub claimed: Vec<TaskInstance>,
+    /// Now `failed`: their pool does not exist.
+    pub missing_pool: Vec<TaskInstance>,
+}
+
+text_enum!(
+    /// Which dates that already have a run are run again.
+    Reprocess {
+        /// Only dates without a run.
+        Missing = "missing",
+        /// Also dates whose run failed.
+        Failed = "failed",
+        /// Every date (finished runs are cleared and run again).
+        All = "all",
+    }
+);
+
+text_enum!(
+    /// State of a backfill.
+    BackfillState {
+        /// Runs are being created and run.
+        Running = "running",
+        /// Every date was handled.
+        Completed = "completed",
+        /// Stopped by a user; runs already started finish on their own.
+        Cancelled = "cancelled",
+    }
+);
+
+text_enum!(
+    /// What a backfill does with one logical date.
+    DateAction {
+        /// Create a run.
+        Create = "create",
+        /// Clear the existing run so it runs again.
+        Clear = "clear",
+        /// Leave the existing run alone.
+        Skip = "skip",
+    }
+);
+
+text_enum!(
+    /// How far one date of a backfill got.
+    DateState {
+        /// Not started yet.
+        Pending = "pending",
+        /// Its run was created or cleared.
+        Started = "started",
+        /// Its run ended (or it was skipped).
+        Done = "done",
+        /// The backfill was cancelled before it started.
+        Cancelled = "cancelled",
+    }
+);
+
+/// A backfill as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackfillRecord {
+    /// Id.
+    pub id: i64,
+    /// DAG id.
+    pub dag_id: String,
+    /// First logical date of the range.
+    pub from_date: DateTime<Utc>,
+    /// Last logical date of the range.
+    pub to_date: DateTime<Utc>,
+    /// Reprocess mode.
+    pub reprocess: Reprocess,
+    /// Backfill runs queued or running at once.
+    pub max_active_runs: i64,
+    /// Newest dates first.
+    pub reverse: bool,
+    /// Conf of every run.
+    pub conf: Value,
+    /// State.
+    pub state: BackfillState,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Completed or cancelled.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// One date of a backfill, with its run's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackfillDate {
+    /// Logical date.
+    pub logical_date: DateTime<Utc>,
+    /// End of its data interval.
+    pub data_interval_end: DateTime<Utc>,
+    /// What the backfill does with it.
+    pub action: DateAction,
+    /// How far it got.
+    pub state: DateState,
+    /// Its run.
+    pub dag_run_id: Option<i64>,
+    /// Its run's state.
+    pub run_state: Option<RunState>,
+}
+
+/// A backfill to record.
+#[derive(Debug, Clone)]
+pub struct NewBackfill {
+    /// DAG id.
+    pub dag_id: String,
+    /// First logical date.
+    pub from_date: DateTime<Utc>,
+    /// Last logical date.
+    pub to_date: DateTime<Utc>,
+    /// Reprocess mode.
+    pub reprocess: Reprocess,
+    /// Backfill runs at once.
+    pub max_active_runs: i64,
+    /// Newest first.
+    pub reverse: bool,
+    /// Conf of every run.
+    pub conf: Value,
+}

@@ -1,0 +1,76 @@
+//! Tick phase 3: take back tries whose holder stopped heartbeating, and
+//! turn retries whose delay elapsed into `scheduled`.
+
+use chrono::{DateTime, Utc};
+use tracing::warn;
+
+use super::Scheduler;
+use crate::Result;
+use crate::model::TiPatch;
+use crate::state::{TaskEvent, TaskState};
+
+impl Scheduler {
+    /// Queued or running tries whose lease expired (their process died or
+    /// hangs): queued ones are scheduled again; running ones count as a
+    /// failed try (retried if tries remain). Fenced by the old owner, so a
+    /// holder that heartbeats at the last moment keeps its try.
+    pub(super) async fn reap_expired(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let cutoff = now
+            - chrono::Duration::from_std(self.cfg.lease_timeout).unwrap_or(chrono::Duration::MAX);
+        for ti in self.store.expired_leases(cutoff).await? {
+            let owner = ti.lease_owner.clone().unwrap_or_default();
+            let msg = format!(
+                "the process running this try ({owner}) stopped heartbeating for {}s; taking it back",
+                self.cfg.lease_timeout.as_secs()
+            );
+            let mut patch = TiPatch {
+                only_if_owner: ti.lease_owner.clone(),
+                lease_owner: Some(None),
+                error: Some(Some(msg.clone())),
+                ..TiPatch::default()
+            };
+            let event = match ti.state {
+                TaskState::Queued => TaskEvent::Requeue,
+                _ if ti.try_number < ti.max_tries => {
+                    patch.next_retry_at = Some(Some(now));
+                    patch.end_date = Some(Some(now));
+                    TaskEvent::Retry
+                }
+                _ => {
+                    patch.end_date = Some(Some(now));
+                    TaskEvent::Fail
+                }
+            };
+            let to = ti.state.apply(event)?;
+            if ti.lease_owner.is_none() {
+                // No owner to fence on: match the state alone.
+                patch.only_if_owner = None;
+            }
+            if self.store.update_ti(ti.id, ti.state, to, &patch).await? {
+                warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, %owner, state = %to, "took back a try whose process stopped heartbeating");
+                if ti.try_number > 0 {
+                    self.store
+                        .append_logs(ti.id, ti.try_number, &[(now, msg)])
+                        .await?;
+                }
+                self.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Retries whose delay elapsed become `scheduled`.
+    pub(super) async fn schedule_due_retries(&mut self, now: DateTime<Utc>) -> Result<()> {
+        for ti in self.store.due_retries(now).await? {
+            self.store
+                .update_ti(
+                    ti.id,
+                    ti.state,
+                    ti.state.apply(TaskEvent::RetryDue)?,
+                    &TiPatch::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}

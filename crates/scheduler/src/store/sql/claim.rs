@@ -1,0 +1,123 @@
+//! Claiming scheduled task instances for an executor within pool and `max_active_tasks` limits, in one transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use crate::Result;
+use crate::model::{Claim, SlotUsage};
+use crate::state::TaskState;
+use crate::store::{Backend, admit};
+
+use super::codec::{SLOT_USAGE_SQL, TI_COLS, slot_usage_from, ti_from_row, to_micros};
+use super::connection::SqlStore;
+
+/// Advisory lock key serializing claims between schedulers on PostgreSQL.
+pub(super) const CLAIM_LOCK: i64 = 0x7472_6962_7574_6172;
+
+pub(super) async fn claim(
+    store: &SqlStore,
+    owner: &str,
+    now: DateTime<Utc>,
+    max: usize,
+) -> Result<Claim> {
+    let mut claim = Claim::default();
+    if max == 0 {
+        return Ok(claim);
+    }
+    // SQLite: take the write lock up front; a deferred transaction that
+    // reads and then writes fails (SQLITE_BUSY_SNAPSHOT) if another
+    // connection wrote in between, and busy_timeout cannot help it.
+    let mut tx = match store.backend {
+        Backend::Postgres => store.pool.begin().await?,
+        Backend::Sqlite => store.pool.begin_with("BEGIN IMMEDIATE").await?,
+    };
+    let lock_rows = if store.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CLAIM_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        " FOR UPDATE OF ti SKIP LOCKED"
+    } else {
+        ""
+    };
+    let limit = i64::try_from(max.saturating_mul(4).saturating_add(16)).unwrap_or(i64::MAX);
+    let rows = sqlx::query(&format!(
+        "SELECT {TI_COLS}, COALESCE(d.max_active_tasks, 16) AS dag_max_active_tasks \
+         FROM task_instances ti JOIN dag_runs r ON r.id = ti.dag_run_id LEFT JOIN dags d ON d.dag_id = ti.dag_id \
+         WHERE ti.state = 'scheduled' AND r.state = 'running' \
+         ORDER BY ti.priority DESC, r.logical_date, ti.id LIMIT $1{lock_rows}"
+    ))
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        tx.commit().await?;
+        return Ok(claim);
+    }
+    let mut candidates = Vec::with_capacity(rows.len());
+    for r in &rows {
+        candidates.push((
+            ti_from_row(r)?,
+            r.try_get::<i64, _>("dag_max_active_tasks")?,
+        ));
+    }
+    let usage = slot_usage_from(&sqlx::query(SLOT_USAGE_SQL).fetch_all(&mut *tx).await?)?;
+    let mut pools = std::collections::HashMap::new();
+    for r in sqlx::query("SELECT name, slots FROM pools")
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        pools.insert(
+            r.try_get::<String, _>("name")?,
+            r.try_get::<i64, _>("slots")?,
+        );
+    }
+    let (ok, missing) = admit(&candidates, &usage, &pools, max);
+    let t = to_micros(now);
+    for i in ok {
+        let ti = &candidates[i].0;
+        let r = sqlx::query(
+            "UPDATE task_instances SET state = 'queued', queued_at = $1, heartbeat_at = $1, lease_owner = $2 \
+             WHERE id = $3 AND state = 'scheduled'",
+        )
+        .bind(t)
+        .bind(owner)
+        .bind(ti.id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 1 {
+            let mut ti = ti.clone();
+            ti.state = TaskState::Queued;
+            ti.queued_at = Some(now);
+            ti.lease_owner = Some(owner.to_string());
+            claim.claimed.push(ti);
+        }
+    }
+    for i in missing {
+        let ti = &candidates[i].0;
+        let msg = format!(
+            "pool {:?} does not exist; create it with `tributary pools set {} --slots N`",
+            ti.pool, ti.pool
+        );
+        let r = sqlx::query(
+            "UPDATE task_instances SET state = 'failed', end_date = $1, error = $2 WHERE id = $3 AND state = 'scheduled'",
+        )
+        .bind(t)
+        .bind(&msg)
+        .bind(ti.id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 1 {
+            let mut ti = ti.clone();
+            ti.state = TaskState::Failed;
+            ti.error = Some(msg);
+            claim.missing_pool.push(ti);
+        }
+    }
+    tx.commit().await?;
+    Ok(claim)
+}
+
+pub(super) async fn slot_usage(store: &SqlStore) -> Result<SlotUsage> {
+    slot_usage_from(&sqlx::query(SLOT_USAGE_SQL).fetch_all(&store.pool).await?)
+}

@@ -1,0 +1,165 @@
+//! Task instances: read, patch on a state change (fenced on the lease owner), and the lists the loop needs (scheduled, due retries, expired leases).
+
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+use crate::model::{TaskInstance, TiPatch};
+use crate::state::TaskState;
+
+use super::codec::{Sql, TI_COLS, opt_time, ti_from_row, to_micros};
+use super::connection::SqlStore;
+
+pub(super) async fn task_instances(store: &SqlStore, run_pks: &[i64]) -> Result<Vec<TaskInstance>> {
+    if run_pks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = Sql::new(format!(
+        "SELECT {TI_COLS} FROM task_instances ti WHERE ti.dag_run_id IN ("
+    ));
+    q.bind_list(run_pks.iter().copied())
+        .push(") ORDER BY ti.dag_run_id, ti.id");
+    q.query()
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(ti_from_row)
+        .collect()
+}
+
+pub(super) async fn get_task_instance(
+    store: &SqlStore,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+) -> Result<Option<TaskInstance>> {
+    sqlx::query(&format!(
+        "SELECT {TI_COLS} FROM task_instances ti WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = $3"
+    ))
+    .bind(dag_id)
+    .bind(run_id)
+    .bind(task_id)
+    .fetch_optional(&store.pool)
+    .await?
+    .as_ref()
+    .map(ti_from_row)
+    .transpose()
+}
+
+pub(super) async fn update_ti(
+    store: &SqlStore,
+    ti_id: i64,
+    from: TaskState,
+    to: TaskState,
+    patch: &TiPatch,
+) -> Result<bool> {
+    let mut q = Sql::new("UPDATE task_instances SET state = ");
+    q.bind(to.as_str());
+    let t = |v: Option<DateTime<Utc>>| v.map(to_micros);
+    if let Some(v) = patch.try_number {
+        q.push(", try_number = ").bind(i64::from(v));
+    }
+    if let Some(v) = patch.max_tries {
+        q.push(", max_tries = ").bind(i64::from(v));
+    }
+    if let Some(v) = patch.queued_at {
+        q.push(", queued_at = ").bind(t(v));
+    }
+    if let Some(v) = patch.start_date {
+        q.push(", start_date = ").bind(t(v));
+    }
+    if let Some(v) = patch.end_date {
+        q.push(", end_date = ").bind(t(v));
+    }
+    if let Some(v) = patch.duration_ms {
+        q.push(", duration_ms = ").bind(v);
+    }
+    if let Some(v) = &patch.hostname {
+        q.push(", hostname = ").bind(v.clone());
+    }
+    if let Some(v) = patch.pid {
+        q.push(", pid = ").bind(v);
+    }
+    if let Some(v) = patch.next_retry_at {
+        q.push(", next_retry_at = ").bind(t(v));
+    }
+    if let Some(v) = patch.heartbeat_at {
+        q.push(", heartbeat_at = ").bind(t(v));
+    }
+    if let Some(v) = &patch.lease_owner {
+        q.push(", lease_owner = ").bind(v.clone());
+    }
+    if let Some(v) = &patch.error {
+        q.push(", error = ").bind(v.clone());
+    }
+    q.push(" WHERE id = ")
+        .bind(ti_id)
+        .push(" AND state = ")
+        .bind(from.as_str());
+    if let Some(owner) = &patch.only_if_owner {
+        q.push(" AND lease_owner = ").bind(owner.clone());
+    }
+    Ok(q.query().execute(&store.pool).await?.rows_affected() == 1)
+}
+
+pub(super) async fn scheduled_tis(store: &SqlStore, limit: i64) -> Result<Vec<TaskInstance>> {
+    sqlx::query(&format!(
+        "SELECT {TI_COLS} FROM task_instances ti JOIN dag_runs r ON r.id = ti.dag_run_id \
+         WHERE ti.state = 'scheduled' AND r.state = 'running' \
+         ORDER BY ti.priority DESC, r.logical_date, ti.id LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(ti_from_row)
+    .collect()
+}
+
+pub(super) async fn due_retries(store: &SqlStore, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
+    sqlx::query(&format!(
+        "SELECT {TI_COLS} FROM task_instances ti WHERE ti.state = 'up_for_retry' AND ti.next_retry_at <= $1 \
+         ORDER BY ti.next_retry_at"
+    ))
+    .bind(to_micros(now))
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(ti_from_row)
+    .collect()
+}
+
+pub(super) async fn next_retry_at(store: &SqlStore) -> Result<Option<DateTime<Utc>>> {
+    let row = sqlx::query(
+        "SELECT MIN(next_retry_at) AS t FROM task_instances WHERE state = 'up_for_retry'",
+    )
+    .fetch_one(&store.pool)
+    .await?;
+    opt_time(&row, "t")
+}
+
+pub(super) async fn expired_leases(
+    store: &SqlStore,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<TaskInstance>> {
+    sqlx::query(&format!(
+        "SELECT {TI_COLS} FROM task_instances ti WHERE ti.state IN ('queued', 'running') \
+         AND COALESCE(ti.heartbeat_at, ti.queued_at, 0) < $1 ORDER BY ti.id"
+    ))
+    .bind(to_micros(cutoff))
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(ti_from_row)
+    .collect()
+}
+
+pub(super) async fn heartbeat(store: &SqlStore, owner: &str, at: DateTime<Utc>) -> Result<u64> {
+    let r = sqlx::query(
+        "UPDATE task_instances SET heartbeat_at = $1 WHERE lease_owner = $2 AND state IN ('queued', 'running')",
+    )
+    .bind(to_micros(at))
+    .bind(owner)
+    .execute(&store.pool)
+    .await?;
+    Ok(r.rows_affected())
+}

@@ -1,0 +1,117 @@
+//! The settings every command runs with, resolved once at start.
+//!
+//! Each value comes from the first of: a command-line flag, its environment
+//! variable (clap reads both), `tributary.toml`, the built-in default; and
+//! `${VAR}` references in config values are resolved here, so a command
+//! never re-derives where a setting came from. Commands receive a
+//! `&Settings` and open what they need through it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use scheduler::dagbag::DagBag;
+use scheduler::operator::Kinds;
+use scheduler::store::{SqlStore, Store};
+
+use crate::cli::{Cli, Output};
+use crate::config::Project;
+
+/// The default metadata database: a SQLite file in `.tributary/`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://.tributary/tributary.db";
+
+/// The default DAGs folder.
+pub const DEFAULT_DAGS_FOLDER: &str = "dags";
+
+/// Resolved settings (flags → environment → config → defaults).
+pub struct Settings {
+    /// The metadata database URL, `${VAR}`s resolved (may hold a password:
+    /// print it through [`scheduler::store::redact`]).
+    pub database_url: String,
+    /// The folder (or file) of DAG TOML files.
+    pub dags_folder: PathBuf,
+    /// Output format of list and show commands.
+    pub output: Output,
+    /// `tributary.toml` (or the built-in config).
+    pub project: Project,
+    /// The task kinds DAGs may use.
+    pub kinds: Kinds,
+}
+
+impl Settings {
+    /// Resolves the global flags against the config file they name.
+    pub fn resolve(cli: &Cli) -> Result<Settings> {
+        let project = Project::load(cli.config.as_deref())?;
+        let raw_url = cli
+            .database_url
+            .clone()
+            .or_else(|| project.database_url.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        let database_url = crate::config::resolve(&raw_url, "database_url")?;
+        let dags_folder = cli
+            .dags_folder
+            .clone()
+            .or_else(|| {
+                project
+                    .dags_folder
+                    .as_ref()
+                    .map(|d| project.base_dir.join(d))
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DAGS_FOLDER));
+        Ok(Settings {
+            database_url,
+            dags_folder,
+            output: cli.output,
+            project,
+            kinds: tasks::registry(),
+        })
+    }
+
+    /// Whether output is JSON for programs (else tables for people).
+    pub fn json(&self) -> bool {
+        self.output == Output::Json
+    }
+
+    /// The database URL without its password, for messages.
+    pub fn database_display(&self) -> String {
+        scheduler::store::redact(&self.database_url)
+    }
+
+    /// Opens the metadata store and applies pending migrations.
+    pub async fn sql_store(&self) -> Result<SqlStore> {
+        let store = SqlStore::connect(&self.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the metadata database {}",
+                    self.database_display()
+                )
+            })?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// [`Settings::sql_store`] behind the `Store` trait.
+    pub async fn store(&self) -> Result<Arc<dyn Store>> {
+        Ok(Arc::new(self.sql_store().await?))
+    }
+
+    /// Loads the DAGs folder (every file parsed and validated).
+    pub fn bag(&self) -> Result<DagBag> {
+        let folder = &self.dags_folder;
+        if !folder.exists() {
+            bail!(
+                "DAGs folder {} does not exist (set --dags-folder or TRIBUTARY_DAGS_FOLDER)",
+                folder.display()
+            );
+        }
+        Ok(DagBag::load(std::slice::from_ref(folder), &self.kinds)?)
+    }
+
+    /// Loads the DAGs folder and records it in the store, like a scheduler would.
+    pub async fn synced_bag(&self, store: &dyn Store) -> Result<DagBag> {
+        let bag = self.bag()?;
+        bag.sync(store).await?;
+        Ok(bag)
+    }
+}
