@@ -11,21 +11,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
-use scheduler::actions::{ActionReport, ClearOptions};
-use scheduler::backfill::{self, Progress};
+use scheduler::backfill;
 use scheduler::dag::Dag;
-use scheduler::model::{BackfillRecord, BackfillState, NewBackfill, Reprocess};
-use scheduler::model::{RunRecord, TaskInstance};
-use scheduler::state::TaskState;
+use scheduler::model::BackfillState;
 use scheduler::timetable::parse_datetime;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::dags::{self, parse_cursor};
 use crate::error::{ApiError, Failure};
+use crate::service;
+use crate::state::AppState;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -170,10 +167,8 @@ pub(crate) fn dag_json(dag: &Dag, is_paused: bool) -> Value {
             "trigger_rule": t.trigger_rule.as_str(),
             "retries": t.retry.retries,
             "pool": t.pool,
-            "priority": t.priority,
-        })).collect::<Vec<_>>(),
-        "source": dag.source,
-    })
+            "priority": t.priority})).collect::<Vec<_>>(),
+        "source": dag.source})
 }
 
 async fn get_dag(State(s): State<AppState>, p: Result<Path<String>, PathRejection>) -> ApiResult {
@@ -256,18 +251,6 @@ async fn trigger(
     Ok((StatusCode::CREATED, Json(run)).into_response())
 }
 
-pub(crate) async fn find_run(s: &AppState, dag_id: &str, run_id: &str) -> ApiResult<RunRecord> {
-    s.store()
-        .get_run(dag_id, run_id)
-        .await
-        .map_err(Failure::from)?
-        .ok_or_else(|| {
-            ApiError(Failure::not_found(format!(
-                "run {run_id:?} of DAG {dag_id:?} not found"
-            )))
-        })
-}
-
 async fn get_run(
     State(s): State<AppState>,
     p: Result<Path<(String, String)>, PathRejection>,
@@ -284,17 +267,6 @@ struct MarkBody {
     state: String,
 }
 
-/// `success` → true, `failed` → false.
-pub(crate) fn mark_state(state: &str) -> Result<bool, Failure> {
-    match state {
-        "success" => Ok(true),
-        "failed" => Ok(false),
-        other => Err(Failure::invalid(format!(
-            "state {other:?}: mark a run or task \"success\" or \"failed\""
-        ))),
-    }
-}
-
 async fn mark_run(
     State(s): State<AppState>,
     p: Result<Path<(String, String)>, PathRejection>,
@@ -302,9 +274,9 @@ async fn mark_run(
 ) -> ApiResult {
     let (dag_id, run_id) = path(p)?;
     let m: MarkBody = body(&b)?;
-    let success = mark_state(&m.state)?;
+    let success = service::mark_state(&m.state)?;
     s.0.dags.get(s.store(), &dag_id).await?;
-    let run = find_run(&s, &dag_id, &run_id).await?;
+    let run = service::find_run(&s, &dag_id, &run_id).await?;
     let r = scheduler::actions::mark_run(s.store(), &run, success).await?;
     Ok(Json(r).into_response())
 }
@@ -319,30 +291,12 @@ async fn list_tasks(
     Ok(Json(json!({"task_instances": tis})).into_response())
 }
 
-pub(crate) async fn find_ti(
-    s: &AppState,
-    dag_id: &str,
-    run_id: &str,
-    task_id: &str,
-) -> ApiResult<TaskInstance> {
-    find_run(s, dag_id, run_id).await?;
-    s.store()
-        .get_task_instance(dag_id, run_id, task_id)
-        .await
-        .map_err(Failure::from)?
-        .ok_or_else(|| {
-            ApiError(Failure::not_found(format!(
-                "task {task_id:?} not found in run {run_id:?} of DAG {dag_id:?}"
-            )))
-        })
-}
-
 async fn get_task(
     State(s): State<AppState>,
     p: Result<Path<(String, String, String)>, PathRejection>,
 ) -> ApiResult {
     let (dag_id, run_id, task_id) = path(p)?;
-    Ok(Json(find_ti(&s, &dag_id, &run_id, &task_id).await?).into_response())
+    Ok(Json(service::find_ti(&s, &dag_id, &run_id, &task_id).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -353,18 +307,6 @@ struct LogQuery {
     limit: Option<i64>,
 }
 
-/// The try a log request means: the one asked for, else the latest.
-pub(crate) fn pick_try(ti: &TaskInstance, asked: Option<u32>) -> Result<u32, Failure> {
-    match asked {
-        None => Ok(ti.try_number.max(1)),
-        Some(t) if t >= 1 && t <= ti.try_number.max(1) => Ok(t),
-        Some(t) => Err(Failure::not_found(format!(
-            "try {t} of task {:?} does not exist (tries so far: {})",
-            ti.task_id, ti.try_number
-        ))),
-    }
-}
-
 async fn task_logs(
     State(s): State<AppState>,
     p: Result<Path<(String, String, String)>, PathRejection>,
@@ -372,8 +314,8 @@ async fn task_logs(
 ) -> ApiResult {
     let (dag_id, run_id, task_id) = path(p)?;
     let q = query(q)?;
-    let ti = find_ti(&s, &dag_id, &run_id, &task_id).await?;
-    let try_number = pick_try(&ti, q.try_number)?;
+    let ti = service::find_ti(&s, &dag_id, &run_id, &task_id).await?;
+    let try_number = service::pick_try(&ti, q.try_number)?;
     let n = match q.limit {
         None => 1000,
         Some(n) if (1..=10_000).contains(&n) => n,
@@ -390,50 +332,15 @@ async fn task_logs(
         .map_err(Failure::from)?;
     lines.truncate(usize::try_from(n).unwrap_or(0));
     let next_after = lines.last().map(|l| l.id).or(q.after);
-    let finished = try_number < ti.try_number || !is_live(ti.state);
+    let finished = try_number < ti.try_number || !service::is_live(ti.state);
     Ok(Json(json!({
         "try_number": try_number,
         "tries": ti.try_number,
         "state": ti.state,
         "finished": finished,
         "lines": lines,
-        "next_after": next_after,
-    }))
+        "next_after": next_after}))
     .into_response())
-}
-
-/// Whether a task instance may still write log lines for its current try.
-pub(crate) fn is_live(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::Queued | TaskState::Running | TaskState::Scheduled | TaskState::Pending
-    )
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct ClearBody {
-    pub downstream: bool,
-    pub upstream: bool,
-    pub failed_only: bool,
-}
-
-pub(crate) async fn do_clear(
-    s: &AppState,
-    dag_id: &str,
-    run_id: &str,
-    task_id: &str,
-    c: ClearBody,
-) -> ApiResult<ActionReport> {
-    let (_, dag) = s.0.dags.get(s.store(), dag_id).await?;
-    let run = find_run(s, dag_id, run_id).await?;
-    let opts = ClearOptions {
-        task: Some(task_id.to_string()),
-        downstream: c.downstream,
-        upstream: c.upstream,
-        failed_only: c.failed_only,
-    };
-    Ok(scheduler::actions::clear(s.store(), &dag, &run, &opts).await?)
 }
 
 async fn clear_task(
@@ -442,20 +349,8 @@ async fn clear_task(
     b: Bytes,
 ) -> ApiResult {
     let (dag_id, run_id, task_id) = path(p)?;
-    let c: ClearBody = body(&b)?;
-    Ok(Json(do_clear(&s, &dag_id, &run_id, &task_id, c).await?).into_response())
-}
-
-pub(crate) async fn do_mark_task(
-    s: &AppState,
-    dag_id: &str,
-    run_id: &str,
-    task_id: &str,
-    success: bool,
-) -> ApiResult<ActionReport> {
-    let (_, dag) = s.0.dags.get(s.store(), dag_id).await?;
-    let run = find_run(s, dag_id, run_id).await?;
-    Ok(scheduler::actions::mark_task(s.store(), &dag, &run, task_id, success).await?)
+    let c: service::ClearBody = body(&b)?;
+    Ok(Json(service::clear_task(&s, &dag_id, &run_id, &task_id, c).await?).into_response())
 }
 
 async fn mark_task(
@@ -465,8 +360,8 @@ async fn mark_task(
 ) -> ApiResult {
     let (dag_id, run_id, task_id) = path(p)?;
     let m: MarkBody = body(&b)?;
-    let success = mark_state(&m.state)?;
-    Ok(Json(do_mark_task(&s, &dag_id, &run_id, &task_id, success).await?).into_response())
+    let success = service::mark_state(&m.state)?;
+    Ok(Json(service::mark_task(&s, &dag_id, &run_id, &task_id, success).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -474,17 +369,6 @@ struct BackfillQuery {
     dag_id: Option<String>,
     state: Option<String>,
     limit: Option<i64>,
-}
-
-/// A backfill with its progress counts.
-pub(crate) async fn with_progress(
-    s: &AppState,
-    bf: &BackfillRecord,
-) -> Result<(Progress, Value), Failure> {
-    let dates = s.store().backfill_dates(bf.id, None, None, false).await?;
-    let p = Progress::of(&dates);
-    let v = json!({"backfill": bf, "progress": p, "finished": p.finished()});
-    Ok((p, v))
 }
 
 async fn list_backfills(
@@ -504,104 +388,34 @@ async fn list_backfills(
         .map_err(Failure::from)?;
     let mut out = Vec::new();
     for bf in &list {
-        out.push(with_progress(&s, bf).await?.1);
+        out.push(service::backfill_with_progress(&s, bf).await?.1);
     }
     Ok(Json(json!({"backfills": out})).into_response())
 }
 
-/// A backfill request (API body and UI form).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BackfillBody {
-    pub dag_id: String,
-    pub from: String,
-    pub to: String,
-    #[serde(default)]
-    pub reprocess: Option<String>,
-    #[serde(default)]
-    pub max_active_runs: Option<i64>,
-    #[serde(default)]
-    pub reverse: bool,
-    #[serde(default)]
-    pub conf: Value,
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// What a backfill request produced.
-pub(crate) enum BackfillOutcome {
-    /// Recorded: the schedulers run it.
-    Created(BackfillRecord, usize),
-    /// Dry run: the plan (logical date, interval end, action).
-    Plan(Vec<(DateTime<Utc>, DateTime<Utc>, String)>),
-}
-
-pub(crate) async fn do_backfill(s: &AppState, b: BackfillBody) -> Result<BackfillOutcome, Failure> {
-    let (_, dag) = s.0.dags.get(s.store(), &b.dag_id).await?;
-    let tz = dag.timetable.tz;
-    let from = parse_datetime(&b.from, tz)
-        .map_err(|e| Failure::invalid(format!("from {:?}: {e}", b.from)))?;
-    let to =
-        parse_datetime(&b.to, tz).map_err(|e| Failure::invalid(format!("to {:?}: {e}", b.to)))?;
-    let reprocess = match b.reprocess.as_deref() {
-        None | Some("") => Reprocess::Missing,
-        Some(r) => r
-            .parse::<Reprocess>()
-            .map_err(|e| Failure::invalid(format!("reprocess: {e}")))?,
-    };
-    let nb = NewBackfill {
-        dag_id: dag.dag_id.clone(),
-        from_date: from,
-        to_date: to,
-        reprocess,
-        max_active_runs: b.max_active_runs.unwrap_or(1),
-        reverse: b.reverse,
-        conf: if b.conf.is_null() { json!({}) } else { b.conf },
-    };
-    if b.dry_run {
-        let plan = backfill::dry_run(s.store(), &dag, &nb).await?;
-        return Ok(BackfillOutcome::Plan(
-            plan.into_iter()
-                .map(|(i, a)| (i.start, i.end, a.to_string()))
-                .collect(),
-        ));
-    }
-    let (bf, plan) = backfill::create(s.store(), &dag, &nb).await?;
-    Ok(BackfillOutcome::Created(bf, plan.len()))
-}
-
 async fn create_backfill(State(s): State<AppState>, b: Bytes) -> ApiResult {
-    let req: BackfillBody = body(&b)?;
-    match do_backfill(&s, req).await? {
-        BackfillOutcome::Created(bf, n) => Ok((
+    let req: service::BackfillBody = body(&b)?;
+    match service::request_backfill(&s, req).await? {
+        service::BackfillOutcome::Created(bf, n) => Ok((
             StatusCode::CREATED,
             Json(json!({"backfill": bf, "dates": n})),
         )
             .into_response()),
-        BackfillOutcome::Plan(plan) => Ok(Json(json!({
+        service::BackfillOutcome::Plan(plan) => Ok(Json(json!({
             "dry_run": true,
-            "plan": plan.iter().map(|(ld, end, a)| json!({"logical_date": ld, "data_interval_end": end, "action": a})).collect::<Vec<_>>(),
-        }))
-        .into_response()),
-    }
-}
-
-pub(crate) async fn find_backfill(s: &AppState, id: i64) -> Result<BackfillRecord, Failure> {
-    s.store()
-        .get_backfill(id)
-        .await?
-        .ok_or_else(|| Failure::not_found(format!("backfill {id} not found")))
+            "plan": plan.iter().map(|(ld, end, a)| json!({"logical_date": ld, "data_interval_end": end, "action": a})).collect::<Vec<_>>()}))
+        .into_response())}
 }
 
 async fn get_backfill(State(s): State<AppState>, p: Result<Path<i64>, PathRejection>) -> ApiResult {
     let id = path(p)?;
-    let bf = find_backfill(&s, id).await?;
+    let bf = service::find_backfill(&s, id).await?;
     let dates = s
         .store()
         .backfill_dates(id, None, Some(MAX_LIMIT), bf.reverse)
         .await
         .map_err(Failure::from)?;
-    let (_, mut v) = with_progress(&s, &bf).await?;
+    let (_, mut v) = service::backfill_with_progress(&s, &bf).await?;
     v["dates"] = json!(dates);
     Ok(Json(v).into_response())
 }
@@ -611,7 +425,7 @@ async fn cancel_backfill(
     p: Result<Path<i64>, PathRejection>,
 ) -> ApiResult {
     let id = path(p)?;
-    find_backfill(&s, id).await?;
+    service::find_backfill(&s, id).await?;
     let bf = backfill::cancel(s.store(), id).await?;
     Ok(Json(json!({"backfill": bf})).into_response())
 }

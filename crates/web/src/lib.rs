@@ -16,83 +16,29 @@
 //! browser change anything.
 
 mod api;
+mod cookies;
 mod dags;
 mod error;
 mod openapi;
 mod pages;
 pub mod security;
+mod service;
+mod state;
 mod streams;
 pub mod svg;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use lake::metrics::Metrics;
-use scheduler::operator::Kinds;
-use scheduler::store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub use error::{Error, Result};
+pub use state::{AppState, WebOptions};
 pub use streams::StreamSource;
 
 /// The default address of the web server.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
-
-/// What the server shows and acts on.
-pub struct WebOptions {
-    /// The metadata store.
-    pub store: Arc<dyn Store>,
-    /// Task kinds, to parse the DAGs recorded in the store.
-    pub kinds: Kinds,
-    /// The project's streams (streams page, `/api/v1/streams`).
-    pub streams: Vec<StreamSource>,
-    /// Live figures of the stream writers running in this process, if any.
-    pub metrics: Option<Arc<Metrics>>,
-    /// Token every state-changing request must carry; required when the
-    /// server binds to anything but a loopback address.
-    pub token: Option<String>,
-}
-
-/// Shared state of every handler (cheap to clone).
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-struct Inner {
-    store: Arc<dyn Store>,
-    dags: dags::DagCache,
-    streams: Vec<StreamSource>,
-    offset_readers: streams::OffsetReaders,
-    metrics: Option<Arc<Metrics>>,
-    token: Option<String>,
-    /// Cancelled when the server stops: ends open log tails so the graceful
-    /// shutdown does not wait for them.
-    stop: CancellationToken,
-}
-
-impl AppState {
-    /// State for [`app`].
-    pub fn new(opts: WebOptions) -> AppState {
-        AppState::with_stop(opts, CancellationToken::new())
-    }
-
-    fn with_stop(opts: WebOptions, stop: CancellationToken) -> AppState {
-        AppState(Arc::new(Inner {
-            stop,
-            dags: dags::DagCache::new(opts.kinds),
-            store: opts.store,
-            streams: opts.streams,
-            offset_readers: streams::OffsetReaders::default(),
-            metrics: opts.metrics,
-            token: opts.token.filter(|t| !t.is_empty()),
-        }))
-    }
-
-    fn store(&self) -> &dyn Store {
-        self.0.store.as_ref()
-    }
-}
 
 /// The whole application: UI pages, static assets, the REST API and the
 /// security layer. Tests call it without a socket (`oneshot`).
@@ -130,11 +76,8 @@ pub fn app(state: AppState) -> Router {
             get(pages::log_stream),
         )
         .route("/streams", get(pages::streams))
-        .route(
-            "/login",
-            get(security::login_form).post(security::login_submit),
-        )
-        .route("/logout", post(security::logout))
+        .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/logout", post(pages::logout))
         .route("/static/app.css", get(pages::css))
         .route("/static/app.js", get(pages::js))
         .route("/healthz", get(api::health))

@@ -1,5 +1,6 @@
-//! Who may change things: the token check, cross-site request protection
-//! and the login page that keeps the token in a cookie.
+//! Who may change things: the token check and cross-site request
+//! protection ([`guard`]); the login page that keeps the token in a cookie
+//! is `pages::login`.
 //!
 //! Rules, applied by [`guard`] to every request that is not GET/HEAD:
 //! 1. A request a browser marks as cross-site (`Sec-Fetch-Site: cross-site`,
@@ -13,56 +14,21 @@
 //!    `Content-Type: application/json`, which a cross-site page cannot send
 //!    without a CORS preflight this server never grants.
 
-use std::fmt::Write as _;
-
 use axum::body::{Body, to_bytes};
-use axum::extract::{Extension, Form, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
 
-use crate::AppState;
+use crate::cookies::{
+    CSRF_COOKIE, Csrf, FLASH_COOKIE, TOKEN_COOKIE, cookie, random_token, same_secret,
+};
 use crate::error::{ApiError, Failure};
+use crate::pages::layout::error_page;
+use crate::state::AppState;
 
-/// Cookie holding the token after a login.
-pub const TOKEN_COOKIE: &str = "tributary_token";
-/// Cookie holding the CSRF token that forms echo in `_csrf`.
-pub const CSRF_COOKIE: &str = "tributary_csrf";
 /// Largest form body the guard reads to find `_csrf`.
 const MAX_FORM: usize = 1 << 20;
-
-/// A fresh random token (128 bits, hex).
-pub fn random_token() -> String {
-    let mut b = [0u8; 16];
-    // getrandom only fails when the OS has no entropy source at all.
-    getrandom::fill(&mut b).expect("the OS random number generator is unavailable");
-    b.iter().fold(String::with_capacity(32), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
-}
-
-/// The value of cookie `name`, if the request has it.
-pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// Compares two secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -110,7 +76,7 @@ fn refuse(api: bool, status: StatusCode, message: &str, next_path: &str) -> Resp
         );
         return Redirect::to(&to).into_response();
     }
-    crate::pages::error_page(&Failure::new(status, message))
+    error_page(&Failure::new(status, message))
 }
 
 /// The middleware enforcing the rules above; it also hands every browser a
@@ -130,7 +96,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         // A page that answered showed the flash message: it is shown once.
         if !api
             && resp.status().is_success()
-            && cookie(&headers, crate::pages::FLASH_COOKIE).is_some_and(|f| !f.is_empty())
+            && cookie(&headers, FLASH_COOKIE).is_some_and(|f| !f.is_empty())
         {
             resp.headers_mut().append(
                 header::SET_COOKIE,
@@ -227,80 +193,6 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The CSRF token pages embed in their forms (`_csrf`): the browser's
-/// cookie, or the fresh one [`guard`] sets on this response.
-#[derive(Debug, Clone)]
-pub struct Csrf(pub String);
-
-#[derive(Deserialize)]
-pub(crate) struct LoginQuery {
-    next: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct LoginForm {
-    token: String,
-    next: Option<String>,
-}
-
-/// Only paths on this server are followed after a login.
-fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
-        _ => "/".to_string(),
-    }
-}
-
-/// `GET /login`.
-pub(crate) async fn login_form(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    Query(q): Query<LoginQuery>,
-) -> Response {
-    crate::pages::login_page(
-        &csrf,
-        &local_path(q.next.as_deref()),
-        state.0.token.is_some(),
-        None,
-    )
-}
-
-/// `POST /login`: checks the token and keeps it in an HttpOnly cookie.
-pub(crate) async fn login_submit(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    Form(f): Form<LoginForm>,
-) -> Response {
-    let next = local_path(f.next.as_deref());
-    let Some(expected) = &state.0.token else {
-        return Redirect::to(&next).into_response();
-    };
-    if !same_secret(expected, f.token.trim()) {
-        let mut r = crate::pages::login_page(&csrf, &next, true, Some("wrong token"));
-        *r.status_mut() = StatusCode::UNAUTHORIZED;
-        return r;
-    }
-    let mut r = Redirect::to(&next).into_response();
-    let c = format!(
-        "{TOKEN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000",
-        f.token.trim()
-    );
-    if let Ok(v) = HeaderValue::from_str(&c) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
-}
-
-/// `POST /logout`: forgets the token cookie.
-pub(crate) async fn logout() -> Response {
-    let mut r = Redirect::to("/").into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_static("tributary_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,9 +240,6 @@ mod tests {
         assert!(same_secret("abc", "abc"));
         assert!(!same_secret("abc", "abd"));
         assert!(!same_secret("abc", "abcd"));
-        assert_eq!(local_path(Some("/dags/x")), "/dags/x");
-        assert_eq!(local_path(Some("//evil.example/")), "/");
-        assert_eq!(local_path(Some("https://evil.example/")), "/");
         assert_eq!(random_token().len(), 32);
         assert_ne!(random_token(), random_token());
     }

@@ -1,0 +1,66 @@
+//! The server's state: what it shows and acts on ([`WebOptions`]), shared
+//! by every handler through [`AppState`].
+
+use std::sync::Arc;
+
+use lake::metrics::Metrics;
+use scheduler::operator::Kinds;
+use scheduler::store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::dags;
+use crate::streams::{self, StreamSource};
+
+/// What the server shows and acts on.
+pub struct WebOptions {
+    /// The metadata store.
+    pub store: Arc<dyn Store>,
+    /// Task kinds, to parse the DAGs recorded in the store.
+    pub kinds: Kinds,
+    /// The project's streams (streams page, `/api/v1/streams`).
+    pub streams: Vec<StreamSource>,
+    /// Live figures of the stream writers running in this process, if any.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Token every state-changing request must carry; required when the
+    /// server binds to anything but a loopback address.
+    pub token: Option<String>,
+}
+
+/// Shared state of every handler (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) dags: dags::DagCache,
+    pub(crate) streams: Vec<StreamSource>,
+    pub(crate) offset_readers: streams::OffsetReaders,
+    pub(crate) metrics: Option<Arc<Metrics>>,
+    pub(crate) token: Option<String>,
+    /// Cancelled when the server stops: ends open log tails so the graceful
+    /// shutdown does not wait for them.
+    pub(crate) stop: CancellationToken,
+}
+
+impl AppState {
+    /// State for [`crate::app`].
+    pub fn new(opts: WebOptions) -> AppState {
+        AppState::with_stop(opts, CancellationToken::new())
+    }
+
+    pub(crate) fn with_stop(opts: WebOptions, stop: CancellationToken) -> AppState {
+        AppState(Arc::new(Inner {
+            stop,
+            dags: dags::DagCache::new(opts.kinds),
+            store: opts.store,
+            streams: opts.streams,
+            offset_readers: streams::OffsetReaders::default(),
+            metrics: opts.metrics,
+            token: opts.token.filter(|t| !t.is_empty()),
+        }))
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.0.store.as_ref()
+    }
+}
