@@ -155,7 +155,7 @@ async fn latency(config: &str, stream: &str, bootstrap: &str, topic: &str, secon
     let opts = lake::writer::WriterOptions {
         spec: spec.clone(),
         location: location.clone(),
-        kafka: lake::writer::KafkaSource {
+        kafka: lake::kafka::KafkaSource {
             bootstrap_servers: bootstrap.to_string(),
             properties: Default::default(),
         },

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use lake::config::StreamSpec;
+use lake::kafka::KafkaSource;
 use lake::metrics::Metrics;
-use lake::writer::{KafkaSource, RunSummary, WriterOptions};
+use lake::writer::{RunSummary, WriterOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::StreamCommand;

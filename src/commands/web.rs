@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
+use lake::kafka::KafkaSource;
 use lake::metrics::Metrics;
-use lake::writer::KafkaSource;
 use scheduler::store::Store;
 use tokio_util::sync::CancellationToken;
 use web::{StreamSource, WebOptions};

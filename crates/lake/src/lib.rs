@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod decode;
+pub mod kafka;
 pub mod metrics;
 pub mod partition;
 pub mod schema;

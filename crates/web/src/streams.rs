@@ -12,10 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use lake::LakeError;
 use lake::config::StreamSpec;
+use lake::kafka::{KafkaSource, OffsetReader};
 use lake::metrics::Metrics;
 use lake::table::Location;
 use lake::tools::{TableInfo, describe};
-use lake::writer::{KafkaSource, OffsetReader};
 use serde::Serialize;
 
 /// A stream the server reports on.
@@ -159,12 +159,12 @@ pub(crate) async fn status(
         Ok(ends) => {
             let mut ends: Vec<_> = ends.into_iter().collect();
             ends.sort();
-            for ((topic, partition), end) in ends {
-                let committed = offsets.get(&format!("{topic}/{partition}")).copied();
+            for (tp, end) in ends {
+                let committed = offsets.get(&tp.to_string()).copied();
                 lag.push(PartitionLag {
                     lag: (end - committed.unwrap_or(-1)).max(0),
-                    topic,
-                    partition,
+                    topic: tp.topic.to_string(),
+                    partition: tp.partition,
                     end_offset: end,
                     committed,
                 });

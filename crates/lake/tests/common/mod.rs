@@ -12,9 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use lake::config::{StreamConfig, StreamSpec};
+use lake::kafka::KafkaSource;
 use lake::metrics::StreamMetrics;
 use lake::table::Location;
-use lake::writer::{KafkaSource, RunSummary, WriterOptions};
+use lake::writer::{RunSummary, WriterOptions};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,

@@ -1,0 +1,161 @@
+//! The writer's Kafka consumer and its rebalance callbacks.
+//!
+//! librdkafka calls [`WriterContext`] while the loop polls; the callback
+//! positions every newly assigned partition from the table log (never from
+//! the consumer group) and queues the event, and the loop applies the queue
+//! before the messages that follow it (`Writer::handle_rebalance`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext};
+
+use crate::LakeError;
+use crate::config::StreamSpec;
+use crate::kafka::{KafkaSource, TopicPartition};
+use crate::metrics::StreamMetrics;
+
+/// The table log's offset per partition as the writer last read or wrote
+/// it: the one record of "committed" the writer keeps. The loop writes it
+/// (`Writer::record_committed`); the assignment callback reads it to
+/// position partitions.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LogOffsets(Arc<Mutex<HashMap<TopicPartition, i64>>>);
+
+impl LogOffsets {
+    pub fn get(&self, tp: &TopicPartition) -> Option<i64> {
+        self.0.lock().expect("log offsets lock").get(tp).copied()
+    }
+
+    pub fn set(&self, tp: &TopicPartition, offset: Option<i64>) {
+        let mut m = self.0.lock().expect("log offsets lock");
+        match offset {
+            Some(o) => m.insert(tp.clone(), o),
+            None => m.remove(tp),
+        };
+    }
+}
+
+/// Rebalance events not yet applied by the loop.
+#[derive(Debug, Default)]
+pub(super) struct RebalanceQueue {
+    pub revoked: Vec<TopicPartition>,
+    pub assigned: Vec<TopicPartition>,
+}
+
+/// What the callbacks share with the loop.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Rebalances {
+    pub queue: Arc<Mutex<RebalanceQueue>>,
+    /// Bumped by every rebalance callback; the loop compares it with the
+    /// count it last applied (read without the lock, per message).
+    pub count: Arc<AtomicU64>,
+}
+
+impl Rebalances {
+    /// Takes the queued events and the count they bring the loop to.
+    pub fn take(&self) -> (RebalanceQueue, u64) {
+        let mut q = self.queue.lock().expect("rebalance lock");
+        (std::mem::take(&mut *q), self.count.load(Ordering::SeqCst))
+    }
+
+    fn push(&self, f: impl FnOnce(&mut RebalanceQueue)) {
+        let mut q = self.queue.lock().expect("rebalance lock");
+        f(&mut q);
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub(super) struct WriterContext {
+    pub rebalances: Rebalances,
+    pub log_offsets: LogOffsets,
+    pub metrics: Arc<StreamMetrics>,
+    pub stream: String,
+}
+
+impl ClientContext for WriterContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (p, s) in &t.partitions {
+                if *p >= 0 && s.hi_offset >= 0 {
+                    self.metrics
+                        .partition(topic, *p, |f| f.high_watermark = Some(s.hi_offset));
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for WriterContext {
+    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            for e in tpl.elements() {
+                tracing::info!(stream = %self.stream, topic = e.topic(), partition = e.partition(), "partition revoked");
+                let tp = TopicPartition::new(e.topic(), e.partition());
+                self.rebalances.push(|q| q.revoked.push(tp));
+                self.metrics
+                    .partition(e.topic(), e.partition(), |f| f.assigned = false);
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            // Position every partition from the table log, not the group.
+            let mut positioned = TopicPartitionList::new();
+            let mut assigned = Vec::new();
+            for e in tpl.elements() {
+                let tp = TopicPartition::new(e.topic(), e.partition());
+                let offset = match self.log_offsets.get(&tp) {
+                    Some(c) => Offset::Offset(c + 1),
+                    None => Offset::Beginning,
+                };
+                if let Err(err) = positioned.add_partition_offset(e.topic(), e.partition(), offset)
+                {
+                    tracing::warn!(stream = %self.stream, %err, "cannot position partition");
+                }
+                tracing::info!(stream = %self.stream, topic = e.topic(), partition = e.partition(), ?offset, "partition assigned");
+                self.metrics
+                    .partition(e.topic(), e.partition(), |f| f.assigned = true);
+                assigned.push(tp);
+            }
+            self.rebalances.push(|q| q.assigned.extend(assigned));
+            if let Err(err) = consumer.assign(&positioned) {
+                tracing::warn!(stream = %self.stream, %err, "cannot assign positioned partitions");
+            }
+        }
+    }
+}
+
+/// The consumer of a stream: manual offsets (the table log holds them),
+/// a small prefetch (the writer's own budget holds the data), statistics
+/// for the high watermarks.
+pub(super) fn create(
+    kafka: &KafkaSource,
+    spec: &StreamSpec,
+    ctx: WriterContext,
+) -> Result<StreamConsumer<WriterContext>, LakeError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("group.id", &spec.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", "5000")
+        // librdkafka prefetches up to 64 MiB by default; the writer's own
+        // memory budget is the one that should hold data.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("client.id", format!("tributary-{}", spec.name));
+    // The user's properties last: they may tune any of the above except
+    // what the stream config refuses (group.id, auto commits).
+    for (k, v) in kafka.properties.iter().chain(spec.consumer.iter()) {
+        cfg.set(k, v);
+    }
+    cfg.create_with_context(ctx)
+        .map_err(|e| LakeError::Kafka(format!("cannot create the consumer: {e}")))
+}
