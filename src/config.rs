@@ -14,13 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
+use diag::{Diagnostic, Diags, parse_document};
 use lake::config::{STREAM_KEYS, SchemaCatalog, StreamConfig, StreamSpec};
 use lake::table::Location;
-use scheduler::dag::Diagnostic;
-use scheduler::dag::parse::line_col;
 use serde::Deserialize;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::DeValue;
 
 /// The default config file name.
 pub const CONFIG_FILE: &str = "tributary.toml";
@@ -212,7 +211,7 @@ impl Project {
             .cloned()
             .ok_or_else(|| {
                 let names: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
-                let hint = lake::suggest(name, &names)
+                let hint = diag::suggest(name, &names)
                     .map(|s| format!(" (did you mean {s:?}?)"))
                     .unwrap_or_default();
                 anyhow!(
@@ -278,145 +277,29 @@ impl Project {
     }
 }
 
-fn diag(
-    file: &str,
-    source: &str,
-    span: Option<std::ops::Range<usize>>,
-    message: String,
-) -> Diagnostic {
-    let (line, col) = line_col(source, span.map_or(0, |s| s.start));
-    Diagnostic {
-        file: file.to_string(),
-        line,
-        col,
-        message,
-    }
-}
-
-fn de<'a, T: serde::de::DeserializeOwned>(
-    file: &str,
-    source: &str,
-    value: Spanned<DeValue<'a>>,
-    what: &str,
-    known: &[&str],
-    out: &mut Vec<Diagnostic>,
-) -> Option<T> {
-    let whole = value.span();
-    match T::deserialize(ValueDeserializer::from(value)) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let mut msg = e.message().trim_end().to_string();
-            if let Some(rest) = msg.strip_prefix("unknown field `")
-                && let Some(name) = rest.split('`').next()
-            {
-                msg = match lake::suggest(name, known) {
-                    Some(s) => format!("unknown key `{name}` (did you mean `{s}`?)"),
-                    None => format!("unknown key `{name}` (known keys: {})", known.join(", ")),
-                };
-            }
-            out.push(diag(
-                file,
-                source,
-                e.span().or(Some(whole)),
-                format!("{what}: {msg}"),
-            ));
-            None
-        }
-    }
-}
-
 /// Parses and validates a config file's text.
 pub fn parse(
     file: &str,
     source: &str,
     catalog: &SchemaCatalog,
 ) -> Result<Project, Vec<Diagnostic>> {
-    let mut out = Vec::new();
-    let (root, syntax) = DeTable::parse_recoverable(source);
-    if !syntax.is_empty() {
-        for e in syntax {
-            out.push(diag(
-                file,
-                source,
-                e.span(),
-                format!("TOML syntax: {}", e.message().trim_end()),
-            ));
-        }
-        return Err(out);
-    }
+    let mut d = Diags::new(file, source);
+    let Some(root) = parse_document(&mut d) else {
+        return Err(d.into_vec());
+    };
     let span = root.span();
     let mut table = root.into_inner();
     let streams_value = table.remove("stream");
-    let top: Option<FileTop> = de(
-        file,
-        source,
+    let top: Option<FileTop> = d.de(
         Spanned::new(span, DeValue::Table(table)),
         "config",
         TOP_KEYS,
-        &mut out,
     );
-    let mut streams: Vec<Arc<StreamSpec>> = Vec::new();
-    if let Some(sv) = streams_value {
-        let sspan = sv.span();
-        match sv.into_inner() {
-            DeValue::Array(items) => {
-                for item in items {
-                    let Some(cfg) =
-                        de::<StreamConfig>(file, source, item, "[[stream]]", STREAM_KEYS, &mut out)
-                    else {
-                        continue;
-                    };
-                    let name_span = cfg.name.span();
-                    match cfg.resolve(catalog) {
-                        Ok(spec) => {
-                            if streams.iter().any(|s| s.name == spec.name) {
-                                out.push(diag(
-                                    file,
-                                    source,
-                                    Some(name_span),
-                                    format!("stream {:?} is declared twice", spec.name),
-                                ));
-                            } else if let Some(other) = streams
-                                .iter()
-                                .find(|s| s.table == spec.table && s.lake == spec.lake)
-                            {
-                                out.push(diag(
-                                    file,
-                                    source,
-                                    Some(name_span),
-                                    format!(
-                                        "streams {:?} and {:?} write the same table {:?}",
-                                        other.name, spec.name, spec.table
-                                    ),
-                                ));
-                            } else {
-                                streams.push(Arc::new(spec));
-                            }
-                        }
-                        Err(problems) => {
-                            for (sp, msg) in problems {
-                                out.push(diag(
-                                    file,
-                                    source,
-                                    sp,
-                                    format!("stream {:?}: {msg}", cfg.name.get_ref()),
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            _ => out.push(diag(
-                file,
-                source,
-                Some(sspan),
-                "stream: write [[stream]] tables".into(),
-            )),
-        }
-    }
-    if !out.is_empty() {
-        out.sort_by_key(|d| (d.line, d.col));
-        return Err(out);
+    let streams = streams_value
+        .map(|sv| parse_streams(&mut d, sv, catalog))
+        .unwrap_or_default();
+    if !d.is_empty() {
+        return Err(d.into_sorted());
     }
     let top = top.unwrap_or_default();
     for (what, v) in [
@@ -426,8 +309,11 @@ pub fn parse(
         if let Some(v) = v
             && let Err(e) = scheduler::secrets::check_syntax(v)
         {
-            return Err(vec![diag(file, source, None, format!("{what}: {e}"))]);
+            d.err(None, format!("{what}: {e}"));
         }
+    }
+    if !d.is_empty() {
+        return Err(d.into_vec());
     }
     Ok(Project {
         path: None,
@@ -440,6 +326,56 @@ pub fn parse(
         web: top.web,
         streams,
     })
+}
+
+/// Every `[[stream]]`, each deserialized and resolved on its own; two
+/// streams may not share a name or a table.
+fn parse_streams<'a>(
+    d: &mut Diags<'a>,
+    value: Spanned<DeValue<'a>>,
+    catalog: &SchemaCatalog,
+) -> Vec<Arc<StreamSpec>> {
+    let span = value.span();
+    let DeValue::Array(items) = value.into_inner() else {
+        d.err(Some(span), "stream: write [[stream]] tables");
+        return Vec::new();
+    };
+    let mut streams: Vec<Arc<StreamSpec>> = Vec::new();
+    for item in items {
+        let Some(cfg) = d.de::<StreamConfig>(item, "[[stream]]", STREAM_KEYS) else {
+            continue;
+        };
+        let name_span = cfg.name.span();
+        match cfg.resolve(catalog) {
+            Ok(spec) => {
+                if streams.iter().any(|s| s.name == spec.name) {
+                    d.err(
+                        Some(name_span),
+                        format!("stream {:?} is declared twice", spec.name),
+                    );
+                } else if let Some(other) = streams
+                    .iter()
+                    .find(|s| s.table == spec.table && s.lake == spec.lake)
+                {
+                    d.err(
+                        Some(name_span),
+                        format!(
+                            "streams {:?} and {:?} write the same table {:?}",
+                            other.name, spec.name, spec.table
+                        ),
+                    );
+                } else {
+                    streams.push(Arc::new(spec));
+                }
+            }
+            Err(problems) => {
+                for (sp, msg) in problems {
+                    d.err(sp, format!("stream {:?}: {msg}", cfg.name.get_ref()));
+                }
+            }
+        }
+    }
+    streams
 }
 
 #[cfg(test)]

@@ -25,181 +25,188 @@ fn table_location(project: &Project, table: &str) -> Result<(Location, Option<Ar
 
 /// `lake …`.
 pub async fn run(settings: &Settings, c: &LakeCommand) -> Result<ExitCode> {
-    let json = settings.json();
     match c {
-        LakeCommand::Ls { table, history } => {
-            let (location, stream) = table_location(&settings.project, table)?;
-            let info = lake::tools::describe(
-                &location,
-                table,
-                stream.as_ref().map(|s| s.name.as_str()),
-                *history,
-            )
-            .await?;
-            if json {
-                return output::json(&info).map(|()| ExitCode::SUCCESS);
-            }
-            println!("table {}  ({})", info.name, info.url);
-            println!(
-                "version {}  files {}  rows {}  size {}  partitioned by [{}]",
-                info.version,
-                info.files,
-                info.rows,
-                format_bytes(info.bytes),
-                info.partition_columns.join(", ")
-            );
-            println!();
-            let rows: Vec<Vec<String>> = info
-                .partitions
-                .iter()
-                .map(|(p, i)| {
-                    vec![
-                        p.clone(),
-                        i.files.to_string(),
-                        i.rows.to_string(),
-                        format_bytes(i.bytes),
-                    ]
-                })
-                .collect();
-            output::table(&["PARTITION", "FILES", "ROWS", "SIZE"], &rows);
-            if !info.offsets.is_empty() {
-                println!();
-                let rows: Vec<Vec<String>> = info
-                    .offsets
-                    .iter()
-                    .map(|(tp, o)| vec![tp.clone(), o.to_string()])
-                    .collect();
-                output::table(&["TOPIC/PARTITION", "LAST OFFSET"], &rows);
-            }
-            println!();
-            let rows: Vec<Vec<String>> = info
-                .history
-                .iter()
-                .map(|v| {
-                    vec![
-                        v.version.to_string(),
-                        v.timestamp_ms
-                            .and_then(chrono::DateTime::from_timestamp_millis)
-                            .map(output::ts)
-                            .unwrap_or_default(),
-                        v.operation.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            output::table(&["VERSION", "COMMITTED", "OPERATION"], &rows);
-            Ok(ExitCode::SUCCESS)
-        }
-        LakeCommand::Verify { table } => {
-            let (location, stream) = table_location(&settings.project, table)?;
-            let dead = stream
-                .as_ref()
-                .filter(|s| s.table == *table)
-                .map(|s| s.dead_letter_table.clone());
-            let report = lake::tools::verify(
-                &location,
-                table,
-                dead.as_deref(),
-                stream.as_ref().map(|s| s.name.as_str()),
-            )
-            .await?;
-            if json {
-                output::json(&report)?;
-            } else {
-                let rows: Vec<Vec<String>> = report
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            format!("{}/{}", p.topic, p.partition),
-                            p.first.to_string(),
-                            p.last.to_string(),
-                            p.committed.map_or("-".into(), |c| c.to_string()),
-                            p.rows.to_string(),
-                            p.rejected.to_string(),
-                        ]
-                    })
-                    .collect();
-                output::table(
-                    &[
-                        "TOPIC/PARTITION",
-                        "FIRST",
-                        "LAST",
-                        "COMMITTED",
-                        "ROWS",
-                        "DEAD LETTERS",
-                    ],
-                    &rows,
-                );
-                println!(
-                    "table {} version {}: {} rows read, {} rows in the log, {} dead letters",
-                    report.table,
-                    report.version,
-                    report.rows_read,
-                    report.rows_in_log,
-                    report.rejected_read
-                );
-                for p in &report.problems {
-                    println!("PROBLEM: {p}");
-                }
-                if report.ok() {
-                    println!(
-                        "OK: every offset is held exactly once, contiguous up to the committed offset"
-                    );
-                }
-            }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        LakeCommand::Ls { table, history } => ls(settings, table, *history).await,
+        LakeCommand::Verify { table } => verify(settings, table).await,
         LakeCommand::Optimize { table, target_size } => {
-            let target =
-                lake::units::parse_bytes(target_size).map_err(|e| anyhow!("--target-size: {e}"))?;
-            let (location, _) = table_location(&settings.project, table)?;
-            let r = lake::tools::optimize(&location, table, target).await?;
-            if json {
-                return output::json(&r).map(|()| ExitCode::SUCCESS);
-            }
-            println!(
-                "optimized {table}: {} files compacted into {} across {} partitions (version {})",
-                r.files_removed, r.files_added, r.partitions_optimized, r.version
-            );
-            Ok(ExitCode::SUCCESS)
+            optimize(settings, table, target_size).await
         }
         LakeCommand::Vacuum {
             table,
             retention,
             dry_run,
-        } => {
-            let keep = humantime::parse_duration(retention)
-                .map_err(|e| anyhow!("--retention {retention:?}: {e} (e.g. 7d, 12h)"))?;
-            let (location, _) = table_location(&settings.project, table)?;
-            let files = lake::tools::vacuum(&location, table, keep, *dry_run).await?;
-            if json {
-                return output::json(&serde_json::json!({ "dry_run": dry_run, "files": files }))
-                    .map(|()| ExitCode::SUCCESS);
-            }
-            for f in &files {
-                println!(
-                    "{}{f}",
-                    if *dry_run {
-                        "would delete "
-                    } else {
-                        "deleted "
-                    }
-                );
-            }
+        } => vacuum(settings, table, retention, *dry_run).await,
+    }
+}
+
+async fn ls(settings: &Settings, table: &str, history: usize) -> Result<ExitCode> {
+    let (location, stream) = table_location(&settings.project, table)?;
+    let info = lake::tools::describe(
+        &location,
+        table,
+        stream.as_ref().map(|s| s.name.as_str()),
+        history,
+    )
+    .await?;
+    if settings.json() {
+        return output::json(&info).map(|()| ExitCode::SUCCESS);
+    }
+    println!("table {}  ({})", info.name, info.url);
+    println!(
+        "version {}  files {}  rows {}  size {}  partitioned by [{}]",
+        info.version,
+        info.files,
+        info.rows,
+        format_bytes(info.bytes),
+        info.partition_columns.join(", ")
+    );
+    println!();
+    let rows: Vec<Vec<String>> = info
+        .partitions
+        .iter()
+        .map(|(p, i)| {
+            vec![
+                p.clone(),
+                i.files.to_string(),
+                i.rows.to_string(),
+                format_bytes(i.bytes),
+            ]
+        })
+        .collect();
+    output::table(&["PARTITION", "FILES", "ROWS", "SIZE"], &rows);
+    if !info.offsets.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = info
+            .offsets
+            .iter()
+            .map(|(tp, o)| vec![tp.clone(), o.to_string()])
+            .collect();
+        output::table(&["TOPIC/PARTITION", "LAST OFFSET"], &rows);
+    }
+    println!();
+    let rows: Vec<Vec<String>> = info
+        .history
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.to_string(),
+                v.timestamp_ms
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map(output::ts)
+                    .unwrap_or_default(),
+                v.operation.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["VERSION", "COMMITTED", "OPERATION"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(settings: &Settings, table: &str) -> Result<ExitCode> {
+    let (location, stream) = table_location(&settings.project, table)?;
+    let dead = stream
+        .as_ref()
+        .filter(|s| s.table == *table)
+        .map(|s| s.dead_letter_table.clone());
+    let report = lake::tools::verify(
+        &location,
+        table,
+        dead.as_deref(),
+        stream.as_ref().map(|s| s.name.as_str()),
+    )
+    .await?;
+    if settings.json() {
+        output::json(&report)?;
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .partitions
+            .iter()
+            .map(|p| {
+                vec![
+                    format!("{}/{}", p.topic, p.partition),
+                    p.first.to_string(),
+                    p.last.to_string(),
+                    p.committed.map_or("-".into(), |c| c.to_string()),
+                    p.rows.to_string(),
+                    p.rejected.to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "TOPIC/PARTITION",
+                "FIRST",
+                "LAST",
+                "COMMITTED",
+                "ROWS",
+                "DEAD LETTERS",
+            ],
+            &rows,
+        );
+        println!(
+            "table {} version {}: {} rows read, {} rows in the log, {} dead letters",
+            report.table,
+            report.version,
+            report.rows_read,
+            report.rows_in_log,
+            report.rejected_read
+        );
+        for p in &report.problems {
+            println!("PROBLEM: {p}");
+        }
+        if report.ok() {
             println!(
-                "{} file(s) {}",
-                files.len(),
-                if *dry_run {
-                    "would be deleted"
-                } else {
-                    "deleted"
-                }
+                "OK: every offset is held exactly once, contiguous up to the committed offset"
             );
-            Ok(ExitCode::SUCCESS)
         }
     }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn optimize(settings: &Settings, table: &str, target_size: &str) -> Result<ExitCode> {
+    let target =
+        lake::units::parse_bytes(target_size).map_err(|e| anyhow!("--target-size: {e}"))?;
+    let (location, _) = table_location(&settings.project, table)?;
+    let r = lake::tools::optimize(&location, table, target).await?;
+    if settings.json() {
+        return output::json(&r).map(|()| ExitCode::SUCCESS);
+    }
+    println!(
+        "optimized {table}: {} files compacted into {} across {} partitions (version {})",
+        r.files_removed, r.files_added, r.partitions_optimized, r.version
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn vacuum(
+    settings: &Settings,
+    table: &str,
+    retention: &str,
+    dry_run: bool,
+) -> Result<ExitCode> {
+    let keep = humantime::parse_duration(retention)
+        .map_err(|e| anyhow!("--retention {retention:?}: {e} (e.g. 7d, 12h)"))?;
+    let (location, _) = table_location(&settings.project, table)?;
+    let files = lake::tools::vacuum(&location, table, keep, dry_run).await?;
+    if settings.json() {
+        return output::json(&serde_json::json!({ "dry_run": dry_run, "files": files }))
+            .map(|()| ExitCode::SUCCESS);
+    }
+    for f in &files {
+        println!("{}{f}", if dry_run { "would delete " } else { "deleted " });
+    }
+    println!(
+        "{} file(s) {}",
+        files.len(),
+        if dry_run {
+            "would be deleted"
+        } else {
+            "deleted"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -22,51 +22,23 @@ pub async fn run(settings: &Settings, c: &TasksCommand) -> Result<ExitCode> {
             upstream,
             failed_only,
         } => {
-            let store = settings.store().await?;
-            let bag = settings.synced_bag(store.as_ref()).await?;
-            let dag = bag.get(dag_id)?;
-            let run = find_run(store.as_ref(), dag_id, run_id).await?;
-            let opts = scheduler::actions::ClearOptions {
-                task: task.clone(),
-                downstream: *downstream,
-                upstream: *upstream,
-                failed_only: *failed_only,
-            };
-            let r = scheduler::actions::clear(store.as_ref(), &dag, &run, &opts).await?;
-            if r.changed.is_empty() && !settings.json() {
-                println!("nothing to clear in run {run_id}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            report_action(
+            clear(
                 settings,
-                &format!("cleared {} task(s) of run {run_id}", r.changed.len()),
-                &r,
+                dag_id,
+                run_id,
+                task.as_deref(),
+                *downstream,
+                *upstream,
+                *failed_only,
             )
+            .await
         }
         TasksCommand::Mark {
             dag_id,
             run_id,
             task_id,
             state,
-        } => {
-            let store = settings.store().await?;
-            let bag = settings.synced_bag(store.as_ref()).await?;
-            let dag = bag.get(dag_id)?;
-            let run = find_run(store.as_ref(), dag_id, run_id).await?;
-            let r = scheduler::actions::mark_task(
-                store.as_ref(),
-                &dag,
-                &run,
-                task_id,
-                *state == MarkState::Success,
-            )
-            .await?;
-            report_action(
-                settings,
-                &format!("task {task_id} marked {}", state.word()),
-                &r,
-            )
-        }
+        } => mark(settings, dag_id, run_id, task_id, *state).await,
         TasksCommand::Schema { record, format } => match record.as_str() {
             "random_user" => {
                 if format == "arrow" {
@@ -84,93 +56,164 @@ pub async fn run(settings: &Settings, c: &TasksCommand) -> Result<ExitCode> {
             }
             other => bail!("unknown record type {other:?} (known: random_user)"),
         },
-        TasksCommand::Kinds => {
-            if settings.json() {
-                let v: Vec<Value> = settings
-                    .kinds
-                    .iter()
-                    .map(|k| json!({"kind": k.name(), "summary": k.summary(), "settings": k.settings_schema()}))
-                    .collect();
-                output::json(&v)?;
-            } else {
-                for k in settings.kinds.iter() {
-                    println!("{:<8} {}", k.name(), k.summary());
-                    let schema = k.settings_schema();
-                    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-                        for (name, p) in props {
-                            let desc = p.get("description").and_then(Value::as_str).unwrap_or("");
-                            println!("         {name:<16} {}", desc.lines().next().unwrap_or(""));
-                        }
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        TasksCommand::List { dag_id, run_id } => {
-            let store = settings.store().await?;
-            let run = store.get_run(dag_id, run_id).await?.ok_or_else(|| {
-                scheduler::Error::RunNotFound {
-                    dag_id: dag_id.clone(),
-                    run_id: run_id.clone(),
-                }
-            })?;
-            let tis = store.task_instances(&[run.id]).await?;
-            if settings.json() {
-                output::json(&tis)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows: Vec<Vec<String>> = tis
-                .iter()
-                .map(|t| {
-                    vec![
-                        t.task_id.clone(),
-                        t.state.to_string(),
-                        format!("{}/{}", t.try_number, t.max_tries),
-                        opt_ts(t.start_date),
-                        opt_ts(t.end_date),
-                        secs(t.duration_ms),
-                        t.error.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            println!("run {} of {}: {}", run.run_id, run.dag_id, run.state);
-            output::table(
-                &["TASK", "STATE", "TRY", "START", "END", "DURATION", "ERROR"],
-                &rows,
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        TasksCommand::Kinds => kinds(settings),
+        TasksCommand::List { dag_id, run_id } => list(settings, dag_id, run_id).await,
         TasksCommand::Logs {
             dag_id,
             run_id,
             task_id,
             try_number,
-        } => {
-            let store = settings.store().await?;
-            let ti = store.get_task_instance(dag_id, run_id, task_id).await?.with_context(|| {
-                format!("no task {task_id:?} in run {run_id:?} of DAG {dag_id:?} (see `tributary tasks list {dag_id} {run_id}`)")
-            })?;
-            let t = try_number.unwrap_or(ti.try_number);
-            if t == 0 {
-                println!("task {task_id} has not run yet (state {})", ti.state);
-                return Ok(ExitCode::SUCCESS);
-            }
-            if t > ti.try_number {
-                bail!(
-                    "task {task_id} has had {} tr{} so far; there is no try {t}",
-                    ti.try_number,
-                    if ti.try_number == 1 { "y" } else { "ies" }
-                );
-            }
-            let lines = store.read_logs(ti.id, t, 0).await?;
-            if settings.json() {
-                output::json(&lines)?;
-            } else {
-                for l in lines {
-                    println!("[{}] {}", l.ts.format("%Y-%m-%d %H:%M:%S%.3f"), l.line);
+        } => logs(settings, dag_id, run_id, task_id, *try_number).await,
+    }
+}
+
+async fn clear(
+    settings: &Settings,
+    dag_id: &str,
+    run_id: &str,
+    task: Option<&str>,
+    downstream: bool,
+    upstream: bool,
+    failed_only: bool,
+) -> Result<ExitCode> {
+    let store = settings.store().await?;
+    let bag = settings.synced_bag(store.as_ref()).await?;
+    let dag = bag.get(dag_id)?;
+    let run = find_run(store.as_ref(), dag_id, run_id).await?;
+    let opts = scheduler::actions::ClearOptions {
+        task: task.map(str::to_string),
+        downstream,
+        upstream,
+        failed_only,
+    };
+    let r = scheduler::actions::clear(store.as_ref(), &dag, &run, &opts).await?;
+    if r.changed.is_empty() && !settings.json() {
+        println!("nothing to clear in run {run_id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    report_action(
+        settings,
+        &format!("cleared {} task(s) of run {run_id}", r.changed.len()),
+        &r,
+    )
+}
+
+async fn mark(
+    settings: &Settings,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    state: MarkState,
+) -> Result<ExitCode> {
+    let store = settings.store().await?;
+    let bag = settings.synced_bag(store.as_ref()).await?;
+    let dag = bag.get(dag_id)?;
+    let run = find_run(store.as_ref(), dag_id, run_id).await?;
+    let r = scheduler::actions::mark_task(
+        store.as_ref(),
+        &dag,
+        &run,
+        task_id,
+        state == MarkState::Success,
+    )
+    .await?;
+    report_action(
+        settings,
+        &format!("task {task_id} marked {}", state.word()),
+        &r,
+    )
+}
+
+fn kinds(settings: &Settings) -> Result<ExitCode> {
+    if settings.json() {
+        let v: Vec<Value> = settings
+            .kinds
+            .iter()
+            .map(|k| json!({"kind": k.name(), "summary": k.summary(), "settings": k.settings_schema()}))
+            .collect();
+        output::json(&v)?;
+    } else {
+        for k in settings.kinds.iter() {
+            println!("{:<8} {}", k.name(), k.summary());
+            let schema = k.settings_schema();
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (name, p) in props {
+                    let desc = p.get("description").and_then(Value::as_str).unwrap_or("");
+                    println!("         {name:<16} {}", desc.lines().next().unwrap_or(""));
                 }
             }
-            Ok(ExitCode::SUCCESS)
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(settings: &Settings, dag_id: &str, run_id: &str) -> Result<ExitCode> {
+    let store = settings.store().await?;
+    let run =
+        store
+            .get_run(dag_id, run_id)
+            .await?
+            .ok_or_else(|| scheduler::Error::RunNotFound {
+                dag_id: dag_id.to_string(),
+                run_id: run_id.to_string(),
+            })?;
+    let tis = store.task_instances(&[run.id]).await?;
+    if settings.json() {
+        output::json(&tis)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = tis
+        .iter()
+        .map(|t| {
+            vec![
+                t.task_id.clone(),
+                t.state.to_string(),
+                format!("{}/{}", t.try_number, t.max_tries),
+                opt_ts(t.start_date),
+                opt_ts(t.end_date),
+                secs(t.duration_ms),
+                t.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    println!("run {} of {}: {}", run.run_id, run.dag_id, run.state);
+    output::table(
+        &["TASK", "STATE", "TRY", "START", "END", "DURATION", "ERROR"],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logs(
+    settings: &Settings,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    try_number: Option<u32>,
+) -> Result<ExitCode> {
+    let store = settings.store().await?;
+    let ti = store.get_task_instance(dag_id, run_id, task_id).await?.with_context(|| {
+        format!("no task {task_id:?} in run {run_id:?} of DAG {dag_id:?} (see `tributary tasks list {dag_id} {run_id}`)")
+    })?;
+    let t = try_number.unwrap_or(ti.try_number);
+    if t == 0 {
+        println!("task {task_id} has not run yet (state {})", ti.state);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if t > ti.try_number {
+        bail!(
+            "task {task_id} has had {} tr{} so far; there is no try {t}",
+            ti.try_number,
+            if ti.try_number == 1 { "y" } else { "ies" }
+        );
+    }
+    let lines = store.read_logs(ti.id, t, 0).await?;
+    if settings.json() {
+        output::json(&lines)?;
+    } else {
+        for l in lines {
+            println!("[{}] {}", l.ts.format("%Y-%m-%d %H:%M:%S%.3f"), l.line);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

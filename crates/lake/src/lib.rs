@@ -18,6 +18,7 @@ pub mod decode;
 pub mod kafka;
 pub mod metrics;
 pub mod partition;
+mod s3;
 pub mod schema;
 pub mod table;
 pub mod tools;
@@ -53,35 +54,4 @@ pub enum LakeError {
     /// The table does not exist.
     #[error("no table {0:?} at {1}")]
     NoTable(String, String),
-}
-
-/// The closest candidate to `name` by edit distance, if close enough.
-pub fn suggest<'k>(name: &str, candidates: &[&'k str]) -> Option<&'k str> {
-    let distance = |a: &str, b: &str| -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1; b.len() + 1];
-            for (j, cb) in b.iter().enumerate() {
-                cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1);
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    };
-    candidates
-        .iter()
-        .map(|c| (distance(name, c), *c))
-        .filter(|(d, c)| {
-            let longest = c.len().max(name.len());
-            *d <= if longest >= 4 {
-                (longest / 3).max(2)
-            } else {
-                1
-            }
-        })
-        .min()
-        .map(|(_, c)| c)
 }

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::datatypes::Schema;
@@ -40,8 +40,7 @@ pub fn parse_app_id(id: &str) -> Option<(&str, &str, i32)> {
 }
 
 fn register_handlers() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+    crate::s3::register();
 }
 
 /// Where tables live: a root URL (`file:///…/`, `s3://bucket/prefix/`,

@@ -3,7 +3,7 @@
 //! and a conditional update, so it cannot race a scheduler.
 
 use crate::dag::Dag;
-use crate::model::{RunRecord, TiPatch};
+use crate::model::{Change, RunRecord, TiPatch};
 use crate::state::{RunEvent, RunState, TaskEvent, TaskState};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -88,10 +88,10 @@ pub async fn clear(
         let to = ti.state.apply(TaskEvent::Clear)?;
         let patch = TiPatch {
             max_tries: Some(ti.try_number + task.retry.retries + 1),
-            next_retry_at: Some(None),
-            end_date: Some(None),
-            error: Some(None),
-            lease_owner: Some(None),
+            next_retry_at: Change::Clear,
+            end_date: Change::Clear,
+            error: Change::Clear,
+            lease_owner: Change::Clear,
             ..TiPatch::default()
         };
         if store.update_ti(ti.id, ti.state, to, &patch).await? {
@@ -147,8 +147,8 @@ pub async fn mark_task(
         }
     })?;
     let patch = TiPatch {
-        end_date: Some(Some(chrono::Utc::now())),
-        next_retry_at: Some(None),
+        end_date: Change::Set(chrono::Utc::now()),
+        next_retry_at: Change::Clear,
         ..TiPatch::default()
     };
     let mut report = ActionReport::default();
@@ -182,8 +182,8 @@ pub async fn mark_run(store: &dyn Store, run: &RunRecord, success: bool) -> Resu
         }
         let t = ti.state.apply(task_event)?;
         let patch = TiPatch {
-            end_date: Some(Some(chrono::Utc::now())),
-            next_retry_at: Some(None),
+            end_date: Change::Set(chrono::Utc::now()),
+            next_retry_at: Change::Clear,
             ..TiPatch::default()
         };
         if store.update_ti(ti.id, ti.state, t, &patch).await? {

@@ -65,10 +65,8 @@ impl DagBag {
                 match parse_dag(&file, &source, kinds) {
                     Ok(dag) => {
                         if let Some(first) = seen_in.get(&dag.dag_id) {
-                            let (line, col) = crate::dag::parse::line_col(
-                                &source,
-                                source.find("dag_id").unwrap_or(0),
-                            );
+                            let (line, col) =
+                                diag::line_col(&source, source.find("dag_id").unwrap_or(0));
                             bag.errors.insert(
                                 file.clone(),
                                 vec![Diagnostic {

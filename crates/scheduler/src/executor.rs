@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::dag::{Dag, Task};
-use crate::model::{RunRecord, TaskInstance, TiPatch};
+use crate::model::{Change, RunRecord, TaskInstance, TiPatch};
 use crate::operator::{TaskContext, TaskError, TaskLog, TaskOutcome};
 use crate::state::{TaskEvent, TaskState};
 use crate::store::Store;
@@ -169,33 +169,10 @@ impl Executor {
         let _permit = permit;
         let task: &Task = &dag.tasks[position];
         let try_number = ti.try_number + 1;
-        let started = Utc::now();
-        let start_instant = Instant::now();
-        let patch = TiPatch {
-            try_number: Some(try_number),
-            start_date: Some(Some(started)),
-            end_date: Some(None),
-            duration_ms: Some(None),
-            hostname: Some(Some(self.hostname.clone())),
-            pid: Some(Some(i64::from(std::process::id()))),
-            heartbeat_at: Some(Some(started)),
-            next_retry_at: Some(None),
-            error: Some(None),
-            only_if_owner: Some(self.owner.clone()),
-            ..TiPatch::default()
-        };
-        let to = TaskState::Queued.apply(TaskEvent::Start)?;
-        if !self
-            .store
-            .update_ti(ti.id, TaskState::Queued, to, &patch)
-            .await?
-        {
-            warn!(ti_id = ti.id, task_id = %ti.task_id, "task instance changed before it started; not running it");
+        if !self.start_try(&ti, try_number).await? {
             return Ok(());
         }
-        self.store.notify().await?;
-        self.wake.notify_one();
-
+        let start_instant = Instant::now();
         let (log, rx) = TaskLog::channel();
         let flusher = tokio::spawn(flush_logs(self.store.clone(), ti.id, try_number, rx));
         let cancel = CancellationToken::new();
@@ -212,28 +189,7 @@ impl Executor {
             self.hostname,
             std::process::id()
         ));
-
-        let result = match dag.params.resolve(&run.conf) {
-            Err(problems) => Err(TaskError::Fatal(format!(
-                "the run's conf does not fit the DAG's params: {}",
-                problems.join("; ")
-            ))),
-            Ok(params) => {
-                let ctx = TaskContext {
-                    dag_id: dag.dag_id.clone(),
-                    run_id: run.run_id.clone(),
-                    task_id: task.id.clone(),
-                    try_number,
-                    logical_date: run.logical_date,
-                    data_interval: run.data_interval,
-                    conf: run.conf.clone(),
-                    params,
-                    log: log.clone(),
-                    cancel: cancel.clone(),
-                };
-                run_with_timeout(task, ctx, &cancel, &log).await
-            }
-        };
+        let result = execute(&dag, task, &run, try_number, &log, &cancel).await;
         if let Ok(mut m) = self.running.lock() {
             m.remove(&ti.id);
         }
@@ -243,55 +199,19 @@ impl Executor {
             .unwrap_or(false);
         let ended = Utc::now();
         let duration_ms = i64::try_from(start_instant.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let mut patch = TiPatch {
-            end_date: Some(Some(ended)),
-            duration_ms: Some(Some(duration_ms)),
-            only_if_owner: Some(self.owner.clone()),
-            ..TiPatch::default()
+        let (event, mut patch) = if shutdown {
+            log.line("the scheduler is shutting down: the task goes back to scheduled and this try is not counted");
+            let patch = TiPatch {
+                max_tries: Some(ti.max_tries + 1),
+                ..TiPatch::default()
+            };
+            (TaskEvent::Requeue, patch)
+        } else {
+            try_outcome(&result, task, &ti, try_number, ended, duration_ms, &log)
         };
-        let event = match &result {
-            _ if shutdown => {
-                log.line("the scheduler is shutting down: the task goes back to scheduled and this try is not counted");
-                patch.max_tries = Some(ti.max_tries + 1);
-                TaskEvent::Requeue
-            }
-            Ok(TaskOutcome::Success) => {
-                log.line(format!(
-                    "task succeeded in {:.3}s",
-                    duration_ms as f64 / 1000.0
-                ));
-                TaskEvent::Succeed
-            }
-            Ok(TaskOutcome::Skipped) => {
-                log.line("task skipped itself");
-                TaskEvent::Skip
-            }
-            Err(e) => {
-                patch.error = Some(Some(e.to_string()));
-                if e.is_retryable() && try_number < ti.max_tries {
-                    let delay = task.retry.delay_after(try_number);
-                    let at =
-                        ended + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                    patch.next_retry_at = Some(Some(at));
-                    log.line(format!(
-                        "task failed: {e}; retry {} of {} in {} (at {})",
-                        try_number,
-                        ti.max_tries - 1,
-                        humantime::format_duration(delay),
-                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ));
-                    TaskEvent::Retry
-                } else {
-                    let why = if e.is_retryable() {
-                        "no tries left"
-                    } else {
-                        "the error is fatal, no retry"
-                    };
-                    log.line(format!("task failed: {e} ({why})"));
-                    TaskEvent::Fail
-                }
-            }
-        };
+        patch.end_date = Change::Set(ended);
+        patch.duration_ms = Change::Set(duration_ms);
+        patch.only_if_owner = Some(self.owner.clone());
         // Logs are stored before the state changes, so whoever sees the end
         // state also sees the whole log.
         drop(log);
@@ -312,6 +232,121 @@ impl Executor {
         self.store.notify().await?;
         Ok(())
     }
+
+    /// `queued → running` for this try, fenced on our lease; false when the
+    /// task instance changed meanwhile (then it is not run).
+    async fn start_try(&self, ti: &TaskInstance, try_number: u32) -> crate::Result<bool> {
+        let started = Utc::now();
+        let patch = TiPatch {
+            try_number: Some(try_number),
+            start_date: Change::Set(started),
+            end_date: Change::Clear,
+            duration_ms: Change::Clear,
+            hostname: Change::Set(self.hostname.clone()),
+            pid: Change::Set(i64::from(std::process::id())),
+            heartbeat_at: Change::Set(started),
+            next_retry_at: Change::Clear,
+            error: Change::Clear,
+            only_if_owner: Some(self.owner.clone()),
+            ..TiPatch::default()
+        };
+        let to = TaskState::Queued.apply(TaskEvent::Start)?;
+        if !self
+            .store
+            .update_ti(ti.id, TaskState::Queued, to, &patch)
+            .await?
+        {
+            warn!(ti_id = ti.id, task_id = %ti.task_id, "task instance changed before it started; not running it");
+            return Ok(false);
+        }
+        self.store.notify().await?;
+        self.wake.notify_one();
+        Ok(true)
+    }
+}
+
+/// Runs the operator with the run's params (a conf that does not fit them
+/// fails the try without running anything).
+async fn execute(
+    dag: &Dag,
+    task: &Task,
+    run: &RunRecord,
+    try_number: u32,
+    log: &TaskLog,
+    cancel: &CancellationToken,
+) -> Result<TaskOutcome, TaskError> {
+    let params = dag.params.resolve(&run.conf).map_err(|problems| {
+        TaskError::Fatal(format!(
+            "the run's conf does not fit the DAG's params: {}",
+            problems.join("; ")
+        ))
+    })?;
+    let ctx = TaskContext {
+        dag_id: dag.dag_id.clone(),
+        run_id: run.run_id.clone(),
+        task_id: task.id.clone(),
+        try_number,
+        logical_date: run.logical_date,
+        data_interval: run.data_interval,
+        conf: run.conf.clone(),
+        params,
+        log: log.clone(),
+        cancel: cancel.clone(),
+    };
+    run_with_timeout(task, ctx, cancel, log).await
+}
+
+/// The one place a try's result becomes the task's next state: success,
+/// skip, a retry after the task's delay (a retryable error with tries
+/// left), or failure. Returns the event and the fields it sets.
+fn try_outcome(
+    result: &Result<TaskOutcome, TaskError>,
+    task: &Task,
+    ti: &TaskInstance,
+    try_number: u32,
+    ended: DateTime<Utc>,
+    duration_ms: i64,
+    log: &TaskLog,
+) -> (TaskEvent, TiPatch) {
+    let mut patch = TiPatch::default();
+    let event = match result {
+        Ok(TaskOutcome::Success) => {
+            log.line(format!(
+                "task succeeded in {:.3}s",
+                duration_ms as f64 / 1000.0
+            ));
+            TaskEvent::Succeed
+        }
+        Ok(TaskOutcome::Skipped) => {
+            log.line("task skipped itself");
+            TaskEvent::Skip
+        }
+        Err(e) => {
+            patch.error = Change::Set(e.to_string());
+            if e.is_retryable() && try_number < ti.max_tries {
+                let delay = task.retry.delay_after(try_number);
+                let at = ended + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                patch.next_retry_at = Change::Set(at);
+                log.line(format!(
+                    "task failed: {e}; retry {} of {} in {} (at {})",
+                    try_number,
+                    ti.max_tries - 1,
+                    humantime::format_duration(delay),
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ));
+                TaskEvent::Retry
+            } else {
+                let why = if e.is_retryable() {
+                    "no tries left"
+                } else {
+                    "the error is fatal, no retry"
+                };
+                log.line(format!("task failed: {e} ({why})"));
+                TaskEvent::Fail
+            }
+        }
+    };
+    (event, patch)
 }
 
 async fn run_with_timeout(
@@ -345,7 +380,7 @@ async fn flush_logs(
     try_number: u32,
     mut rx: mpsc::UnboundedReceiver<String>,
 ) {
-    let mut buf: Vec<(chrono::DateTime<Utc>, String)> = Vec::new();
+    let mut buf: Vec<(DateTime<Utc>, String)> = Vec::new();
     let mut last = tokio::time::Instant::now();
     loop {
         let deadline = last + LOG_FLUSH;

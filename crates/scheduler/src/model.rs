@@ -183,8 +183,32 @@ pub struct TaskInstance {
     pub error: Option<String>,
 }
 
-/// Fields to set along with a task-instance state change. `None` leaves a
-/// field as it is; `Some(None)` clears it.
+/// A change to one field of a stored record: leave it, set it, or clear
+/// it (store NULL).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Change<T> {
+    /// Leave the stored value as it is.
+    #[default]
+    Keep,
+    /// Store this value.
+    Set(T),
+    /// Store NULL.
+    Clear,
+}
+
+impl<T> Change<T> {
+    /// `None` to keep the field; else the value to store (`None`: NULL).
+    pub fn to_store(&self) -> Option<Option<&T>> {
+        match self {
+            Change::Keep => None,
+            Change::Set(v) => Some(Some(v)),
+            Change::Clear => Some(None),
+        }
+    }
+}
+
+/// Fields to set along with a task-instance state change (every field
+/// [`Change::Keep`] unless given), and the lease condition it applies under.
 #[derive(Debug, Clone, Default)]
 pub struct TiPatch {
     /// New try number.
@@ -192,25 +216,25 @@ pub struct TiPatch {
     /// New tries allowed.
     pub max_tries: Option<u32>,
     /// Queued time.
-    pub queued_at: Option<Option<DateTime<Utc>>>,
+    pub queued_at: Change<DateTime<Utc>>,
     /// Start time.
-    pub start_date: Option<Option<DateTime<Utc>>>,
+    pub start_date: Change<DateTime<Utc>>,
     /// End time.
-    pub end_date: Option<Option<DateTime<Utc>>>,
+    pub end_date: Change<DateTime<Utc>>,
     /// Duration.
-    pub duration_ms: Option<Option<i64>>,
+    pub duration_ms: Change<i64>,
     /// Host.
-    pub hostname: Option<Option<String>>,
+    pub hostname: Change<String>,
     /// Process id.
-    pub pid: Option<Option<i64>>,
+    pub pid: Change<i64>,
     /// Retry time.
-    pub next_retry_at: Option<Option<DateTime<Utc>>>,
+    pub next_retry_at: Change<DateTime<Utc>>,
     /// Heartbeat.
-    pub heartbeat_at: Option<Option<DateTime<Utc>>>,
+    pub heartbeat_at: Change<DateTime<Utc>>,
     /// Lease owner.
-    pub lease_owner: Option<Option<String>>,
+    pub lease_owner: Change<String>,
     /// Error message.
-    pub error: Option<Option<String>>,
+    pub error: Change<String>,
     /// Condition, not a field: apply only while this owner holds the lease
     /// (fencing: a process that lost its lease cannot overwrite the state).
     pub only_if_owner: Option<String>,

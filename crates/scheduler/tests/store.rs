@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as CDuration, TimeZone, Utc};
 use scheduler::Error;
-use scheduler::model::{DagRecord, ImportError, NewRun, PoolRecord, RunType, TaskSeed, TiPatch};
+use scheduler::model::{
+    Change, DagRecord, ImportError, NewRun, PoolRecord, RunType, TaskSeed, TiPatch,
+};
 use scheduler::state::{RunState, TaskState};
 use scheduler::store::{Backend, SqlStore, Store, scratch};
 use scheduler::timetable::DataInterval;
@@ -288,11 +290,11 @@ async fn task_instance_updates_are_conditional_and_patch_fields(s: Arc<SqlStore>
     let ti = s.task_instances(&[run.id]).await.unwrap().remove(0);
     let patch = TiPatch {
         try_number: Some(1),
-        start_date: Some(Some(t(3))),
-        hostname: Some(Some("host-ü".into())),
-        pid: Some(Some(4242)),
-        error: Some(Some("boom".into())),
-        lease_owner: Some(Some("me".into())),
+        start_date: Change::Set(t(3)),
+        hostname: Change::Set("host-ü".into()),
+        pid: Change::Set(4242),
+        error: Change::Set("boom".into()),
+        lease_owner: Change::Set("me".into()),
         ..TiPatch::default()
     };
     assert!(
@@ -318,10 +320,10 @@ async fn task_instance_updates_are_conditional_and_patch_fields(s: Arc<SqlStore>
     );
     assert_eq!(got.hostname.as_deref(), Some("host-ü"));
     assert_eq!(got.error.as_deref(), Some("boom"));
-    // Some(None) clears a field; None leaves it.
+    // Change::Clear clears a field; Change::Keep leaves it.
     let clear = TiPatch {
-        error: Some(None),
-        duration_ms: Some(Some(1500)),
+        error: Change::Clear,
+        duration_ms: Change::Set(1500),
         ..TiPatch::default()
     };
     assert!(
@@ -351,7 +353,7 @@ async fn only_one_of_many_racers_wins_a_transition(s: Arc<SqlStore>) {
         let s = s.clone();
         handles.push(tokio::spawn(async move {
             let p = TiPatch {
-                lease_owner: Some(Some(format!("racer-{i}"))),
+                lease_owner: Change::Set(format!("racer-{i}")),
                 ..TiPatch::default()
             };
             s.update_ti(ti.id, TaskState::Pending, TaskState::Scheduled, &p)
@@ -426,7 +428,7 @@ async fn retries_slots_and_heartbeats(s: Arc<SqlStore>) {
     let tis = s.task_instances(&[run.id]).await.unwrap();
     let now = Utc::now();
     let retry_at = |m: i64| TiPatch {
-        next_retry_at: Some(Some(now + CDuration::minutes(m))),
+        next_retry_at: Change::Set(now + CDuration::minutes(m)),
         ..TiPatch::default()
     };
     s.update_ti(
@@ -458,7 +460,7 @@ async fn retries_slots_and_heartbeats(s: Arc<SqlStore>) {
             < 1
     );
     let own = TiPatch {
-        lease_owner: Some(Some("me".into())),
+        lease_owner: Change::Set("me".into()),
         ..TiPatch::default()
     };
     s.update_ti(tis[2].id, TaskState::Pending, TaskState::Running, &own)
@@ -601,8 +603,8 @@ async fn expired_leases_and_fencing(s: Arc<SqlStore>) {
     let tis = s.task_instances(&[run.id]).await.unwrap();
     let now = Utc::now();
     let held = |owner: &str, hb: DateTime<Utc>| TiPatch {
-        lease_owner: Some(Some(owner.into())),
-        heartbeat_at: Some(Some(hb)),
+        lease_owner: Change::Set(owner.into()),
+        heartbeat_at: Change::Set(hb),
         ..TiPatch::default()
     };
     s.update_ti(

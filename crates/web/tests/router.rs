@@ -12,7 +12,7 @@ use axum::http::{Request, StatusCode, header};
 use chrono::{TimeZone, Utc};
 use http_body_util::BodyExt;
 use scheduler::dagbag::DagBag;
-use scheduler::model::TiPatch;
+use scheduler::model::{Change, TiPatch};
 use scheduler::state::TaskState;
 use scheduler::store::{SqlStore, Store, scratch};
 use serde_json::{Value, json};
@@ -825,7 +825,7 @@ async fn log_tail_streams_new_lines_until_the_try_ends() {
         .unwrap();
     let running = TiPatch {
         try_number: Some(1),
-        start_date: Some(Some(Utc::now())),
+        start_date: Change::Set(Utc::now()),
         ..TiPatch::default()
     };
     assert!(
@@ -854,7 +854,7 @@ async fn log_tail_streams_new_lines_until_the_try_ends() {
         .await
         .unwrap();
     let done = TiPatch {
-        end_date: Some(Some(Utc::now())),
+        end_date: Change::Set(Utc::now()),
         ..TiPatch::default()
     };
     assert!(

@@ -251,7 +251,7 @@ fn check_partition_column(
     let source = parsed.source();
     let Ok(field) = schema.field_with_name(source) else {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let hint = crate::suggest(source, &names)
+        let hint = diag::suggest(source, &names)
             .map(|s| format!(" (did you mean {s:?}?)"))
             .unwrap_or_default();
         p.at(

@@ -19,30 +19,8 @@ use crate::conf::Params;
 use crate::operator::Operator;
 use crate::timetable::Timetable;
 
+pub use diag::Diagnostic;
 pub use parse::{parse_dag, validate_source};
-
-/// One problem in a DAG file, with its position (1-based line and column).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Diagnostic {
-    /// The file, as given.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub col: usize,
-    /// A plain sentence saying what is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
-    }
-}
 
 /// When a task runs, given the states of its upstream tasks (Airflow's names).
 #[derive(

@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::Scheduler;
 use crate::Result;
-use crate::model::TiPatch;
+use crate::model::{Change, TiPatch};
 use crate::state::{TaskEvent, TaskState};
 
 impl Scheduler {
@@ -25,19 +25,19 @@ impl Scheduler {
             );
             let mut patch = TiPatch {
                 only_if_owner: ti.lease_owner.clone(),
-                lease_owner: Some(None),
-                error: Some(Some(msg.clone())),
+                lease_owner: Change::Clear,
+                error: Change::Set(msg.clone()),
                 ..TiPatch::default()
             };
             let event = match ti.state {
                 TaskState::Queued => TaskEvent::Requeue,
                 _ if ti.try_number < ti.max_tries => {
-                    patch.next_retry_at = Some(Some(now));
-                    patch.end_date = Some(Some(now));
+                    patch.next_retry_at = Change::Set(now);
+                    patch.end_date = Change::Set(now);
                     TaskEvent::Retry
                 }
                 _ => {
-                    patch.end_date = Some(Some(now));
+                    patch.end_date = Change::Set(now);
                     TaskEvent::Fail
                 }
             };

@@ -10,7 +10,7 @@ use super::{Scheduler, Tick};
 use crate::Result;
 use crate::dag::Dag;
 use crate::deps::plan_run;
-use crate::model::{RunRecord, TaskInstance, TiPatch};
+use crate::model::{Change, RunRecord, TaskInstance, TiPatch};
 use crate::runs::seeds;
 use crate::state::{RunEvent, RunState, TaskEvent, TaskState};
 
@@ -71,7 +71,7 @@ impl Scheduler {
                 let to = ti.state.apply(event)?;
                 let patch = if to.is_finished() {
                     TiPatch {
-                        end_date: Some(Some(tick.now)),
+                        end_date: Change::Set(tick.now),
                         ..TiPatch::default()
                     }
                 } else {

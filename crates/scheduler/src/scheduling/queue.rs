@@ -10,7 +10,7 @@ use tracing::warn;
 use super::Scheduler;
 use crate::Result;
 use crate::executor::Job;
-use crate::model::{RunRecord, TiPatch};
+use crate::model::{Change, RunRecord, TiPatch};
 use crate::state::{TaskEvent, TaskState};
 
 impl Scheduler {
@@ -61,7 +61,7 @@ impl Scheduler {
                     // Not runnable here after all (DAG or task not loaded in this
                     // process, or no slot): hand it back.
                     let patch = TiPatch {
-                        lease_owner: Some(None),
+                        lease_owner: Change::Clear,
                         only_if_owner: Some(self.executor.owner().to_string()),
                         ..TiPatch::default()
                     };

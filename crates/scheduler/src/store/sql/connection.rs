@@ -11,11 +11,7 @@ use crate::store::Backend;
 use crate::{Error, Result};
 
 use super::codec::{redact_url, run_from_row};
-
-pub(super) static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-pub(super) static SQLITE_MIGRATIONS: sqlx::migrate::Migrator =
-    sqlx::migrate!("./migrations/sqlite");
+use super::migrations::{PG_MIGRATIONS, SQLITE_MIGRATIONS};
 
 /// The metadata store on PostgreSQL or SQLite.
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@ mod codec;
 mod connection;
 mod dags;
 mod logs;
+mod migrations;
 mod pools;
 mod runs;
 mod task_instances;

@@ -54,42 +54,41 @@ pub(super) async fn update_ti(
 ) -> Result<bool> {
     let mut q = Sql::new("UPDATE task_instances SET state = ");
     q.bind(to.as_str());
-    let t = |v: Option<DateTime<Utc>>| v.map(to_micros);
     if let Some(v) = patch.try_number {
         q.push(", try_number = ").bind(i64::from(v));
     }
     if let Some(v) = patch.max_tries {
         q.push(", max_tries = ").bind(i64::from(v));
     }
-    if let Some(v) = patch.queued_at {
-        q.push(", queued_at = ").bind(t(v));
+    if let Some(v) = patch.queued_at.to_store() {
+        q.push(", queued_at = ").bind(v.copied().map(to_micros));
     }
-    if let Some(v) = patch.start_date {
-        q.push(", start_date = ").bind(t(v));
+    if let Some(v) = patch.start_date.to_store() {
+        q.push(", start_date = ").bind(v.copied().map(to_micros));
     }
-    if let Some(v) = patch.end_date {
-        q.push(", end_date = ").bind(t(v));
+    if let Some(v) = patch.end_date.to_store() {
+        q.push(", end_date = ").bind(v.copied().map(to_micros));
     }
-    if let Some(v) = patch.duration_ms {
-        q.push(", duration_ms = ").bind(v);
+    if let Some(v) = patch.duration_ms.to_store() {
+        q.push(", duration_ms = ").bind(v.copied());
     }
-    if let Some(v) = &patch.hostname {
-        q.push(", hostname = ").bind(v.clone());
+    if let Some(v) = patch.hostname.to_store() {
+        q.push(", hostname = ").bind(v.cloned());
     }
-    if let Some(v) = patch.pid {
-        q.push(", pid = ").bind(v);
+    if let Some(v) = patch.pid.to_store() {
+        q.push(", pid = ").bind(v.copied());
     }
-    if let Some(v) = patch.next_retry_at {
-        q.push(", next_retry_at = ").bind(t(v));
+    if let Some(v) = patch.next_retry_at.to_store() {
+        q.push(", next_retry_at = ").bind(v.copied().map(to_micros));
     }
-    if let Some(v) = patch.heartbeat_at {
-        q.push(", heartbeat_at = ").bind(t(v));
+    if let Some(v) = patch.heartbeat_at.to_store() {
+        q.push(", heartbeat_at = ").bind(v.copied().map(to_micros));
     }
-    if let Some(v) = &patch.lease_owner {
-        q.push(", lease_owner = ").bind(v.clone());
+    if let Some(v) = patch.lease_owner.to_store() {
+        q.push(", lease_owner = ").bind(v.cloned());
     }
-    if let Some(v) = &patch.error {
-        q.push(", error = ").bind(v.clone());
+    if let Some(v) = patch.error.to_store() {
+        q.push(", error = ").bind(v.cloned());
     }
     q.push(" WHERE id = ")
         .bind(ti_id)

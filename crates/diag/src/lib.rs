@@ -1,0 +1,219 @@
+//! Diagnostics for the TOML files people write — DAG files and
+//! `tributary.toml` alike: a [`Diagnostic`] is `file:line:col: sentence`;
+//! [`Diags`] collects them for one file, turning byte spans into positions
+//! and serde's messages into sentences with a "did you mean" from the table
+//! the key is in ([`suggest`]).
+//!
+//! Both file formats are parsed once into spanned values
+//! ([`parse_document`]) and then deserialized piece by piece with
+//! [`Diags::de`], so one broken table does not hide the problems of the
+//! others.
+
+use std::fmt;
+use std::ops::Range;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+/// One problem in a file, with its position (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// A plain sentence saying what is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source[..source.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The candidate closest to `name`, if close enough to be a typo: at most
+/// one edit (a swap of two neighbours counts as one) per three characters,
+/// and at least one allowed. The one rule for every "did you mean".
+pub fn suggest<'k>(name: &str, candidates: &[&'k str]) -> Option<&'k str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), *c))
+        .filter(|(d, c)| *d <= (c.chars().count().max(name.chars().count()) / 3).max(1))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Collects the diagnostics of one file.
+pub struct Diags<'a> {
+    file: String,
+    source: &'a str,
+    list: Vec<Diagnostic>,
+}
+
+impl<'a> Diags<'a> {
+    /// Diagnostics of `file`, whose text is `source`.
+    pub fn new(file: impl Into<String>, source: &'a str) -> Diags<'a> {
+        Diags {
+            file: file.into(),
+            source,
+            list: Vec::new(),
+        }
+    }
+
+    /// The file's text.
+    pub fn source(&self) -> &'a str {
+        self.source
+    }
+
+    /// Records a problem at a byte span (the file's start when unknown).
+    pub fn err(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let (line, col) = line_col(self.source, span.map_or(0, |s| s.start));
+        self.list.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes a spanned value, recording the error (unknown keys get
+    /// a suggestion from `known`, the keys of the table the value is) and
+    /// returning `None` on failure.
+    pub fn de<T: DeserializeOwned>(
+        &mut self,
+        value: Spanned<DeValue<'a>>,
+        what: &str,
+        known: &[&str],
+    ) -> Option<T> {
+        let whole = value.span();
+        match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = serde_message(e.message(), known);
+                self.err(e.span().or(Some(whole)), format!("{what}: {msg}"));
+                None
+            }
+        }
+    }
+
+    /// Whether no problem was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// How many problems were recorded.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The problems, in file order.
+    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
+        self.list.sort_by_key(|d| (d.line, d.col));
+        self.list
+    }
+
+    /// The problems, in the order they were found.
+    pub fn into_vec(self) -> Vec<Diagnostic> {
+        self.list
+    }
+}
+
+/// Parses a TOML document into spanned values, recording every syntax
+/// error; `None` when there was any.
+pub fn parse_document<'a>(d: &mut Diags<'a>) -> Option<Spanned<DeTable<'a>>> {
+    let (root, syntax) = DeTable::parse_recoverable(d.source());
+    if syntax.is_empty() {
+        return Some(root);
+    }
+    for e in syntax {
+        d.err(e.span(), format!("TOML syntax: {}", e.message().trim_end()));
+    }
+    None
+}
+
+/// Rewrites serde's "unknown field `x`, expected one of …" into a sentence
+/// with a "did you mean" suggestion from `known`.
+pub fn serde_message(msg: &str, known: &[&str]) -> String {
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some(name) = rest.split('`').next()
+    {
+        return match suggest(name, known) {
+            Some(s) => format!("unknown key `{name}` (did you mean `{s}`?)"),
+            None => format!("unknown key `{name}` (known keys: {})", known.join(", ")),
+        };
+    }
+    msg.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_allow_one_edit_per_three_characters() {
+        let keys = ["kafka", "lake", "metrics", "schedule", "retries"];
+        assert_eq!(suggest("kafak", &keys), Some("kafka"));
+        assert_eq!(suggest("lak", &keys), Some("lake"));
+        assert_eq!(suggest("schedul", &keys), Some("schedule"));
+        assert_eq!(suggest("retires", &keys), Some("retries"));
+        assert_eq!(suggest("zzzzz", &keys), None);
+        assert_eq!(suggest("", &keys), None);
+    }
+
+    #[test]
+    fn positions_are_one_based_characters() {
+        let src = "a = 1\nbé = \"x\"\n";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, src.find('=').unwrap()), (1, 3));
+        let second = src.rfind('=').unwrap();
+        assert_eq!(line_col(src, second), (2, 4));
+        assert_eq!(line_col(src, 10_000), (3, 1));
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_become_sentences() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            schedule: Option<String>,
+        }
+        let src = "schedul = \"x\"\n";
+        let mut d = Diags::new("f.toml", src);
+        let root = parse_document(&mut d).unwrap();
+        let span = root.span();
+        let v: Option<T> = d.de(
+            Spanned::new(span, DeValue::Table(root.into_inner())),
+            "config",
+            &["schedule"],
+        );
+        assert!(v.is_none());
+        assert_eq!(
+            d.into_vec()[0].to_string(),
+            "f.toml:1:1: config: unknown key `schedul` (did you mean `schedule`?)"
+        );
+        let mut d = Diags::new("g.toml", "a = \n");
+        assert!(parse_document(&mut d).is_none());
+        let all = d.into_sorted();
+        assert!(all[0].to_string().starts_with("g.toml:1:"), "{all:?}");
+        assert!(all[0].message.starts_with("TOML syntax: "), "{all:?}");
+    }
+}
