@@ -57,6 +57,9 @@ pub struct Executor {
     wake: Arc<Notify>,
     running: Arc<Mutex<HashMap<i64, RunningTry>>>,
     tracker: TaskTracker,
+    /// Cancelled when shutdown begins: a try submitted before and started
+    /// after it stops at once instead of being missed.
+    stopping: CancellationToken,
 }
 
 impl Executor {
@@ -76,6 +79,7 @@ impl Executor {
             wake,
             running: Arc::default(),
             tracker: TaskTracker::new(),
+            stopping: CancellationToken::new(),
         }
     }
 
@@ -137,6 +141,9 @@ impl Executor {
     /// Stops every running try (they are requeued, their try not counted) and
     /// waits for them to wind down.
     pub async fn shutdown(&self) {
+        // Before the entries are collected: a try registering after this
+        // point sees it and cancels itself (see `run_try`).
+        self.stopping.cancel();
         let entries: Vec<_> = self
             .running
             .lock()
@@ -169,6 +176,9 @@ impl Executor {
         let _permit = permit;
         let task: &Task = &dag.tasks[position];
         let try_number = ti.try_number + 1;
+        if self.stopping.is_cancelled() {
+            return self.hand_back(&ti).await;
+        }
         if !self.start_try(&ti, try_number).await? {
             return Ok(());
         }
@@ -179,6 +189,13 @@ impl Executor {
         let reason = Arc::new(Mutex::new(None));
         if let Ok(mut m) = self.running.lock() {
             m.insert(ti.id, (cancel.clone(), reason.clone()));
+        }
+        if self.stopping.is_cancelled() {
+            // Shutdown began between the check above and the registration.
+            if let Ok(mut r) = reason.lock() {
+                *r = Some(CancelReason::Shutdown);
+            }
+            cancel.cancel();
         }
         log.line(format!(
             "try {try_number} of {} of task {:?} ({}) in run {} started on {} (pid {})",
@@ -230,6 +247,21 @@ impl Executor {
         }
         info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number, state = %to, "task try ended");
         self.store.notify().await?;
+        Ok(())
+    }
+
+    /// A queued try not started because shutdown began: back to scheduled,
+    /// lease released, so another scheduler (or the next start) runs it.
+    async fn hand_back(&self, ti: &TaskInstance) -> crate::Result<()> {
+        let patch = TiPatch {
+            lease_owner: Change::Clear,
+            only_if_owner: Some(self.owner.clone()),
+            ..TiPatch::default()
+        };
+        let to = TaskState::Queued.apply(TaskEvent::Requeue)?;
+        self.store
+            .update_ti(ti.id, TaskState::Queued, to, &patch)
+            .await?;
         Ok(())
     }
 

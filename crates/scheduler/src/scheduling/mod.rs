@@ -22,6 +22,8 @@ mod leases;
 mod plan_runs;
 mod queue;
 mod start_runs;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use crate::Result;
 use crate::model::{Claim, SlotUsage};
-use crate::state::TaskState;
+use crate::state::{TaskEvent, TaskState};
 use crate::store::{Backend, admit};
 
 use super::codec::{SLOT_USAGE_SQL, TI_COLS, slot_usage_from, ti_from_row, to_micros};
@@ -74,20 +74,27 @@ pub(super) async fn claim(
     }
     let (ok, missing) = admit(&candidates, &usage, &pools, max);
     let t = to_micros(now);
+    // The transitions come from the state machine like every other one; the
+    // SQL only persists them, conditional on the state they start from.
+    let from = TaskState::Scheduled;
+    let queued = from.apply(TaskEvent::Queue)?;
+    let failed = from.apply(TaskEvent::Fail)?;
     for i in ok {
         let ti = &candidates[i].0;
         let r = sqlx::query(
-            "UPDATE task_instances SET state = 'queued', queued_at = $1, heartbeat_at = $1, lease_owner = $2 \
-             WHERE id = $3 AND state = 'scheduled'",
+            "UPDATE task_instances SET state = $4, queued_at = $1, heartbeat_at = $1, lease_owner = $2 \
+             WHERE id = $3 AND state = $5",
         )
         .bind(t)
         .bind(owner)
         .bind(ti.id)
+        .bind(queued.as_str())
+        .bind(from.as_str())
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 1 {
             let mut ti = ti.clone();
-            ti.state = TaskState::Queued;
+            ti.state = queued;
             ti.queued_at = Some(now);
             ti.lease_owner = Some(owner.to_string());
             claim.claimed.push(ti);
@@ -100,16 +107,18 @@ pub(super) async fn claim(
             ti.pool, ti.pool
         );
         let r = sqlx::query(
-            "UPDATE task_instances SET state = 'failed', end_date = $1, error = $2 WHERE id = $3 AND state = 'scheduled'",
+            "UPDATE task_instances SET state = $4, end_date = $1, error = $2 WHERE id = $3 AND state = $5",
         )
         .bind(t)
         .bind(&msg)
         .bind(ti.id)
+        .bind(failed.as_str())
+        .bind(from.as_str())
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 1 {
             let mut ti = ti.clone();
-            ti.state = TaskState::Failed;
+            ti.state = failed;
             ti.error = Some(msg);
             claim.missing_pool.push(ti);
         }
