@@ -10,7 +10,7 @@ use chrono::Utc;
 use scheduler::dag::Dag;
 use scheduler::dagbag::DagBag;
 use scheduler::state::RunState;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cli::DagsCommand;
 use crate::output::{self, opt_ts, ts};
@@ -64,7 +64,7 @@ fn validate(settings: &Settings, paths: &[PathBuf]) -> Result<ExitCode> {
     if settings.json() {
         output::json(&json!({
             "valid": diags.is_empty(),
-            "dags": bag.dags.values().map(|d| json!({"dag_id": d.dag_id, "file": d.fileloc})).collect::<Vec<_>>(),
+            "dags": bag.dags.values().map(|d| json!({"dag_id": d.dag_id, "fileloc": d.fileloc})).collect::<Vec<_>>(),
             "errors": diags,
         }))?;
     } else {
@@ -142,41 +142,9 @@ fn next_runs(settings: &Settings, dag: &Dag, n: usize) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn dag_json(dag: &Dag) -> Value {
-    let tt = &dag.timetable;
-    json!({
-        "dag_id": dag.dag_id,
-        "description": dag.description,
-        "file": dag.fileloc,
-        "schedule": tt.schedule.as_text(),
-        "timezone": tt.tz.name(),
-        "start_date": tt.start,
-        "end_date": tt.end,
-        "catchup": tt.catchup,
-        "max_active_runs": dag.max_active_runs,
-        "max_active_tasks": dag.max_active_tasks,
-        "tags": dag.tags,
-        "params": dag.params,
-        "tasks": dag.tasks.iter().map(|t| json!({
-            "id": t.id,
-            "kind": t.kind,
-            "depends_on": t.depends_on,
-            "trigger_rule": t.trigger_rule.as_str(),
-            "retries": t.retry.retries,
-            "retry_delay_secs": t.retry.retry_delay.as_secs_f64(),
-            "retry_exponential_backoff": t.retry.exponential_backoff,
-            "max_retry_delay_secs": t.retry.max_retry_delay.as_secs_f64(),
-            "execution_timeout_secs": t.execution_timeout.map(|d| d.as_secs_f64()),
-            "pool": t.pool,
-            "priority": t.priority,
-            "settings": t.settings,
-        })).collect::<Vec<_>>(),
-    })
-}
-
 fn show(settings: &Settings, dag: &Dag) -> Result<ExitCode> {
     if settings.json() {
-        output::json(&dag_json(dag))?;
+        output::json(&dag.to_json())?;
         return Ok(ExitCode::SUCCESS);
     }
     let tt = &dag.timetable;
@@ -311,7 +279,7 @@ async fn dags_list(settings: &Settings, tags: &[String]) -> Result<ExitCode> {
             "next_logical_date": next.map(|i| i.start),
             "next_data_interval": next,
             "tags": dag.tags,
-            "file": dag.fileloc,
+            "fileloc": dag.fileloc,
             "recent_runs": recent.iter().map(|r| json!({"run_id": r.run_id, "state": r.state})).collect::<Vec<_>>(),
         }));
     }

@@ -145,30 +145,11 @@ async fn list_dags(
     Ok(Json(json!({"dags": list, "import_errors": errors})).into_response())
 }
 
+/// A DAG's JSON view with its paused flag.
 pub(crate) fn dag_json(dag: &Dag, is_paused: bool) -> Value {
-    json!({
-        "dag_id": dag.dag_id,
-        "description": dag.description,
-        "fileloc": dag.fileloc,
-        "schedule": dag.timetable.schedule.as_text(),
-        "timezone": dag.timetable.tz.name(),
-        "start_date": dag.timetable.start,
-        "end_date": dag.timetable.end,
-        "catchup": dag.timetable.catchup,
-        "max_active_runs": dag.max_active_runs,
-        "max_active_tasks": dag.max_active_tasks,
-        "tags": dag.tags,
-        "is_paused": is_paused,
-        "params": dag.params.0,
-        "tasks": dag.tasks.iter().map(|t| json!({
-            "task_id": t.id,
-            "kind": t.kind,
-            "depends_on": t.depends_on,
-            "trigger_rule": t.trigger_rule.as_str(),
-            "retries": t.retry.retries,
-            "pool": t.pool,
-            "priority": t.priority})).collect::<Vec<_>>(),
-        "source": dag.source})
+    let mut v = dag.to_json();
+    v["is_paused"] = json!(is_paused);
+    v
 }
 
 async fn get_dag(State(s): State<AppState>, p: Result<Path<String>, PathRejection>) -> ApiResult {

@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod parse;
+mod view;
 
 use std::collections::HashMap;
 use std::fmt;
