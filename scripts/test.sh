@@ -103,6 +103,9 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+log "no import cycles between modules"
+python3 scripts/module-cycles.py
+
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

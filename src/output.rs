@@ -38,7 +38,7 @@ pub fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 
 /// A timestamp for tables: `2026-11-21 10:00:00`, UTC.
 pub fn ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+    scheduler::timetable::format_utc(t)
 }
 
 /// An optional timestamp for tables.

@@ -275,6 +275,11 @@ pub fn datetime_in_tz(dt: &toml::value::Datetime, tz: Tz) -> Result<DateTime<Utc
     }
 }
 
+/// A UTC instant as the CLI and the UI show it: `2026-11-21 10:00:00`.
+pub fn format_utc(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

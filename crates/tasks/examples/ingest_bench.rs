@@ -88,7 +88,7 @@ async fn main() {
     // Stage by stage, same requests: the HTTP fetch, then parse + transform.
     let client =
         tasks::http::client(Duration::from_secs(5), Duration::from_secs(60)).expect("client");
-    let policy = tasks::http::RetryPolicy::default();
+    let policy = tasks::http::RequestRetries::default();
     let (quiet, _rx2) = TaskLog::channel();
     let t = Instant::now();
     let mut bodies = Vec::new();

@@ -12,9 +12,10 @@ use reqwest::header::RETRY_AFTER;
 use scheduler::operator::{TaskError, TaskLog};
 use tokio_util::sync::CancellationToken;
 
-/// How hard to try.
+/// How hard one HTTP request is tried within a task try (attempts with
+/// jittered backoff); not the task-level retries of `scheduler::dag::RetryPolicy`.
 #[derive(Debug, Clone)]
-pub struct RetryPolicy {
+pub struct RequestRetries {
     /// Attempts in all (at least 1).
     pub attempts: u32,
     /// Delay before the second attempt; doubles after each failure.
@@ -23,9 +24,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for RequestRetries {
     fn default() -> Self {
-        RetryPolicy {
+        RequestRetries {
             attempts: 5,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
@@ -33,7 +34,7 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
+impl RequestRetries {
     /// Full jitter: a random delay in `[0, min(max, base * 2^(attempt-1))]`.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let cap = self
@@ -84,7 +85,7 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 pub async fn get(
     client: &reqwest::Client,
     url: &str,
-    policy: &RetryPolicy,
+    policy: &RequestRetries,
     log: &TaskLog,
     cancel: &CancellationToken,
     check: impl Fn(&[u8]) -> Result<(), String>,
@@ -156,7 +157,7 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded_and_grows() {
-        let p = RetryPolicy {
+        let p = RequestRetries {
             attempts: 9,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),

@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http::{self, RetryPolicy};
+use crate::http::{self, RequestRetries};
 use crate::kafka::{DeliveryReport, KafkaSettings, produce_all};
 use crate::random_user::{self, Provenance};
 
@@ -334,9 +334,9 @@ impl<S: Source + 'static> Operator for Ingest<S> {
             h.connect_timeout.map_or(Duration::from_secs(5), |d| d.0),
             h.request_timeout.map_or(Duration::from_secs(10), |d| d.0),
         )?;
-        let policy = RetryPolicy {
+        let policy = RequestRetries {
             attempts: h.attempts.unwrap_or(5).max(1),
-            ..RetryPolicy::default()
+            ..RequestRetries::default()
         };
         let (n, interval) = s.cadence().plan();
         ctx.log.line(format!(

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use scheduler::operator::{TaskError, TaskLog};
-use tasks::http::{RetryPolicy, client, get};
+use tasks::http::{RequestRetries, client, get};
 use tasks::random_user::server::{Fault, Faults, OfflineApi, OfflineApiConfig, start};
 use tasks::random_user::{generator, parse_response};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -29,8 +29,8 @@ fn faults(fault: Fault, first: u64) -> OfflineApiConfig {
     }
 }
 
-fn policy() -> RetryPolicy {
-    RetryPolicy {
+fn policy() -> RequestRetries {
+    RequestRetries {
         attempts: 4,
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_secs(5),

@@ -49,7 +49,7 @@ pub(crate) fn ti_href(dag_id: &str, run_id: &str, task_id: &str) -> String {
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+    scheduler::timetable::format_utc(t)
 }
 
 pub(crate) fn opt_ts(t: Option<DateTime<Utc>>) -> String {
@@ -57,18 +57,7 @@ pub(crate) fn opt_ts(t: Option<DateTime<Utc>>) -> String {
 }
 
 pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    lake::units::format_bytes(n)
 }
 
 /// What every page has: title, navigation, CSRF token, flash message.

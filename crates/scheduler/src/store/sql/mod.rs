@@ -277,5 +277,15 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        // A password with '@' or ':' in it is hidden whole.
+        assert_eq!(
+            redact_url("postgres://u:p%40ss:w@h:5432/db?sslmode=require"),
+            "postgres://u:***@h:5432/db?sslmode=require"
+        );
+        // Not a URL: still nothing between the scheme and the '@'.
+        assert_eq!(
+            redact_url("postgres://u:p@ss@[h/db"),
+            "postgres://***@[h/db"
+        );
     }
 }
