@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use tasks::random_user::server::{Fault, Faults, OfflineApiConfig};
+use tasks::dev::random_user_api::{Fault, Faults, OfflineApiConfig};
 
 use crate::cli::DevCommand;
 
@@ -30,7 +30,7 @@ pub async fn run(c: &DevCommand) -> Result<ExitCode> {
                     .map_err(|e| anyhow!("--fixtures: {e}"))?;
             }
             let stop = crate::shutdown::on_signals();
-            let api = tasks::random_user::server::start(*bind, cfg, stop.clone())
+            let api = tasks::dev::random_user_api::start(*bind, cfg, stop.clone())
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;
             println!(
@@ -53,7 +53,7 @@ async fn kafka(topics: &[String]) -> Result<ExitCode> {
         })?;
         parsed.push((name, n));
     }
-    let broker = tasks::kafka::DevBroker::start(&parsed).map_err(|e| anyhow!(e))?;
+    let broker = tasks::dev::DevBroker::start(&parsed).map_err(|e| anyhow!(e))?;
     println!(
         "Kafka dev broker on {} (in-memory, for development: about 5 MB per partition, gone on exit)",
         broker.bootstrap_servers()

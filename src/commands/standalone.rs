@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use tasks::kafka::DevBroker;
-use tasks::random_user::server::{OfflineApi, OfflineApiConfig};
+use tasks::dev::DevBroker;
+use tasks::dev::random_user_api::{OfflineApi, OfflineApiConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::scheduler::SchedulerProcess;
@@ -134,7 +134,7 @@ impl DevServices {
         match std::env::var("TRIBUTARY_RANDOM_USER_URL") {
             Ok(u) => lines.push(format!("  users API  {u} (TRIBUTARY_RANDOM_USER_URL)")),
             Err(_) => {
-                let api = tasks::random_user::server::start(
+                let api = tasks::dev::random_user_api::start(
                     ([127, 0, 0, 1], 0).into(),
                     OfflineApiConfig::default(),
                     stop.clone(),

@@ -19,19 +19,19 @@ use crate::table::{DeltaTableHandle, Location};
 
 /// One table partition (hive path) in [`TableInfo`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct PartitionInfo {
     /// Data files.
     pub files: u64,
     /// Rows (from the log's statistics).
     pub rows: u64,
-    /// Bytes.
     pub bytes: u64,
 }
 
 /// One log version in [`TableInfo`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct VersionInfo {
-    /// Version.
     pub version: u64,
     /// Commit time (ms since the epoch).
     pub timestamp_ms: Option<i64>,
@@ -41,6 +41,7 @@ pub struct VersionInfo {
 
 /// What `lake ls` shows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct TableInfo {
     /// Table name.
     pub name: String,
@@ -50,11 +51,8 @@ pub struct TableInfo {
     pub version: u64,
     /// Data files.
     pub files: u64,
-    /// Rows.
     pub rows: u64,
-    /// Bytes.
     pub bytes: u64,
-    /// Partition columns.
     pub partition_columns: Vec<String>,
     /// Per hive partition path (`nation=FR/date=2026-11-21`).
     pub partitions: BTreeMap<String, PartitionInfo>,
@@ -217,10 +215,9 @@ async fn coordinates(
 
 /// One Kafka partition in a [`VerifyReport`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct PartitionCheck {
-    /// Topic.
     pub topic: String,
-    /// Partition.
     pub partition: i32,
     /// First offset held (table or dead-letter table).
     pub first: i64,
@@ -236,8 +233,8 @@ pub struct PartitionCheck {
 
 /// What `lake verify` proves (or not).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct VerifyReport {
-    /// Table.
     pub table: String,
     /// Version verified.
     pub version: u64,
@@ -397,12 +394,11 @@ pub async fn verify(
 
 /// What `lake optimize` did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct OptimizeReport {
     /// Files removed (compacted away).
     pub files_removed: u64,
-    /// Files added.
     pub files_added: u64,
-    /// Partitions optimized.
     pub partitions_optimized: u64,
     /// Version after.
     pub version: u64,

@@ -39,8 +39,8 @@ impl RunType {
 
 /// A DAG as recorded in the database.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct DagRecord {
-    /// DAG id.
     pub dag_id: String,
     /// File it was read from.
     pub fileloc: String,
@@ -48,17 +48,13 @@ pub struct DagRecord {
     pub source_hash: String,
     /// The file's text.
     pub source: String,
-    /// Description.
     pub description: String,
     /// Schedule as written.
     pub schedule: String,
     /// Time zone name.
     pub timezone: String,
-    /// Tags.
     pub tags: Vec<String>,
-    /// Max active runs.
     pub max_active_runs: i64,
-    /// Max active tasks.
     pub max_active_tasks: i64,
     /// Paused DAGs get no scheduled runs.
     pub is_paused: bool,
@@ -77,8 +73,8 @@ pub struct ImportError {
 
 /// A run to create.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct NewRun {
-    /// DAG id.
     pub dag_id: String,
     /// Run id (unique per DAG).
     pub run_id: String,
@@ -86,7 +82,6 @@ pub struct NewRun {
     pub run_type: RunType,
     /// Logical date (unique per DAG).
     pub logical_date: DateTime<Utc>,
-    /// Data interval.
     pub data_interval: DataInterval,
     /// Conf as given by the user (`{}` for scheduled runs).
     pub conf: Value,
@@ -98,35 +93,28 @@ pub struct NewRun {
 
 /// A task instance to create with its run.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct TaskSeed {
-    /// Task id.
     pub task_id: String,
     /// Tries allowed: retries + 1.
     pub max_tries: u32,
-    /// Pool.
     pub pool: String,
-    /// Priority.
     pub priority: i32,
 }
 
 /// A DAG run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct RunRecord {
     /// Database key.
     pub id: i64,
-    /// DAG id.
     pub dag_id: String,
-    /// Run id.
     pub run_id: String,
     /// How it was created.
     pub run_type: RunType,
-    /// Logical date.
     pub logical_date: DateTime<Utc>,
-    /// Data interval.
     pub data_interval: DataInterval,
-    /// State.
     pub state: RunState,
-    /// Conf.
     pub conf: Value,
     /// When it was created.
     pub created_at: DateTime<Utc>,
@@ -140,26 +128,21 @@ pub struct RunRecord {
 
 /// A task instance: one task in one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct TaskInstance {
     /// Database key.
     pub id: i64,
     /// Key of its run.
     pub dag_run_id: i64,
-    /// DAG id.
     pub dag_id: String,
-    /// Run id.
     pub run_id: String,
-    /// Task id.
     pub task_id: String,
-    /// State.
     pub state: TaskState,
     /// Tries started so far (the current try's number while running).
     pub try_number: u32,
     /// Tries allowed.
     pub max_tries: u32,
-    /// Pool.
     pub pool: String,
-    /// Priority.
     pub priority: i32,
     /// When it was queued.
     pub queued_at: Option<DateTime<Utc>>,
@@ -210,6 +193,7 @@ impl<T> Change<T> {
 /// Fields to set along with a task-instance state change (every field
 /// [`Change::Keep`] unless given), and the lease condition it applies under.
 #[derive(Debug, Clone, Default)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct TiPatch {
     /// New try number.
     pub try_number: Option<u32>,
@@ -231,7 +215,6 @@ pub struct TiPatch {
     pub next_retry_at: Change<DateTime<Utc>>,
     /// Heartbeat.
     pub heartbeat_at: Change<DateTime<Utc>>,
-    /// Lease owner.
     pub lease_owner: Change<String>,
     /// Error message.
     pub error: Change<String>,
@@ -242,10 +225,10 @@ pub struct TiPatch {
 
 /// One stored log line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct LogLine {
     /// Increasing id (use it to tail: ask for lines after the last one seen).
     pub id: i64,
-    /// Try number.
     pub try_number: u32,
     /// When it was written.
     pub ts: DateTime<Utc>,
@@ -255,12 +238,10 @@ pub struct LogLine {
 
 /// A pool of slots limiting how many tasks using it run at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct PoolRecord {
-    /// Name.
     pub name: String,
-    /// Slots.
     pub slots: i64,
-    /// Description.
     pub description: String,
 }
 
@@ -335,10 +316,9 @@ text_enum!(
 
 /// A backfill as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct BackfillRecord {
-    /// Id.
     pub id: i64,
-    /// DAG id.
     pub dag_id: String,
     /// First logical date of the range.
     pub from_date: DateTime<Utc>,
@@ -352,7 +332,6 @@ pub struct BackfillRecord {
     pub reverse: bool,
     /// Conf of every run.
     pub conf: Value,
-    /// State.
     pub state: BackfillState,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -362,8 +341,8 @@ pub struct BackfillRecord {
 
 /// One date of a backfill, with its run's state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct BackfillDate {
-    /// Logical date.
     pub logical_date: DateTime<Utc>,
     /// End of its data interval.
     pub data_interval_end: DateTime<Utc>,
@@ -379,8 +358,8 @@ pub struct BackfillDate {
 
 /// A backfill to record.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct NewBackfill {
-    /// DAG id.
     pub dag_id: String,
     /// First logical date.
     pub from_date: DateTime<Utc>,

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use scheduler::operator::{TaskContext, TaskLog, TaskOutcome};
 use scheduler::timetable::DataInterval;
-use tasks::kafka::{DevBroker, KafkaSettings, produce_all};
-use tasks::random_user::server::{OfflineApiConfig, start};
+use tasks::dev::DevBroker;
+use tasks::dev::random_user_api::{OfflineApiConfig, start};
+use tasks::kafka::{KafkaSettings, produce_all};
 use tasks::random_user::{Provenance, generator, transform};
 use tokio_util::sync::CancellationToken;
 

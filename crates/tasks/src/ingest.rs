@@ -424,7 +424,7 @@ impl TaskKind for RandomUserKind {
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
         let s: RandomUserSettings = crate::kind_settings::parse(settings)?;
         let mut v = check_common(&s.url, &s.topic, &s.cadence, &s.kafka);
-        if !(1..=random_user::server::MAX_RESULTS as u32).contains(&s.results) {
+        if !(1..=random_user::MAX_RESULTS as u32).contains(&s.results) {
             v.push(format!("results must be from 1 to 5000, got {}", s.results));
         }
         if !(0.0..=1.0).contains(&s.max_bad_ratio) {

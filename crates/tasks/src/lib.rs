@@ -6,6 +6,7 @@
 //! [`ingest`]). [`registry`] returns them all, for the binary to hand to the
 //! scheduler.
 
+pub mod dev;
 mod kind_settings;
 
 pub mod http;

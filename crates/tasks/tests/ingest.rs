@@ -17,7 +17,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use scheduler::operator::{TaskContext, TaskError, TaskLog, TaskOutcome};
 use scheduler::timetable::DataInterval;
 use serde_json::Value;
-use tasks::random_user::server::{Fault, Faults, OfflineApi, OfflineApiConfig, start};
+use tasks::dev::random_user_api::{Fault, Faults, OfflineApi, OfflineApiConfig, start};
 use tasks::random_user::{Provenance, parse_response, transform};
 use tokio_util::sync::CancellationToken;
 

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use scheduler::operator::{TaskError, TaskLog};
+use tasks::dev::random_user_api::{Fault, Faults, OfflineApi, OfflineApiConfig, start};
 use tasks::http::{RequestRetries, client, get};
-use tasks::random_user::server::{Fault, Faults, OfflineApi, OfflineApiConfig, start};
 use tasks::random_user::{generator, parse_response};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;

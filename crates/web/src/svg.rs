@@ -107,10 +107,9 @@ pub fn graph(dag: &Dag, state_of: impl Fn(&str) -> Option<String>) -> Graph {
 
 /// A bar of the Gantt chart.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct Bar {
-    /// Task id.
     pub task_id: String,
-    /// State.
     pub state: String,
     /// Left edge, percent of the chart width.
     pub left: f64,

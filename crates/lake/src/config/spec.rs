@@ -40,12 +40,12 @@ pub enum Codec {
 
 /// Late-data handling, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct LateData {
     /// The event-time column.
     pub column: String,
     /// Allowed lateness.
     pub allowed: Duration,
-    /// The policy.
     pub policy: LatePolicy,
 }
 
@@ -72,10 +72,10 @@ impl Default for Rotation {
 
 /// A validated stream, ready to run.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct StreamSpec {
     /// Stream name.
     pub name: String,
-    /// Topics.
     pub topics: Vec<String>,
     /// Consumer group.
     pub group: String,

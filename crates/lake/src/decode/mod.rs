@@ -31,10 +31,9 @@ use crate::schema::timestamp_type;
 
 /// Raw records of one Kafka partition, in offset order.
 #[derive(Debug)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct RawBatch {
-    /// Topic.
     pub topic: Arc<str>,
-    /// Partition.
     pub partition: i32,
     values: Vec<u8>,
     /// Per record: the value's byte range in `values` (None for a null value).
@@ -135,12 +134,10 @@ impl RawBatch {
 
 /// A record that does not fit the table, bound for the dead-letter table.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say it
 pub struct Rejected {
-    /// Topic.
     pub topic: Arc<str>,
-    /// Partition.
     pub partition: i32,
-    /// Offset.
     pub offset: i64,
     /// Kafka timestamp (ms).
     pub timestamp_ms: Option<i64>,

@@ -6,6 +6,7 @@
 //! both pass the same conformance suite (`crates/scheduler/tests/store.rs`).
 //! Timestamps are stored as microseconds since the epoch (UTC) on both.
 
+#[cfg(feature = "scratch")]
 pub mod scratch;
 mod sql;
 

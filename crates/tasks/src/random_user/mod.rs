@@ -10,7 +10,6 @@
 
 pub mod generator;
 mod record;
-pub mod server;
 
 pub use record::{
     Provenance, UserRecord, check_schemas_agree, user_record_arrow_schema, user_record_json_schema,
@@ -18,6 +17,9 @@ pub use record::{
 
 use serde::Deserialize;
 use serde_json::Value;
+
+/// The most users one request returns (as the real API).
+pub const MAX_RESULTS: usize = 5000;
 
 /// Why a response could not be used at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

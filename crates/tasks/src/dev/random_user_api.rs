@@ -3,7 +3,7 @@
 //! that inject the failures a real API has (HTTP 500, 429 with Retry-After,
 //! an error body with HTTP 200, slow responses, malformed users).
 //!
-//! By default users are generated ([`super::generator`]); with a fixtures
+//! By default users are generated ([`crate::random_user::generator`]); with a fixtures
 //! folder, users come from its `results-5000.json`, page after page.
 
 use std::net::SocketAddr;
@@ -21,8 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-/// The most users one request returns (as the real API).
-pub const MAX_RESULTS: usize = 5000;
+use crate::random_user::MAX_RESULTS;
 
 /// A failure to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +104,8 @@ impl OfflineApiConfig {
     pub fn with_fixtures(mut self, dir: &Path) -> Result<Self, String> {
         let path = dir.join("results-5000.json");
         let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let resp = super::parse_response(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let resp = crate::random_user::parse_response(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         if resp.users.is_empty() {
             return Err(format!("{}: no users", path.display()));
         }
@@ -194,7 +194,7 @@ async fn api(State(st): State<Arc<AppState>>, Query(p): Query<Params>) -> Respon
                 .collect();
             json!({"results": users, "info": {"seed": seed, "results": results, "page": page, "version": "1.4"}})
         }
-        None => super::generator::response(&seed, page, results, p.nat.as_deref()),
+        None => crate::random_user::generator::response(&seed, page, results, p.nat.as_deref()),
     };
     if fault == Some(Fault::MalformedUsers)
         && let Some(users) = body["results"].as_array_mut()
