@@ -3,8 +3,9 @@
 //! that inject the failures a real API has (HTTP 500, 429 with Retry-After,
 //! an error body with HTTP 200, slow responses, malformed users).
 //!
-//! By default users are generated ([`crate::random_user::generator`]); with a fixtures
-//! folder, users come from its `results-5000.json`, page after page.
+//! By default users are generated ([`crate::random_user::generator`]); with
+//! a fixtures folder, users come from its `results-5000.json`, page after
+//! page.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,4 +1,5 @@
-//! A DAG's backfills: the list with progress, the form that creates one (with a dry-run preview), and cancel.
+//! A DAG's backfills: the list with progress, the form that creates one (with
+//! a dry-run preview), and cancel.
 
 use askama::Template;
 use axum::extract::rejection::PathRejection;

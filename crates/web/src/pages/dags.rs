@@ -1,4 +1,5 @@
-//! The DAG list (with pause/unpause) and a DAG's pages: the grid of recent runs with the task graph, and its code.
+//! The DAG list (with pause/unpause) and a DAG's pages: the grid of recent
+//! runs with the task graph, and its code.
 
 use askama::Template;
 use axum::extract::rejection::{PathRejection, QueryRejection};

@@ -1,4 +1,5 @@
-//! A run's page (tasks, Gantt chart, actions) and the forms that mark a run or clear/mark a task.
+//! A run's page (tasks, Gantt chart, actions) and the forms that mark a run
+//! or clear/mark a task.
 
 use askama::Template;
 use axum::extract::rejection::PathRejection;

@@ -1,4 +1,5 @@
-//! A task instance's page: one log per try, with a live tail over server-sent events while it runs.
+//! A task instance's page: one log per try, with a live tail over server-sent
+//! events while it runs.
 use std::convert::Infallible;
 use std::time::Duration;
 

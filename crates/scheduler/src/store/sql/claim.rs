@@ -1,4 +1,5 @@
-//! Claiming scheduled task instances for an executor within pool and `max_active_tasks` limits, in one transaction.
+//! Claiming scheduled task instances for an executor within pool and
+//! `max_active_tasks` limits, in one transaction.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;

@@ -1,4 +1,6 @@
-//! Row decoding and statement building shared by every table group: timestamps as microseconds, stored enums as text, column lists, and `Sql`, a statement with `$N` placeholders both backends accept.
+//! Row decoding and statement building shared by every table group:
+//! timestamps as microseconds, stored enums as text, column lists, and `Sql`,
+//! a statement with `$N` parameters both backends accept.
 
 use std::str::FromStr;
 

@@ -1,4 +1,5 @@
-//! [`SqlStore`]: connecting to PostgreSQL or SQLite, migrations, and the one-scheduler lock of SQLite.
+//! [`SqlStore`]: connecting to PostgreSQL or SQLite, migrations, and the
+//! one-scheduler lock of SQLite.
 
 use std::path::Path;
 use std::time::Duration;

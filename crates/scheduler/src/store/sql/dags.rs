@@ -1,4 +1,5 @@
-//! DAG records and import errors: the scheduler syncs its DAG folder into them; the UI and CLI read them.
+//! DAG records and import errors: the scheduler syncs its DAG folder into
+//! them; the UI and CLI read them.
 
 use chrono::Utc;
 use sqlx::Row;

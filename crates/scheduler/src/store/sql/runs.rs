@@ -1,4 +1,5 @@
-//! DAG runs: create (with their task instances), look up, page, and move through their states.
+//! DAG runs: create (with their task instances), look up, page, and move
+//! through their states.
 
 use chrono::{DateTime, Utc};
 

@@ -1,4 +1,5 @@
-//! Task instances: read, patch on a state change (fenced on the lease owner), and the lists the loop needs (scheduled, due retries, expired leases).
+//! Task instances: read, patch on a state change (fenced on the lease owner),
+//! and the lists the loop needs (scheduled, due retries, expired leases).
 
 use chrono::{DateTime, Utc};
 
