@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use scheduler::dagbag::DagBag;
 use scheduler::operator::Kinds;
 use scheduler::store::{SqlStore, Store};
@@ -25,9 +25,10 @@ pub const DEFAULT_DAGS_FOLDER: &str = "dags";
 
 /// Resolved settings (flags → environment → config → defaults).
 pub struct Settings {
-    /// The metadata database URL, `${VAR}`s resolved (may hold a password:
-    /// print it through [`scheduler::store::redact`]).
-    pub database_url: String,
+    /// The metadata database URL with `${VAR}`s resolved (it may hold a
+    /// password: show it through [`Settings::database_display`]), or why it
+    /// cannot be resolved — an error only for commands that open the store.
+    database_url: Result<String, String>,
     /// The folder (or file) of DAG TOML files.
     pub dags_folder: PathBuf,
     /// Output format of list and show commands.
@@ -47,7 +48,8 @@ impl Settings {
             .clone()
             .or_else(|| project.database_url.clone())
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
-        let database_url = crate::config::resolve(&raw_url, "database_url")?;
+        let database_url =
+            crate::config::resolve(&raw_url, "database_url").map_err(|e| format!("{e:#}"));
         let dags_folder = cli
             .dags_folder
             .clone()
@@ -74,19 +76,21 @@ impl Settings {
 
     /// The database URL without its password, for messages.
     pub fn database_display(&self) -> String {
-        scheduler::store::redact(&self.database_url)
+        match &self.database_url {
+            Ok(url) => scheduler::store::redact(url),
+            Err(e) => format!("error: {e}"),
+        }
     }
 
     /// Opens the metadata store and applies pending migrations.
     pub async fn sql_store(&self) -> Result<SqlStore> {
-        let store = SqlStore::connect(&self.database_url)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the metadata database {}",
-                    self.database_display()
-                )
-            })?;
+        let url = self.database_url.as_deref().map_err(|e| anyhow!("{e}"))?;
+        let store = SqlStore::connect(url).await.with_context(|| {
+            format!(
+                "cannot open the metadata database {}",
+                self.database_display()
+            )
+        })?;
         store.migrate().await?;
         Ok(store)
     }
