@@ -118,107 +118,117 @@ fn summary_line(name: &str, s: &RunSummary) -> String {
 
 /// `stream …`.
 pub async fn run(settings: &Settings, c: &StreamCommand) -> Result<ExitCode> {
-    let project = &settings.project;
     match c {
-        StreamCommand::List => {
-            if settings.json() {
-                let list: Vec<_> = project
-                    .streams
-                    .iter()
-                    .map(|s| {
-                        serde_json::json!({
-                            "name": s.name, "topics": s.topics, "group": s.group, "table": s.table,
-                            "dead_letter_table": s.dead_letter_table,
-                            "partition_by": s.partition_by.iter().map(|p| p.name()).collect::<Vec<_>>(),
-                            "lake": project.location(s.lake.as_deref()).map(|l| l.root().to_string()).ok(),
-                        })
-                    })
-                    .collect();
-                return output::json(&list).map(|()| ExitCode::SUCCESS);
-            }
-            let rows: Vec<Vec<String>> = project
-                .streams
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.name.clone(),
-                        s.topics.join(","),
-                        s.table.clone(),
-                        s.partition_by
-                            .iter()
-                            .map(|p| p.name())
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        project
-                            .location(s.lake.as_deref())
-                            .map(|l| l.root().to_string())
-                            .unwrap_or_else(|e| e.to_string()),
-                    ]
-                })
-                .collect();
-            output::table(
-                &["STREAM", "TOPICS", "TABLE", "PARTITION BY", "LAKE"],
-                &rows,
-            );
-            if rows.is_empty() {
-                println!("(no [[stream]] in {})", project.source());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        StreamCommand::List => list(settings).await,
         StreamCommand::Run {
             name,
             until_caught_up,
             metrics_bind: metrics_flag,
-        } => {
-            let spec = project.stream(name)?;
-            let metrics = Arc::new(Metrics::default());
-            let opts = writer_options(project, spec.clone(), &metrics, *until_caught_up)?;
-            let stop = crate::shutdown::on_signals();
-            let bind = metrics_bind(metrics_flag.as_deref(), project);
-            if bind != "off" {
-                let addr = serve_metrics(&bind, metrics.clone(), stop.clone()).await?;
-                eprintln!("metrics on http://{addr}/metrics");
-            }
-            eprintln!(
-                "stream {}: {} → {} ({})",
-                spec.name,
-                spec.topics.join(","),
-                opts.location.table_url(&spec.table),
-                if *until_caught_up {
-                    "until caught up"
-                } else {
-                    "Ctrl-C flushes, commits and stops"
-                }
-            );
-            let run = lake::writer::run(opts, stop.clone());
-            tokio::pin!(run);
-            let summary = tokio::select! {
-                r = &mut run => r?,
-                _ = async {
-                    stop.cancelled().await;
-                    tokio::time::sleep(SHUTDOWN_GRACE).await;
-                } => {
-                    // Like a crash, which the log makes safe: whatever was
-                    // not committed is read again from the log's offsets.
-                    eprintln!(
-                        "error: stream {} did not stop within {}s of the signal (is Kafka reachable?); \
-                         exiting; records not yet committed are read again on the next start",
-                        spec.name,
-                        SHUTDOWN_GRACE.as_secs()
-                    );
-                    std::process::exit(1);
-                }
-            };
-            stop.cancel();
-            if settings.json() {
-                output::json(&serde_json::json!({
-                    "stream": spec.name, "records_in": summary.records_in, "rows_written": summary.rows_written,
-                    "rejected": summary.rejected, "commits": summary.commits, "fenced": summary.fenced, "version": summary.version,
-                }))?;
-            } else {
-                println!("{}", summary_line(&spec.name, &summary));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => run_writer(settings, name, *until_caught_up, metrics_flag.as_deref()).await,
     }
+}
+
+async fn list(settings: &Settings) -> Result<ExitCode> {
+    let project = &settings.project;
+    if settings.json() {
+        let list: Vec<_> = project
+            .streams
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name, "topics": s.topics, "group": s.group, "table": s.table,
+                    "dead_letter_table": s.dead_letter_table,
+                    "partition_by": s.partition_by.iter().map(|p| p.name()).collect::<Vec<_>>(),
+                    "lake": project.location(s.lake.as_deref()).map(|l| l.root().to_string()).ok(),
+                })
+            })
+            .collect();
+        return output::json(&list).map(|()| ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = project
+        .streams
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.topics.join(","),
+                s.table.clone(),
+                s.partition_by
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                project
+                    .location(s.lake.as_deref())
+                    .map(|l| l.root().to_string())
+                    .unwrap_or_else(|e| e.to_string()),
+            ]
+        })
+        .collect();
+    output::table(
+        &["STREAM", "TOPICS", "TABLE", "PARTITION BY", "LAKE"],
+        &rows,
+    );
+    if rows.is_empty() {
+        println!("(no [[stream]] in {})", project.source());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_writer(
+    settings: &Settings,
+    name: &str,
+    until_caught_up: bool,
+    metrics_flag: Option<&str>,
+) -> Result<ExitCode> {
+    let project = &settings.project;
+    let spec = project.stream(name)?;
+    let metrics = Arc::new(Metrics::default());
+    let opts = writer_options(project, spec.clone(), &metrics, until_caught_up)?;
+    let stop = crate::shutdown::on_signals();
+    let bind = metrics_bind(metrics_flag, project);
+    if bind != "off" {
+        let addr = serve_metrics(&bind, metrics.clone(), stop.clone()).await?;
+        eprintln!("metrics on http://{addr}/metrics");
+    }
+    eprintln!(
+        "stream {}: {} → {} ({})",
+        spec.name,
+        spec.topics.join(","),
+        opts.location.table_url(&spec.table),
+        if until_caught_up {
+            "until caught up"
+        } else {
+            "Ctrl-C flushes, commits and stops"
+        }
+    );
+    let run = lake::writer::run(opts, stop.clone());
+    tokio::pin!(run);
+    let summary = tokio::select! {
+        r = &mut run => r?,
+        _ = async {
+            stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            // Like a crash, which the log makes safe: whatever was
+            // not committed is read again from the log's offsets.
+            eprintln!(
+                "error: stream {} did not stop within {}s of the signal (is Kafka reachable?); \
+                 exiting; records not yet committed are read again on the next start",
+                spec.name,
+                SHUTDOWN_GRACE.as_secs()
+            );
+            std::process::exit(1);
+        }
+    };
+    stop.cancel();
+    if settings.json() {
+        output::json(&serde_json::json!({
+            "stream": spec.name, "records_in": summary.records_in, "rows_written": summary.rows_written,
+            "rejected": summary.rejected, "commits": summary.commits, "fenced": summary.fenced, "version": summary.version,
+        }))?;
+    } else {
+        println!("{}", summary_line(&spec.name, &summary));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,13 @@
 //! Claiming scheduled task instances for an executor within pool and
 //! `max_active_tasks` limits, in one transaction.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::Result;
-use crate::model::{Claim, SlotUsage};
+use crate::model::{Claim, SlotUsage, TaskInstance};
 use crate::state::{TaskEvent, TaskState};
 use crate::store::{Backend, admit};
 
@@ -42,37 +44,13 @@ pub(super) async fn claim(
         ""
     };
     let limit = i64::try_from(max.saturating_mul(4).saturating_add(16)).unwrap_or(i64::MAX);
-    let rows = sqlx::query(&format!(
-        "SELECT {TI_COLS}, COALESCE(d.max_active_tasks, 16) AS dag_max_active_tasks \
-         FROM task_instances ti JOIN dag_runs r ON r.id = ti.dag_run_id LEFT JOIN dags d ON d.dag_id = ti.dag_id \
-         WHERE ti.state = 'scheduled' AND r.state = 'running' \
-         ORDER BY ti.priority DESC, r.logical_date, ti.id LIMIT $1{lock_rows}"
-    ))
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    if rows.is_empty() {
+    let candidates = candidates(&mut tx, limit, lock_rows).await?;
+    if candidates.is_empty() {
         tx.commit().await?;
         return Ok(claim);
     }
-    let mut candidates = Vec::with_capacity(rows.len());
-    for r in &rows {
-        candidates.push((
-            ti_from_row(r)?,
-            r.try_get::<i64, _>("dag_max_active_tasks")?,
-        ));
-    }
     let usage = slot_usage_from(&sqlx::query(SLOT_USAGE_SQL).fetch_all(&mut *tx).await?)?;
-    let mut pools = std::collections::HashMap::new();
-    for r in sqlx::query("SELECT name, slots FROM pools")
-        .fetch_all(&mut *tx)
-        .await?
-    {
-        pools.insert(
-            r.try_get::<String, _>("name")?,
-            r.try_get::<i64, _>("slots")?,
-        );
-    }
+    let pools = pool_slots(&mut tx).await?;
     let (ok, missing) = admit(&candidates, &usage, &pools, max);
     let t = to_micros(now);
     // The transitions come from the state machine like every other one; the
@@ -130,4 +108,45 @@ pub(super) async fn claim(
 
 pub(super) async fn slot_usage(store: &SqlStore) -> Result<SlotUsage> {
     slot_usage_from(&sqlx::query(SLOT_USAGE_SQL).fetch_all(&store.pool).await?)
+}
+
+/// Scheduled task instances of running runs, in claim order, each with its
+/// DAG's `max_active_tasks` (`lock_rows` locks them on PostgreSQL).
+async fn candidates(
+    conn: &mut AnyConnection,
+    limit: i64,
+    lock_rows: &str,
+) -> Result<Vec<(TaskInstance, i64)>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {TI_COLS}, COALESCE(d.max_active_tasks, 16) AS dag_max_active_tasks \
+         FROM task_instances ti JOIN dag_runs r ON r.id = ti.dag_run_id LEFT JOIN dags d ON d.dag_id = ti.dag_id \
+         WHERE ti.state = 'scheduled' AND r.state = 'running' \
+         ORDER BY ti.priority DESC, r.logical_date, ti.id LIMIT $1{lock_rows}"
+    ))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                ti_from_row(r)?,
+                r.try_get::<i64, _>("dag_max_active_tasks")?,
+            ))
+        })
+        .collect()
+}
+
+/// Pool name → slots.
+async fn pool_slots(conn: &mut AnyConnection) -> Result<HashMap<String, i64>> {
+    let mut pools = HashMap::new();
+    for r in sqlx::query("SELECT name, slots FROM pools")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        pools.insert(
+            r.try_get::<String, _>("name")?,
+            r.try_get::<i64, _>("slots")?,
+        );
+    }
+    Ok(pools)
 }
