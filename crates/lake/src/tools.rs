@@ -309,87 +309,98 @@ pub async fn verify(
     }
     for (topic, p) in keys {
         let empty = Vec::new();
-        let mut rows = main.get(&(topic.clone(), p)).unwrap_or(&empty).clone();
-        let mut rej = dlq.get(&(topic.clone(), p)).unwrap_or(&empty).clone();
-        rows.sort_unstable();
-        rej.sort_unstable();
+        let rows = main.get(&(topic.clone(), p)).unwrap_or(&empty).clone();
+        let rej = dlq.get(&(topic.clone(), p)).unwrap_or(&empty).clone();
         let committed = committed_of.get(&(topic.clone(), p)).copied();
-        let name = format!("{topic}/{p}");
-        for (list, which) in [(&rows, "the table"), (&rej, "the dead-letter table")] {
-            let dups: Vec<i64> = list
-                .windows(2)
-                .filter(|w| w[0] == w[1])
-                .map(|w| w[0])
-                .collect();
-            for o in dups.iter().take(10) {
-                report
-                    .problems
-                    .push(format!("{name}: offset {o} is in {which} more than once"));
-            }
-            if dups.len() > 10 {
-                report.problems.push(format!(
-                    "{name}: {} more offsets are in {which} more than once",
-                    dups.len() - 10
-                ));
-            }
-        }
-        let mut all: Vec<i64> = rows.iter().chain(rej.iter()).copied().collect();
-        all.sort_unstable();
-        let set_rows: BTreeSet<i64> = rows.iter().copied().collect();
-        for o in rej.iter().filter(|o| set_rows.contains(o)).take(10) {
-            report.problems.push(format!(
-                "{name}: offset {o} is both in the table and in the dead-letter table"
-            ));
-        }
-        all.dedup();
-        let (first, last) = (
-            all.first().copied().unwrap_or(-1),
-            all.last().copied().unwrap_or(-1),
-        );
-        let upto = committed.unwrap_or(-1);
-        let mut gaps = 0;
-        for w in all.windows(2).filter(|w| w[1] != w[0] + 1 && w[0] < upto) {
-            if gaps < 10 {
-                report.problems.push(format!(
-                    "{name}: offsets {}..={} are missing",
-                    w[0] + 1,
-                    w[1] - 1
-                ));
-            }
-            gaps += 1;
-        }
-        if gaps > 10 {
-            report
-                .problems
-                .push(format!("{name}: {} more gaps", gaps - 10));
-        }
-        match committed {
-            None if !rows.is_empty() => report.problems.push(format!(
-                "{name}: rows present but the log records no committed offset"
-            )),
-            Some(c) if last < c => report.problems.push(format!(
-                "{name}: the log says offsets up to {c} are durable, but the last held is {last}"
-            )),
-            _ => {}
-        }
-        if let (Some(c), Some(max_row)) = (committed, rows.last())
-            && *max_row > c
-        {
-            report.problems.push(format!(
-                "{name}: row at offset {max_row} is beyond the committed offset {c}"
-            ));
-        }
-        report.partitions.push(PartitionCheck {
-            topic,
-            partition: p,
-            first,
-            last,
-            rows: rows.len() as u64,
-            rejected: rej.len() as u64,
-            committed,
-        });
+        let check = check_partition(topic, p, rows, rej, committed, &mut report.problems);
+        report.partitions.push(check);
     }
     Ok(report)
+}
+
+/// The checks of one Kafka partition: no offset twice (in the table, in the
+/// dead letters, or across both), no gap below the committed offset, the
+/// committed offset held and not exceeded. Problems are added to `problems`.
+fn check_partition(
+    topic: String,
+    p: i32,
+    mut rows: Vec<i64>,
+    mut rej: Vec<i64>,
+    committed: Option<i64>,
+    problems: &mut Vec<String>,
+) -> PartitionCheck {
+    rows.sort_unstable();
+    rej.sort_unstable();
+    let name = format!("{topic}/{p}");
+    for (list, which) in [(&rows, "the table"), (&rej, "the dead-letter table")] {
+        let dups: Vec<i64> = list
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        for o in dups.iter().take(10) {
+            problems.push(format!("{name}: offset {o} is in {which} more than once"));
+        }
+        if dups.len() > 10 {
+            problems.push(format!(
+                "{name}: {} more offsets are in {which} more than once",
+                dups.len() - 10
+            ));
+        }
+    }
+    let mut all: Vec<i64> = rows.iter().chain(rej.iter()).copied().collect();
+    all.sort_unstable();
+    let set_rows: BTreeSet<i64> = rows.iter().copied().collect();
+    for o in rej.iter().filter(|o| set_rows.contains(o)).take(10) {
+        problems.push(format!(
+            "{name}: offset {o} is both in the table and in the dead-letter table"
+        ));
+    }
+    all.dedup();
+    let (first, last) = (
+        all.first().copied().unwrap_or(-1),
+        all.last().copied().unwrap_or(-1),
+    );
+    let upto = committed.unwrap_or(-1);
+    let mut gaps = 0;
+    for w in all.windows(2).filter(|w| w[1] != w[0] + 1 && w[0] < upto) {
+        if gaps < 10 {
+            problems.push(format!(
+                "{name}: offsets {}..={} are missing",
+                w[0] + 1,
+                w[1] - 1
+            ));
+        }
+        gaps += 1;
+    }
+    if gaps > 10 {
+        problems.push(format!("{name}: {} more gaps", gaps - 10));
+    }
+    match committed {
+        None if !rows.is_empty() => problems.push(format!(
+            "{name}: rows present but the log records no committed offset"
+        )),
+        Some(c) if last < c => problems.push(format!(
+            "{name}: the log says offsets up to {c} are durable, but the last held is {last}"
+        )),
+        _ => {}
+    }
+    if let (Some(c), Some(max_row)) = (committed, rows.last())
+        && *max_row > c
+    {
+        problems.push(format!(
+            "{name}: row at offset {max_row} is beyond the committed offset {c}"
+        ));
+    }
+    PartitionCheck {
+        topic,
+        partition: p,
+        first,
+        last,
+        rows: rows.len() as u64,
+        rejected: rej.len() as u64,
+        committed,
+    }
 }
 
 /// What `lake optimize` did.
