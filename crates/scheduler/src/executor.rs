@@ -250,9 +250,10 @@ impl Executor {
         Ok(())
     }
 
-    /// A queued try not started because shutdown began: back to scheduled,
-    /// lease released, so another scheduler (or the next start) runs it.
-    async fn hand_back(&self, ti: &TaskInstance) -> crate::Result<()> {
+    /// A try leased to this executor but not started (shutdown began, or it
+    /// cannot run here): back to scheduled, lease released, so another
+    /// scheduler (or the next tick) runs it.
+    pub async fn hand_back(&self, ti: &TaskInstance) -> crate::Result<()> {
         let patch = TiPatch {
             lease_owner: Change::Clear,
             only_if_owner: Some(self.owner.clone()),

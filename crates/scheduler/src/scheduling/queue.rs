@@ -10,8 +10,7 @@ use tracing::warn;
 use super::Scheduler;
 use crate::Result;
 use crate::executor::Job;
-use crate::model::{Change, RunRecord, TiPatch};
-use crate::state::{TaskEvent, TaskState};
+use crate::model::RunRecord;
 
 impl Scheduler {
     /// Claims and submits; returns how many task instances were handed to
@@ -60,19 +59,7 @@ impl Scheduler {
                 _ => {
                     // Not runnable here after all (DAG or task not loaded in this
                     // process, or no slot): hand it back.
-                    let patch = TiPatch {
-                        lease_owner: Change::Clear,
-                        only_if_owner: Some(self.executor.owner().to_string()),
-                        ..TiPatch::default()
-                    };
-                    self.store
-                        .update_ti(
-                            ti.id,
-                            TaskState::Queued,
-                            TaskState::Queued.apply(TaskEvent::Requeue)?,
-                            &patch,
-                        )
-                        .await?;
+                    self.executor.hand_back(&ti).await?;
                 }
             }
         }
