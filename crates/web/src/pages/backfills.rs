@@ -14,7 +14,7 @@ use crate::service::{self, BackfillBody, BackfillOutcome};
 use crate::state::AppState;
 
 use super::layout::{
-    Chrome, DagHead, PageResult, chrome, dag_href, flash_redirect, head, path, render, ts,
+    Chrome, DagHead, PageResult, chrome, dag_href, flash_redirect, path, render, tab_head, ts,
 };
 
 struct BackfillRow {
@@ -92,12 +92,7 @@ pub(crate) async fn backfills(
     let c = chrome(&s, &headers, &csrf, format!("{id} · backfills"), "dags");
     let t = BackfillsPage {
         c,
-        h: head(
-            &rec,
-            &dag,
-            "backfills",
-            format!("{}/backfills", dag_href(&id)),
-        ),
+        h: tab_head(&rec, &dag, "backfills"),
         rows: backfill_rows(&s, &id).await?,
         form: BackfillFormValues {
             max_active_runs: "1".into(),
@@ -174,12 +169,7 @@ pub(crate) async fn backfill_submit(
     let c = chrome(&s, &headers, &csrf, format!("{id} · backfills"), "dags");
     let t = BackfillsPage {
         c,
-        h: head(
-            &rec,
-            &dag,
-            "backfills",
-            format!("{}/backfills", dag_href(&id)),
-        ),
+        h: tab_head(&rec, &dag, "backfills"),
         rows: backfill_rows(&s, &id).await?,
         form: f,
         problems,

@@ -16,7 +16,7 @@ use crate::svg::{self, Graph};
 
 use super::layout::{
     Chrome, DagHead, PageResult, chrome, dag_href, flash_redirect, head, opt_ts, path, query,
-    render, run_href, ti_href, ts,
+    render, run_href, tab_head, ti_href, ts,
 };
 
 /// Runs per grid page.
@@ -268,7 +268,7 @@ pub(crate) async fn dag_code(
     let c = chrome(&s, &headers, &csrf, format!("{id} · code"), "dags");
     let t = CodePage {
         c,
-        h: head(&rec, &dag, "code", format!("{}/code", dag_href(&id))),
+        h: tab_head(&rec, &dag, "code"),
         fileloc: rec.fileloc.clone(),
         lines: rec
             .source

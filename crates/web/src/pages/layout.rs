@@ -216,6 +216,11 @@ pub(crate) struct DagHead {
     pub(crate) here: String,
 }
 
+/// The header of one of a DAG's sub-pages (`/dags/{id}/{tab}`).
+pub(crate) fn tab_head(rec: &DagRecord, dag: &Dag, tab: &'static str) -> DagHead {
+    head(rec, dag, tab, format!("{}/{tab}", dag_href(&dag.dag_id)))
+}
+
 pub(crate) fn head(rec: &DagRecord, dag: &Dag, tab: &'static str, here: String) -> DagHead {
     DagHead {
         dag_id: dag.dag_id.clone(),

@@ -15,7 +15,7 @@ use crate::error::Failure;
 use crate::state::AppState;
 
 use super::layout::{
-    Chrome, DagHead, PageResult, chrome, dag_href, flash_redirect, head, path, render, run_href,
+    Chrome, DagHead, PageResult, chrome, flash_redirect, path, render, run_href, tab_head,
 };
 
 struct Field {
@@ -147,7 +147,7 @@ pub(crate) async fn trigger_form(
     let c = chrome(&s, &headers, &csrf, format!("Trigger {id}"), "dags");
     let t = TriggerPage {
         c,
-        h: head(&rec, &dag, "trigger", format!("{}/trigger", dag_href(&id))),
+        h: tab_head(&rec, &dag, "trigger"),
         fields: fields(&dag, None),
         logical_date: String::new(),
         problems: Vec::new(),
@@ -220,7 +220,7 @@ pub(crate) async fn trigger_submit(
     let c = chrome(&s, &headers, &csrf, format!("Trigger {id}"), "dags");
     let t = TriggerPage {
         c,
-        h: head(&rec, &dag, "trigger", format!("{}/trigger", dag_href(&id))),
+        h: tab_head(&rec, &dag, "trigger"),
         fields: fs,
         logical_date: ld_text,
         problems,
