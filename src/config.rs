@@ -254,6 +254,15 @@ impl Project {
             .collect()
     }
 
+    /// How every client reaches Kafka: bootstrap servers and properties,
+    /// resolved.
+    pub fn kafka_source(&self) -> Result<lake::kafka::KafkaSource> {
+        Ok(lake::kafka::KafkaSource {
+            bootstrap_servers: self.kafka_bootstrap()?,
+            properties: self.kafka_properties()?,
+        })
+    }
+
     /// The lake location of a stream (its own `lake`, else `[lake] url`).
     pub fn location(&self, stream_lake: Option<&str>) -> Result<Location> {
         let raw = stream_lake

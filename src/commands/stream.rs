@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use lake::config::StreamSpec;
-use lake::kafka::KafkaSource;
 use lake::metrics::Metrics;
 use lake::writer::{RunSummary, WriterOptions};
 use tokio_util::sync::CancellationToken;
@@ -32,10 +31,7 @@ pub fn writer_options(
 ) -> Result<WriterOptions> {
     Ok(WriterOptions {
         location: project.location(spec.lake.as_deref())?,
-        kafka: KafkaSource {
-            bootstrap_servers: project.kafka_bootstrap()?,
-            properties: project.kafka_properties()?,
-        },
+        kafka: project.kafka_source()?,
         until_caught_up,
         metrics: metrics.stream(&spec.name),
         spec,
@@ -139,8 +135,7 @@ async fn list(settings: &Settings) -> Result<ExitCode> {
                     "name": s.name, "topics": s.topics, "group": s.group, "table": s.table,
                     "dead_letter_table": s.dead_letter_table,
                     "partition_by": s.partition_by.iter().map(|p| p.name()).collect::<Vec<_>>(),
-                    "lake": project.location(s.lake.as_deref()).map(|l| l.root().to_string()).ok(),
-                })
+                    "lake": project.location(s.lake.as_deref()).map(|l| l.root().to_string()).ok()})
             })
             .collect();
         return output::json(&list).map(|()| ExitCode::SUCCESS);
@@ -225,8 +220,7 @@ async fn run_writer(
     if settings.json() {
         output::json(&serde_json::json!({
             "stream": spec.name, "records_in": summary.records_in, "rows_written": summary.rows_written,
-            "rejected": summary.rejected, "commits": summary.commits, "fenced": summary.fenced, "version": summary.version,
-        }))?;
+            "rejected": summary.rejected, "commits": summary.commits, "fenced": summary.fenced, "version": summary.version}))?;
     } else {
         println!("{}", summary_line(&spec.name, &summary));
     }

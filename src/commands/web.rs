@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use lake::kafka::KafkaSource;
 use lake::metrics::Metrics;
 use scheduler::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -42,10 +41,7 @@ pub fn stream_sources(project: &Project) -> Result<Vec<StreamSource>> {
     for spec in &project.streams {
         out.push(StreamSource {
             location: project.location(spec.lake.as_deref())?,
-            kafka: KafkaSource {
-                bootstrap_servers: project.kafka_bootstrap()?,
-                properties: project.kafka_properties()?,
-            },
+            kafka: project.kafka_source()?,
             spec: spec.clone(),
         });
     }

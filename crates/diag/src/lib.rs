@@ -119,11 +119,6 @@ impl<'a> Diags<'a> {
         self.list.is_empty()
     }
 
-    /// How many problems were recorded.
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
     /// The problems, in file order.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
         self.list.sort_by_key(|d| (d.line, d.col));
