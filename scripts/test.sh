@@ -83,11 +83,11 @@ fi
 if command -v docker >/dev/null 2>&1; then
   if docker compose version >/dev/null 2>&1; then
     log "docker compose config"
-    docker compose -f docker-compose.yml config --quiet
+    TRIBUTARY_WEB_TOKEN=compose-config-check-token docker compose -f docker-compose.yml config --quiet
   else
     command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
     log "docker-compose config"
-    docker-compose -f docker-compose.yml config -q
+    TRIBUTARY_WEB_TOKEN=compose-config-check-token docker-compose -f docker-compose.yml config -q
   fi
 fi
 

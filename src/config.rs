@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use diag::{Diagnostic, Diags, parse_document};
-use lake::config::{STREAM_KEYS, SchemaCatalog, StreamConfig, StreamSpec};
+use lake::config::{SchemaCatalog, StreamConfig, StreamSpec};
 use lake::table::Location;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
@@ -39,18 +40,7 @@ partition_by = ["nation", "date(event_time)"]
 rotation = { max_age = "2s" }
 "#;
 
-/// Top-level keys (for "did you mean").
-const TOP_KEYS: &[&str] = &[
-    "database_url",
-    "dags_folder",
-    "kafka",
-    "lake",
-    "metrics",
-    "web",
-    "stream",
-];
-
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FileTop {
     #[serde(default)]
@@ -68,7 +58,7 @@ struct FileTop {
 }
 
 /// `[kafka]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSection {
     /// `bootstrap.servers` (default `${TRIBUTARY_KAFKA_BOOTSTRAP:-localhost:9092}`).
@@ -80,7 +70,7 @@ pub struct KafkaSection {
 }
 
 /// `[lake]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LakeSection {
     /// Where tables live: `s3://bucket/prefix`, `file:///path` or a path
@@ -94,7 +84,7 @@ pub struct LakeSection {
 }
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSection {
     /// Address of the Prometheus endpoint of `stream run` (default
@@ -104,15 +94,20 @@ pub struct MetricsSection {
 }
 
 /// `[web]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebSection {
     /// Address of the web UI and API (default 127.0.0.1:8080).
     #[serde(default)]
     pub bind: Option<String>,
-    /// Token for state-changing requests (required off loopback).
+    /// Token every request needs (required off loopback); `/healthz`,
+    /// `/metrics` and the login page stay open.
     #[serde(default)]
     pub token: Option<String>,
+    /// With a token, let anyone read pages and GET the API; changes still
+    /// need the token. Default false.
+    #[serde(default)]
+    pub anonymous_read: bool,
 }
 
 /// A loaded project config.
@@ -302,7 +297,7 @@ pub fn parse(
     let top: Option<FileTop> = d.de(
         Spanned::new(span, DeValue::Table(table)),
         "config",
-        TOP_KEYS,
+        &["stream"],
     );
     let streams = streams_value
         .map(|sv| parse_streams(&mut d, sv, catalog))
@@ -351,7 +346,7 @@ fn parse_streams<'a>(
     };
     let mut streams: Vec<Arc<StreamSpec>> = Vec::new();
     for item in items {
-        let Some(cfg) = d.de::<StreamConfig>(item, "[[stream]]", STREAM_KEYS) else {
+        let Some(cfg) = d.de::<StreamConfig>(item, "[[stream]]", &[]) else {
             continue;
         };
         let name_span = cfg.name.span();

@@ -13,6 +13,7 @@ mod shutdown;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_pipe();
     let cli = cli::Cli::parse();
     let long_running = matches!(
         cli.command,
@@ -68,4 +69,24 @@ fn error_chain(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+/// `tributary lake ls users | head`: when the reader of our output goes
+/// away, `println!` panics with "failed printing to stdout: Broken pipe".
+/// Like other Unix tools, end quietly instead, with the status a shell
+/// shows for a process a closed pipe stopped (128 + SIGPIPE).
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

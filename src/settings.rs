@@ -48,8 +48,9 @@ impl Settings {
             .clone()
             .or_else(|| project.database_url.clone())
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
-        let database_url =
-            crate::config::resolve(&raw_url, "database_url").map_err(|e| format!("{e:#}"));
+        let database_url = crate::config::resolve(&raw_url, "database_url")
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|url| scheduler::store::check_database_url(&url).map(|()| url));
         let dags_folder = cli
             .dags_folder
             .clone()
@@ -80,6 +81,11 @@ impl Settings {
             Ok(url) => scheduler::store::redact(url),
             Err(e) => format!("error: {e}"),
         }
+    }
+
+    /// Why the metadata database URL is unusable, if it is.
+    pub fn database_problem(&self) -> Option<&str> {
+        self.database_url.as_ref().err().map(String::as_str)
     }
 
     /// Opens the metadata store and applies pending migrations.

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, BrokerProcess, create_bucket, dev_broker, free_port, s3_endpoint, text};
 use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
 /// Tansu, the independent Kafka-compatible broker (installed by
@@ -88,42 +87,16 @@ fn record(i: u64) -> String {
     )
 }
 
-/// Produces `n` records (ids from `from`), idempotently, and flushes.
+/// Produces `n` records (ids from `from`), keyed by id, and flushes.
 fn produce(bootstrap: &str, topic: &str, from: u64, n: u64) {
     produce_batched(bootstrap, topic, from, n, true)
 }
 
-/// `batched = false` puts every record in a batch of its own. Tansu 0.6
-/// answers a fetch from an offset inside a record batch with the *next*
-/// batch (measured: fetch at 1200 in batch 1126..=1250 returns 1251 first,
-/// with a fresh consumer and no tributary code involved), so a writer
-/// resuming mid-batch on Tansu skips records; `lake verify` reports the
-/// hole. Single-record batches keep every resume point at a batch start.
+/// `batched = false` puts every record in a batch of its own (see
+/// `testkit::kafka::produce_blocking` for why Tansu needs that).
 fn produce_batched(bootstrap: &str, topic: &str, from: u64, n: u64, batched: bool) {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5");
-    if !batched {
-        cfg.set("batch.num.messages", "1").set("linger.ms", "0");
-    }
-    let p: BaseProducer = cfg.create().unwrap();
-    for i in from..from + n {
-        let v = record(i);
-        let k = i.to_string();
-        loop {
-            match p.send(BaseRecord::to(topic).key(&k).payload(&v)) {
-                Ok(()) => break,
-                Err((e, _)) if e.to_string().contains("Queue full") => {
-                    p.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => panic!("produce: {e}"),
-            }
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(60))
-        .expect("every record delivered");
+    let records = (from..from + n).map(|i| (i.to_string(), record(i)));
+    testkit::kafka::produce_blocking(bootstrap, topic, records, !batched);
 }
 
 struct Project {

@@ -1,5 +1,7 @@
 //! `tributary config`: check the project config file and print what it
-//! declares.
+//! declares. It resolves everything a command would resolve when it runs
+//! (`${VAR}` references, URLs, bind addresses, the web token), prints each
+//! problem, and exits 1 when there is any, so CI can rely on it.
 
 use std::process::ExitCode;
 
@@ -7,33 +9,64 @@ use anyhow::Result;
 
 use crate::settings::Settings;
 
+/// One line of the report: a label and its value, or the problem with it.
+struct Line {
+    label: &'static str,
+    value: Result<String, String>,
+}
+
+fn line(label: &'static str, value: Result<String, String>) -> Line {
+    Line { label, value }
+}
+
 /// `config`.
 pub fn run(settings: &Settings) -> Result<ExitCode> {
     let p = &settings.project;
-    println!("config       {}", p.source());
-    println!("metadata     {}", settings.database_display());
-    println!("dags folder  {}", settings.dags_folder.display());
-    println!(
-        "kafka        {}",
-        p.kafka_bootstrap()
-            .unwrap_or_else(|e| format!("error: {e}"))
-    );
-    println!(
-        "lake         {}",
-        p.location(None)
-            .map(|l| l.root().to_string())
-            .unwrap_or_else(|e| format!("error: {e}"))
-    );
-    println!(
-        "web          {}{}",
-        p.web.bind.as_deref().unwrap_or("127.0.0.1:8080"),
-        if p.web.token.is_some() {
-            " (token set)"
-        } else {
-            ""
+    let mut lines = vec![
+        line("config", Ok(p.source())),
+        line(
+            "metadata",
+            match settings.database_problem() {
+                Some(e) => Err(e.to_string()),
+                None => Ok(settings.database_display()),
+            },
+        ),
+        line(
+            "dags folder",
+            Ok(settings.dags_folder.display().to_string()),
+        ),
+        line(
+            "kafka",
+            p.kafka_source().map(|k| k.bootstrap_servers).map_err(text),
+        ),
+        line(
+            "lake",
+            p.location(None).map(|l| l.root().to_string()).map_err(text),
+        ),
+        line("web", web_line(settings)),
+        line("metrics", metrics_line(settings)),
+        line("streams", Ok(p.streams.len().to_string())),
+    ];
+    for s in &p.streams {
+        if let Some(lake) = &s.lake
+            && let Err(e) = p.location(Some(lake))
+        {
+            lines.push(line(
+                "stream lake",
+                Err(format!("stream {:?}: {e:#}", s.name)),
+            ));
         }
-    );
-    println!("streams      {}", p.streams.len());
+    }
+    let mut problems = 0;
+    for l in &lines {
+        match &l.value {
+            Ok(v) => println!("{:<12} {v}", l.label),
+            Err(e) => {
+                problems += 1;
+                println!("{:<12} error: {e}", l.label);
+            }
+        }
+    }
     for s in &p.streams {
         println!(
             "  {}: {} → {} (partition by {}; dead letters → {})",
@@ -48,6 +81,40 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
             s.dead_letter_table
         );
     }
+    if problems > 0 {
+        eprintln!(
+            "{problems} problem{} in {}",
+            if problems == 1 { "" } else { "s" },
+            p.source()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     println!("OK");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The web server's address and token as `tributary web` would check them.
+fn web_line(settings: &Settings) -> Result<String, String> {
+    let p = &settings.project;
+    let addr = super::web::bind_addr(None, p).map_err(text)?;
+    let token = super::web::token(p).map_err(text)?;
+    web::check_bind(&addr, token.as_deref()).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{addr}{}",
+        if token.is_some() { " (token set)" } else { "" }
+    ))
+}
+
+fn metrics_line(settings: &Settings) -> Result<String, String> {
+    let bind = super::stream::metrics_bind(None, &settings.project);
+    if bind == "off" {
+        return Ok(bind);
+    }
+    super::stream::parse_metrics_bind(&bind)
+        .map(|a| a.to_string())
+        .map_err(text)
+}
+
+fn text(e: anyhow::Error) -> String {
+    format!("{e:#}")
 }

@@ -44,9 +44,7 @@ pub async fn serve_metrics(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> Result<SocketAddr> {
-    let addr: SocketAddr = bind.parse().map_err(|e| {
-        anyhow!("metrics bind {bind:?}: {e} (write HOST:PORT, e.g. 127.0.0.1:9464)")
-    })?;
+    let addr = parse_metrics_bind(bind)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for metrics"))?;
@@ -64,6 +62,13 @@ pub async fn serve_metrics(
             .await;
     });
     Ok(local)
+}
+
+/// The metrics address, checked (a port above 65535, a missing port …).
+pub fn parse_metrics_bind(bind: &str) -> Result<SocketAddr> {
+    bind.parse().map_err(|e| {
+        anyhow!("metrics bind {bind:?}: {e} (write HOST:PORT, e.g. 127.0.0.1:9464, or off)")
+    })
 }
 
 /// Where the Prometheus endpoint listens: the flag, else `[metrics] bind`,

@@ -62,6 +62,7 @@ pub async fn start(
         streams: stream_sources(&settings.project)?,
         metrics,
         token: token(&settings.project)?,
+        anonymous_read: settings.project.web.anonymous_read,
     };
     Ok(web::serve(addr, opts, stop).await?)
 }

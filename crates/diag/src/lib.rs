@@ -9,6 +9,9 @@
 //! [`Diags::de`], so one broken table does not hide the problems of the
 //! others.
 
+pub mod schema;
+mod text;
+
 use std::fmt;
 use std::ops::Range;
 
@@ -16,6 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+pub use crate::schema::{Problem, Schema};
+pub use crate::text::{cut, suggest};
 
 /// One problem in a file, with its position (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,18 +53,6 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
-}
-
-/// The candidate closest to `name`, if close enough to be a typo: at most
-/// one edit (a swap of two neighbours counts as one) per three characters,
-/// and at least one allowed. The one rule for every "did you mean".
-pub fn suggest<'k>(name: &str, candidates: &[&'k str]) -> Option<&'k str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), *c))
-        .filter(|(d, c)| *d <= (c.chars().count().max(name.chars().count()) / 3).max(1))
-        .min()
-        .map(|(_, c)| c)
 }
 
 /// Collects the diagnostics of one file.
@@ -94,20 +88,31 @@ impl<'a> Diags<'a> {
         });
     }
 
-    /// Deserializes a spanned value, recording the error (unknown keys get
-    /// a suggestion from `known`, the keys of the table the value is) and
-    /// returning `None` on failure.
-    pub fn de<T: DeserializeOwned>(
+    /// Checks a spanned value against `T`'s schema, recording every
+    /// problem (`what: message`), then deserializes it if the schema found
+    /// none; `None` when anything was wrong. `also_known`: keys of the
+    /// table read elsewhere, suggested for typos (see [`Schema::check`]).
+    pub fn de<T: DeserializeOwned + schemars::JsonSchema + 'static>(
         &mut self,
         value: Spanned<DeValue<'a>>,
         what: &str,
-        known: &[&str],
+        also_known: &[&str],
     ) -> Option<T> {
+        let schema = Schema::of::<T>();
+        let problems = schema.check(&value, also_known);
+        if !problems.is_empty() {
+            for p in problems {
+                self.err(Some(p.span), format!("{what}: {}", p.message));
+            }
+            return None;
+        }
         let whole = value.span();
         match T::deserialize(ValueDeserializer::from(value)) {
             Ok(v) => Some(v),
             Err(e) => {
-                let msg = serde_message(e.message(), known);
+                let mut known = schema.keys();
+                known.extend_from_slice(also_known);
+                let msg = serde_message(e.message(), &known);
                 self.err(e.span().or(Some(whole)), format!("{what}: {msg}"));
                 None
             }
@@ -185,7 +190,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_syntax_errors_become_sentences() {
-        #[derive(serde::Deserialize, Debug)]
+        #[derive(serde::Deserialize, schemars::JsonSchema, Debug)]
         #[serde(deny_unknown_fields)]
         #[allow(dead_code)]
         struct T {
@@ -198,7 +203,7 @@ mod tests {
         let v: Option<T> = d.de(
             Spanned::new(span, DeValue::Table(root.into_inner())),
             "config",
-            &["schedule"],
+            &[],
         );
         assert!(v.is_none());
         assert_eq!(

@@ -136,131 +136,153 @@ impl Metrics {
     pub fn render(&self) -> String {
         let streams = self.streams();
         let mut out = String::new();
-        let counters: [(&str, &str, Getter); 9] = [
-            (
-                "tributary_stream_records_in_total",
-                "Records received from Kafka.",
-                |m| m.records_in.load(Ordering::Relaxed),
-            ),
-            (
-                "tributary_stream_records_written_total",
-                "Rows committed to the table.",
-                |m| m.records_written.load(Ordering::Relaxed),
-            ),
-            (
-                "tributary_stream_records_rejected_total",
-                "Records committed to the dead-letter table.",
-                |m| m.records_rejected.load(Ordering::Relaxed),
-            ),
-            ("tributary_stream_commits_total", "Table commits.", |m| {
-                m.commits.load(Ordering::Relaxed)
-            }),
-            (
-                "tributary_stream_fenced_total",
-                "Commits refused because another writer had moved the offsets.",
-                |m| m.fenced.load(Ordering::Relaxed),
-            ),
-            (
-                "tributary_stream_files_total",
-                "Data files committed.",
-                |m| m.files.load(Ordering::Relaxed),
-            ),
-            (
-                "tributary_stream_bytes_total",
-                "Bytes of data files committed.",
-                |m| m.bytes.load(Ordering::Relaxed),
-            ),
-            (
-                "tributary_stream_buffered_bytes",
-                "Bytes buffered, not yet committed.",
-                |m| m.buffered_bytes.load(Ordering::Relaxed),
-            ),
-            (
-                "tributary_stream_peak_buffered_bytes",
-                "Most bytes buffered at once.",
-                |m| m.peak_buffered_bytes.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, get) in counters {
-            let kind = if name.ends_with("_total") {
-                "counter"
-            } else {
-                "gauge"
-            };
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (s, m) in &streams {
-                let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", escape(s), get(m));
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tributary_stream_last_commit_timestamp_seconds Time of the last commit.\n# TYPE tributary_stream_last_commit_timestamp_seconds gauge"
-        );
-        for (s, m) in &streams {
-            let ms = m.last_commit_ms.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "tributary_stream_last_commit_timestamp_seconds{{stream=\"{}\"}} {}",
-                escape(s),
-                ms as f64 / 1000.0
-            );
-        }
-        let name = "tributary_stream_commit_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time to write the log entry of a commit.\n# TYPE {name} histogram"
-        );
-        for (s, m) in &streams {
-            let s = escape(s);
-            for (i, b) in LATENCY_BOUNDS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{stream=\"{s}\",le=\"{b}\"}} {}",
-                    m.latency_buckets[i].load(Ordering::Relaxed)
-                );
-            }
-            let count = m.latency_count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{stream=\"{s}\",le=\"+Inf\"}} {count}");
-            let _ = writeln!(
-                out,
-                "{name}_sum{{stream=\"{s}\"}} {}",
-                m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
-            );
-            let _ = writeln!(out, "{name}_count{{stream=\"{s}\"}} {count}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tributary_stream_partition_lag Records of the partition not yet durable in the table.\n# TYPE tributary_stream_partition_lag gauge"
-        );
-        for (s, m) in &streams {
-            for ((t, p), f) in m.partitions() {
-                if let Some(lag) = f.lag() {
-                    let _ = writeln!(
-                        out,
-                        "tributary_stream_partition_lag{{stream=\"{}\",topic=\"{}\",partition=\"{p}\"}} {lag}",
-                        escape(s),
-                        escape(&t)
-                    );
-                }
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tributary_stream_partition_committed_offset Last offset durable in the table.\n# TYPE tributary_stream_partition_committed_offset gauge"
-        );
-        for (s, m) in &streams {
-            for ((t, p), f) in m.partitions() {
-                if let Some(c) = f.committed {
-                    let _ = writeln!(
-                        out,
-                        "tributary_stream_partition_committed_offset{{stream=\"{}\",topic=\"{}\",partition=\"{p}\"}} {c}",
-                        escape(s),
-                        escape(&t)
-                    );
-                }
-            }
-        }
+        render_counters(&mut out, &streams);
+        render_last_commit(&mut out, &streams);
+        render_commit_latency(&mut out, &streams);
+        render_partitions(&mut out, &streams);
         out
+    }
+}
+
+/// The per-stream counters and gauges that are one atomic each.
+const COUNTERS: [(&str, &str, Getter); 9] = [
+    (
+        "tributary_stream_records_in_total",
+        "Records received from Kafka.",
+        |m| m.records_in.load(Ordering::Relaxed),
+    ),
+    (
+        "tributary_stream_records_written_total",
+        "Rows committed to the table.",
+        |m| m.records_written.load(Ordering::Relaxed),
+    ),
+    (
+        "tributary_stream_records_rejected_total",
+        "Records committed to the dead-letter table.",
+        |m| m.records_rejected.load(Ordering::Relaxed),
+    ),
+    ("tributary_stream_commits_total", "Table commits.", |m| {
+        m.commits.load(Ordering::Relaxed)
+    }),
+    (
+        "tributary_stream_fenced_total",
+        "Commits refused because another writer had moved the offsets.",
+        |m| m.fenced.load(Ordering::Relaxed),
+    ),
+    (
+        "tributary_stream_files_total",
+        "Data files committed.",
+        |m| m.files.load(Ordering::Relaxed),
+    ),
+    (
+        "tributary_stream_bytes_total",
+        "Bytes of data files committed.",
+        |m| m.bytes.load(Ordering::Relaxed),
+    ),
+    (
+        "tributary_stream_buffered_bytes",
+        "Bytes buffered, not yet committed.",
+        |m| m.buffered_bytes.load(Ordering::Relaxed),
+    ),
+    (
+        "tributary_stream_peak_buffered_bytes",
+        "Most bytes buffered at once.",
+        |m| m.peak_buffered_bytes.load(Ordering::Relaxed),
+    ),
+];
+
+type Streams = [(String, Arc<StreamMetrics>)];
+
+/// The `# HELP` and `# TYPE` lines of one metric family.
+fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn render_counters(out: &mut String, streams: &Streams) {
+    for (name, help, get) in COUNTERS {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        family(out, name, help, kind);
+        for (s, m) in streams {
+            let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", escape(s), get(m));
+        }
+    }
+}
+
+fn render_last_commit(out: &mut String, streams: &Streams) {
+    let name = "tributary_stream_last_commit_timestamp_seconds";
+    family(out, name, "Time of the last commit.", "gauge");
+    for (s, m) in streams {
+        let ms = m.last_commit_ms.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}{{stream=\"{}\"}} {}",
+            escape(s),
+            ms as f64 / 1000.0
+        );
+    }
+}
+
+fn render_commit_latency(out: &mut String, streams: &Streams) {
+    let name = "tributary_stream_commit_latency_seconds";
+    family(
+        out,
+        name,
+        "Time to write the log entry of a commit.",
+        "histogram",
+    );
+    for (s, m) in streams {
+        let s = escape(s);
+        for (i, b) in LATENCY_BOUNDS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{stream=\"{s}\",le=\"{b}\"}} {}",
+                m.latency_buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = m.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{stream=\"{s}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{stream=\"{s}\"}} {}",
+            m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{stream=\"{s}\"}} {count}");
+    }
+}
+
+/// Lag and committed offset per topic partition, where known.
+fn render_partitions(out: &mut String, streams: &Streams) {
+    type PartitionGauge = fn(&PartitionFigures) -> Option<i64>;
+    let gauges: [(&str, &str, PartitionGauge); 2] = [
+        (
+            "tributary_stream_partition_lag",
+            "Records of the partition not yet durable in the table.",
+            |f| f.lag(),
+        ),
+        (
+            "tributary_stream_partition_committed_offset",
+            "Last offset durable in the table.",
+            |f| f.committed,
+        ),
+    ];
+    for (name, help, get) in gauges {
+        family(out, name, help, "gauge");
+        for (s, m) in streams {
+            for ((t, p), f) in m.partitions() {
+                if let Some(v) = get(&f) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{stream=\"{}\",topic=\"{}\",partition=\"{p}\"}} {v}",
+                        escape(s),
+                        escape(&t)
+                    );
+                }
+            }
+        }
     }
 }
 

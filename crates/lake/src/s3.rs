@@ -47,22 +47,44 @@ impl ObjectStoreFactory for S3StoreFactory {
     ) -> DeltaResult<(ObjectStoreRef, Path)> {
         let mut builder = AmazonS3Builder::from_env().with_url(url.to_string());
         for (key, value) in &config.raw {
-            match AmazonS3ConfigKey::from_str(&key.to_ascii_lowercase()) {
-                Ok(k) => builder = builder.with_config(k, value.clone()),
-                Err(_) => {
-                    return Err(DeltaTableError::Generic(format!(
-                        "unknown S3 storage option {key:?} (known: aws_endpoint, aws_region, \
-                         aws_access_key_id, aws_secret_access_key, aws_session_token, \
-                         aws_allow_http, aws_virtual_hosted_style_request, …)"
-                    )));
-                }
-            }
+            let k = AmazonS3ConfigKey::from_str(&key.to_ascii_lowercase())
+                .map_err(|_| DeltaTableError::Generic(unknown_option(key)))?;
+            builder = builder.with_config(k, value.clone());
         }
         let store = builder.build().map_err(store_error)?;
         let (_, path) = ObjectStoreScheme::parse(url).map_err(|e| store_error(e.into()))?;
         let prefix = Path::parse(path.as_ref()).map_err(|e| store_error(e.into()))?;
         Ok((Arc::new(store), prefix))
     }
+}
+
+/// The S3 options people set most, for suggestions.
+const COMMON_OPTIONS: &[&str] = &[
+    "aws_endpoint",
+    "aws_region",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_allow_http",
+    "aws_virtual_hosted_style_request",
+    "aws_skip_signature",
+    "aws_default_region",
+    "aws_bucket",
+];
+
+/// Whether `key` is an S3 storage option object_store reads.
+pub(crate) fn check_option(key: &str) -> Result<(), String> {
+    AmazonS3ConfigKey::from_str(&key.to_ascii_lowercase())
+        .map(|_| ())
+        .map_err(|_| unknown_option(key))
+}
+
+fn unknown_option(key: &str) -> String {
+    let hint = match diag::suggest(&key.to_ascii_lowercase(), COMMON_OPTIONS) {
+        Some(s) => format!("did you mean {s:?}?"),
+        None => format!("known: {}, …", COMMON_OPTIONS.join(", ")),
+    };
+    format!("unknown S3 storage option {key:?} ({hint})")
 }
 
 /// Delta's default log store: commits are put-if-absent writes.

@@ -41,19 +41,27 @@ impl PartitionColumn {
 
 impl PartitionColumn {
     /// Reads `col`, `date(col)` or `hour(col)` as written in `partition_by`.
-    pub fn parse(text: &str) -> PartitionColumn {
+    pub fn parse(text: &str) -> Result<PartitionColumn, String> {
         let text = text.trim();
-        let inner = |prefix: &str| {
-            text.strip_prefix(prefix)
-                .and_then(|r| r.strip_suffix(')'))
-                .map(|c| c.trim().to_string())
+        let Some((function, rest)) = text.split_once('(') else {
+            return Ok(PartitionColumn::Column(text.to_string()));
         };
-        if let Some(c) = inner("date(") {
-            PartitionColumn::Date(c)
-        } else if let Some(c) = inner("hour(") {
-            PartitionColumn::Hour(c)
-        } else {
-            PartitionColumn::Column(text.to_string())
+        let Some(column) = rest.strip_suffix(')').map(str::trim) else {
+            return Err(format!(
+                "{text:?}: a partition function is written date(column) or hour(column)"
+            ));
+        };
+        match function.trim() {
+            "date" => Ok(PartitionColumn::Date(column.to_string())),
+            "hour" => Ok(PartitionColumn::Hour(column.to_string())),
+            other => {
+                let hint = diag::suggest(other, &PARTITION_FUNCTIONS)
+                    .map(|s| format!("did you mean {s}({column})? "))
+                    .unwrap_or_default();
+                Err(format!(
+                    "unknown partition function {other:?} ({hint}the functions are date(column) and hour(column))"
+                ))
+            }
         }
     }
 
@@ -64,6 +72,9 @@ impl PartitionColumn {
         }
     }
 }
+
+/// The functions `partition_by` may apply to a timestamp column.
+const PARTITION_FUNCTIONS: [&str; 2] = ["date", "hour"];
 
 /// UTC microsecond timestamps, the lake's one timestamp type.
 pub fn timestamp_type() -> DataType {

@@ -65,6 +65,39 @@ impl std::fmt::Debug for Location {
     }
 }
 
+/// The scheme of text such as `s3:/bucket` or `s3:bucket`: a URL scheme
+/// followed by `:` but not `://`, which would otherwise become a folder
+/// named `s3:`.
+fn url_without_slashes(text: &str) -> Option<&str> {
+    let (scheme, rest) = text.split_once(':')?;
+    let scheme_like = scheme.len() > 1
+        && scheme
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (scheme_like && !rest.starts_with("//")).then_some(scheme)
+}
+
+/// Storage options must be ones the lake's object store reads: a misspelt
+/// one would otherwise be ignored until the first write, or for ever.
+fn check_options(root: &Url, options: &HashMap<String, String>) -> Result<(), LakeError> {
+    for key in options.keys() {
+        match root.scheme() {
+            "s3" | "s3a" => crate::s3::check_option(key).map_err(LakeError::Config)?,
+            _ => {
+                return Err(LakeError::Config(format!(
+                    "storage option {key:?}: a local lake ({}) takes no storage options",
+                    root.as_str()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Location {
     /// Parses `s3://bucket/prefix`, `file:///abs/path`, `memory://` or a
     /// path (relative paths are taken from `base`).
@@ -77,6 +110,11 @@ impl Location {
         let text = text.trim();
         if text.is_empty() {
             return Err(LakeError::Config("lake location is empty".into()));
+        }
+        if let Some(scheme) = url_without_slashes(text) {
+            return Err(LakeError::Config(format!(
+                "lake location {text:?} looks like a {scheme}: URL without the `//`: write {scheme}://…"
+            )));
         }
         let mut root = if text.contains("://") {
             Url::parse(text)
@@ -133,6 +171,7 @@ impl Location {
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
+        check_options(&root, &options)?;
         Ok(Location {
             root,
             options,

@@ -10,6 +10,8 @@ use std::time::Duration;
 use common::*;
 use lake::table::{CommitOutcome, DeltaTableHandle, Location, OffsetUpdate, app_id};
 use lake::tools;
+use testkit::kafka::{MockKafka, produce_keyed, produce_to};
+use testkit::wait_for;
 use tokio_util::sync::CancellationToken;
 
 fn local(dir: &tempfile::TempDir) -> Location {
@@ -18,7 +20,7 @@ fn local(dir: &tempfile::TempDir) -> Location {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_go_to_the_dead_letter_table_and_restarts_resume_from_the_log() {
-    let broker = Broker::start("events", 4);
+    let broker = MockKafka::start(&[("events", 4)]);
     let p = broker.producer();
     // 2,000 good records and 40 bad ones of several kinds, interleaved.
     let mut values: Vec<(u64, Vec<u8>)> = (0..2000).map(|i| (i, good(i).into_bytes())).collect();
@@ -31,7 +33,7 @@ async fn bad_records_go_to_the_dead_letter_table_and_restarts_resume_from_the_lo
         };
         values.insert((i * 50) as usize, (10_000 + i, bad.to_vec()));
     }
-    produce(&p, "events", values).await;
+    produce_keyed(&p, "events", values).await;
 
     let dir = tempfile::tempdir().unwrap();
     let spec = spec("events", "rotation = { max_rows = 300 }");
@@ -52,7 +54,7 @@ async fn bad_records_go_to_the_dead_letter_table_and_restarts_resume_from_the_lo
     assert_eq!((s2.records_in, s2.commits), (0, 0), "{s2:?}");
 
     // More records: only they are written.
-    produce(
+    produce_keyed(
         &p,
         "events",
         (2000..2500).map(|i| (i, good(i).into_bytes())),
@@ -87,7 +89,7 @@ async fn bad_records_go_to_the_dead_letter_table_and_restarts_resume_from_the_lo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_stop_commits_everything_buffered() {
-    let broker = Broker::start("events", 2);
+    let broker = MockKafka::start(&[("events", 2)]);
     let dir = tempfile::tempdir().unwrap();
     // Nothing would be flushed for an hour: only the stop commits.
     let opts = options(
@@ -99,7 +101,7 @@ async fn graceful_stop_commits_everything_buffered() {
     let metrics = opts.metrics.clone();
     let stop = CancellationToken::new();
     let run = tokio::spawn(lake::writer::run(opts, stop.clone()));
-    produce(
+    produce_keyed(
         &broker.producer(),
         "events",
         (0..700).map(|i| (i, good(i).into_bytes())),
@@ -210,8 +212,8 @@ async fn many_commits_cross_checkpoints_and_offsets_survive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_store_failures_lose_nothing() {
-    let broker = Broker::start("events", 3);
-    produce(
+    let broker = MockKafka::start(&[("events", 3)]);
+    produce_keyed(
         &broker.producer(),
         "events",
         (0..1500).map(|i| (i, good(i).into_bytes())),
@@ -280,19 +282,19 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_request_errors_are_survived() {
     use rdkafka::types::RDKafkaRespErr;
-    let broker = Broker::start("events", 2);
-    produce(
+    let broker = MockKafka::start(&[("events", 2)]);
+    produce_keyed(
         &broker.producer(),
         "events",
         (0..800).map(|i| (i, good(i).into_bytes())),
     )
     .await;
     // Fetches and offset commits fail for a while; the client retries.
-    broker.cluster.request_errors(
+    broker.cluster().request_errors(
         rdkafka::types::RDKafkaApiKey::Fetch,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 6],
     );
-    broker.cluster.request_errors(
+    broker.cluster().request_errors(
         rdkafka::types::RDKafkaApiKey::OffsetCommit,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 4],
     );
@@ -310,8 +312,8 @@ async fn broker_request_errors_are_survived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_lake_and_optimize() {
-    let broker = Broker::start("events", 2);
-    produce(
+    let broker = MockKafka::start(&[("events", 2)]);
+    produce_keyed(
         &broker.producer(),
         "events",
         (0..600).map(|i| (i, good(i).into_bytes())),
@@ -344,7 +346,7 @@ async fn in_memory_lake_and_optimize() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_in_one_group_hand_partitions_over_exactly_once() {
-    let broker = Broker::start("events", 4);
+    let broker = MockKafka::start(&[("events", 4)]);
     let p = broker.producer();
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(
@@ -356,7 +358,7 @@ async fn two_writers_in_one_group_hand_partitions_over_exactly_once() {
     let a_opts = options(spec.clone(), local(&dir), broker.bootstrap(), false);
     let a_metrics = a_opts.metrics.clone();
     let a = tokio::spawn(lake::writer::run(a_opts, CancellationToken::new()));
-    produce(&p, "events", (0..1000).map(|i| (i, good(i).into_bytes()))).await;
+    produce_keyed(&p, "events", (0..1000).map(|i| (i, good(i).into_bytes()))).await;
     wait_for("A commits", || {
         a_metrics.commits.load(Ordering::Relaxed) > 0
     })
@@ -367,7 +369,7 @@ async fn two_writers_in_one_group_hand_partitions_over_exactly_once() {
     let b_opts = options(spec.clone(), local(&dir), broker.bootstrap(), false);
     let b_metrics = b_opts.metrics.clone();
     let b = tokio::spawn(lake::writer::run(b_opts, b_stop.clone()));
-    produce(
+    produce_keyed(
         &p,
         "events",
         (1000..2000).map(|i| (i, good(i).into_bytes())),
@@ -381,7 +383,7 @@ async fn two_writers_in_one_group_hand_partitions_over_exactly_once() {
     // A dies without flushing (its task is dropped mid-flight).
     a.abort();
     let _ = a.await;
-    produce(
+    produce_keyed(
         &p,
         "events",
         (2000..3000).map(|i| (i, good(i).into_bytes())),
@@ -398,7 +400,7 @@ async fn two_writers_in_one_group_hand_partitions_over_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_within_budget_with_1000_partitions_and_skew() {
-    let broker = Broker::start("events", 1000);
+    let broker = MockKafka::start(&[("events", 1000)]);
     let p = broker.producer();
     // Half the records go to 10 hot partitions, half spread over all 1000.
     let values = (0..40_000u64).map(|i| {
@@ -437,8 +439,8 @@ async fn memory_stays_within_budget_with_1000_partitions_and_skew() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_have_dictionaries_only_where_values_repeat() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let broker = Broker::start("events", 1);
-    produce(
+    let broker = MockKafka::start(&[("events", 1)]);
+    produce_keyed(
         &broker.producer(),
         "events",
         (0..3000).map(|i| (i, good(i).into_bytes())),

@@ -119,6 +119,24 @@ impl Param {
                 "param {name:?}: minimum {lo} is greater than maximum {hi}"
             ));
         }
+        if let Some(allowed) = &p.allowed {
+            for v in allowed.iter().filter(|v| !p.kind.accepts(v)) {
+                problems.push(format!(
+                    "param {name:?}: enum value {v} is not of type {} but {}",
+                    p.kind.as_str(),
+                    json_type(v)
+                ));
+            }
+        }
+        let numeric = matches!(p.kind, ParamType::Integer | ParamType::Number);
+        for (key, bound) in [("minimum", p.minimum), ("maximum", p.maximum)] {
+            if bound.is_some() && !numeric {
+                problems.push(format!(
+                    "param {name:?}: `{key}` applies to integer and number params, not to {}",
+                    p.kind.as_str()
+                ));
+            }
+        }
         if let Some(d) = &p.default
             && let Err(e) = p.check(d)
         {

@@ -159,6 +159,22 @@ impl KindSettings<'_> {
         })
     }
 
+    /// Checks the settings against `T`'s schema, reporting every problem at
+    /// its key, then deserializes them (serde's error, if any, is the one
+    /// left: a check the schema cannot express).
+    pub fn checked<T: DeserializeOwned + schemars::JsonSchema + 'static>(
+        &self,
+    ) -> Result<T, Vec<SettingsError>> {
+        let problems = diag::Schema::of::<T>().check(&self.value, &[]);
+        if !problems.is_empty() {
+            return Err(problems
+                .into_iter()
+                .map(|p| SettingsError::at(p.span, p.message))
+                .collect());
+        }
+        self.deserialize().map_err(|e| vec![e])
+    }
+
     /// The settings as JSON (for display; `${VAR}` references are kept as written).
     pub fn to_json(&self) -> Value {
         let de = toml::de::ValueDeserializer::from(self.value.clone());

@@ -58,6 +58,17 @@ impl Schedule {
         let cron = parser
             .parse(expanded)
             .map_err(|e| format!("invalid cron expression {t:?}: {e}"))?;
+        // `0 0 30 2 *` (30 February) parses but never fires; a date that
+        // exists only in leap years still fires within eight years.
+        let from = DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default();
+        let fires = cron
+            .find_next_occurrence(&from, false)
+            .is_ok_and(|t| t < from + chrono::Duration::days(366 * 8));
+        if !fires {
+            return Err(format!(
+                "cron expression {t:?} never fires: no such day exists (check the day and month fields)"
+            ));
+        }
         Ok(Schedule::Cron {
             expr: t.to_string(),
             cron: Box::new(cron),

@@ -1,12 +1,14 @@
-//! Helpers every task kind uses for its `settings` table: deserialize it
-//! (one error per kind) and export its JSON Schema.
+//! Helpers every task kind uses for its `settings` table: check and
+//! deserialize it (every problem at its key), and export its JSON Schema.
 
 use scheduler::operator::{KindSettings, SettingsError};
 use serde::de::DeserializeOwned;
 
-/// Deserializes settings, wrapping a failure as the single error of a kind.
-pub(crate) fn parse<T: DeserializeOwned>(s: &KindSettings<'_>) -> Result<T, Vec<SettingsError>> {
-    s.deserialize().map_err(|e| vec![e])
+/// The settings as `T`, or every problem with them.
+pub(crate) fn parse<T: DeserializeOwned + schemars::JsonSchema + 'static>(
+    s: &KindSettings<'_>,
+) -> Result<T, Vec<SettingsError>> {
+    s.checked()
 }
 
 /// JSON Schema of a settings struct (or record type), as a JSON value.

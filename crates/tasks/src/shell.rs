@@ -41,10 +41,10 @@ pub struct ShellSettings {
     pub cwd: Option<String>,
     /// Exit code that marks the task skipped instead of failed. Default 99.
     #[serde(default = "default_skip_exit_code")]
-    pub skip_exit_code: Option<i32>,
+    pub skip_exit_code: Option<u8>,
 }
 
-fn default_skip_exit_code() -> Option<i32> {
+fn default_skip_exit_code() -> Option<u8> {
     Some(99)
 }
 
@@ -233,7 +233,7 @@ impl Operator for Shell {
         }
         match status.code() {
             Some(0) => Ok(TaskOutcome::Success),
-            Some(c) if Some(c) == s.skip_exit_code => {
+            Some(c) if s.skip_exit_code.is_some_and(|skip| i32::from(skip) == c) => {
                 ctx.log.line(format!("exit code {c}: task skipped"));
                 Ok(TaskOutcome::Skipped)
             }

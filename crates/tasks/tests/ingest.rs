@@ -10,8 +10,6 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use scheduler::operator::{TaskContext, TaskError, TaskLog, TaskOutcome};
@@ -19,6 +17,7 @@ use scheduler::timetable::DataInterval;
 use serde_json::Value;
 use tasks::dev::random_user_api::{Fault, Faults, OfflineApi, OfflineApiConfig, start};
 use tasks::random_user::{Provenance, parse_response, transform};
+use testkit::kafka::MockKafka;
 use tokio_util::sync::CancellationToken;
 
 const PARTITIONS: i32 = 3;
@@ -27,10 +26,8 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/randomuser")
 }
 
-fn mock() -> MockCluster<'static, DefaultProducerContext> {
-    let m = MockCluster::new(1).unwrap();
-    m.create_topic("users", PARTITIONS, 1).unwrap();
-    m
+fn mock() -> MockKafka {
+    MockKafka::start(&[("users", PARTITIONS)])
 }
 
 async fn api(faults: Faults) -> (OfflineApi, CancellationToken) {
@@ -122,7 +119,7 @@ fn settings(api: &OfflineApi, bootstrap: &str, extra: &str) -> String {
 async fn every_record_matches_the_fixtures() {
     let m = mock();
     let (a, _stop) = api(Faults::default()).await;
-    let (r, log) = run(&settings(&a, &m.bootstrap_servers(), "requests = 2")).await;
+    let (r, log) = run(&settings(&a, &m.bootstrap(), "requests = 2")).await;
     assert_eq!(r, Ok(TaskOutcome::Success), "{log:#?}");
     assert!(
         log.last()
@@ -136,7 +133,7 @@ async fn every_record_matches_the_fixtures() {
         .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(per_partition, 100);
-    let got = consume(&m.bootstrap_servers(), 100);
+    let got = consume(&m.bootstrap(), 100);
     assert_eq!(got.len(), 100);
     // Expected: pages 1 and 2 of the fixture pool, transformed independently of the task.
     let pool = parse_response(&std::fs::read(fixtures().join("results-5000.json")).unwrap())
@@ -176,10 +173,10 @@ async fn api_500_then_success_is_retried() {
         every: None,
     })
     .await;
-    let (r, log) = run(&settings(&a, &m.bootstrap_servers(), "")).await;
+    let (r, log) = run(&settings(&a, &m.bootstrap(), "")).await;
     assert_eq!(r, Ok(TaskOutcome::Success), "{log:#?}");
     assert_eq!(log.iter().filter(|l| l.contains("HTTP 500")).count(), 2);
-    assert_eq!(consume(&m.bootstrap_servers(), 50).len(), 50);
+    assert_eq!(consume(&m.bootstrap(), 50).len(), 50);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,7 +188,7 @@ async fn error_body_and_429_are_retried() {
         every: None,
     })
     .await;
-    let (r, log) = run(&settings(&a, &m.bootstrap_servers(), "")).await;
+    let (r, log) = run(&settings(&a, &m.bootstrap(), "")).await;
     assert_eq!(r, Ok(TaskOutcome::Success), "{log:#?}");
     assert!(log.iter().any(|l| l.contains("the API returned an error")));
     let (a, _stop) = api(Faults {
@@ -202,7 +199,7 @@ async fn error_body_and_429_are_retried() {
         every: None,
     })
     .await;
-    let (r, log) = run(&settings(&a, &m.bootstrap_servers(), "")).await;
+    let (r, log) = run(&settings(&a, &m.bootstrap(), "")).await;
     assert_eq!(r, Ok(TaskOutcome::Success), "{log:#?}");
     assert!(
         log.iter()
@@ -221,12 +218,7 @@ async fn malformed_users_are_skipped_or_fail_the_try() {
     })
     .await;
     // 5 of 50 (10%) are broken: above 5% the try fails and produces nothing.
-    let (r, log) = run(&settings(
-        &a,
-        &m.bootstrap_servers(),
-        "max_bad_ratio = 0.05",
-    ))
-    .await;
+    let (r, log) = run(&settings(&a, &m.bootstrap(), "max_bad_ratio = 0.05")).await;
     assert!(
         matches!(&r, Err(TaskError::Fatal(msg)) if msg.contains("5 of 50 record(s) could not be used")),
         "{r:?}"
@@ -237,7 +229,7 @@ async fn malformed_users_are_skipped_or_fail_the_try() {
         "{log:#?}"
     );
     // At 20% allowed, the 45 good ones are delivered and the skip is reported.
-    let (r, log) = run(&settings(&a, &m.bootstrap_servers(), "max_bad_ratio = 0.2")).await;
+    let (r, log) = run(&settings(&a, &m.bootstrap(), "max_bad_ratio = 0.2")).await;
     assert_eq!(r, Ok(TaskOutcome::Success));
     assert!(
         log.last()
@@ -245,13 +237,13 @@ async fn malformed_users_are_skipped_or_fail_the_try() {
             .contains("delivered 45 record(s) to users, skipped 5 bad"),
         "{log:#?}"
     );
-    assert_eq!(consume(&m.bootstrap_servers(), 45).len(), 45);
+    assert_eq!(consume(&m.bootstrap(), 45).len(), 45);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_errors_are_retried_without_duplicates() {
     let m = mock();
-    m.request_errors(
+    m.cluster().request_errors(
         RDKafkaApiKey::Produce,
         &[
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
@@ -260,9 +252,9 @@ async fn broker_errors_are_retried_without_duplicates() {
         ],
     );
     let (a, _stop) = api(Faults::default()).await;
-    let (r, log) = run(&settings(&a, &m.bootstrap_servers(), "requests = 3")).await;
+    let (r, log) = run(&settings(&a, &m.bootstrap(), "requests = 3")).await;
     assert_eq!(r, Ok(TaskOutcome::Success), "{log:#?}");
-    let got = consume(&m.bootstrap_servers(), 150);
+    let got = consume(&m.bootstrap(), 150);
     assert_eq!(got.len(), 150, "no record lost or doubled");
     let keys: HashSet<&str> = got.iter().map(|(_, k, _)| k.as_str()).collect();
     assert_eq!(keys.len(), 150);

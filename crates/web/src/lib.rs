@@ -93,8 +93,21 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Refuses a bind address other than loopback when no token is set.
+/// The shortest token the server accepts: a short one can be guessed.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Refuses a token shorter than [`MIN_TOKEN_CHARS`], and a bind address
+/// other than loopback when no token is set.
 pub fn check_bind(addr: &SocketAddr, token: Option<&str>) -> Result<()> {
+    if let Some(t) = token.filter(|t| !t.is_empty())
+        && t.chars().count() < MIN_TOKEN_CHARS
+    {
+        return Err(Error::Config(format!(
+            "the web token has {} characters: use at least {MIN_TOKEN_CHARS} \
+             (e.g. `openssl rand -hex 16`)",
+            t.chars().count()
+        )));
+    }
     if !addr.ip().is_loopback() && token.is_none_or(str::is_empty) {
         return Err(Error::Config(format!(
             "the web server would listen on {addr}, reachable from other machines, without a token: \

@@ -1,6 +1,12 @@
-//! Who may change things: the token check and cross-site request
+//! Who may read and change things: the token check and cross-site request
 //! protection ([`guard`]); the login page that keeps the token in a cookie
 //! is `pages::login`.
+//!
+//! Reads (GET/HEAD/OPTIONS): with a token configured, every request must
+//! carry it (bearer or login cookie) — DAG code, conf, logs and table data
+//! are not for anyone who can reach the port — unless `[web]
+//! anonymous_read = true`. `/healthz`, `/metrics` and the login page stay
+//! open. Without a token (loopback only) everything is open.
 //!
 //! Rules, applied by [`guard`] to every request that is not GET/HEAD:
 //! 1. A request a browser marks as cross-site (`Sec-Fetch-Site: cross-site`,
@@ -91,33 +97,20 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         .map(str::to_string);
     let csrf = have.clone().unwrap_or_else(random_token);
     req.extensions_mut().insert(Csrf(csrf.clone()));
-    if safe {
-        let mut resp = next.run(req).await;
-        // A page that answered showed the flash message: it is shown once.
-        if !api
-            && resp.status().is_success()
-            && cookie(&headers, FLASH_COOKIE).is_some_and(|f| !f.is_empty())
-        {
-            resp.headers_mut().append(
-                header::SET_COOKIE,
-                HeaderValue::from_static("tributary_flash=; Path=/; Max-Age=0"),
-            );
-        }
-        if !api && have.is_none() {
-            let c = format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict");
-            if let Ok(v) = HeaderValue::from_str(&c) {
-                resp.headers_mut().append(header::SET_COOKIE, v);
-            }
-        }
-        return resp;
+    if safe && !may_read(&state, &headers, &path) {
+        let message = "this server needs a token: log in, or send Authorization: Bearer TOKEN";
+        return refuse(
+            api,
+            StatusCode::UNAUTHORIZED,
+            message,
+            &path_and_query(&req),
+        );
     }
-    // The page a refused UI form came from, to return to after a login.
-    let back = headers
-        .get(header::REFERER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
-        .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
-        .unwrap_or_else(|| "/".to_string());
+    if safe {
+        let resp = next.run(req).await;
+        return with_cookies(resp, &headers, api, have.is_none().then_some(&csrf));
+    }
+    let back = referer_path(&headers);
     if cross_site(&headers) {
         return refuse(
             api,
@@ -165,26 +158,96 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         }
         return next.run(req).await;
     }
-    // HTML form: find `_csrf` in the body, then hand the body on.
-    let (parts, body) = req.into_parts();
-    let Ok(bytes) = to_bytes(body, MAX_FORM).await else {
-        return refuse(api, StatusCode::PAYLOAD_TOO_LARGE, "form too large", &back);
-    };
-    let sent = form_field(&bytes, "_csrf");
-    let expected = cookie(&headers, CSRF_COOKIE);
-    match (sent, expected) {
-        (Some(s), Some(e)) if same_secret(&s, e) => {}
-        _ => {
-            return refuse(
-                api,
-                StatusCode::FORBIDDEN,
-                "this form has expired or did not come from this server (CSRF check failed): reload the page and try again",
-                &back,
-            );
+    match checked_form(req, &headers).await {
+        Ok(req) => next.run(req).await,
+        Err((status, message)) => refuse(api, status, message, &back),
+    }
+}
+
+/// A safe request's answer, with the flash message cleared once a page
+/// showed it, and a new browser's CSRF cookie (`new_csrf`).
+fn with_cookies(
+    mut resp: Response,
+    headers: &HeaderMap,
+    api: bool,
+    new_csrf: Option<&String>,
+) -> Response {
+    if api {
+        return resp;
+    }
+    if resp.status().is_success() && cookie(headers, FLASH_COOKIE).is_some_and(|f| !f.is_empty()) {
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("tributary_flash=; Path=/; Max-Age=0"),
+        );
+    }
+    if let Some(csrf) = new_csrf {
+        let c = format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict");
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
         }
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
+    resp
+}
+
+/// Paths anyone may read whatever the token: probes, and what the login
+/// page needs.
+const OPEN_PATHS: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/login",
+    "/static/app.css",
+    "/static/app.js",
+];
+
+/// Whether a safe request may be answered: no token set, anonymous reads
+/// allowed, an open path, or the token as a bearer or a login cookie.
+fn may_read(state: &AppState, headers: &HeaderMap, path: &str) -> bool {
+    let Some(token) = &state.0.token else {
+        return true;
+    };
+    state.0.anonymous_read
+        || OPEN_PATHS.contains(&path)
+        || bearer(headers).is_some_and(|b| same_secret(token, b))
+        || cookie(headers, TOKEN_COOKIE).is_some_and(|c| same_secret(token, c))
+}
+
+fn path_and_query(req: &Request) -> String {
+    req.uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string())
+}
+
+/// The page a refused UI form came from, to return to after a login.
+fn referer_path(headers: &HeaderMap) -> String {
+    headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// An HTML form whose `_csrf` field matches the CSRF cookie, with its body
+/// read and put back; else why it is refused.
+async fn checked_form(
+    req: Request,
+    headers: &HeaderMap,
+) -> Result<Request, (StatusCode, &'static str)> {
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, MAX_FORM)
         .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "form too large"))?;
+    let sent = form_field(&bytes, "_csrf");
+    match (sent, cookie(headers, CSRF_COOKIE)) {
+        (Some(s), Some(e)) if same_secret(&s, e) => {
+            Ok(Request::from_parts(parts, Body::from(bytes)))
+        }
+        _ => Err((
+            StatusCode::FORBIDDEN,
+            "this form has expired or did not come from this server (CSRF check failed): reload the page and try again",
+        )),
+    }
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {

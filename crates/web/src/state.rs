@@ -21,9 +21,13 @@ pub struct WebOptions {
     pub streams: Vec<StreamSource>,
     /// Live figures of the stream writers running in this process, if any.
     pub metrics: Option<Arc<Metrics>>,
-    /// Token every state-changing request must carry; required when the
-    /// server binds to anything but a loopback address.
+    /// Token every request must carry (but `/healthz`, `/metrics` and the
+    /// login page); required when the server binds to anything but a
+    /// loopback address.
     pub token: Option<String>,
+    /// With a token: whether pages and GET requests are open to anyone
+    /// (`[web] anonymous_read = true`); changes still need the token.
+    pub anonymous_read: bool,
 }
 
 /// Shared state of every handler (cheap to clone).
@@ -37,6 +41,7 @@ pub(crate) struct Inner {
     pub(crate) offset_readers: streams::OffsetReaders,
     pub(crate) metrics: Option<Arc<Metrics>>,
     pub(crate) token: Option<String>,
+    pub(crate) anonymous_read: bool,
     /// Cancelled when the server stops: ends open log tails so the graceful
     /// shutdown does not wait for them.
     pub(crate) stop: CancellationToken,
@@ -57,6 +62,7 @@ impl AppState {
             offset_readers: streams::OffsetReaders::default(),
             metrics: opts.metrics,
             token: opts.token.filter(|t| !t.is_empty()),
+            anonymous_read: opts.anonymous_read,
         }))
     }
 

@@ -139,55 +139,18 @@ pub(crate) async fn status(
             0
         }
     };
-    let topics = spec.topics.clone();
-    let ends = match readers.get(s) {
-        Ok(reader) => tokio::task::spawn_blocking(move || {
-            reader
-                .last_offsets(&topics, KAFKA_TIMEOUT)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r),
-        Err(e) => Err(e),
-    };
-    let offsets: BTreeMap<String, i64> =
-        info.as_ref().map(|i| i.offsets.clone()).unwrap_or_default();
-    let mut lag = Vec::new();
-    let mut kafka_ok = true;
-    match ends {
-        Ok(ends) => {
-            let mut ends: Vec<_> = ends.into_iter().collect();
-            ends.sort();
-            for (tp, end) in ends {
-                let committed = offsets.get(&tp.to_string()).copied();
-                lag.push(PartitionLag {
-                    lag: (end - committed.unwrap_or(-1)).max(0),
-                    topic: tp.topic.to_string(),
-                    partition: tp.partition,
-                    end_offset: end,
-                    committed,
-                });
-            }
+    let offsets = info.as_ref().map(|i| i.offsets.clone()).unwrap_or_default();
+    let (lag, total_lag) = match partition_lag(s, readers, &offsets).await {
+        Ok(lag) => {
+            let total = lag.iter().map(|l| l.lag).sum::<i64>();
+            (lag, Some(total))
         }
         Err(e) => {
-            kafka_ok = false;
             problems.push(format!("Kafka: {e}"));
+            (Vec::new(), None)
         }
-    }
-    let total_lag = kafka_ok.then(|| lag.iter().map(|l| l.lag).sum::<i64>());
-    let live = metrics.and_then(|m| {
-        m.streams()
-            .into_iter()
-            .find(|(n, _)| *n == spec.name)
-            .map(|(_, sm)| Live {
-                records_in: sm.records_in.load(Ordering::Relaxed),
-                records_written: sm.records_written.load(Ordering::Relaxed),
-                records_rejected: sm.records_rejected.load(Ordering::Relaxed),
-                commits: sm.commits.load(Ordering::Relaxed),
-                buffered_bytes: sm.buffered_bytes.load(Ordering::Relaxed),
-            })
-    });
+    };
+    let live = metrics.and_then(|m| live_counters(m, &spec.name));
     let state = match (&info, total_lag) {
         (_, None) => "kafka unreachable",
         (None, Some(0)) => "waiting for data",
@@ -221,26 +184,71 @@ pub(crate) async fn status(
             .as_ref()
             .map(|i| i.partition_columns.clone())
             .unwrap_or_default(),
-        partitions: info
-            .map(|i| {
-                i.partitions
-                    .into_iter()
-                    .map(|(path, p)| TablePartition {
-                        path: if path.is_empty() {
-                            "(unpartitioned)".into()
-                        } else {
-                            path
-                        },
-                        files: p.files,
-                        rows: p.rows,
-                        bytes: p.bytes,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        partitions: info.map(table_partitions).unwrap_or_default(),
         problems,
         live,
     }
+}
+
+/// The broker's end offset against the table's committed offset, per
+/// partition of the stream's topics, in topic-partition order.
+async fn partition_lag(
+    s: &StreamSource,
+    readers: &OffsetReaders,
+    committed: &BTreeMap<String, i64>,
+) -> Result<Vec<PartitionLag>, String> {
+    let reader = readers.get(s)?;
+    let topics = s.spec.topics.clone();
+    let ends = tokio::task::spawn_blocking(move || {
+        reader
+            .last_offsets(&topics, KAFKA_TIMEOUT)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let mut ends: Vec<_> = ends.into_iter().collect();
+    ends.sort();
+    Ok(ends
+        .into_iter()
+        .map(|(tp, end)| {
+            let committed = committed.get(&tp.to_string()).copied();
+            PartitionLag {
+                lag: (end - committed.unwrap_or(-1)).max(0),
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+                end_offset: end,
+                committed,
+            }
+        })
+        .collect())
+}
+
+/// The counters of the stream's writer, if it runs in this process.
+fn live_counters(metrics: &Metrics, stream: &str) -> Option<Live> {
+    let (_, m) = metrics.streams().into_iter().find(|(n, _)| n == stream)?;
+    Some(Live {
+        records_in: m.records_in.load(Ordering::Relaxed),
+        records_written: m.records_written.load(Ordering::Relaxed),
+        records_rejected: m.records_rejected.load(Ordering::Relaxed),
+        commits: m.commits.load(Ordering::Relaxed),
+        buffered_bytes: m.buffered_bytes.load(Ordering::Relaxed),
+    })
+}
+
+fn table_partitions(info: TableInfo) -> Vec<TablePartition> {
+    info.partitions
+        .into_iter()
+        .map(|(path, p)| TablePartition {
+            path: if path.is_empty() {
+                "(unpartitioned)".into()
+            } else {
+                path
+            },
+            files: p.files,
+            rows: p.rows,
+            bytes: p.bytes,
+        })
+        .collect()
 }
 
 /// The status of every stream, looked up concurrently.

@@ -69,6 +69,10 @@ struct Env {
 }
 
 async fn env_with(url: Option<String>, token: Option<&str>) -> Env {
+    env_with_reads(url, token, false).await
+}
+
+async fn env_with_reads(url: Option<String>, token: Option<&str>, anonymous_read: bool) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let url = url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("meta.db").display()));
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
@@ -89,6 +93,7 @@ async fn env_with(url: Option<String>, token: Option<&str>) -> Env {
         streams: Vec::new(),
         metrics: None,
         token: token.map(str::to_string),
+        anonymous_read,
     }));
     Env {
         _dir: dir,
@@ -729,13 +734,55 @@ async fn csrf_and_cross_site_requests_are_refused() {
     );
 }
 
+const TOKEN: &str = "s3cret-s3cret-s3cret";
+
+fn with_bearer(mut r: Request<Body>, token: &str) -> Request<Body> {
+    r.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    r
+}
+
 #[tokio::test]
-async fn a_token_guards_every_change_but_not_reads() {
-    let e = env_with(None, Some("s3cret")).await;
-    assert!(web::check_bind(&"0.0.0.0:8080".parse().unwrap(), None).is_err());
-    assert!(web::check_bind(&"0.0.0.0:8080".parse().unwrap(), Some("t")).is_ok());
+async fn a_token_guards_every_request_but_the_probes() {
+    let e = env_with(None, Some(TOKEN)).await;
+    let anywhere: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+    assert!(web::check_bind(&anywhere, None).is_err());
+    assert!(web::check_bind(&anywhere, Some(TOKEN)).is_ok());
+    let short = web::check_bind(&"127.0.0.1:8080".parse().unwrap(), Some("t")).unwrap_err();
+    assert!(short.to_string().contains("at least 16"), "{short}");
     assert!(web::check_bind(&"127.0.0.1:8080".parse().unwrap(), None).is_ok());
-    assert_eq!(get(&e.app, "/api/v1/dags").await.status, StatusCode::OK);
+    // Reads need the token too: DAG code, conf and logs are not public.
+    let r = get(&e.app, "/api/v1/dags").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("token")
+    );
+    let r = send(
+        &e.app,
+        with_bearer(
+            Request::get("/api/v1/dags").body(Body::empty()).unwrap(),
+            TOKEN,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = get(&e.app, "/dags/pipeline?tab=code").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.headers[header::LOCATION],
+        "/login?next=%2Fdags%2Fpipeline%3Ftab%3Dcode"
+    );
+    assert!(!page.body.contains("kind = \"noop\""));
+    for open in ["/healthz", "/login", "/static/app.css"] {
+        assert_eq!(get(&e.app, open).await.status, StatusCode::OK, "{open}");
+    }
+    // No writers run in this server: no metrics, but not a refusal either.
+    assert_eq!(get(&e.app, "/metrics").await.status, StatusCode::NOT_FOUND);
     let patch = || json_req("PATCH", "/api/v1/dags/pipeline", json!({"is_paused": true}));
     let r = send(&e.app, patch()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -745,16 +792,12 @@ async fn a_token_guards_every_change_but_not_reads() {
             .unwrap()
             .contains("Bearer")
     );
-    let mut wrong = patch();
-    wrong
-        .headers_mut()
-        .insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
+    let wrong = with_bearer(patch(), "nope");
     assert_eq!(send(&e.app, wrong).await.status, StatusCode::UNAUTHORIZED);
-    let mut right = patch();
-    right
-        .headers_mut()
-        .insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
-    assert_eq!(send(&e.app, right).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&e.app, with_bearer(patch(), TOKEN)).await.status,
+        StatusCode::OK
+    );
     // The UI: a form without the token cookie goes to the login page...
     let r = send(&e.app, form("/dags/pipeline/pause", "paused=false")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
@@ -764,18 +807,12 @@ async fn a_token_guards_every_change_but_not_reads() {
             .unwrap()
             .starts_with("/login?next=")
     );
-    assert!(
-        get(&e.app, "/")
-            .await
-            .body
-            .contains("Log in to make changes")
-    );
     // ...which refuses a wrong token and keeps the right one in a cookie.
     let bad = send(&e.app, form("/login", "token=nope&next=%2F")).await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     let ok = send(
         &e.app,
-        form("/login", "token=s3cret&next=%2Fdags%2Fpipeline"),
+        form("/login", &format!("token={TOKEN}&next=%2Fdags%2Fpipeline")),
     )
     .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
@@ -789,12 +826,23 @@ async fn a_token_guards_every_change_but_not_reads() {
     let mut with_cookie = form("/dags/pipeline/pause", "paused=false");
     with_cookie.headers_mut().insert(
         header::COOKIE,
-        "tributary_csrf=tok123; tributary_token=s3cret"
+        format!("tributary_csrf=tok123; tributary_token={TOKEN}")
             .parse()
             .unwrap(),
     );
     let r = send(&e.app, with_cookie).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // The login cookie opens the pages as well.
+    let mut page = Request::get("/dags/pipeline?tab=code")
+        .body(Body::empty())
+        .unwrap();
+    page.headers_mut().insert(
+        header::COOKIE,
+        format!("tributary_token={TOKEN}").parse().unwrap(),
+    );
+    let page = send(&e.app, page).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("noop"), "{}", page.body);
     assert!(
         !e.store
             .get_dag("pipeline")
@@ -806,10 +854,19 @@ async fn a_token_guards_every_change_but_not_reads() {
     // An open redirect is not possible through `next`.
     let evil = send(
         &e.app,
-        form("/login", "token=s3cret&next=%2F%2Fevil.example"),
+        form("/login", &format!("token={TOKEN}&next=%2F%2Fevil.example")),
     )
     .await;
     assert_eq!(evil.headers[header::LOCATION], "/");
+}
+
+#[tokio::test]
+async fn anonymous_reads_open_the_pages_but_not_the_changes() {
+    let e = env_with_reads(None, Some(TOKEN), true).await;
+    assert_eq!(get(&e.app, "/api/v1/dags").await.status, StatusCode::OK);
+    assert_eq!(get(&e.app, "/dags/pipeline").await.status, StatusCode::OK);
+    let patch = json_req("PATCH", "/api/v1/dags/pipeline", json!({"is_paused": true}));
+    assert_eq!(send(&e.app, patch).await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

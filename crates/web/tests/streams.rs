@@ -4,27 +4,25 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use lake::config::{StreamConfig, StreamSpec};
+use lake::config::StreamSpec;
 use lake::kafka::KafkaSource;
 use lake::metrics::Metrics;
 use lake::table::Location;
 use lake::writer::WriterOptions;
-use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use scheduler::store::{SqlStore, Store};
 use serde_json::Value;
+use testkit::kafka::MockKafka;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use web::{AppState, StreamSource, WebOptions, app};
 
 fn spec(name: &str, topic: &str) -> Arc<StreamSpec> {
-    let text = format!(
+    testkit::stream_spec(&format!(
         r#"
 name = "{name}"
 topics = ["{topic}"]
@@ -35,22 +33,13 @@ schema = {{ columns = [
 ] }}
 partition_by = ["nation"]
 "#
-    );
-    let c: StreamConfig = toml::from_str(&text).unwrap();
-    Arc::new(c.resolve(&BTreeMap::new()).unwrap())
+    ))
 }
 
+/// Produces `values` keyed by their index, so they spread over partitions.
 async fn produce(p: &FutureProducer, topic: &str, values: Vec<String>) {
-    for (i, v) in values.iter().enumerate() {
-        let key = i.to_string();
-        p.send(
-            FutureRecord::to(topic).key(&key).payload(v),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-    }
+    let keyed = values.into_iter().map(String::into_bytes).enumerate();
+    testkit::kafka::produce_keyed(p, topic, keyed).await;
 }
 
 async fn get_json(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
@@ -66,13 +55,9 @@ async fn get_json(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_show_rows_dead_letters_partitions_and_lag() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("events", 2, 1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
+    let kafka_cluster = MockKafka::start(&[("events", 2)]);
+    let bootstrap = kafka_cluster.bootstrap();
+    let producer = kafka_cluster.producer();
     let mut values: Vec<String> = (0..20)
         .map(|i| format!(r#"{{"id": {i}, "nation": "{}"}}"#, ["FR", "DE"][i % 2]))
         .collect();
@@ -131,6 +116,7 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
         ],
         metrics: Some(metrics),
         token: None,
+        anonymous_read: false,
     }));
 
     let (status, v) = get_json(&app, "/api/v1/streams/events").await;

@@ -19,8 +19,7 @@ mod spec;
 mod tests;
 
 pub use file::{
-    ColumnSpec, LateDataConfig, LatePolicy, ParquetConfig, RotationConfig, STREAM_KEYS, SchemaSpec,
-    StreamConfig,
+    ColumnSpec, LateDataConfig, LatePolicy, ParquetConfig, RotationConfig, SchemaSpec, StreamConfig,
 };
 pub use resolve::{ConfigProblem, SchemaCatalog, valid_name};
 pub use spec::{Codec, DEFAULT_MEMORY_BUDGET, Dictionary, LateData, Rotation, StreamSpec};

@@ -223,7 +223,13 @@ fn partition_by(
 ) -> Vec<PartitionColumn> {
     let mut out: Vec<PartitionColumn> = Vec::new();
     for w in written {
-        let parsed = PartitionColumn::parse(w.get_ref());
+        let parsed = match PartitionColumn::parse(w.get_ref()) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                p.at(w.span(), format!("partition_by: {e}"));
+                continue;
+            }
+        };
         if let Some(schema) = schema {
             check_partition_column(&parsed, w, schema, p);
         }

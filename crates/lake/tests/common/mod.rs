@@ -1,6 +1,6 @@
-//! Shared helpers of the lake's integration tests: a librdkafka mock
-//! cluster, a producer, stream specs, and a fault-injecting wrapper around
-//! real object stores.
+//! Shared helpers of the lake's integration tests: the `events` stream,
+//! writer options, `lake verify`, and a fault-injecting wrapper around real
+//! object stores. Kafka helpers come from `testkit`.
 #![allow(dead_code, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use lake::config::{StreamConfig, StreamSpec};
+use lake::config::StreamSpec;
 use lake::kafka::KafkaSource;
 use lake::metrics::StreamMetrics;
 use lake::table::Location;
@@ -21,35 +21,7 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
-use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
-
-pub struct Broker {
-    pub cluster: MockCluster<'static, DefaultProducerContext>,
-}
-
-impl Broker {
-    pub fn start(topic: &str, partitions: i32) -> Broker {
-        let cluster = MockCluster::new(1).expect("mock cluster");
-        cluster.create_topic(topic, partitions, 1).expect("topic");
-        Broker { cluster }
-    }
-
-    pub fn bootstrap(&self) -> String {
-        self.cluster.bootstrap_servers()
-    }
-
-    pub fn producer(&self) -> FutureProducer {
-        ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .create()
-            .expect("producer")
-    }
-}
 
 /// A good record: id, nation, event time.
 pub fn good(i: u64) -> String {
@@ -59,33 +31,6 @@ pub fn good(i: u64) -> String {
         nations[(i % 4) as usize],
         1 + i % 2
     )
-}
-
-/// Produces records keyed by `i` (so partitions spread) and waits for every delivery.
-pub async fn produce(
-    p: &FutureProducer,
-    topic: &str,
-    values: impl IntoIterator<Item = (u64, Vec<u8>)>,
-) {
-    let mut futs = Vec::new();
-    for (i, v) in values {
-        let key = i.to_string();
-        let p = p.clone();
-        let topic = topic.to_string();
-        futs.push(async move {
-            p.send(
-                FutureRecord::to(&topic).key(&key).payload(&v),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .expect("delivered");
-        });
-        if futs.len() >= 1000 {
-            futures::future::join_all(std::mem::take(&mut futs)).await;
-        }
-    }
-    futures::future::join_all(futs).await;
 }
 
 pub fn spec(topic: &str, extra: &str) -> Arc<StreamSpec> {
@@ -103,8 +48,7 @@ partition_by = ["nation", "date(at)"]
 {extra}
 "#
     );
-    let c: StreamConfig = toml::from_str(&text).expect("stream toml");
-    Arc::new(c.resolve(&BTreeMap::new()).expect("valid stream"))
+    testkit::stream_spec(&text)
 }
 
 pub fn options(
@@ -151,18 +95,6 @@ pub async fn verified(location: &Location) -> lake::tools::VerifyReport {
     .expect("verify runs");
     assert!(report.ok(), "{:#?}", report.problems);
     report
-}
-
-/// Waits (bounded) until `f` holds, checking every 10 ms.
-pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Wraps a real object store and injects faults: fail the Nth put (and
@@ -263,32 +195,4 @@ impl ObjectStore for Faulty {
     ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
-}
-
-/// Produces each value to an explicit partition.
-pub async fn produce_to(
-    p: &FutureProducer,
-    topic: &str,
-    values: impl IntoIterator<Item = (i32, Vec<u8>)>,
-) {
-    let mut futs = Vec::new();
-    for (partition, v) in values {
-        let p = p.clone();
-        let topic = topic.to_string();
-        futs.push(async move {
-            p.send(
-                FutureRecord::<(), _>::to(&topic)
-                    .partition(partition)
-                    .payload(&v),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .expect("delivered");
-        });
-        if futs.len() >= 2000 {
-            futures::future::join_all(std::mem::take(&mut futs)).await;
-        }
-    }
-    futures::future::join_all(futs).await;
 }

@@ -47,8 +47,10 @@ pub struct DagHeader {
     #[serde(default)]
     pub catchup: bool,
     /// Runs that may be queued or running at once. Default 16.
+    #[schemars(range(min = 1))]
     pub max_active_runs: Option<u32>,
     /// Task instances of this DAG that may run at once. Default 16.
+    #[schemars(range(min = 1))]
     pub max_active_tasks: Option<u32>,
     /// Labels for filtering.
     #[serde(default)]

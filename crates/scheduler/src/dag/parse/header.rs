@@ -12,22 +12,8 @@ use super::tasks::{check_settings, valid_id};
 use crate::dag::file::{DagHeader, DateValue};
 use crate::timetable::Schedule;
 
-/// Keys a DAG file accepts at the top level (for "did you mean").
-pub(super) const DAG_KEYS: &[&str] = &[
-    "dag_id",
-    "description",
-    "schedule",
-    "timezone",
-    "start_date",
-    "end_date",
-    "catchup",
-    "max_active_runs",
-    "max_active_tasks",
-    "tags",
-    "defaults",
-    "params",
-    "task",
-];
+/// Top-level keys read apart from the DAG's own (for "did you mean").
+pub(super) const TABLE_KEYS: &[&str] = &["params", "task"];
 
 /// When a DAG runs, as its header says (defaults where it is silent or
 /// wrong; the problem is recorded).
@@ -85,15 +71,13 @@ pub(super) fn check_header(d: &mut Diags<'_>, h: &DagHeader, root_span: Range<us
             format!("end_date ({e}) is before start_date ({s})"),
         );
     }
-    for (key, v) in [
-        ("max_active_runs", h.max_active_runs),
-        ("max_active_tasks", h.max_active_tasks),
-    ] {
-        if v == Some(0) {
-            d.err(Some(root_span.clone()), format!("{key} must be at least 1"));
-        }
-    }
-    check_settings(d, &h.defaults, Some(root_span.clone()), "[defaults]");
+    check_settings(
+        d,
+        &h.defaults,
+        &Default::default(),
+        Some(root_span.clone()),
+        "[defaults]",
+    );
     Timing {
         tz,
         schedule,

@@ -47,7 +47,7 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
     let header: Option<DagHeader> = d.de(
         Spanned::new(root_span.clone(), DeValue::Table(table)),
         "DAG",
-        header::DAG_KEYS,
+        header::TABLE_KEYS,
     );
     let timing = header
         .as_ref()

@@ -9,16 +9,6 @@ use toml::de::DeValue;
 
 use crate::conf::{Param, ParamDef};
 
-/// Keys a `[params.NAME]` table accepts.
-const PARAM_KEYS: &[&str] = &[
-    "type",
-    "default",
-    "description",
-    "enum",
-    "minimum",
-    "maximum",
-];
-
 /// The params of the `params` table.
 pub(super) fn parse_params<'a>(
     d: &mut Diags<'a>,
@@ -31,7 +21,7 @@ pub(super) fn parse_params<'a>(
             for (name, value) in t {
                 let vspan = value.span();
                 let label = format!("param {:?}", name.get_ref());
-                if let Some(def) = d.de::<ParamDef>(value, &label, PARAM_KEYS) {
+                if let Some(def) = d.de::<ParamDef>(value, &label, &[]) {
                     match Param::from_def(name.get_ref(), def) {
                         Ok(p) => {
                             params.insert(name.get_ref().to_string(), p);

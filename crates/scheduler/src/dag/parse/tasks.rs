@@ -4,6 +4,7 @@
 //! dependents are checked correctly.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diag::{Diags, serde_message, suggest};
@@ -12,7 +13,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::dag::file::{TASK_HEADER_KEYS, TaskHeader, TaskSettings};
 use crate::dag::{RetryPolicy, Task, TriggerRule};
-use crate::operator::{KindSettings, Kinds, TaskKind};
+use crate::operator::{KindSettings, Kinds, Operator, TaskKind};
 
 const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(86_400);
@@ -68,10 +69,15 @@ pub(super) fn parse_tasks<'a>(
 /// suggestion from the keys a task of this kind accepts.
 fn kind_settings_message(message: &str, kind: &dyn TaskKind) -> String {
     let msg = serde_message(message, &[]);
-    if !msg.starts_with("unknown key") {
+    // Only an unknown key of the task table itself ("unknown key `k` (…)"),
+    // not one of a nested table ("unknown key `k` in `env` (…)").
+    let Some(key) = msg
+        .strip_prefix("unknown key `")
+        .and_then(|rest| rest.split_once("` ("))
+        .map(|(key, _)| key)
+    else {
         return msg;
-    }
-    let key = msg.split('`').nth(1).unwrap_or_default();
+    };
     let mut all: Vec<&str> = TASK_HEADER_KEYS.to_vec();
     let schema = kind.settings_schema();
     let props: Vec<String> = schema
@@ -114,28 +120,43 @@ fn parse_task<'a>(
             rest.insert(k, v);
         }
     }
-    let label_id = common
-        .get("id")
-        .and_then(|v| match v.get_ref() {
-            DeValue::String(s) => Some(s.to_string()),
-            _ => None,
-        })
-        .map_or_else(|| format!("task #{}", n + 1), |id| format!("task {id:?}"));
-    let th = d.de::<TaskHeader>(
+    let raw_id = common.get("id").and_then(|v| {
+        let id = v.get_ref().as_str()?;
+        Some(Spanned::new(v.span(), id.to_string()))
+    });
+    let raw_kind = common
+        .get("kind")
+        .and_then(|v| v.get_ref().as_str().map(str::to_string));
+    let label_id = raw_id.as_ref().map_or_else(
+        || format!("task #{}", n + 1),
+        |id| format!("task {:?}", id.get_ref()),
+    );
+    let rest = KindSettings {
+        value: Spanned::new(tspan.clone(), DeValue::Table(rest)),
+        source,
+    };
+    let Some(th) = d.de::<TaskHeader>(
         Spanned::new(tspan.clone(), DeValue::Table(common)),
         &label_id,
-        TASK_HEADER_KEYS,
-    )?;
+        &[],
+    ) else {
+        // The common keys are wrong: the kind's settings are still checked,
+        // and the task still joins the graph by its id.
+        if let Some(kind) = raw_kind.as_deref().and_then(|k| kinds.get(k)) {
+            build_operator(d, kind.as_ref(), &rest, &tspan, &label_id);
+        }
+        return raw_id.map(|id| (id, None, Vec::new()));
+    };
     if !valid_id(th.id.get_ref()) {
         d.err(
             Some(th.id.span()),
             format!(
                 "invalid task id {:?}: use 1 to 250 letters, digits, '_', '-' or '.'",
-                th.id.get_ref()
+                diag::cut(th.id.get_ref(), 80)
             ),
         );
     }
-    check_settings(d, &th.settings, Some(tspan.clone()), &label_id);
+    check_settings(d, &th.settings, defaults, Some(tspan.clone()), &label_id);
     let Some(kind) = kinds.get(th.kind.get_ref()) else {
         let names = kinds.names();
         let hint = match suggest(th.kind.get_ref(), &names) {
@@ -146,26 +167,16 @@ fn parse_task<'a>(
             Some(th.kind.span()),
             format!(
                 "{label_id}: unknown task kind {:?} ({hint})",
-                th.kind.get_ref()
+                diag::cut(th.kind.get_ref(), 80)
             ),
         );
         return Some((th.id, None, th.depends_on));
     };
-    let ks = KindSettings {
-        value: Spanned::new(tspan.clone(), DeValue::Table(rest)),
-        source,
+    let Some(operator) = build_operator(d, kind.as_ref(), &rest, &tspan, &label_id) else {
+        // Still part of the graph, so dependents are checked correctly.
+        return Some((th.id, None, th.depends_on));
     };
-    let operator = match kind.build(&ks) {
-        Ok(op) => op,
-        Err(errs) => {
-            for e in errs {
-                let msg = kind_settings_message(&e.message, kind.as_ref());
-                d.err(e.span.or(Some(tspan.clone())), format!("{label_id}: {msg}"));
-            }
-            // Still part of the graph, so dependents are checked correctly.
-            return Some((th.id, None, th.depends_on));
-        }
-    };
+    let ks = rest;
     let s = merge(defaults, &th.settings);
     let task = Task {
         id: th.id.get_ref().clone(),
@@ -187,6 +198,27 @@ fn parse_task<'a>(
     Some((th.id, Some(task), th.depends_on))
 }
 
+/// The kind's operator from the task's own settings, recording every
+/// problem with them.
+fn build_operator(
+    d: &mut Diags<'_>,
+    kind: &dyn TaskKind,
+    settings: &KindSettings<'_>,
+    tspan: &Range<usize>,
+    label_id: &str,
+) -> Option<Arc<dyn Operator>> {
+    match kind.build(settings) {
+        Ok(op) => Some(op),
+        Err(errs) => {
+            for e in errs {
+                let msg = kind_settings_message(&e.message, kind);
+                d.err(e.span.or(Some(tspan.clone())), format!("{label_id}: {msg}"));
+            }
+            None
+        }
+    }
+}
+
 fn merge(defaults: &TaskSettings, task: &TaskSettings) -> TaskSettings {
     TaskSettings {
         retries: task.retries.or(defaults.retries),
@@ -202,12 +234,31 @@ fn merge(defaults: &TaskSettings, task: &TaskSettings) -> TaskSettings {
     }
 }
 
+/// Checks of task settings a schema cannot express; `s` is read over
+/// `defaults`, as the task will run.
 pub(super) fn check_settings(
     d: &mut Diags<'_>,
     s: &TaskSettings,
+    defaults: &TaskSettings,
     span: Option<Range<usize>>,
     what: &str,
 ) {
+    let both = merge(defaults, s);
+    let delay = both.retry_delay.map_or(DEFAULT_RETRY_DELAY, |x| x.0);
+    let max = both
+        .max_retry_delay
+        .map_or(DEFAULT_MAX_RETRY_DELAY, |x| x.0);
+    if max < delay {
+        d.err(
+            span.clone(),
+            format!(
+                "{what}: max_retry_delay ({}) is shorter than retry_delay ({}): \
+                 the first retry would already wait longer than the bound",
+                humantime::format_duration(max),
+                humantime::format_duration(delay)
+            ),
+        );
+    }
     if s.execution_timeout.is_some_and(|t| t.0.is_zero()) {
         d.err(
             span.clone(),

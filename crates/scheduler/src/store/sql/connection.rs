@@ -24,10 +24,38 @@ pub struct SqlStore {
     pub(super) migrate_lock: Option<std::path::PathBuf>,
 }
 
+/// Whether `url` names a database the store can open: `postgres://` (or
+/// `postgresql://`) with a well-formed host and port, or `sqlite://path`.
+/// The message names the problem; the URL in it has its password hidden.
+pub fn check_database_url(url: &str) -> std::result::Result<(), String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return url::Url::parse(url).map(|_| ()).map_err(|e| {
+            format!(
+                "database URL {:?}: {e} (write postgres://user@host:port/database)",
+                redact_url(url)
+            )
+        });
+    }
+    if url.starts_with("sqlite:") {
+        return Ok(());
+    }
+    let scheme = url.split_once(':').map_or("", |(s, _)| s);
+    let what = if scheme.is_empty() || scheme.contains('/') {
+        "has no scheme".to_string()
+    } else {
+        format!("uses {scheme:?}, which is not supported")
+    };
+    Err(format!(
+        "database URL {:?} {what}: use postgres://user@host/db or sqlite://path/to/file.db",
+        redact_url(url)
+    ))
+}
+
 impl SqlStore {
     /// Connects to `url`: `postgres://…` or `sqlite://path` (the file and its
     /// folder are created). Does not migrate; call [`Store::migrate`].
     pub async fn connect(url: &str) -> Result<SqlStore> {
+        check_database_url(url).map_err(Error::Invalid)?;
         sqlx::any::install_default_drivers();
         let mut migrate_lock = None;
         let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {

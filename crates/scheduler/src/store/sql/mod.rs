@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 pub use changes::Changes;
 pub use codec::redact_url;
-pub use connection::SqlStore;
+pub use connection::{SqlStore, check_database_url};
 
 use crate::Result;
 use crate::model::{
