@@ -1,7 +1,10 @@
 //! Kafka as the lake sees it: how to reach a cluster ([`KafkaSource`]), the
-//! key of one partition ([`TopicPartition`]), and reading the partitions'
-//! end offsets ([`last_offsets`], [`OffsetReader`]) — the public read API
-//! the web UI's lag display and `--until-caught-up` share.
+//! key of one partition ([`TopicPartition`]), reading what the partitions'
+//! logs hold ([`log_ranges`], [`last_offsets`], [`OffsetReader`]) — the
+//! public read API the web UI's lag display and `--until-caught-up` share —
+//! and judging whether a table's committed offsets still fit the broker's
+//! logs ([`mismatches`]): a new broker or a re-created topic must never make
+//! the writer skip records silently.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -64,14 +67,36 @@ impl fmt::Display for TopicPartition {
     }
 }
 
-/// The last offset of every partition of `topics` now (-1 when a partition
-/// is empty): one batched ListOffsets request per bound instead of a round
-/// trip per partition. Blocks (up to `timeout` per request).
-pub fn last_offsets<C: ConsumerContext, K: Consumer<C>>(
+/// What a partition's log holds now: offsets `start..end`. `end` is what
+/// Kafka tools call the end offset: the next offset to be written (0 for a
+/// partition that never had a record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRange {
+    /// The earliest offset still held (retention moves it up).
+    pub start: i64,
+    /// The next offset to be written.
+    pub end: i64,
+}
+
+impl LogRange {
+    /// The last offset held, -1 when the partition is empty.
+    pub fn last(&self) -> i64 {
+        if self.end <= self.start {
+            -1
+        } else {
+            self.end - 1
+        }
+    }
+}
+
+/// The [`LogRange`] of every partition of `topics` now: one batched
+/// ListOffsets request per bound instead of a round trip per partition.
+/// Blocks (up to `timeout` per request).
+pub fn log_ranges<C: ConsumerContext, K: Consumer<C>>(
     consumer: &K,
     topics: &[String],
     timeout: Duration,
-) -> Result<HashMap<TopicPartition, i64>, LakeError> {
+) -> Result<HashMap<TopicPartition, LogRange>, LakeError> {
     let mut ends = TopicPartitionList::new();
     let mut starts = TopicPartitionList::new();
     for topic in topics {
@@ -92,7 +117,7 @@ pub fn last_offsets<C: ConsumerContext, K: Consumer<C>>(
             .map_err(|e| LakeError::Kafka(format!("cannot read the partitions' offsets: {e}")))
     };
     let (ends, starts) = (lookup(ends)?, lookup(starts)?);
-    let low: HashMap<TopicPartition, i64> = starts
+    let start_of: HashMap<TopicPartition, i64> = starts
         .elements()
         .iter()
         .filter_map(|e| {
@@ -104,13 +129,121 @@ pub fn last_offsets<C: ConsumerContext, K: Consumer<C>>(
     let mut out = HashMap::new();
     for e in ends.elements() {
         let key = TopicPartition::new(e.topic(), e.partition());
-        let high = e.offset().to_raw().ok_or_else(|| {
+        let end = e.offset().to_raw().ok_or_else(|| {
             LakeError::Kafka(format!("no end offset for {}/{}", e.topic(), e.partition()))
         })?;
-        let low = low.get(&key).copied().unwrap_or(0);
-        out.insert(key, if high <= low { -1 } else { high - 1 });
+        let start = start_of.get(&key).copied().unwrap_or(0).min(end);
+        out.insert(key, LogRange { start, end });
     }
     Ok(out)
+}
+
+/// The last offset of every partition of `topics` now (-1 when a partition
+/// is empty). Blocks (up to `timeout` per request).
+pub fn last_offsets<C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<HashMap<TopicPartition, i64>, LakeError> {
+    Ok(log_ranges(consumer, topics, timeout)?
+        .into_iter()
+        .map(|(tp, r)| (tp, r.last()))
+        .collect())
+}
+
+/// A table's committed offset that the broker's log cannot continue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogMismatch {
+    /// The log ends at or before the committed offset: it is not the log
+    /// the table was written from (a new broker, a topic deleted and
+    /// re-created, a truncated log).
+    Behind {
+        /// The partition.
+        tp: TopicPartition,
+        /// The last offset the table holds.
+        committed: i64,
+        /// The log's end offset (next to be written).
+        end: i64,
+    },
+    /// Records after the committed offset were deleted (retention) before
+    /// the writer read them.
+    Deleted {
+        /// The partition.
+        tp: TopicPartition,
+        /// The last offset the table holds.
+        committed: i64,
+        /// The earliest offset the log still holds.
+        start: i64,
+    },
+}
+
+impl LogMismatch {
+    /// The partition it is about.
+    pub fn partition(&self) -> &TopicPartition {
+        match self {
+            LogMismatch::Behind { tp, .. } | LogMismatch::Deleted { tp, .. } => tp,
+        }
+    }
+
+    /// One sentence for `table`, written by `stream`: what happened and
+    /// the command that goes on without losing what the table holds.
+    pub fn explain(&self, stream: &str, table: &str) -> String {
+        match self {
+            LogMismatch::Behind { tp, committed, end } => format!(
+                "table {table:?} holds offsets up to {committed} of {tp}, but the broker's log of {tp} \
+                 ends before that (end offset {end}): this is not the log the table was written from \
+                 (a new or reset broker, or the topic was deleted and re-created). Nothing was skipped \
+                 or written. To keep the table and continue with the new log, run \
+                 `tributary stream reset-offsets {stream}` (recorded in the table's log; \
+                 `lake verify` shows it)"
+            ),
+            LogMismatch::Deleted {
+                tp,
+                committed,
+                start,
+            } => format!(
+                "table {table:?} holds offsets up to {committed} of {tp}, but the broker's log of {tp} \
+                 now starts at {start}: records {}..={} were deleted (retention) before the writer read \
+                 them. Nothing was written. To accept the gap and continue from {start}, run \
+                 `tributary stream reset-offsets {stream} --to earliest`",
+                committed + 1,
+                start - 1
+            ),
+        }
+    }
+}
+
+/// The partitions whose committed offset (`committed`, the last offset the
+/// table holds) the broker's logs (`ranges`) cannot continue, in partition
+/// order. A partition the broker does not report is not judged here.
+pub fn mismatches(
+    committed: &HashMap<TopicPartition, i64>,
+    ranges: &HashMap<TopicPartition, LogRange>,
+) -> Vec<LogMismatch> {
+    let mut out: Vec<LogMismatch> = committed
+        .iter()
+        .filter(|(_, c)| **c >= 0)
+        .filter_map(|(tp, &committed)| {
+            let r = ranges.get(tp)?;
+            if r.end <= committed {
+                Some(LogMismatch::Behind {
+                    tp: tp.clone(),
+                    committed,
+                    end: r.end,
+                })
+            } else if r.start > committed + 1 {
+                Some(LogMismatch::Deleted {
+                    tp: tp.clone(),
+                    committed,
+                    start: r.start,
+                })
+            } else {
+                None
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.partition().cmp(b.partition()));
+    out
 }
 
 /// A Kafka client kept for reading end offsets (lag displays: the web UI's
@@ -130,6 +263,15 @@ impl OffsetReader {
         Ok(OffsetReader { consumer })
     }
 
+    /// [`log_ranges`] of `topics`. Blocks; call it from a blocking thread.
+    pub fn log_ranges(
+        &self,
+        topics: &[String],
+        timeout: Duration,
+    ) -> Result<HashMap<TopicPartition, LogRange>, LakeError> {
+        log_ranges(&self.consumer, topics, timeout)
+    }
+
     /// [`last_offsets`] of `topics`. Blocks; call it from a blocking thread.
     pub fn last_offsets(
         &self,
@@ -137,5 +279,56 @@ impl OffsetReader {
         timeout: Duration,
     ) -> Result<HashMap<TopicPartition, i64>, LakeError> {
         last_offsets(&self.consumer, topics, timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_offsets_the_log_cannot_continue_are_named() {
+        let tp = |p| TopicPartition::new("users", p);
+        let committed =
+            HashMap::from([(tp(0), 29), (tp(1), 9), (tp(2), 4), (tp(3), -1), (tp(4), 7)]);
+        let ranges = HashMap::from([
+            // A new broker: 6 records where the table holds 30.
+            (tp(0), LogRange { start: 0, end: 6 }),
+            // Caught up exactly: the next record will be 10.
+            (tp(1), LogRange { start: 0, end: 10 }),
+            // Retention deleted 5..=7 before they were read.
+            (tp(2), LogRange { start: 8, end: 12 }),
+            // Nothing committed yet: any log fits.
+            (tp(3), LogRange { start: 3, end: 5 }),
+            // Retention caught up with the table, nothing lost.
+            (tp(4), LogRange { start: 8, end: 8 }),
+        ]);
+        let found = mismatches(&committed, &ranges);
+        assert_eq!(
+            found,
+            vec![
+                LogMismatch::Behind {
+                    tp: tp(0),
+                    committed: 29,
+                    end: 6
+                },
+                LogMismatch::Deleted {
+                    tp: tp(2),
+                    committed: 4,
+                    start: 8
+                },
+            ]
+        );
+        let why = found[0].explain("users", "users");
+        assert!(why.contains("holds offsets up to 29 of users/0"), "{why}");
+        assert!(
+            why.contains("`tributary stream reset-offsets users`"),
+            "{why}"
+        );
+        assert!(
+            found[1]
+                .explain("users", "users")
+                .contains("records 5..=7 were deleted")
+        );
     }
 }

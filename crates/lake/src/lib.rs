@@ -51,6 +51,9 @@ pub enum LakeError {
     /// Commit could not be made.
     #[error("commit: {0}")]
     Commit(String),
+    /// The broker's log cannot continue the table's committed offsets.
+    #[error("{0}")]
+    LogMismatch(String),
     /// The table does not exist.
     #[error("no table {0:?} at {1}")]
     NoTable(String, String),

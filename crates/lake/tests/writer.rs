@@ -19,6 +19,49 @@ fn local(dir: &tempfile::TempDir) -> Location {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_cannot_continue_the_table_stops_the_writer_and_loses_nothing() {
+    // The first lifetime: 300 records over two partitions, all landed.
+    let first = MockKafka::start(&[("events", 2)]);
+    let records = |range: std::ops::Range<u64>| range.map(|i| (i, good(i).into_bytes()));
+    produce_keyed(&first.producer(), "events", records(0..300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec("events", "");
+    let s = run_until_caught_up(options(spec.clone(), local(&dir), first.bootstrap(), true)).await;
+    assert_eq!(s.rows_written, 300);
+    let before = verified(&local(&dir)).await;
+
+    // A new broker (what a restarted dev broker or a re-created topic
+    // looks like): fewer records than the table already holds. Before,
+    // the writer resumed past them and dropped every new record silently.
+    let second = MockKafka::start(&[("events", 2)]);
+    produce_keyed(&second.producer(), "events", records(1000..1020)).await;
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        lake::writer::run(
+            options(spec.clone(), local(&dir), second.bootstrap(), false),
+            CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("the writer stops by itself")
+    .expect_err("the writer refuses the new log");
+    let message = err.to_string();
+    assert!(matches!(err, lake::LakeError::LogMismatch(_)), "{message}");
+    assert!(
+        message.contains("table \"events\" holds offsets up to"),
+        "{message}"
+    );
+    assert!(
+        message.contains("`tributary stream reset-offsets events`"),
+        "{message}"
+    );
+    // Nothing was written or skipped: the table is as it was.
+    let after = verified(&local(&dir)).await;
+    assert_eq!(after.version, before.version);
+    assert_eq!(after.rows_read, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_go_to_the_dead_letter_table_and_restarts_resume_from_the_log() {
     let broker = MockKafka::start(&[("events", 4)]);
     let p = broker.producer();

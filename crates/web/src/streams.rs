@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use lake::LakeError;
 use lake::config::StreamSpec;
-use lake::kafka::{KafkaSource, OffsetReader};
+use lake::kafka::{KafkaSource, OffsetReader, TopicPartition, mismatches};
 use lake::metrics::Metrics;
 use lake::table::Location;
 use lake::tools::{TableInfo, describe};
@@ -34,12 +34,17 @@ pub struct StreamSource {
 pub(crate) struct PartitionLag {
     pub topic: String,
     pub partition: i32,
-    /// Last offset in Kafka (-1: empty).
+    /// The earliest offset the broker still holds.
+    pub start_offset: i64,
+    /// The end offset as Kafka tools mean it: the next offset to be written.
     pub end_offset: i64,
     /// Last offset committed to the table, if any.
     pub committed: Option<i64>,
     /// Records in Kafka not yet in the table.
     pub lag: i64,
+    /// Why the broker's log cannot continue the table here (a new broker,
+    /// a re-created topic, records deleted unread), if it cannot.
+    pub problem: Option<String>,
 }
 
 /// Live counters of a writer running in this process.
@@ -61,7 +66,9 @@ pub(crate) struct StreamStatus {
     pub table: String,
     pub table_url: String,
     pub dead_letter_table: String,
-    /// `caught up`, `behind`, `no table yet`, `kafka unreachable`.
+    /// `caught up`, `behind`, `no table yet`, `waiting for data`, `kafka
+    /// unreachable`, or `log mismatch` (the broker's log cannot continue
+    /// the table: the writer refuses to go on; see `problems`).
     pub state: String,
     pub running_here: bool,
     pub version: Option<u64>,
@@ -151,7 +158,10 @@ pub(crate) async fn status(
         }
     };
     let live = metrics.and_then(|m| live_counters(m, &spec.name));
+    problems.extend(lag.iter().filter_map(|l| l.problem.clone()));
+    let mismatched: Vec<String> = lag.iter().filter_map(|l| l.problem.clone()).collect();
     let state = match (&info, total_lag) {
+        _ if !mismatched.is_empty() => "log mismatch",
         (_, None) => "kafka unreachable",
         (None, Some(0)) => "waiting for data",
         (None, Some(_)) => "no table yet",
@@ -190,8 +200,8 @@ pub(crate) async fn status(
     }
 }
 
-/// The broker's end offset against the table's committed offset, per
-/// partition of the stream's topics, in topic-partition order.
+/// The broker's log against the table's committed offset, per partition
+/// of the stream's topics, in topic-partition order.
 async fn partition_lag(
     s: &StreamSource,
     readers: &OffsetReaders,
@@ -199,25 +209,39 @@ async fn partition_lag(
 ) -> Result<Vec<PartitionLag>, String> {
     let reader = readers.get(s)?;
     let topics = s.spec.topics.clone();
-    let ends = tokio::task::spawn_blocking(move || {
+    let ranges = tokio::task::spawn_blocking(move || {
         reader
-            .last_offsets(&topics, KAFKA_TIMEOUT)
+            .log_ranges(&topics, KAFKA_TIMEOUT)
             .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())??;
-    let mut ends: Vec<_> = ends.into_iter().collect();
-    ends.sort();
-    Ok(ends
+    let committed: HashMap<TopicPartition, i64> = ranges
+        .keys()
+        .filter_map(|tp| Some((tp.clone(), *committed.get(&tp.to_string())?)))
+        .collect();
+    let problems: HashMap<TopicPartition, String> = mismatches(&committed, &ranges)
         .into_iter()
-        .map(|(tp, end)| {
-            let committed = committed.get(&tp.to_string()).copied();
+        .map(|m| {
+            let why = m.explain(&s.spec.name, &s.spec.table);
+            (m.partition().clone(), why)
+        })
+        .collect();
+    let mut ranges: Vec<_> = ranges.into_iter().collect();
+    ranges.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(ranges
+        .into_iter()
+        .map(|(tp, range)| {
+            let c = committed.get(&tp).copied();
+            let next = c.map_or(range.start, |c| c + 1);
             PartitionLag {
-                lag: (end - committed.unwrap_or(-1)).max(0),
+                lag: (range.end - next).max(0),
                 topic: tp.topic.to_string(),
                 partition: tp.partition,
-                end_offset: end,
-                committed,
+                start_offset: range.start,
+                end_offset: range.end,
+                committed: c,
+                problem: problems.get(&tp).cloned(),
             }
         })
         .collect())

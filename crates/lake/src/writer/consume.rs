@@ -59,6 +59,13 @@ impl Writer {
                             break; // a buffer is due: flush before taking more
                         }
                     }
+                    Err(e) if super::log_check::is_out_of_range(&e) => {
+                        // A position outside the log: find which and why.
+                        let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+                        self.check_logs(&assigned).await?;
+                        tracing::warn!(stream = %self.spec().name, error = %e, "offset out of range, but every assigned partition fits its log");
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(stream = %self.spec().name, error = %e, "Kafka error (the client retries)");
                         break;

@@ -144,7 +144,6 @@ pub(super) fn create(
         .set("group.id", &spec.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
         // librdkafka prefetches up to 64 MiB by default; the writer's own
@@ -156,6 +155,10 @@ pub(super) fn create(
     for (k, v) in kafka.properties.iter().chain(spec.consumer.iter()) {
         cfg.set(k, v);
     }
+    // Never jump to another position by itself: a position outside the
+    // log is an error the writer explains (`log_check`), not a reset that
+    // would skip or re-read records silently.
+    cfg.set("auto.offset.reset", "error");
     cfg.create_with_context(ctx)
         .map_err(|e| LakeError::Kafka(format!("cannot create the consumer: {e}")))
 }

@@ -39,6 +39,7 @@ mod consumer;
 mod dead_letters;
 mod encoding;
 mod flush;
+mod log_check;
 mod rebalance;
 
 use std::collections::{HashMap, HashSet};

@@ -1,7 +1,8 @@
 //! Applying rebalance events in the loop: a revoked partition's buffer is
 //! dropped (its new owner reads it again from the log); a newly assigned
 //! one continues the log's offset, read fresh, since another writer may have
-//! committed it while we did not own it.
+//! committed it while we did not own it, and only if the broker's log
+//! still continues it (`log_check`).
 
 use super::Writer;
 use super::buffer::PartitionBuffer;
@@ -28,6 +29,7 @@ impl Writer {
         self.seen_assignment = true;
         // Someone else may have committed since we last looked.
         self.main.refresh().await?;
+        let mut newly = Vec::new();
         for tp in events.assigned {
             let tp = self.intern(tp);
             let log = self
@@ -46,8 +48,9 @@ impl Writer {
                     self.record_committed(&tp, log);
                 }
             }
-            self.assigned.insert(tp);
+            self.assigned.insert(tp.clone());
+            newly.push(tp);
         }
-        Ok(())
+        self.check_logs(&newly).await
     }
 }

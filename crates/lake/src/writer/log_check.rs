@@ -1,0 +1,77 @@
+//! Does the broker's log still continue what the table holds? Checked for
+//! every newly assigned partition, and again when librdkafka reports a
+//! position out of range (the consumer runs with `auto.offset.reset =
+//! error`, so it never jumps silently). A new broker, a topic deleted and
+//! re-created, or retention that deleted unread records stops the stream
+//! with [`LakeError::LogMismatch`], naming the table, the partition, both
+//! offsets and the command that goes on without losing data.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use super::Writer;
+use crate::LakeError;
+use crate::kafka::{TopicPartition, log_ranges, mismatches};
+
+/// How long reading the partitions' offsets may take.
+const RANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether a consumer error means a position is outside the log.
+pub(super) fn is_out_of_range(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange)
+    )
+}
+
+impl Writer {
+    /// Fails with the reason when the broker's log of any of `partitions`
+    /// cannot continue the offset the table holds for it.
+    pub(super) async fn check_logs(&self, partitions: &[TopicPartition]) -> Result<(), LakeError> {
+        let committed: HashMap<TopicPartition, i64> = partitions
+            .iter()
+            .filter_map(|tp| Some((tp.clone(), self.log_offsets.get(tp)?)))
+            .collect();
+        if committed.is_empty() {
+            return Ok(());
+        }
+        let mut topics: Vec<String> = committed.keys().map(|tp| tp.topic.to_string()).collect();
+        topics.sort();
+        topics.dedup();
+        let consumer = self.consumer.clone();
+        let lookup = tokio::task::spawn_blocking(move || {
+            log_ranges(consumer.as_ref(), &topics, RANGE_TIMEOUT)
+        })
+        .await
+        .map_err(|e| LakeError::Kafka(format!("offset lookup stopped: {e}")))
+        .and_then(|r| r);
+        let ranges = match lookup {
+            Ok(r) => r,
+            Err(e) => {
+                // Not fatal: a position outside the log still surfaces as
+                // an out-of-range error, which checks again.
+                tracing::warn!(stream = %self.spec().name, error = %e, "cannot check the partitions' logs now");
+                return Ok(());
+            }
+        };
+        let found = mismatches(&committed, &ranges);
+        if found.is_empty() {
+            return Ok(());
+        }
+        let spec = self.spec();
+        let why: Vec<String> = found
+            .iter()
+            .map(|m| m.explain(&spec.name, &spec.table))
+            .collect();
+        for w in &why {
+            tracing::error!(stream = %spec.name, "{w}");
+        }
+        Err(LakeError::LogMismatch(format!(
+            "stream {}: {}",
+            spec.name,
+            why.join("; ")
+        )))
+    }
+}
