@@ -141,6 +141,21 @@ pub fn schema_catalog() -> SchemaCatalog {
     )])
 }
 
+/// A `HOST:PORT` socket address (`what` names the setting in messages;
+/// `example` is a valid one to copy).
+pub fn parse_addr(text: &str, what: &str, example: &str) -> Result<std::net::SocketAddr> {
+    text.parse().map_err(|_| {
+        let port = text.rsplit_once(':').map(|(_, p)| p);
+        let why = match port.map(str::parse::<u64>) {
+            None => "no port".to_string(),
+            Some(Ok(p)) if p > 65535 => format!("port {p} is above 65535"),
+            Some(Ok(_)) => "the host is not an IP address".to_string(),
+            Some(Err(_)) => format!("{:?} is not a port number", port.unwrap_or_default()),
+        };
+        anyhow!("{what} {text:?}: {why} (write HOST:PORT with an IP address, e.g. {example})")
+    })
+}
+
 /// Resolves `${VAR}` references of a config value.
 pub fn resolve(value: &str, what: &str) -> Result<String> {
     scheduler::secrets::resolve(value)
@@ -294,6 +309,7 @@ pub fn parse(
     let span = root.span();
     let mut table = root.into_inner();
     let streams_value = table.remove("stream");
+    check_references(&mut d, &table);
     let top: Option<FileTop> = d.de(
         Spanned::new(span, DeValue::Table(table)),
         "config",
@@ -302,23 +318,10 @@ pub fn parse(
     let streams = streams_value
         .map(|sv| parse_streams(&mut d, sv, catalog))
         .unwrap_or_default();
-    if !d.is_empty() {
-        return Err(d.into_sorted());
-    }
-    let top = top.unwrap_or_default();
-    for (what, v) in [
-        ("database_url", top.database_url.as_deref()),
-        ("lake.url", top.lake.url.as_deref()),
-    ] {
-        if let Some(v) = v
-            && let Err(e) = scheduler::secrets::check_syntax(v)
-        {
-            d.err(None, format!("{what}: {e}"));
-        }
-    }
-    if !d.is_empty() {
-        return Err(d.into_vec());
-    }
+    let top = match top {
+        Some(top) if d.is_empty() => top,
+        _ => return Err(d.into_sorted()),
+    };
     Ok(Project {
         path: None,
         base_dir: PathBuf::from("."),
@@ -330,6 +333,32 @@ pub fn parse(
         web: top.web,
         streams,
     })
+}
+
+/// The values resolved when used (`database_url`, everything under
+/// `[kafka]`, `[lake]` and `[web]`): a malformed `${VAR}` reference in one
+/// is reported here, at the value, rather than when a command first uses it.
+fn check_references(d: &mut Diags<'_>, table: &toml::de::DeTable<'_>) {
+    fn walk(d: &mut Diags<'_>, path: &str, v: &Spanned<DeValue<'_>>) {
+        match v.get_ref() {
+            DeValue::String(text) => {
+                if let Err(e) = scheduler::secrets::check_syntax(text) {
+                    d.err(Some(v.span()), format!("{path}: {e}"));
+                }
+            }
+            DeValue::Table(t) => {
+                for (k, inner) in t {
+                    walk(d, &format!("{path}.{}", k.get_ref()), inner);
+                }
+            }
+            _ => {}
+        }
+    }
+    for key in ["database_url", "kafka", "lake", "web"] {
+        if let Some(v) = table.get(key) {
+            walk(d, key, v);
+        }
+    }
 }
 
 /// Every `[[stream]]`, each deserialized and resolved on its own; two

@@ -83,6 +83,23 @@ impl Settings {
         }
     }
 
+    /// Whether the metadata database is there to be opened: always for
+    /// PostgreSQL, for SQLite only when its file exists (opening would create it).
+    pub fn database_exists(&self) -> bool {
+        match &self.database_url {
+            Ok(url) => match url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                Some(path) => {
+                    std::path::Path::new(path.split('?').next().unwrap_or(path)).is_file()
+                }
+                None => true,
+            },
+            Err(_) => false,
+        }
+    }
+
     /// Why the metadata database URL is unusable, if it is.
     pub fn database_problem(&self) -> Option<&str> {
         self.database_url.as_ref().err().map(String::as_str)

@@ -10,6 +10,7 @@ use chrono::Utc;
 use scheduler::dag::Dag;
 use scheduler::dagbag::DagBag;
 use scheduler::state::RunState;
+use scheduler::store::Store;
 use serde_json::json;
 
 use crate::cli::DagsCommand;
@@ -19,7 +20,7 @@ use crate::settings::Settings;
 /// `dags …`.
 pub async fn run(settings: &Settings, c: &DagsCommand) -> Result<ExitCode> {
     match c {
-        DagsCommand::Validate { paths } => validate(settings, paths),
+        DagsCommand::Validate { paths } => validate(settings, paths).await,
         DagsCommand::Schema => {
             output::json(&scheduler::dag::file::json_schema(&settings.kinds))?;
             Ok(ExitCode::SUCCESS)
@@ -48,7 +49,7 @@ pub async fn run(settings: &Settings, c: &DagsCommand) -> Result<ExitCode> {
     }
 }
 
-fn validate(settings: &Settings, paths: &[PathBuf]) -> Result<ExitCode> {
+async fn validate(settings: &Settings, paths: &[PathBuf]) -> Result<ExitCode> {
     let paths = if paths.is_empty() {
         vec![settings.dags_folder.clone()]
     } else {
@@ -61,25 +62,40 @@ fn validate(settings: &Settings, paths: &[PathBuf]) -> Result<ExitCode> {
     }
     let bag = DagBag::load(&paths, &settings.kinds)?;
     let diags = bag.diagnostics();
+    let mut warnings: Vec<String> = bag
+        .dags
+        .values()
+        .flat_map(|d| d.warnings.iter().map(ToString::to_string))
+        .collect();
+    warnings.extend(unknown_pools(settings, &bag).await);
     if settings.json() {
         output::json(&json!({
             "valid": diags.is_empty(),
             "dags": bag.dags.values().map(|d| json!({"dag_id": d.dag_id, "fileloc": d.fileloc})).collect::<Vec<_>>(),
             "errors": diags,
+            "warnings": warnings,
         }))?;
     } else {
         for d in &diags {
             println!("{d}");
         }
+        for w in &warnings {
+            println!("{w}");
+        }
         let files = bag.dags.len() + bag.errors.len();
+        let warned = if warnings.is_empty() {
+            String::new()
+        } else {
+            format!(", {} warning(s)", warnings.len())
+        };
         if diags.is_empty() {
             println!(
-                "{files} file(s) checked: {} DAG(s), all valid",
+                "{files} file(s) checked: {} DAG(s), all valid{warned}",
                 bag.dags.len()
             );
         } else {
             println!(
-                "{files} file(s) checked: {} valid DAG(s), {} problem(s) in {} file(s)",
+                "{files} file(s) checked: {} valid DAG(s), {} problem(s) in {} file(s){warned}",
                 bag.dags.len(),
                 diags.len(),
                 bag.errors.len()
@@ -91,6 +107,43 @@ fn validate(settings: &Settings, paths: &[PathBuf]) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Tasks naming a pool the metadata database does not have (they would fail
+/// when queued), when there is a database to ask: validation never creates one.
+async fn unknown_pools(settings: &Settings, bag: &DagBag) -> Vec<String> {
+    if !settings.database_exists() {
+        return Vec::new();
+    }
+    let Ok(store) = settings.sql_store().await else {
+        return Vec::new();
+    };
+    let Ok(pools) = store.list_pools().await else {
+        return Vec::new();
+    };
+    let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+    let mut out = Vec::new();
+    for dag in bag.dags.values() {
+        for t in dag
+            .tasks
+            .iter()
+            .filter(|t| !names.contains(&t.pool.as_str()))
+        {
+            let hint = diag::suggest(&t.pool, &names)
+                .map(|s| format!("did you mean {s:?}? "))
+                .unwrap_or_default();
+            out.push(format!(
+                "{}: warning: task {:?} of DAG {:?} uses pool {:?}, which does not exist \
+                 ({hint}create it with `tributary pools set {} --slots N`; until then the task fails when queued)",
+                dag.fileloc.display(),
+                t.id,
+                dag.dag_id,
+                t.pool,
+                t.pool
+            ));
+        }
+    }
+    out
 }
 
 fn next_runs(settings: &Settings, dag: &Dag, n: usize) -> Result<ExitCode> {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use lake::config::StreamSpec;
 use lake::metrics::Metrics;
 use lake::writer::{RunSummary, WriterOptions};
@@ -66,9 +66,7 @@ pub async fn serve_metrics(
 
 /// The metrics address, checked (a port above 65535, a missing port …).
 pub fn parse_metrics_bind(bind: &str) -> Result<SocketAddr> {
-    bind.parse().map_err(|e| {
-        anyhow!("metrics bind {bind:?}: {e} (write HOST:PORT, e.g. 127.0.0.1:9464, or off)")
-    })
+    crate::config::parse_addr(bind, "metrics bind", "127.0.0.1:9464, or off")
 }
 
 /// Where the Prometheus endpoint listens: the flag, else `[metrics] bind`,

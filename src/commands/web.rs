@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use lake::metrics::Metrics;
 use scheduler::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -20,9 +20,7 @@ pub fn bind_addr(flag: Option<&str>, project: &Project) -> Result<SocketAddr> {
     let text = flag
         .or(project.web.bind.as_deref())
         .unwrap_or(web::DEFAULT_BIND);
-    text.parse().map_err(|e| {
-        anyhow!("web bind address {text:?}: {e} (write HOST:PORT, e.g. 127.0.0.1:8080)")
-    })
+    crate::config::parse_addr(text, "web bind address", "127.0.0.1:8080")
 }
 
 /// The token: `[web] token` (with `${VAR}` resolved), else TRIBUTARY_WEB_TOKEN.

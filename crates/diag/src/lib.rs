@@ -55,11 +55,18 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The longest message a diagnostic shows before it is cut.
+const MAX_MESSAGE_CHARS: usize = 600;
+
 /// Collects the diagnostics of one file.
 pub struct Diags<'a> {
     file: String,
     source: &'a str,
     list: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    /// Byte offset of each line's start, computed on the first problem, so
+    /// a file with thousands of problems is not rescanned for each.
+    line_starts: Option<Vec<usize>>,
 }
 
 impl<'a> Diags<'a> {
@@ -69,6 +76,8 @@ impl<'a> Diags<'a> {
             file: file.into(),
             source,
             list: Vec::new(),
+            warnings: Vec::new(),
+            line_starts: None,
         }
     }
 
@@ -78,20 +87,26 @@ impl<'a> Diags<'a> {
     }
 
     /// Records a problem at a byte span (the file's start when unknown).
+    /// Messages stay one readable line: longer ones (a 20,000-task cycle,
+    /// a value of megabytes) are cut with a note.
     pub fn err(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
-        let (line, col) = line_col(self.source, span.map_or(0, |s| s.start));
+        let (line, col) = self.position(span.map_or(0, |s| s.start));
+        let message = message.into();
         self.list.push(Diagnostic {
             file: self.file.clone(),
             line,
             col,
-            message: message.into(),
+            message: cut(&message, MAX_MESSAGE_CHARS).into_owned(),
         });
     }
 
     /// Checks a spanned value against `T`'s schema, recording every
-    /// problem (`what: message`), then deserializes it if the schema found
-    /// none; `None` when anything was wrong. `also_known`: keys of the
-    /// table read elsewhere, suggested for typos (see [`Schema::check`]).
+    /// problem (`what: message`), then deserializes it. When the schema
+    /// found problems, the keys they are under are left out and the rest is
+    /// deserialized, so later checks still run on what was right (the file
+    /// fails anyway: the problems are recorded); `None` when even that
+    /// fails. `also_known`: keys of the table read elsewhere, suggested for
+    /// typos (see [`Schema::check`]).
     pub fn de<T: DeserializeOwned + schemars::JsonSchema + 'static>(
         &mut self,
         value: Spanned<DeValue<'a>>,
@@ -100,13 +115,26 @@ impl<'a> Diags<'a> {
     ) -> Option<T> {
         let schema = Schema::of::<T>();
         let problems = schema.check(&value, also_known);
+        let whole = value.span();
         if !problems.is_empty() {
+            let wrong: Vec<String> = problems.iter().filter_map(|p| p.key.clone()).collect();
             for p in problems {
                 self.err(Some(p.span), format!("{what}: {}", p.message));
             }
-            return None;
+            // A rule only the schema knows (a bound, an enum) leaves the
+            // value readable as it is; a wrong type needs its key left out.
+            if let Ok(v) = T::deserialize(ValueDeserializer::from(value.clone())) {
+                return Some(v);
+            }
+            let DeValue::Table(mut t) = value.into_inner() else {
+                return None;
+            };
+            for key in &wrong {
+                t.remove(key.as_str());
+            }
+            let rest = Spanned::new(whole, DeValue::Table(t));
+            return T::deserialize(ValueDeserializer::from(rest)).ok();
         }
-        let whole = value.span();
         match T::deserialize(ValueDeserializer::from(value)) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -117,6 +145,41 @@ impl<'a> Diags<'a> {
                 None
             }
         }
+    }
+
+    /// Records something valid but probably not meant: it does not make
+    /// the file invalid.
+    pub fn warn(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let (line, col) = self.position(span.map_or(0, |s| s.start));
+        let message = message.into();
+        self.warnings.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            col,
+            message: format!("warning: {}", cut(&message, MAX_MESSAGE_CHARS)),
+        });
+    }
+
+    /// The warnings recorded so far, in file order.
+    pub fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        let mut w = std::mem::take(&mut self.warnings);
+        w.sort_by_key(|d| (d.line, d.col));
+        w
+    }
+
+    /// 1-based line and column of a byte offset (like [`line_col`], in
+    /// O(log lines) once the line starts are known).
+    pub fn position(&mut self, offset: usize) -> (usize, usize) {
+        let source = self.source;
+        let starts = self.line_starts.get_or_insert_with(|| {
+            std::iter::once(0)
+                .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let offset = source.floor_char_boundary(offset.min(source.len()));
+        let line = starts.partition_point(|&s| s <= offset);
+        let start = starts[line - 1];
+        (line, source[start..offset].chars().count() + 1)
     }
 
     /// Whether no problem was recorded.
@@ -192,7 +255,6 @@ mod tests {
     fn unknown_keys_and_syntax_errors_become_sentences() {
         #[derive(serde::Deserialize, schemars::JsonSchema, Debug)]
         #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
         struct T {
             schedule: Option<String>,
         }
@@ -205,7 +267,10 @@ mod tests {
             "config",
             &[],
         );
-        assert!(v.is_none());
+        // The problem is recorded; the rest of the table is still read, so
+        // later checks run on it.
+        assert!(v.is_some_and(|t| t.schedule.is_none()));
+        assert!(!d.is_empty());
         assert_eq!(
             d.into_vec()[0].to_string(),
             "f.toml:1:1: config: unknown key `schedul` (did you mean `schedule`?)"

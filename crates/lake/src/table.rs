@@ -113,7 +113,7 @@ impl Location {
         }
         if let Some(scheme) = url_without_slashes(text) {
             return Err(LakeError::Config(format!(
-                "lake location {text:?} looks like a {scheme}: URL without the `//`: write {scheme}://…"
+                "lake location {text:?} is missing the `//` after `{scheme}:`: write {scheme}://bucket/prefix"
             )));
         }
         let mut root = if text.contains("://") {

@@ -146,6 +146,7 @@ impl SettingsError {
 pub struct KindSettings<'a> {
     pub(crate) value: toml::Spanned<toml::de::DeValue<'a>>,
     pub(crate) source: &'a str,
+    pub(crate) warnings: std::cell::RefCell<Vec<SettingsError>>,
 }
 
 impl KindSettings<'_> {
@@ -179,6 +180,34 @@ impl KindSettings<'_> {
     pub fn to_json(&self) -> Value {
         let de = toml::de::ValueDeserializer::from(self.value.clone());
         serde::Deserialize::deserialize(de).unwrap_or(Value::Null)
+    }
+
+    /// Records something valid but probably not meant; `dags validate`
+    /// shows it with the position of the key `message` names (see
+    /// [`KindSettings::span_named_in`]).
+    pub fn warn(&self, message: impl Into<String>) {
+        let message = message.into();
+        let span = self.span_named_in(&message);
+        self.warnings
+            .borrow_mut()
+            .push(SettingsError { span, message });
+    }
+
+    /// Where the key a message is about is written: the first `key` in
+    /// backticks, or the leading `key:` / `key.sub:`, that the settings
+    /// hold. Kinds' own checks name keys this way without spans.
+    pub fn span_named_in(&self, message: &str) -> Option<Range<usize>> {
+        let toml::de::DeValue::Table(t) = self.value.get_ref() else {
+            return None;
+        };
+        let leading = message
+            .split([':', '.', ' '])
+            .next()
+            .filter(|w| !w.is_empty());
+        let quoted = message.split('`').skip(1).step_by(2);
+        quoted
+            .chain(leading)
+            .find_map(|name| t.get_key_value(name).map(|(k, _)| k.span()))
     }
 
     /// The file's text, for kinds that need positions of their own.

@@ -71,6 +71,13 @@ impl TaskKind for ShellKind {
         if s.command.trim().is_empty() {
             errors.push(at("`command` must not be empty".into()));
         }
+        if s.command.contains("{{") && s.command.contains("}}") {
+            settings.warn(
+                "`command` contains `{{ … }}`, which is run literally (there is no templating): \
+                 the run's coordinates and params arrive as environment variables, \
+                 e.g. \"$TRIBUTARY_LOGICAL_DATE\" or \"$TRIBUTARY_DATA_INTERVAL_START\"",
+            );
+        }
         for (k, v) in &s.env {
             let valid = k
                 .chars()

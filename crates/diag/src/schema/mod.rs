@@ -37,8 +37,9 @@ pub struct Problem {
     pub span: Range<usize>,
     /// What is wrong, e.g. "`retries`: expected a whole number ≥ 0, found the string \"3\"".
     pub message: String,
-    /// The key, when the problem is an unknown key at the checked table's top level.
-    pub unknown_key: Option<String>,
+    /// The key of the checked table the problem is under (`rotation` for
+    /// `rotation.max_rows`), if any: a caller may drop it and read the rest.
+    pub key: Option<String>,
 }
 
 /// The JSON Schema of a type, ready to check values against.
@@ -173,7 +174,7 @@ impl<'s> Walker<'s> {
         self.out.push(Problem {
             span: at.span.clone(),
             message: format!("{}{message}", at.prefix()),
-            unknown_key: None,
+            key: top_key(&at.path),
         });
     }
 
@@ -404,7 +405,7 @@ impl<'s> Walker<'s> {
                 self.out.push(Problem {
                     span: span.clone(),
                     message: what,
-                    unknown_key: None,
+                    key: top_key(&at.path),
                 });
             }
         }
@@ -429,9 +430,16 @@ impl<'s> Walker<'s> {
         self.out.push(Problem {
             span,
             message,
-            unknown_key: at.path.is_empty().then(|| key.to_string()),
+            key: top_key(&at.path).or_else(|| Some(key.to_string())),
         });
     }
+}
+
+/// The first segment of a path: `rotation` of `rotation.max_rows`,
+/// `topics` of `topics[1]`; `None` at the top.
+fn top_key(path: &str) -> Option<String> {
+    let end = path.find(['.', '[']).unwrap_or(path.len());
+    (end > 0).then(|| path[..end].to_string())
 }
 
 /// The alternatives of a `oneOf`/`anyOf`, without the `null` of an `Option`
@@ -558,7 +566,7 @@ fn describe_type(root: &Value, s: &Value, t: &str) -> String {
             (Some(min), Some(max)) if max < 1 << 20 => {
                 format!("a whole number from {min} to {max}")
             }
-            (Some(min), _) => format!("a whole number ≥ {min}"),
+            (Some(min), _) if min > -(1 << 20) => format!("a whole number ≥ {min}"),
             (None, Some(max)) if max < 1 << 20 => format!("a whole number ≤ {max}"),
             _ => "a whole number".into(),
         },

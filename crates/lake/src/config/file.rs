@@ -17,7 +17,7 @@ pub struct StreamConfig {
     #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// Kafka topics to consume.
-    #[schemars(with = "Vec<String>", extend("minItems" = 1))]
+    #[schemars(with = "Vec<String>")]
     pub topics: Spanned<Vec<String>>,
     /// Consumer group; defaults to `tributary-<name>`.
     #[serde(default)]

@@ -107,6 +107,7 @@ impl StreamConfig {
                 "group.id"
                     | "enable.auto.commit"
                     | "enable.auto.offset.store"
+                    | "auto.offset.reset"
                     | "bootstrap.servers"
             ) {
                 p.at(

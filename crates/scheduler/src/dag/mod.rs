@@ -150,6 +150,9 @@ pub struct Dag {
     pub params: Params,
     /// Tasks in a topological order.
     pub tasks: Vec<Task>,
+    /// What is valid but probably not meant (`{{ … }}` in a command, …),
+    /// with positions; `dags validate` prints them.
+    pub warnings: Vec<Diagnostic>,
     index: HashMap<String, usize>,
     upstream: Vec<Vec<usize>>,
     downstream: Vec<Vec<usize>>,

@@ -1,10 +1,10 @@
 //! The task graph: duplicate ids, unknown and repeated upstreams, cycles
 //! (reported with their path), then the topological order the DAG keeps.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use diag::{Diags, line_col, suggest};
+use diag::{Diags, suggest};
 use petgraph::graphmap::DiGraphMap;
 
 use super::tasks::ParsedTask;
@@ -31,7 +31,7 @@ pub(super) fn check_graph(d: &mut Diags<'_>, tasks: Vec<ParsedTask>) -> Graph {
     let mut unique: Vec<ParsedTask> = Vec::new();
     for (id, task, deps) in tasks {
         if let Some(prev) = first_at.get(id.get_ref()) {
-            let (line, _) = line_col(d.source(), prev.start);
+            let (line, _) = d.position(prev.start);
             d.err(
                 Some(id.span()),
                 format!(
@@ -48,6 +48,7 @@ pub(super) fn check_graph(d: &mut Diags<'_>, tasks: Vec<ParsedTask>) -> Graph {
         .iter()
         .map(|(id, _, _)| id.get_ref().as_str())
         .collect();
+    let position: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut graph: DiGraphMap<usize, ()> = DiGraphMap::new();
     for i in 0..unique.len() {
         graph.add_node(i);
@@ -63,7 +64,7 @@ pub(super) fn check_graph(d: &mut Diags<'_>, tasks: Vec<ParsedTask>) -> Graph {
                     Some(dep.span()),
                     format!("task {:?} lists {name:?} twice in depends_on", id.get_ref()),
                 );
-            } else if let Some(j) = ids.iter().position(|x| *x == name) {
+            } else if let Some(&j) = position.get(name) {
                 graph.add_edge(j, i, ());
             } else {
                 let hint = suggest(name, &ids)
@@ -129,31 +130,37 @@ impl Graph {
     }
 }
 
-/// A cycle through the nodes of a strongly connected component, as a path.
+/// A cycle through the nodes of a strongly connected component, as a path
+/// (linear in the component's size: a 20,000-task cycle is one walk).
 fn cycle_path(graph: &DiGraphMap<usize, ()>, scc: &[usize]) -> Vec<usize> {
+    let members: HashSet<usize> = scc.iter().copied().collect();
     let start = *scc.iter().min().expect("non-empty");
     let mut path = vec![start];
-    let mut seen = vec![start];
+    // Position of each node on the path.
+    let mut on_path: HashMap<usize, usize> = HashMap::from([(start, 0)]);
     let mut cur = start;
     loop {
-        let mut next: Vec<usize> = graph.neighbors(cur).filter(|n| scc.contains(n)).collect();
+        let mut next: Vec<usize> = graph
+            .neighbors(cur)
+            .filter(|n| members.contains(n))
+            .collect();
         next.sort_unstable();
         if next.contains(&start) && path.len() > 1 {
             return path;
         }
-        match next.into_iter().find(|n| !seen.contains(n)) {
-            Some(n) => {
+        match next.iter().find(|n| !on_path.contains_key(n)) {
+            Some(&n) => {
+                on_path.insert(n, path.len());
                 path.push(n);
-                seen.push(n);
                 cur = n;
             }
             None => {
                 // Every neighbour is already on the path: the cycle closes there.
-                let back = graph
-                    .neighbors(cur)
-                    .find(|n| path.contains(n))
-                    .unwrap_or(start);
-                let from = path.iter().position(|&p| p == back).unwrap_or(0);
+                let from = next
+                    .iter()
+                    .find_map(|n| on_path.get(n))
+                    .copied()
+                    .unwrap_or(0);
                 return path[from..].to_vec();
             }
         }

@@ -68,7 +68,9 @@ pub fn parse_dag(file: &Path, source: &str, kinds: &Kinds) -> Result<Dag, Vec<Di
     let Some(ordered) = graph.order() else {
         return Err(d.into_sorted());
     };
+    let warnings = d.take_warnings();
     Ok(Dag {
+        warnings,
         dag_id: h.dag_id.into_inner(),
         description: h.description,
         fileloc: file.to_path_buf(),

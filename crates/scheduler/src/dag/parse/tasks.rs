@@ -134,6 +134,7 @@ fn parse_task<'a>(
     let rest = KindSettings {
         value: Spanned::new(tspan.clone(), DeValue::Table(rest)),
         source,
+        warnings: Default::default(),
     };
     let Some(th) = d.de::<TaskHeader>(
         Spanned::new(tspan.clone(), DeValue::Table(common)),
@@ -207,12 +208,23 @@ fn build_operator(
     tspan: &Range<usize>,
     label_id: &str,
 ) -> Option<Arc<dyn Operator>> {
-    match kind.build(settings) {
+    let built = kind.build(settings);
+    for w in settings.warnings.take() {
+        d.warn(
+            w.span.or(Some(tspan.clone())),
+            format!("{label_id}: {}", w.message),
+        );
+    }
+    match built {
         Ok(op) => Some(op),
         Err(errs) => {
             for e in errs {
                 let msg = kind_settings_message(&e.message, kind);
-                d.err(e.span.or(Some(tspan.clone())), format!("{label_id}: {msg}"));
+                let span = e
+                    .span
+                    .or_else(|| settings.span_named_in(&e.message))
+                    .unwrap_or_else(|| tspan.clone());
+                d.err(Some(span), format!("{label_id}: {msg}"));
             }
             None
         }
