@@ -102,6 +102,16 @@ pub enum StreamCommand {
         #[arg(long)]
         metrics_bind: Option<String>,
     },
+    /// Start a new Kafka log lifetime for a stream's table: when the broker
+    /// was replaced, the topic re-created, or retention deleted records the
+    /// writer had not read (the writer stops and says so). Every partition
+    /// continues from the earliest offset the broker holds now; the rows
+    /// already in the table stay, and the reset is recorded in its log
+    /// (`lake verify` accounts for every lifetime). Needs the broker.
+    ResetOffsets {
+        /// Stream name.
+        name: String,
+    },
 }
 
 /// `lake` subcommands. TABLE is a table name under the lake location of

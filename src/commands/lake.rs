@@ -156,6 +156,19 @@ async fn verify(settings: &Settings, table: &str) -> Result<ExitCode> {
             report.rows_in_log,
             report.rejected_read
         );
+        let reset = report.partitions.iter().filter(|p| p.lifetimes > 1).count();
+        if reset > 0 {
+            let most = report
+                .partitions
+                .iter()
+                .map(|p| p.lifetimes)
+                .max()
+                .unwrap_or(1);
+            println!(
+                "{reset} partition(s) hold rows of up to {most} Kafka log lifetimes (offsets reset by \
+                 `stream reset-offsets` or a standalone restart): each offset is checked once per lifetime"
+            );
+        }
         if let Some(note) = &broker {
             println!("{note}");
         }

@@ -25,6 +25,9 @@ pub async fn run(settings: &Settings, a: &SchedulerArgs) -> Result<ExitCode> {
     let shutdown = crate::shutdown::on_signals();
     let mut lines = dev.lines.clone();
 
+    if dev.broker.is_some() {
+        lines.extend(new_lifetimes(settings).await?);
+    }
     let metrics = Arc::new(lake::metrics::Metrics::default());
     let writers = stream::spawn_all(&settings.project, &metrics, &shutdown)?;
     for s in &settings.project.streams {
@@ -85,6 +88,25 @@ pub async fn run(settings: &Settings, a: &SchedulerArgs) -> Result<ExitCode> {
     }
     dev.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The in-memory dev broker starts empty at every launch, while the lake
+/// keeps the offsets of the previous one: each stream table that holds
+/// offsets continues as a new Kafka log lifetime (`lake::lifetimes`), so
+/// the records of this launch land beside those of earlier ones instead of
+/// being refused. Banner lines saying so.
+async fn new_lifetimes(settings: &Settings) -> Result<Vec<String>> {
+    let kafka = settings.project.kafka_source()?;
+    let mut lines = Vec::new();
+    for spec in &settings.project.streams {
+        if let Some(r) = stream::reset_offsets(&settings.project, spec, &kafka).await? {
+            lines.push(format!(
+                "  lifetime   {}: the dev broker starts empty each launch; table {} continues as Kafka log lifetime {} (rows of earlier launches kept)",
+                spec.name, r.table, r.lifetime
+            ));
+        }
+    }
+    Ok(lines)
 }
 
 /// The Kafka and random-user API standalone brings when the user points at

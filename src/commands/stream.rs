@@ -124,7 +124,54 @@ pub async fn run(settings: &Settings, c: &StreamCommand) -> Result<ExitCode> {
             until_caught_up,
             metrics_bind: metrics_flag,
         } => run_writer(settings, name, *until_caught_up, metrics_flag.as_deref()).await,
+        StreamCommand::ResetOffsets { name } => {
+            let spec = settings.project.stream(name)?;
+            let kafka = settings.project.kafka_source()?;
+            let Some(report) = reset_offsets(&settings.project, &spec, &kafka).await? else {
+                println!(
+                    "nothing to reset: table {} holds no offsets of stream {name}",
+                    spec.table
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
+            if settings.json() {
+                output::json(&report)?;
+            } else {
+                for p in &report.partitions {
+                    println!(
+                        "{}/{}: held up to {}, continues from {}",
+                        p.topic,
+                        p.partition,
+                        p.was.map_or("nothing".into(), |w| w.to_string()),
+                        p.from
+                    );
+                }
+                println!(
+                    "table {}: Kafka log lifetime {} begins at version {} (rows of earlier lifetimes stay)",
+                    report.table, report.lifetime, report.version
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Starts a new Kafka log lifetime for `spec`'s table from what `kafka`'s
+/// logs hold now (`lake::lifetimes`).
+pub async fn reset_offsets(
+    project: &Project,
+    spec: &Arc<StreamSpec>,
+    kafka: &lake::kafka::KafkaSource,
+) -> Result<Option<lake::lifetimes::ResetReport>> {
+    let location = project.location(spec.lake.as_deref())?;
+    let topics = spec.topics.clone();
+    let kafka = kafka.clone();
+    let ranges = tokio::task::spawn_blocking(move || {
+        lake::kafka::OffsetReader::new(&kafka)?.log_ranges(&topics, Duration::from_secs(10))
+    })
+    .await?
+    .context("reading the partitions' offsets from the broker (reset-offsets needs it)")?;
+    Ok(lake::lifetimes::reset_offsets(&location, spec, &ranges).await?)
 }
 
 async fn list(settings: &Settings) -> Result<ExitCode> {

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod decode;
 pub mod kafka;
+pub mod lifetimes;
 pub mod metrics;
 pub mod partition;
 mod s3;

@@ -605,6 +605,12 @@ impl DeltaTableHandle {
             .collect()
     }
 
+    /// Every `txn` entry of the log: app id → version (offsets, and the
+    /// records `lifetimes` keeps).
+    pub fn txns(&self) -> &HashMap<String, i64> {
+        &self.offsets
+    }
+
     /// All recorded offsets of one stream: (topic, partition) → last offset.
     pub fn stream_offsets(&self, stream: &str) -> BTreeMap<(String, i32), i64> {
         self.offsets

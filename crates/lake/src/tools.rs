@@ -229,6 +229,9 @@ pub struct PartitionCheck {
     pub rejected: u64,
     /// Last offset the table's log records as durable.
     pub committed: Option<i64>,
+    /// Kafka log lifetimes the table holds rows of (1 unless the offsets
+    /// were reset: `lake::lifetimes`).
+    pub lifetimes: u32,
 }
 
 /// What `lake verify` proves (or not).
@@ -307,15 +310,103 @@ pub async fn verify(
     if rows_read != rows_in_log {
         report.problems.push(format!("rows read from files ({rows_read}) differ from rows in the log's statistics ({rows_in_log})"));
     }
+    let resets = stream
+        .map(|s| crate::lifetimes::resets(handle.txns(), s))
+        .unwrap_or_default();
     for (topic, p) in keys {
         let empty = Vec::new();
         let rows = main.get(&(topic.clone(), p)).unwrap_or(&empty).clone();
         let rej = dlq.get(&(topic.clone(), p)).unwrap_or(&empty).clone();
         let committed = committed_of.get(&(topic.clone(), p)).copied();
-        let check = check_partition(topic, p, rows, rej, committed, &mut report.problems);
+        let check = match resets.get(&(topic.clone(), p)) {
+            Some(r) => check_lifetimes(topic, p, rows, rej, r, committed, &mut report.problems),
+            None => check_partition(topic, p, rows, rej, committed, &mut report.problems),
+        };
         report.partitions.push(check);
     }
     Ok(report)
+}
+
+/// The checks of a partition whose log was replaced (`lake::lifetimes`):
+/// each offset must be held exactly as many times as there are lifetimes
+/// whose range covers it (table and dead letters together). A lifetime's
+/// range runs from where it began (the first offset held, for the first
+/// lifetime) to where the next reset found it ended, or to the committed
+/// offset for the current one.
+fn check_lifetimes(
+    topic: String,
+    p: i32,
+    rows: Vec<i64>,
+    rej: Vec<i64>,
+    resets: &[crate::lifetimes::Reset],
+    committed: Option<i64>,
+    problems: &mut Vec<String>,
+) -> PartitionCheck {
+    let name = format!("{topic}/{p}");
+    let mut count: BTreeMap<i64, u32> = BTreeMap::new();
+    for o in rows.iter().chain(rej.iter()) {
+        *count.entry(*o).or_default() += 1;
+    }
+    // Later lifetimes: [first, end] each.
+    let mut later: Vec<(i64, i64)> = Vec::new();
+    for (i, r) in resets.iter().enumerate() {
+        let end = resets
+            .get(i + 1)
+            .map_or(committed.unwrap_or(-1), |next| next.ended);
+        later.push((r.first, end));
+    }
+    let covered = |o: i64, ranges: &[(i64, i64)]| {
+        ranges.iter().filter(|(a, b)| *a <= o && o <= *b).count() as u32
+    };
+    // The first lifetime starts at the first offset the later ones do not explain.
+    let first_end = resets[0].ended;
+    let first_start = count
+        .iter()
+        .find(|(o, c)| **o <= first_end && **c > covered(**o, &later))
+        .map_or(first_end + 1, |(o, _)| *o);
+    let mut all = vec![(first_start, first_end)];
+    all.extend(later.iter().copied());
+    let mut offsets: BTreeSet<i64> = count.keys().copied().collect();
+    for (a, b) in &all {
+        offsets.extend(*a..=*b);
+    }
+    let (mut missing, mut extra) = (Vec::new(), 0usize);
+    for o in offsets {
+        let (want, have) = (covered(o, &all), count.get(&o).copied().unwrap_or(0));
+        if have > want {
+            if extra < 10 {
+                problems.push(format!(
+                    "{name}: offset {o} is held {have} times, but {want} Kafka log lifetime(s) cover it"
+                ));
+            }
+            extra += 1;
+        } else if have < want {
+            missing.push(o);
+        }
+    }
+    if extra > 10 {
+        problems.push(format!(
+            "{name}: {} more offsets are held too often",
+            extra - 10
+        ));
+    }
+    for run in missing.chunk_by(|a, b| b == &(a + 1)).take(10) {
+        problems.push(format!(
+            "{name}: offsets {}..={} are missing from a Kafka log lifetime",
+            run[0],
+            run[run.len() - 1]
+        ));
+    }
+    PartitionCheck {
+        topic,
+        partition: p,
+        first: count.keys().next().copied().unwrap_or(-1),
+        last: count.keys().next_back().copied().unwrap_or(-1),
+        rows: rows.len() as u64,
+        rejected: rej.len() as u64,
+        committed,
+        lifetimes: resets.len() as u32 + 1,
+    }
 }
 
 /// The checks of one Kafka partition: no offset twice (in the table, in the
@@ -400,6 +491,7 @@ fn check_partition(
         rows: rows.len() as u64,
         rejected: rej.len() as u64,
         committed,
+        lifetimes: 1,
     }
 }
 
