@@ -202,17 +202,7 @@ async fn check_against_broker(
         Err(e) => return format!("broker not checked: {e:#}"),
     };
     let topics = stream.topics.clone();
-    let ranges = tokio::task::spawn_blocking(move || {
-        lake::kafka::OffsetReader::new(&kafka)?
-            .log_ranges(&topics, std::time::Duration::from_secs(5))
-    })
-    .await;
-    let ranges = match ranges {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return format!("broker not checked (unreachable?): {e}"),
-        Err(e) => return format!("broker not checked: {e}"),
-    };
-    let committed = report
+    let committed: std::collections::HashMap<_, _> = report
         .partitions
         .iter()
         .filter_map(|p| {
@@ -220,7 +210,21 @@ async fn check_against_broker(
             Some((tp, p.committed?))
         })
         .collect();
-    let found = lake::kafka::mismatches(&committed, &ranges);
+    let asked = committed.clone();
+    let looked = tokio::task::spawn_blocking(move || {
+        let timeout = std::time::Duration::from_secs(5);
+        let ranges = lake::kafka::OffsetReader::new(&kafka)?.log_ranges(&topics, timeout)?;
+        let suspects = lake::kafka::suspects(&asked, &ranges);
+        let gone = lake::kafka::out_of_range(&kafka, &suspects, timeout)?;
+        Ok::<_, lake::LakeError>((ranges, gone))
+    })
+    .await;
+    let (ranges, gone) = match looked {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return format!("broker not checked (unreachable?): {e}"),
+        Err(e) => return format!("broker not checked: {e}"),
+    };
+    let found = lake::kafka::mismatches(&committed, &ranges, &gone);
     let n = found.len();
     for m in found {
         report

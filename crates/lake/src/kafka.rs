@@ -213,19 +213,109 @@ impl LogMismatch {
     }
 }
 
+/// Whether the broker still has a record at each partition's committed
+/// offset (the last the table holds): the partitions where a fetch from
+/// there is out of range. This asks the log itself rather than trusting a
+/// listed end offset (Tansu 0.6 lists the last record batch's base offset
+/// as the end, which would look like a shorter log). Blocks up to
+/// `timeout`; partitions not answered by then are not reported.
+pub fn out_of_range(
+    kafka: &KafkaSource,
+    committed: &HashMap<TopicPartition, i64>,
+    timeout: Duration,
+) -> Result<std::collections::HashSet<TopicPartition>, LakeError> {
+    use rdkafka::Message;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let mut cfg = kafka.client_config("tributary-log-probe");
+    cfg.set("group.id", "tributary-log-probe")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "error")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = cfg
+        .create()
+        .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut pending: HashMap<TopicPartition, i64> = HashMap::new();
+    for (tp, &c) in committed.iter().filter(|(_, c)| **c >= 0) {
+        let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(c));
+        pending.insert(tp.clone(), c);
+    }
+    let mut out = std::collections::HashSet::new();
+    if pending.is_empty() {
+        return Ok(out);
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| LakeError::Kafka(format!("cannot assign partitions: {e}")))?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut saw_out_of_range = false;
+    while !pending.is_empty() && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                pending.remove(&TopicPartition::new(m.topic(), m.partition()));
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                // At the end with nothing at the committed offset: only
+                // possible when the log ends at or before it.
+                let found: Vec<TopicPartition> = pending
+                    .keys()
+                    .filter(|tp| tp.partition == p)
+                    .cloned()
+                    .collect();
+                if let [tp] = found.as_slice() {
+                    pending.remove(tp);
+                    out.insert(tp.clone());
+                }
+            }
+            Some(Err(e))
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange)
+                ) =>
+            {
+                // The error names no partition: the ones that never deliver
+                // a record from their committed offset are the ones.
+                saw_out_of_range = true;
+            }
+            _ => {}
+        }
+    }
+    if saw_out_of_range {
+        out.extend(pending.into_keys());
+    }
+    Ok(out)
+}
+
+/// The partitions whose listed end offset is at or below the committed
+/// one: the ones worth asking [`out_of_range`] about.
+pub fn suspects(
+    committed: &HashMap<TopicPartition, i64>,
+    ranges: &HashMap<TopicPartition, LogRange>,
+) -> HashMap<TopicPartition, i64> {
+    committed
+        .iter()
+        .filter(|(tp, c)| **c >= 0 && ranges.get(*tp).is_some_and(|r| r.end <= **c))
+        .map(|(tp, c)| (tp.clone(), *c))
+        .collect()
+}
+
 /// The partitions whose committed offset (`committed`, the last offset the
 /// table holds) the broker's logs (`ranges`) cannot continue, in partition
 /// order. A partition the broker does not report is not judged here.
+/// `gone` are the partitions whose log no longer holds a record at the
+/// committed offset ([`out_of_range`]); a listed end offset alone is not
+/// trusted to say the log is shorter.
 pub fn mismatches(
     committed: &HashMap<TopicPartition, i64>,
     ranges: &HashMap<TopicPartition, LogRange>,
+    gone: &std::collections::HashSet<TopicPartition>,
 ) -> Vec<LogMismatch> {
     let mut out: Vec<LogMismatch> = committed
         .iter()
         .filter(|(_, c)| **c >= 0)
         .filter_map(|(tp, &committed)| {
             let r = ranges.get(tp)?;
-            if r.end <= committed {
+            if r.end <= committed && gone.contains(tp) {
                 Some(LogMismatch::Behind {
                     tp: tp.clone(),
                     committed,
@@ -302,8 +392,12 @@ mod tests {
             (tp(3), LogRange { start: 3, end: 5 }),
             // Retention caught up with the table, nothing lost.
             (tp(4), LogRange { start: 8, end: 8 }),
+            // A listed end below the committed offset while the log still
+            // holds that record (Tansu lists a batch's base offset): fine.
+            (tp(5), LogRange { start: 0, end: 15 }),
         ]);
-        let found = mismatches(&committed, &ranges);
+        let gone = std::collections::HashSet::from([tp(0)]);
+        let found = mismatches(&committed, &ranges, &gone);
         assert_eq!(
             found,
             vec![

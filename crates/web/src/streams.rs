@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use lake::LakeError;
 use lake::config::StreamSpec;
-use lake::kafka::{KafkaSource, OffsetReader, TopicPartition, mismatches};
+use lake::kafka::{KafkaSource, OffsetReader, TopicPartition, mismatches, out_of_range, suspects};
 use lake::metrics::Metrics;
 use lake::table::Location;
 use lake::tools::{TableInfo, describe};
@@ -209,18 +209,21 @@ async fn partition_lag(
 ) -> Result<Vec<PartitionLag>, String> {
     let reader = readers.get(s)?;
     let topics = s.spec.topics.clone();
-    let ranges = tokio::task::spawn_blocking(move || {
-        reader
-            .log_ranges(&topics, KAFKA_TIMEOUT)
-            .map_err(|e| e.to_string())
+    let wanted = committed.clone();
+    let kafka = s.kafka.clone();
+    let (ranges, committed, gone) = tokio::task::spawn_blocking(move || {
+        let ranges = reader.log_ranges(&topics, KAFKA_TIMEOUT)?;
+        let committed: HashMap<TopicPartition, i64> = ranges
+            .keys()
+            .filter_map(|tp| Some((tp.clone(), *wanted.get(&tp.to_string())?)))
+            .collect();
+        let gone = out_of_range(&kafka, &suspects(&committed, &ranges), KAFKA_TIMEOUT)?;
+        Ok::<_, LakeError>((ranges, committed, gone))
     })
     .await
-    .map_err(|e| e.to_string())??;
-    let committed: HashMap<TopicPartition, i64> = ranges
-        .keys()
-        .filter_map(|tp| Some((tp.clone(), *committed.get(&tp.to_string())?)))
-        .collect();
-    let problems: HashMap<TopicPartition, String> = mismatches(&committed, &ranges)
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let problems: HashMap<TopicPartition, String> = mismatches(&committed, &ranges, &gone)
         .into_iter()
         .map(|m| {
             let why = m.explain(&s.spec.name, &s.spec.table);

@@ -13,10 +13,13 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::Writer;
 use crate::LakeError;
-use crate::kafka::{TopicPartition, log_ranges, mismatches};
+use crate::kafka::{TopicPartition, log_ranges, mismatches, out_of_range, suspects};
 
 /// How long reading the partitions' offsets may take.
 const RANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long fetching from a suspect partition's committed offset may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether a consumer error means a position is outside the log.
 pub(super) fn is_out_of_range(e: &KafkaError) -> bool {
@@ -41,13 +44,18 @@ impl Writer {
         topics.sort();
         topics.dedup();
         let consumer = self.consumer.clone();
+        let kafka = self.opts.kafka.clone();
+        let asked = committed.clone();
         let lookup = tokio::task::spawn_blocking(move || {
-            log_ranges(consumer.as_ref(), &topics, RANGE_TIMEOUT)
+            let ranges = log_ranges(consumer.as_ref(), &topics, RANGE_TIMEOUT)?;
+            // Ask the log itself only where the listed end looks short.
+            let gone = out_of_range(&kafka, &suspects(&asked, &ranges), PROBE_TIMEOUT)?;
+            Ok::<_, LakeError>((ranges, gone))
         })
         .await
         .map_err(|e| LakeError::Kafka(format!("offset lookup stopped: {e}")))
         .and_then(|r| r);
-        let ranges = match lookup {
+        let (ranges, gone) = match lookup {
             Ok(r) => r,
             Err(e) => {
                 // Not fatal: a position outside the log still surfaces as
@@ -56,7 +64,7 @@ impl Writer {
                 return Ok(());
             }
         };
-        let found = mismatches(&committed, &ranges);
+        let found = mismatches(&committed, &ranges, &gone);
         if found.is_empty() {
             return Ok(());
         }
