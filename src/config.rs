@@ -108,6 +108,10 @@ pub struct WebSection {
     /// need the token. Default false.
     #[serde(default)]
     pub anonymous_read: bool,
+    /// Without a token, `Host` names the server answers to besides
+    /// loopback ones (a reverse proxy's name), against DNS rebinding.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A loaded project config.

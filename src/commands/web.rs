@@ -61,6 +61,7 @@ pub async fn start(
         metrics,
         token: token(&settings.project)?,
         anonymous_read: settings.project.web.anonymous_read,
+        allowed_hosts: settings.project.web.allowed_hosts.clone(),
     };
     Ok(web::serve(addr, opts, stop).await?)
 }

@@ -3,6 +3,12 @@
 (function () {
   "use strict";
   var REFRESH_MS = 2500;
+
+  // Selects that submit their form on change (no inline handlers: the
+  // Content-Security-Policy allows scripts from this server only).
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (el) {
+    el.addEventListener("change", function () { el.form.submit(); });
+  });
   var dot = document.querySelector(".live-dot");
 
   // Live regions: elements with `data-live` and an id are replaced by the

@@ -87,7 +87,86 @@ fn refuse(api: bool, status: StatusCode, message: &str, next_path: &str) -> Resp
 
 /// The middleware enforcing the rules above; it also hands every browser a
 /// CSRF cookie on its first page view.
-pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let api = is_api(req.uri().path());
+    if let Some(refused) = refuse_foreign_host(&state, &req, api) {
+        return with_security_headers(refused);
+    }
+    with_security_headers(guarded(state, req, next).await)
+}
+
+/// Headers every answer carries: scripts, styles and frames from this
+/// server only, no MIME sniffing.
+fn with_security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    resp
+}
+
+/// DNS rebinding: without a token the server trusts whoever reaches it, so
+/// it must be reached by a loopback name. A page on `attacker.example`
+/// whose name now resolves to 127.0.0.1 sends `Host: attacker.example`;
+/// such a request is refused whatever its method. Names in `[web]
+/// allowed_hosts` are accepted too.
+fn refuse_foreign_host(state: &AppState, req: &Request, api: bool) -> Option<Response> {
+    if state.0.token.is_some() {
+        return None;
+    }
+    // A browser always sends `Host`; a request without one is not a page's.
+    let host = req
+        .headers()
+        .get(header::HOST)?
+        .to_str()
+        .unwrap_or_default();
+    let name = host_name(host);
+    if is_loopback_name(name)
+        || state
+            .0
+            .allowed_hosts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(name))
+    {
+        return None;
+    }
+    let message = format!(
+        "this server answers to loopback names only (got Host {host:?}): open it as \
+         http://127.0.0.1 or http://localhost, add the name to [web] allowed_hosts, or set a token"
+    );
+    Some(refuse(api, StatusCode::FORBIDDEN, &message, "/"))
+}
+
+/// The name of a `Host` value, without the port (`[::1]:8080` → `::1`).
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn guarded(state: AppState, mut req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let path = req.uri().path().to_string();
     let api = is_api(&path);

@@ -28,6 +28,9 @@ pub struct WebOptions {
     /// With a token: whether pages and GET requests are open to anyone
     /// (`[web] anonymous_read = true`); changes still need the token.
     pub anonymous_read: bool,
+    /// Without a token, `Host` names accepted besides loopback ones
+    /// (`[web] allowed_hosts`).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Shared state of every handler (cheap to clone).
@@ -42,6 +45,7 @@ pub(crate) struct Inner {
     pub(crate) metrics: Option<Arc<Metrics>>,
     pub(crate) token: Option<String>,
     pub(crate) anonymous_read: bool,
+    pub(crate) allowed_hosts: Vec<String>,
     /// Cancelled when the server stops: ends open log tails so the graceful
     /// shutdown does not wait for them.
     pub(crate) stop: CancellationToken,
@@ -63,6 +67,7 @@ impl AppState {
             metrics: opts.metrics,
             token: opts.token.filter(|t| !t.is_empty()),
             anonymous_read: opts.anonymous_read,
+            allowed_hosts: opts.allowed_hosts,
         }))
     }
 

@@ -94,6 +94,7 @@ async fn env_with_reads(url: Option<String>, token: Option<&str>, anonymous_read
         metrics: None,
         token: token.map(str::to_string),
         anonymous_read,
+        allowed_hosts: Vec::new(),
     }));
     Env {
         _dir: dir,
@@ -999,4 +1000,72 @@ async fn health_and_static_assets() {
     assert!(!page.body.contains("http://") && !page.body.contains("https://"));
     assert_eq!(get(&e.app, "/metrics").await.status, StatusCode::NOT_FOUND);
     assert_eq!(get(&e.app, "/nowhere").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn without_a_token_only_loopback_names_are_answered() {
+    let e = env().await;
+    // DNS rebinding: a page on attacker.example whose name now resolves to
+    // 127.0.0.1. Before, this paused the DAG.
+    let rebind = |host: &str| {
+        let mut r = json_req("PATCH", "/api/v1/dags/pipeline", json!({"is_paused": true}));
+        let h = r.headers_mut();
+        h.insert(header::HOST, host.parse().unwrap());
+        h.insert(header::ORIGIN, format!("http://{host}").parse().unwrap());
+        h.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        r
+    };
+    let r = send(&e.app, rebind("attacker.example:8080")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("loopback names only"),
+        "{}",
+        r.body
+    );
+    assert!(
+        !e.store
+            .get_dag("pipeline")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_paused
+    );
+    // Reads too: DAG code and logs are open on loopback without a token.
+    let mut page = Request::get("/dags/pipeline?tab=code")
+        .body(Body::empty())
+        .unwrap();
+    page.headers_mut()
+        .insert(header::HOST, "attacker.example:8080".parse().unwrap());
+    assert_eq!(send(&e.app, page).await.status, StatusCode::FORBIDDEN);
+    for ok in [
+        "127.0.0.1:8080",
+        "localhost:8080",
+        "[::1]:8080",
+        "app.localhost",
+    ] {
+        let mut g = Request::get("/api/v1/dags").body(Body::empty()).unwrap();
+        g.headers_mut().insert(header::HOST, ok.parse().unwrap());
+        let r = send(&e.app, g).await;
+        assert_eq!(r.status, StatusCode::OK, "{ok}");
+        assert_eq!(r.headers["x-frame-options"], "DENY");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff");
+        let csp = r.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+    }
+    let r = send(&e.app, rebind("127.0.0.1:8080")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        e.store
+            .get_dag("pipeline")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_paused
+    );
 }

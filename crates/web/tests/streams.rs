@@ -117,6 +117,7 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
         metrics: Some(metrics),
         token: None,
         anonymous_read: false,
+        allowed_hosts: Vec::new(),
     }));
 
     let (status, v) = get_json(&app, "/api/v1/streams/events").await;
