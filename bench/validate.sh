@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin tributary
-BIN="$PWD/target/release/tributary"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/tributary"
+[ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -33,11 +34,13 @@ with open(path, "w") as f:
 PY
 }
 
-seconds() { # command…: wall seconds of one run
-  local t0 t1
+seconds() { # expected-exit command…: wall seconds of one run
+  local want=$1 t0 t1 rc=0
+  shift
   t0=$(date +%s.%N)
-  "$@" >/dev/null 2>&1 || true
+  "$@" >/dev/null 2>&1 || rc=$?
   t1=$(date +%s.%N)
+  [ "$rc" -eq "$want" ] || { echo "$* exited $rc, expected $want" >&2; exit 1; }
   echo "$t1 - $t0" | bc -l
 }
 
@@ -46,14 +49,14 @@ for n in 10000 20000 40000; do
   k="$((n / 1000))k"
   for shape in chain fanout; do
     gen "$shape" "$n" "$WORK/$shape$n.toml"
-    s=$(seconds "$BIN" dags validate "$WORK/$shape$n.toml")
+    s=$(seconds 0 "$BIN" dags validate "$WORK/$shape$n.toml")
     printf 'validate_%s_%s_s %.3f s\n' "$shape" "$k" "$s"
     [ "$shape" = chain ] && chain[$k]=$s
   done
-  s=$(seconds python3 -c 'import sys, tomllib; tomllib.load(open(sys.argv[1], "rb"))' "$WORK/chain$n.toml")
+  s=$(seconds 0 python3 -c 'import sys, tomllib; tomllib.load(open(sys.argv[1], "rb"))' "$WORK/chain$n.toml")
   printf 'toml_parse_python_%s_s %.3f s\n' "$k" "$s"
 done
 gen cycle 20000 "$WORK/cycle.toml"
-s=$(seconds "$BIN" dags validate "$WORK/cycle.toml")
+s=$(seconds 1 "$BIN" dags validate "$WORK/cycle.toml")
 printf 'validate_cycle_20k_s %.3f s\n' "$s"
 printf 'validate_chain_growth_40k_over_10k %.2f x\n' "$(echo "${chain[40k]} / ${chain[10k]}" | bc -l)"
