@@ -84,10 +84,19 @@ if command -v docker >/dev/null 2>&1; then
   if docker compose version >/dev/null 2>&1; then
     log "docker compose config"
     TRIBUTARY_WEB_TOKEN=compose-config-check-token docker compose -f docker-compose.yml config --quiet
+    # Without a token compose must refuse: a known default token is no token.
+    if env -u TRIBUTARY_WEB_TOKEN docker compose -f docker-compose.yml config --quiet 2>/dev/null; then
+      echo "docker-compose.yml starts without TRIBUTARY_WEB_TOKEN; it must refuse" >&2
+      exit 1
+    fi
   else
     command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
     log "docker-compose config"
     TRIBUTARY_WEB_TOKEN=compose-config-check-token docker-compose -f docker-compose.yml config -q
+    if env -u TRIBUTARY_WEB_TOKEN docker-compose -f docker-compose.yml config -q 2>/dev/null; then
+      echo "docker-compose.yml starts without TRIBUTARY_WEB_TOKEN; it must refuse" >&2
+      exit 1
+    fi
   fi
 fi
 
