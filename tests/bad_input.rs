@@ -228,3 +228,29 @@ fn a_pool_the_database_does_not_have_is_a_warning() {
     );
     assert!(stdout.contains("1 warning(s)"), "{stdout}");
 }
+
+#[test]
+fn a_misspelt_dag_id_gets_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let dags = dir.path().join("dags");
+    std::fs::create_dir(&dags).unwrap();
+    std::fs::write(
+        dags.join("hello.toml"),
+        "dag_id = \"hello\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\n",
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("meta.db").display());
+    let out = Command::new(BIN)
+        .args(["--database-url", &db, "--dags-folder"])
+        .arg(&dags)
+        .args(["trigger", "helo"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("DAG \"helo\" not found (did you mean \"hello\"?)"),
+        "{err}"
+    );
+}

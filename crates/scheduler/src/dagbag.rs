@@ -122,7 +122,17 @@ impl DagBag {
     pub fn get(&self, dag_id: &str) -> Result<Arc<Dag>> {
         self.dags.get(dag_id).cloned().ok_or_else(|| {
             if self.errors.is_empty() {
-                Error::DagNotFound(dag_id.to_string())
+                let ids: Vec<&str> = self.dags.keys().map(String::as_str).collect();
+                let hint = match diag::suggest(dag_id, &ids) {
+                    Some(s) => format!(" (did you mean {s:?}?)"),
+                    None if ids.is_empty() => " (the DAGs folder has no DAGs)".to_string(),
+                    None if ids.len() <= 20 => format!(" (DAGs: {})", ids.join(", ")),
+                    None => " (`tributary dags list` lists them)".to_string(),
+                };
+                Error::DagNotFound {
+                    dag_id: dag_id.to_string(),
+                    hint,
+                }
             } else {
                 Error::Invalid(format!(
                     "DAG {dag_id:?} not found; {} DAG file(s) failed to load:\n{}",

@@ -8,9 +8,15 @@ pub enum Error {
     /// A DAG file has problems; each diagnostic names file:line:col.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     InvalidDag(Vec<crate::dag::Diagnostic>),
-    /// A DAG id that is not known.
-    #[error("DAG {0:?} not found")]
-    DagNotFound(String),
+    /// A DAG id that is not known; `hint` says " (did you mean …?)" or
+    /// which DAGs there are.
+    #[error("DAG {dag_id:?} not found{hint}")]
+    DagNotFound {
+        /// The id asked for.
+        dag_id: String,
+        /// A suggestion or the known ids, starting with a space or empty.
+        hint: String,
+    },
     /// A run that is not known.
     #[error("run {run_id:?} of DAG {dag_id:?} not found")]
     RunNotFound {
