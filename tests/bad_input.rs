@@ -254,3 +254,25 @@ fn a_misspelt_dag_id_gets_a_suggestion() {
         "{err}"
     );
 }
+
+#[test]
+fn config_says_what_standalone_uses_for_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("config")
+        .current_dir(dir.path())
+        .env_remove("TRIBUTARY_KAFKA_BOOTSTRAP")
+        .env_remove("TRIBUTARY_CONFIG")
+        .env_remove("TRIBUTARY_WEB_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(
+            "kafka        localhost:9092 (standalone starts its in-memory dev broker instead)"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("OK"), "{stdout}");
+}

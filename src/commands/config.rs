@@ -35,10 +35,7 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
             "dags folder",
             Ok(settings.dags_folder.display().to_string()),
         ),
-        line(
-            "kafka",
-            p.kafka_source().map(|k| k.bootstrap_servers).map_err(text),
-        ),
+        line("kafka", kafka_line(settings)),
         line(
             "lake",
             p.location(None).map(|l| l.root().to_string()).map_err(text),
@@ -91,6 +88,23 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
     }
     println!("OK");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Kafka every other command uses, and what `standalone` uses when
+/// neither the config nor `TRIBUTARY_KAFKA_BOOTSTRAP` names one.
+fn kafka_line(settings: &Settings) -> Result<String, String> {
+    let p = &settings.project;
+    let bootstrap = p
+        .kafka_source()
+        .map(|k| k.bootstrap_servers)
+        .map_err(text)?;
+    let named = p.kafka.bootstrap_servers.is_some()
+        || std::env::var_os("TRIBUTARY_KAFKA_BOOTSTRAP").is_some();
+    Ok(if named {
+        bootstrap
+    } else {
+        format!("{bootstrap} (standalone starts its in-memory dev broker instead)")
+    })
 }
 
 /// The web server's address and token as `tributary web` would check them.
