@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -19,26 +17,16 @@ fn standalone_ingests_random_users_into_its_dev_broker() {
         "users_fast",
         "dag_id = \"users_fast\"\n[[task]]\nid = \"fetch\"\nkind = \"random_user_to_kafka\"\nresults = 50\nrequests = 2\nseed = \"e2e\"\n",
     );
-    let mut child = env
-        .cmd(&["standalone", "--web-bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (child, banner) = env.standalone("127.0.0.1:0");
     let mut bootstrap = None;
     let mut api = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
+    for line in &banner {
         if line.trim_start().starts_with("kafka") {
             assert!(line.contains("in-memory, for development"), "{line}");
             bootstrap = line.split_whitespace().nth(1).map(str::to_string);
         }
         if line.trim_start().starts_with("users API") {
             api = line.split_whitespace().nth(2).map(str::to_string);
-        }
-        if line.starts_with("Ctrl-C") {
-            break;
         }
     }
     let bootstrap = bootstrap.expect("banner names the broker");
@@ -92,45 +80,7 @@ fn standalone_ingests_random_users_into_its_dev_broker() {
     want.sort();
     assert_eq!(got, want, "exactly the users the offline API served");
 
-    let st = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    assert!(child.wait().unwrap().success(), "clean shutdown");
-}
-
-/// Starts standalone, waits for its banner, and returns the child and the
-/// banner's lines.
-fn start_standalone(env: &Env) -> (std::process::Child, Vec<String>) {
-    let mut child = env
-        .cmd(&["standalone", "--web-bind", "off"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = Vec::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let done = line.starts_with("Ctrl-C");
-        banner.push(line);
-        if done {
-            break;
-        }
-    }
-    // Keep reading stdout so the process never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, banner)
-}
-
-fn stop(mut child: std::process::Child) {
-    let st = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    assert!(child.wait().unwrap().success(), "clean shutdown");
+    interrupt(child);
 }
 
 /// Rows of the `users` table, as `lake ls` reports them (0 before it exists).
@@ -170,19 +120,19 @@ fn restarting_standalone_keeps_every_record_of_both_launches_exactly_once() {
     };
     // First launch: 30 users land.
     env.dag("users_fast", &dag("first"));
-    let (child, banner) = start_standalone(&env);
+    let (child, banner) = env.standalone("off");
     assert!(
         !banner.iter().any(|l| l.contains("lifetime")),
         "{banner:#?}"
     );
     env.ok(&["trigger", "users_fast", "--wait", "--timeout", "120"]);
     wait_rows(&env, 30);
-    stop(child);
+    interrupt(child);
 
     // Second launch: a new, empty dev broker. Before, the writer resumed
     // past offsets the new broker did not have and dropped the new records.
     env.dag("users_fast", &dag("second"));
-    let (child, banner) = start_standalone(&env);
+    let (child, banner) = env.standalone("off");
     assert!(
         banner
             .iter()
@@ -191,7 +141,7 @@ fn restarting_standalone_keeps_every_record_of_both_launches_exactly_once() {
     );
     env.ok(&["trigger", "users_fast", "--wait", "--timeout", "120"]);
     wait_rows(&env, 60);
-    stop(child);
+    interrupt(child);
 
     let out = env.ok(&["lake", "verify", "users"]);
     assert!(

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -168,25 +167,12 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
         let p = f.unwrap().path();
         std::fs::copy(&p, env.dags().join(p.file_name().unwrap())).unwrap();
     }
-    let mut sa = env
-        .cmd(&["standalone", "--web-bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut web = None;
-    for line in BufReader::new(sa.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim_start().strip_prefix("web UI") {
-            web = rest
-                .split_whitespace()
-                .next()
-                .map(|u| u.trim_end_matches('/').to_string());
-        }
-        if line.starts_with("Ctrl-C") {
-            break;
-        }
-    }
+    let (sa, banner) = env.standalone("127.0.0.1:0");
+    let web = banner.iter().find_map(|line| {
+        let rest = line.trim_start().strip_prefix("web UI")?;
+        let url = rest.split_whitespace().next()?;
+        Some(url.trim_end_matches('/').to_string())
+    });
     let _sa = Killed(sa);
     let web = web.expect("the banner names the web UI");
 

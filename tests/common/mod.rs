@@ -50,6 +50,31 @@ impl Env {
         c
     }
 
+    /// Starts `tributary standalone` (web UI on `web_bind`, or `off`) and
+    /// returns it with its banner's lines, once the banner is out. Its
+    /// stdout is drained afterwards, so the process never blocks or finds
+    /// its output closed.
+    pub fn standalone(&self, web_bind: &str) -> (Child, Vec<String>) {
+        let mut child = self
+            .cmd(&["standalone", "--web-bind", web_bind])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut banner = Vec::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let done = line.starts_with("Ctrl-C");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        (child, banner)
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }
@@ -236,4 +261,14 @@ pub fn create_bucket(endpoint: &str, bucket: &str) {
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+}
+
+/// Stops a process the way Ctrl-C does and checks it shut down cleanly.
+pub fn interrupt(mut child: Child) {
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(child.wait().unwrap().success(), "clean shutdown");
 }
