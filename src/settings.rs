@@ -87,15 +87,8 @@ impl Settings {
     /// PostgreSQL, for SQLite only when its file exists (opening would create it).
     pub fn database_exists(&self) -> bool {
         match &self.database_url {
-            Ok(url) => match url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-            {
-                Some(path) => {
-                    std::path::Path::new(path.split('?').next().unwrap_or(path)).is_file()
-                }
-                None => true,
-            },
+            Ok(url) => scheduler::store::sqlite_path(url)
+                .is_none_or(|path| std::path::Path::new(path).is_file()),
             Err(_) => false,
         }
     }

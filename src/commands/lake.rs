@@ -202,29 +202,30 @@ async fn check_against_broker(
         Err(e) => return format!("broker not checked: {e:#}"),
     };
     let topics = stream.topics.clone();
-    let committed: std::collections::HashMap<_, _> = report
+    let committed: std::collections::HashMap<(String, i32), i64> = report
         .partitions
         .iter()
-        .filter_map(|p| {
-            let tp = lake::kafka::TopicPartition::new(p.topic.as_str(), p.partition);
-            Some((tp, p.committed?))
-        })
+        .filter_map(|p| Some(((p.topic.clone(), p.partition), p.committed?)))
         .collect();
-    let asked = committed.clone();
     let looked = tokio::task::spawn_blocking(move || {
-        let timeout = std::time::Duration::from_secs(5);
-        let ranges = lake::kafka::OffsetReader::new(&kafka)?.log_ranges(&topics, timeout)?;
-        let suspects = lake::kafka::suspects(&asked, &ranges);
-        let gone = lake::kafka::out_of_range(&kafka, &suspects, timeout)?;
-        Ok::<_, lake::LakeError>((ranges, gone))
+        lake::kafka::OffsetReader::new(&kafka)?.check_logs(
+            &topics,
+            |tp| {
+                committed
+                    .get(&(tp.topic.to_string(), tp.partition))
+                    .copied()
+            },
+            std::time::Duration::from_secs(5),
+        )
     })
     .await;
-    let (ranges, gone) = match looked {
-        Ok(Ok(r)) => r,
+    let check = match looked {
+        Ok(Ok(c)) => c,
         Ok(Err(e)) => return format!("broker not checked (unreachable?): {e}"),
         Err(e) => return format!("broker not checked: {e}"),
     };
-    let found = lake::kafka::mismatches(&committed, &ranges, &gone);
+    let found = check.mismatches;
+    let ranges = check.ranges;
     let n = found.len();
     for m in found {
         report

@@ -90,14 +90,25 @@ impl<'a> Diags<'a> {
     /// Messages stay one readable line: longer ones (a 20,000-task cycle,
     /// a value of megabytes) are cut with a note.
     pub fn err(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let d = self.diagnostic(span, "", &message.into());
+        self.list.push(d);
+    }
+
+    /// A diagnostic at `span` (the file's start when unknown), its message
+    /// cut to one readable line.
+    fn diagnostic(
+        &mut self,
+        span: Option<Range<usize>>,
+        prefix: &str,
+        message: &str,
+    ) -> Diagnostic {
         let (line, col) = self.position(span.map_or(0, |s| s.start));
-        let message = message.into();
-        self.list.push(Diagnostic {
+        Diagnostic {
             file: self.file.clone(),
             line,
             col,
-            message: cut(&message, MAX_MESSAGE_CHARS).into_owned(),
-        });
+            message: format!("{prefix}{}", cut(message, MAX_MESSAGE_CHARS)),
+        }
     }
 
     /// Checks a spanned value against `T`'s schema, recording every
@@ -150,14 +161,8 @@ impl<'a> Diags<'a> {
     /// Records something valid but probably not meant: it does not make
     /// the file invalid.
     pub fn warn(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
-        let (line, col) = self.position(span.map_or(0, |s| s.start));
-        let message = message.into();
-        self.warnings.push(Diagnostic {
-            file: self.file.clone(),
-            line,
-            col,
-            message: format!("warning: {}", cut(&message, MAX_MESSAGE_CHARS)),
-        });
+        let d = self.diagnostic(span, "warning: ", &message.into());
+        self.warnings.push(d);
     }
 
     /// The warnings recorded so far, in file order.

@@ -336,11 +336,48 @@ pub fn mismatches(
     out
 }
 
+/// The broker's logs of a stream's partitions judged against what a table
+/// holds: one ListOffsets round for `topics`, then a fetch probe of the
+/// partitions whose listed end looks short ([`out_of_range`]).
+#[derive(Debug, Clone)]
+pub struct LogCheck {
+    /// What each partition's log holds now.
+    pub ranges: HashMap<TopicPartition, LogRange>,
+    /// The committed offset of each partition that has one.
+    pub committed: HashMap<TopicPartition, i64>,
+    /// The partitions whose log cannot continue the table.
+    pub mismatches: Vec<LogMismatch>,
+}
+
+/// [`LogCheck`] of `topics` with `consumer`; `committed` gives the last
+/// offset the table holds per partition. Blocks (up to `timeout` per step).
+pub fn check_logs<C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    kafka: &KafkaSource,
+    topics: &[String],
+    committed: impl Fn(&TopicPartition) -> Option<i64>,
+    timeout: Duration,
+) -> Result<LogCheck, LakeError> {
+    let ranges = log_ranges(consumer, topics, timeout)?;
+    let committed: HashMap<TopicPartition, i64> = ranges
+        .keys()
+        .filter_map(|tp| Some((tp.clone(), committed(tp)?)))
+        .collect();
+    let gone = out_of_range(kafka, &suspects(&committed, &ranges), timeout)?;
+    let mismatches = mismatches(&committed, &ranges, &gone);
+    Ok(LogCheck {
+        ranges,
+        committed,
+        mismatches,
+    })
+}
+
 /// A Kafka client kept for reading end offsets (lag displays: the web UI's
 /// streams page asks every few seconds, so the client and its broker
 /// connections are made once, not per request).
 pub struct OffsetReader {
     consumer: BaseConsumer,
+    kafka: KafkaSource,
 }
 
 impl OffsetReader {
@@ -350,7 +387,20 @@ impl OffsetReader {
             .client_config("tributary-lag")
             .create()
             .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
-        Ok(OffsetReader { consumer })
+        Ok(OffsetReader {
+            consumer,
+            kafka: kafka.clone(),
+        })
+    }
+
+    /// [`check_logs`] of `topics`. Blocks; call it from a blocking thread.
+    pub fn check_logs(
+        &self,
+        topics: &[String],
+        committed: impl Fn(&TopicPartition) -> Option<i64>,
+        timeout: Duration,
+    ) -> Result<LogCheck, LakeError> {
+        check_logs(&self.consumer, &self.kafka, topics, committed, timeout)
     }
 
     /// [`log_ranges`] of `topics`. Blocks; call it from a blocking thread.

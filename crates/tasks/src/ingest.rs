@@ -422,7 +422,7 @@ impl TaskKind for RandomUserKind {
         crate::kind_settings::schema::<RandomUserSettings>()
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
-        let s: RandomUserSettings = crate::kind_settings::parse(settings)?;
+        let s: RandomUserSettings = settings.checked()?;
         let mut v = check_common(&s.url, &s.topic, &s.cadence, &s.kafka);
         if !(1..=random_user::MAX_RESULTS as u32).contains(&s.results) {
             v.push(format!("results must be from 1 to 5000, got {}", s.results));
@@ -452,7 +452,7 @@ impl TaskKind for HttpJsonKind {
         crate::kind_settings::schema::<HttpJsonSettings>()
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
-        let s: HttpJsonSettings = crate::kind_settings::parse(settings)?;
+        let s: HttpJsonSettings = settings.checked()?;
         let mut v = check_common(&s.url, &s.topic, &s.cadence, &s.kafka);
         for (what, p) in [
             ("records_pointer", Some(&s.records_pointer)),

@@ -40,7 +40,7 @@ impl TaskKind for NoopKind {
         crate::kind_settings::schema::<NoopSettings>()
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
-        let _: NoopSettings = crate::kind_settings::parse(settings)?;
+        let _: NoopSettings = settings.checked()?;
         Ok(Arc::new(Noop))
     }
 }

@@ -62,7 +62,7 @@ impl TaskKind for ShellKind {
         crate::kind_settings::schema::<ShellSettings>()
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
-        let s: ShellSettings = crate::kind_settings::parse(settings)?;
+        let s: ShellSettings = settings.checked()?;
         let mut errors = Vec::new();
         let at = |msg: String| SettingsError {
             span: None,

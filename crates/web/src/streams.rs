@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use lake::LakeError;
 use lake::config::StreamSpec;
-use lake::kafka::{KafkaSource, OffsetReader, TopicPartition, mismatches, out_of_range, suspects};
+use lake::kafka::{KafkaSource, OffsetReader, TopicPartition};
 use lake::metrics::Metrics;
 use lake::table::Location;
 use lake::tools::{TableInfo, describe};
@@ -159,9 +159,8 @@ pub(crate) async fn status(
     };
     let live = metrics.and_then(|m| live_counters(m, &spec.name));
     problems.extend(lag.iter().filter_map(|l| l.problem.clone()));
-    let mismatched: Vec<String> = lag.iter().filter_map(|l| l.problem.clone()).collect();
     let state = match (&info, total_lag) {
-        _ if !mismatched.is_empty() => "log mismatch",
+        _ if lag.iter().any(|l| l.problem.is_some()) => "log mismatch",
         (_, None) => "kafka unreachable",
         (None, Some(0)) => "waiting for data",
         (None, Some(_)) => "no table yet",
@@ -209,27 +208,28 @@ async fn partition_lag(
 ) -> Result<Vec<PartitionLag>, String> {
     let reader = readers.get(s)?;
     let topics = s.spec.topics.clone();
-    let wanted = committed.clone();
-    let kafka = s.kafka.clone();
-    let (ranges, committed, gone) = tokio::task::spawn_blocking(move || {
-        let ranges = reader.log_ranges(&topics, KAFKA_TIMEOUT)?;
-        let committed: HashMap<TopicPartition, i64> = ranges
-            .keys()
-            .filter_map(|tp| Some((tp.clone(), *wanted.get(&tp.to_string())?)))
-            .collect();
-        let gone = out_of_range(&kafka, &suspects(&committed, &ranges), KAFKA_TIMEOUT)?;
-        Ok::<_, LakeError>((ranges, committed, gone))
+    let held = committed.clone();
+    let check = tokio::task::spawn_blocking(move || {
+        reader.check_logs(
+            &topics,
+            |tp| held.get(&tp.to_string()).copied(),
+            KAFKA_TIMEOUT,
+        )
     })
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
-    let problems: HashMap<TopicPartition, String> = mismatches(&committed, &ranges, &gone)
-        .into_iter()
+    let problems: HashMap<TopicPartition, String> = check
+        .mismatches
+        .iter()
         .map(|m| {
-            let why = m.explain(&s.spec.name, &s.spec.table);
-            (m.partition().clone(), why)
+            (
+                m.partition().clone(),
+                m.explain(&s.spec.name, &s.spec.table),
+            )
         })
         .collect();
+    let (ranges, committed) = (check.ranges, check.committed);
     let mut ranges: Vec<_> = ranges.into_iter().collect();
     ranges.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(ranges

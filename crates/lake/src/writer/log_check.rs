@@ -13,13 +13,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::Writer;
 use crate::LakeError;
-use crate::kafka::{TopicPartition, log_ranges, mismatches, out_of_range, suspects};
+use crate::kafka::{TopicPartition, check_logs};
 
-/// How long reading the partitions' offsets may take.
-const RANGE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long fetching from a suspect partition's committed offset may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long each step of the check (listing offsets, probing a suspect
+/// partition) may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether a consumer error means a position is outside the log.
 pub(super) fn is_out_of_range(e: &KafkaError) -> bool {
@@ -45,18 +43,20 @@ impl Writer {
         topics.dedup();
         let consumer = self.consumer.clone();
         let kafka = self.opts.kafka.clone();
-        let asked = committed.clone();
         let lookup = tokio::task::spawn_blocking(move || {
-            let ranges = log_ranges(consumer.as_ref(), &topics, RANGE_TIMEOUT)?;
-            // Ask the log itself only where the listed end looks short.
-            let gone = out_of_range(&kafka, &suspects(&asked, &ranges), PROBE_TIMEOUT)?;
-            Ok::<_, LakeError>((ranges, gone))
+            check_logs(
+                consumer.as_ref(),
+                &kafka,
+                &topics,
+                |tp| committed.get(tp).copied(),
+                TIMEOUT,
+            )
         })
         .await
         .map_err(|e| LakeError::Kafka(format!("offset lookup stopped: {e}")))
         .and_then(|r| r);
-        let (ranges, gone) = match lookup {
-            Ok(r) => r,
+        let found = match lookup {
+            Ok(check) => check.mismatches,
             Err(e) => {
                 // Not fatal: a position outside the log still surfaces as
                 // an out-of-range error, which checks again.
@@ -64,7 +64,6 @@ impl Writer {
                 return Ok(());
             }
         };
-        let found = mismatches(&committed, &ranges, &gone);
         if found.is_empty() {
             return Ok(());
         }

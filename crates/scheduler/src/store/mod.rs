@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use sql::{Changes, SqlStore, check_database_url, redact_url as redact};
+pub use sql::{Changes, SqlStore, check_database_url, redact_url as redact, sqlite_path};
 
 use crate::Result;
 use crate::model::{

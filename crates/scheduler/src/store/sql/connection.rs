@@ -51,6 +51,15 @@ pub fn check_database_url(url: &str) -> std::result::Result<(), String> {
     ))
 }
 
+/// The file of a `sqlite://path` (or `sqlite:path`) URL, without its
+/// query; `None` for other URLs.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    path.split('?').next()
+}
+
 impl SqlStore {
     /// Connects to `url`: `postgres://…` or `sqlite://path` (the file and its
     /// folder are created). Does not migrate; call [`Store::migrate`].
@@ -60,11 +69,7 @@ impl SqlStore {
         let mut migrate_lock = None;
         let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
-        } else if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            let path = path.split('?').next().unwrap_or(path);
+        } else if let Some(path) = sqlite_path(url) {
             if let Some(parent) = Path::new(path)
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())

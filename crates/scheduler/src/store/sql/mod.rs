@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 pub use changes::Changes;
 pub use codec::redact_url;
-pub use connection::{SqlStore, check_database_url};
+pub use connection::{SqlStore, check_database_url, sqlite_path};
 
 use crate::Result;
 use crate::model::{
