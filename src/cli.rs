@@ -428,7 +428,7 @@ pub struct BackfillArgs {
     #[arg(long, value_enum, default_value_t = ReprocessArg::Missing)]
     pub reprocess: ReprocessArg,
     /// Backfill runs queued or running at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = scheduler::backfill::DEFAULT_MAX_ACTIVE_RUNS, value_parser = clap::value_parser!(i64).range(1..))]
     pub max_active_runs: i64,
     /// Newest dates first.
     #[arg(long)]

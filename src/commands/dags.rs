@@ -11,10 +11,11 @@ use scheduler::dag::Dag;
 use scheduler::dagbag::DagBag;
 use scheduler::state::RunState;
 use scheduler::store::Store;
+use scheduler::timetable::format_in;
 use serde_json::json;
 
 use crate::cli::DagsCommand;
-use crate::output::{self, opt_ts, ts};
+use crate::output::{self, ts};
 use crate::settings::Settings;
 
 /// `dags …`.
@@ -161,11 +162,7 @@ fn next_runs(settings: &Settings, dag: &Dag, n: usize) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let local = |t: chrono::DateTime<Utc>| {
-        t.with_timezone(&tt.tz)
-            .format("%Y-%m-%d %H:%M:%S %Z")
-            .to_string()
-    };
+    let local = |t: chrono::DateTime<Utc>| format_in(t, tt.tz);
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|i| {
@@ -207,8 +204,12 @@ fn show(settings: &Settings, dag: &Dag) -> Result<ExitCode> {
     }
     println!("file         {}", dag.fileloc.display());
     println!("schedule     {} ({})", tt.schedule.as_text(), tt.tz.name());
-    println!("start_date   {}", opt_ts(tt.start));
-    println!("end_date     {}", opt_ts(tt.end));
+    // In the DAG's zone, as its file gives them (`2026-11-01` in Europe/Paris
+    // is 2026-11-01 00:00:00 CET, not 2026-10-31 23:00:00).
+    let local =
+        |t: Option<chrono::DateTime<Utc>>| t.map_or_else(|| "-".into(), |t| format_in(t, tt.tz));
+    println!("start_date   {}", local(tt.start));
+    println!("end_date     {}", local(tt.end));
     println!("catchup      {}", tt.catchup);
     println!(
         "max active   {} runs, {} tasks",

@@ -195,13 +195,7 @@ async fn list(settings: &Settings, dag_id: &str, limit: i64) -> Result<ExitCode>
 
 /// The run `run_id` of `dag_id`, or a "not found" error.
 pub async fn find_run(store: &dyn Store, dag_id: &str, run_id: &str) -> Result<RunRecord> {
-    Ok(store
-        .get_run(dag_id, run_id)
-        .await?
-        .ok_or_else(|| scheduler::Error::RunNotFound {
-            dag_id: dag_id.to_string(),
-            run_id: run_id.to_string(),
-        })?)
+    Ok(scheduler::runs::find_run(store, dag_id, run_id).await?)
 }
 
 /// Prints what an operator action changed (or its JSON).

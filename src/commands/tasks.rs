@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use super::runs::{find_run, report_action};
@@ -139,7 +139,15 @@ fn kinds(settings: &Settings) -> Result<ExitCode> {
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 for (name, p) in props {
                     let desc = p.get("description").and_then(Value::as_str).unwrap_or("");
-                    println!("         {name:<16} {}", desc.lines().next().unwrap_or(""));
+                    // Every line: the default and the examples come after the first.
+                    let mut lines = desc.lines().filter(|l| !l.trim().is_empty());
+                    println!("         {name:<16} {}", lines.next().unwrap_or(""));
+                    for l in lines {
+                        println!("         {:<16} {}", "", l.trim());
+                    }
+                    if let Some(d) = p.get("default").filter(|d| !d.is_null()) {
+                        println!("         {:<16} default: {d}", "");
+                    }
                 }
             }
         }
@@ -149,14 +157,7 @@ fn kinds(settings: &Settings) -> Result<ExitCode> {
 
 async fn list(settings: &Settings, dag_id: &str, run_id: &str) -> Result<ExitCode> {
     let store = settings.store().await?;
-    let run =
-        store
-            .get_run(dag_id, run_id)
-            .await?
-            .ok_or_else(|| scheduler::Error::RunNotFound {
-                dag_id: dag_id.to_string(),
-                run_id: run_id.to_string(),
-            })?;
+    let run = scheduler::runs::find_run(store.as_ref(), dag_id, run_id).await?;
     let tis = store.task_instances(&[run.id]).await?;
     if settings.json() {
         output::json(&tis)?;
@@ -192,9 +193,8 @@ async fn logs(
     try_number: Option<u32>,
 ) -> Result<ExitCode> {
     let store = settings.store().await?;
-    let ti = store.get_task_instance(dag_id, run_id, task_id).await?.with_context(|| {
-        format!("no task {task_id:?} in run {run_id:?} of DAG {dag_id:?} (see `tributary tasks list {dag_id} {run_id}`)")
-    })?;
+    let (_, ti) =
+        scheduler::runs::find_task_instance(store.as_ref(), dag_id, run_id, task_id).await?;
     let t = try_number.unwrap_or(ti.try_number);
     if t == 0 {
         println!("task {task_id} has not run yet (state {})", ti.state);

@@ -23,6 +23,10 @@ use crate::store::Store;
 use crate::timetable::{DataInterval, Schedule};
 use crate::{Error, Result};
 
+/// Backfill runs queued or running at once unless told otherwise (the CLI
+/// flag, the API field and the UI form share it).
+pub const DEFAULT_MAX_ACTIVE_RUNS: i64 = 4;
+
 /// Counts for progress displays.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Progress {
@@ -106,6 +110,8 @@ pub async fn prepare(
     reverse: bool,
 ) -> Result<Vec<(DataInterval, DateAction)>> {
     let tt = &dag.timetable;
+    // Dates as the user gave them: in the DAG's zone, zone named.
+    let local = |t: DateTime<Utc>| crate::timetable::format_in(t, tt.tz);
     if matches!(tt.schedule, Schedule::None) {
         return Err(Error::Invalid(format!(
             "DAG {:?} has no schedule, so it has no logical dates to backfill; trigger runs with `tributary trigger` instead",
@@ -115,22 +121,22 @@ pub async fn prepare(
     if to < from {
         return Err(Error::Invalid(format!(
             "--to ({}) is before --from ({})",
-            to.to_rfc3339(),
-            from.to_rfc3339()
+            local(to),
+            local(from)
         )));
     }
     if let Some(s) = tt.start.filter(|s| from < *s) {
         return Err(Error::Invalid(format!(
             "--from ({}) is before the DAG's start_date ({})",
-            from.to_rfc3339(),
-            s.to_rfc3339()
+            local(from),
+            local(s)
         )));
     }
     if let Some(e) = tt.end.filter(|e| to > *e) {
         return Err(Error::Invalid(format!(
             "--to ({}) is after the DAG's end_date ({})",
-            to.to_rfc3339(),
-            e.to_rfc3339()
+            local(to),
+            local(e)
         )));
     }
     let intervals = tt.intervals_between(from, to);
@@ -138,8 +144,8 @@ pub async fn prepare(
         return Err(Error::Invalid(format!(
             "no logical date of schedule {:?} lies between {} and {}",
             tt.schedule.as_text(),
-            from.to_rfc3339(),
-            to.to_rfc3339()
+            local(from),
+            local(to)
         )));
     }
     let existing: HashMap<DateTime<Utc>, RunState> = store

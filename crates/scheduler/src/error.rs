@@ -17,13 +17,28 @@ pub enum Error {
         /// A suggestion or the known ids, starting with a space or empty.
         hint: String,
     },
-    /// A run that is not known.
-    #[error("run {run_id:?} of DAG {dag_id:?} not found")]
+    /// A run that is not known; `hint` says " (did you mean …?)" or how to
+    /// list the DAG's runs.
+    #[error("run {run_id:?} of DAG {dag_id:?} not found{hint}")]
     RunNotFound {
         /// DAG id.
         dag_id: String,
         /// Run id.
         run_id: String,
+        /// A suggestion, starting with a space, or empty.
+        hint: String,
+    },
+    /// A task id the run does not have; `hint` suggests one or lists them.
+    #[error("run {run_id:?} of DAG {dag_id:?} has no task {task_id:?}{hint}")]
+    TaskNotFound {
+        /// DAG id.
+        dag_id: String,
+        /// Run id.
+        run_id: String,
+        /// Task id asked for.
+        task_id: String,
+        /// A suggestion or the run's task ids, starting with a space.
+        hint: String,
     },
     /// A run already exists at that logical date or with that run id.
     #[error("DAG {dag_id:?} already has a run {what}")]

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::dag::{Dag, Task};
-use crate::model::{Change, RunRecord, TaskInstance, TiPatch};
+use crate::model::{Change, RunRecord, TaskInstance, TiPatch, TryRecord, TryState};
 use crate::operator::{TaskContext, TaskError, TaskLog, TaskOutcome};
 use crate::state::{TaskEvent, TaskState};
 use crate::store::Store;
@@ -179,9 +179,9 @@ impl Executor {
         if self.stopping.is_cancelled() {
             return self.hand_back(&ti).await;
         }
-        if !self.start_try(&ti, try_number).await? {
+        let Some(started) = self.start_try(&ti, try_number).await? else {
             return Ok(());
-        }
+        };
         let start_instant = Instant::now();
         let (log, rx) = TaskLog::channel();
         let flusher = tokio::spawn(flush_logs(self.store.clone(), ti.id, try_number, rx));
@@ -217,23 +217,41 @@ impl Executor {
         let ended = Utc::now();
         let duration_ms = i64::try_from(start_instant.elapsed().as_millis()).unwrap_or(i64::MAX);
         let (event, mut patch) = if shutdown {
-            log.line("the scheduler is shutting down: the task goes back to scheduled and this try is not counted");
+            log.line(format!(
+                "the scheduler is shutting down: try {try_number} is interrupted and does not count; \
+                 the task goes back to scheduled with {} tries allowed",
+                ti.max_tries + 1
+            ));
+            // Not started as far as the task instance is concerned; the try
+            // history keeps what this one did.
             let patch = TiPatch {
                 max_tries: Some(ti.max_tries + 1),
+                start_date: Change::Clear,
+                end_date: Change::Clear,
+                duration_ms: Change::Clear,
+                hostname: Change::Clear,
+                pid: Change::Clear,
+                lease_owner: Change::Clear,
                 ..TiPatch::default()
             };
             (TaskEvent::Requeue, patch)
         } else {
-            try_outcome(&result, task, &ti, try_number, ended, duration_ms, &log)
+            let (event, mut patch) =
+                try_outcome(&result, task, &ti, try_number, ended, duration_ms, &log);
+            patch.end_date = Change::Set(ended);
+            patch.duration_ms = Change::Set(duration_ms);
+            (event, patch)
         };
-        patch.end_date = Change::Set(ended);
-        patch.duration_ms = Change::Set(duration_ms);
         patch.only_if_owner = Some(self.owner.clone());
         // Logs are stored before the state changes, so whoever sees the end
         // state also sees the whole log.
         drop(log);
         let _ = flusher.await;
         let to = TaskState::Running.apply(event)?;
+        let error = match &patch.error {
+            Change::Set(e) => Some(e.clone()),
+            _ => None,
+        };
         if !self
             .store
             .update_ti(ti.id, TaskState::Running, to, &patch)
@@ -245,6 +263,20 @@ impl Executor {
                 "task instance changed while running (cleared, marked, or our lease expired); result dropped"
             );
         }
+        // The try happened whether or not its result was kept.
+        self.store
+            .record_try(&TryRecord {
+                ti_id: ti.id,
+                try_number,
+                state: TryState::ended_as(to),
+                start_date: started,
+                end_date: Some(ended),
+                duration_ms: Some(duration_ms),
+                hostname: Some(self.hostname.clone()),
+                pid: Some(i64::from(std::process::id())),
+                error,
+            })
+            .await?;
         info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number, state = %to, "task try ended");
         self.store.notify().await?;
         Ok(())
@@ -266,9 +298,14 @@ impl Executor {
         Ok(())
     }
 
-    /// `queued → running` for this try, fenced on our lease; false when the
-    /// task instance changed meanwhile (then it is not run).
-    async fn start_try(&self, ti: &TaskInstance, try_number: u32) -> crate::Result<bool> {
+    /// `queued → running` for this try, fenced on our lease, recorded in the
+    /// try history; returns when it started, or `None` when the task
+    /// instance changed meanwhile (then it is not run).
+    async fn start_try(
+        &self,
+        ti: &TaskInstance,
+        try_number: u32,
+    ) -> crate::Result<Option<DateTime<Utc>>> {
         let started = Utc::now();
         let patch = TiPatch {
             try_number: Some(try_number),
@@ -290,11 +327,24 @@ impl Executor {
             .await?
         {
             warn!(ti_id = ti.id, task_id = %ti.task_id, "task instance changed before it started; not running it");
-            return Ok(false);
+            return Ok(None);
         }
+        self.store
+            .record_try(&TryRecord {
+                ti_id: ti.id,
+                try_number,
+                state: TryState::Running,
+                start_date: started,
+                end_date: None,
+                duration_ms: None,
+                hostname: Some(self.hostname.clone()),
+                pid: Some(i64::from(std::process::id())),
+                error: None,
+            })
+            .await?;
         self.store.notify().await?;
         self.wake.notify_one();
-        Ok(true)
+        Ok(Some(started))
     }
 }
 

@@ -223,6 +223,56 @@ pub struct TiPatch {
     pub only_if_owner: Option<String>,
 }
 
+text_enum!(
+    /// How one try of a task instance ended.
+    TryState {
+        /// Still executing.
+        Running = "running",
+        /// Succeeded.
+        Success = "success",
+        /// Failed; another try followed (or will, after the retry delay).
+        UpForRetry = "up_for_retry",
+        /// Failed with no tries left, or with a fatal error.
+        Failed = "failed",
+        /// The task skipped itself.
+        Skipped = "skipped",
+        /// Shutdown stopped it before it ended; it does not count against
+        /// the task's retries and the task was scheduled again.
+        Interrupted = "interrupted",
+    }
+);
+
+impl TryState {
+    /// The try's outcome when the task instance moved to `to` as it ended.
+    pub fn ended_as(to: TaskState) -> TryState {
+        match to {
+            TaskState::Success => TryState::Success,
+            TaskState::UpForRetry => TryState::UpForRetry,
+            TaskState::Skipped => TryState::Skipped,
+            TaskState::Scheduled | TaskState::Pending | TaskState::Queued => TryState::Interrupted,
+            TaskState::Running => TryState::Running,
+            TaskState::Failed | TaskState::UpstreamFailed => TryState::Failed,
+        }
+    }
+}
+
+/// One try of a task instance, as it started and ended. The task instance
+/// holds only its latest try; these keep every one (the task page's try
+/// tabs and the Gantt chart draw them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say it
+pub struct TryRecord {
+    pub ti_id: i64,
+    pub try_number: u32,
+    pub state: TryState,
+    pub start_date: DateTime<Utc>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub hostname: Option<String>,
+    pub pid: Option<i64>,
+    pub error: Option<String>,
+}
+
 /// One stored log line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[allow(missing_docs)] // plain data: the field names say it

@@ -291,10 +291,28 @@ pub fn format_utc(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// An instant in a DAG's time zone with the zone named, as the CLI and the
+/// UI show a DAG's dates: `2026-11-01 00:00:00 CET`.
+pub fn format_in(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn dates_show_in_the_dag_zone_with_its_name() {
+        let t = Utc.with_ymd_and_hms(2026, 10, 31, 23, 0, 0).unwrap();
+        assert_eq!(
+            format_in(t, chrono_tz::Europe::Paris),
+            "2026-11-01 00:00:00 CET"
+        );
+        assert_eq!(format_in(t, chrono_tz::UTC), "2026-10-31 23:00:00 UTC");
+    }
 
     fn tt(expr: &str, tz: &str, start: Option<&str>, catchup: bool) -> Timetable {
         Timetable {

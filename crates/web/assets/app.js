@@ -9,6 +9,13 @@
   document.querySelectorAll("select[data-autosubmit]").forEach(function (el) {
     el.addEventListener("change", function () { el.form.submit(); });
   });
+  // Destructive buttons carry `data-confirm`: ask first. Delegated, so
+  // buttons inside live regions (replaced on refresh) are covered too.
+  document.addEventListener("submit", function (e) {
+    var b = e.submitter;
+    var msg = (b && b.dataset && b.dataset.confirm) || e.target.dataset.confirm;
+    if (msg && !window.confirm(msg)) { e.preventDefault(); }
+  }, true);
   var dot = document.querySelector(".live-dot");
 
   // Live regions: elements with `data-live` and an id are replaced by the
@@ -27,7 +34,12 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live][id]").forEach(function (el) {
           var fresh = doc.getElementById(el.id);
-          if (fresh && fresh.innerHTML !== el.innerHTML) { el.innerHTML = fresh.innerHTML; }
+          if (fresh && fresh.innerHTML !== el.innerHTML) {
+            // Keep what the user opened (a backfill's dates) open.
+            var open = Array.prototype.map.call(el.querySelectorAll("details[open][id]"), function (d) { return d.id; });
+            el.innerHTML = fresh.innerHTML;
+            open.forEach(function (id) { var d = document.getElementById(id); if (d) { d.open = true; } });
+          }
           if (fresh) { el.className = fresh.className; }
         });
         if (dot) { dot.classList.add("on"); }

@@ -37,6 +37,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/dags/{dag_id}/runs", get(list_runs).post(trigger))
         .route("/dags/{dag_id}/runs/{run_id}", get(get_run))
         .route("/dags/{dag_id}/runs/{run_id}/mark", post(mark_run))
+        .route("/dags/{dag_id}/runs/{run_id}/clear", post(clear_run))
         .route("/dags/{dag_id}/runs/{run_id}/tasks", get(list_tasks))
         .route(
             "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}",
@@ -154,7 +155,7 @@ pub(crate) fn dag_json(dag: &Dag, is_paused: bool) -> Value {
 
 async fn get_dag(State(s): State<AppState>, p: Result<Path<String>, PathRejection>) -> ApiResult {
     let id = path(p)?;
-    let (rec, dag) = s.0.dags.get(s.store(), &id).await?;
+    let (rec, dag) = s.0.dags.read(s.store(), &id).await?;
     Ok(Json(dag_json(&dag, rec.is_paused)).into_response())
 }
 
@@ -199,7 +200,7 @@ async fn list_runs(
         .as_deref()
         .map(|b| parse_cursor(b, "before"))
         .transpose()?;
-    s.0.dags.get(s.store(), &id).await?;
+    s.0.dags.read(s.store(), &id).await?;
     let page = dags::run_page(s.store(), &id, before, n).await?;
     Ok(Json(json!({"runs": page.runs, "next_before": page.next_before})).into_response())
 }
@@ -237,7 +238,7 @@ async fn get_run(
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult {
     let (dag_id, run_id) = path(p)?;
-    let (_, dag) = s.0.dags.get(s.store(), &dag_id).await?;
+    let (_, dag) = s.0.dags.read(s.store(), &dag_id).await?;
     let (run, tis) = dags::run_with_tasks(s.store(), &dag, &run_id).await?;
     Ok(Json(json!({"run": run, "task_instances": tis})).into_response())
 }
@@ -267,7 +268,7 @@ async fn list_tasks(
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult {
     let (dag_id, run_id) = path(p)?;
-    let (_, dag) = s.0.dags.get(s.store(), &dag_id).await?;
+    let (_, dag) = s.0.dags.read(s.store(), &dag_id).await?;
     let (_, tis) = dags::run_with_tasks(s.store(), &dag, &run_id).await?;
     Ok(Json(json!({"task_instances": tis})).into_response())
 }
@@ -322,6 +323,23 @@ async fn task_logs(
         "lines": lines,
         "next_after": next_after}))
     .into_response())
+}
+
+/// `{"failed_only": bool}`: clear every task of a run, or only the failed ones.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct ClearRunBody {
+    failed_only: bool,
+}
+
+async fn clear_run(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    b: Bytes,
+) -> ApiResult {
+    let (dag_id, run_id) = path(p)?;
+    let c: ClearRunBody = body(&b)?;
+    Ok(Json(service::clear_run(&s, &dag_id, &run_id, c.failed_only).await?).into_response())
 }
 
 async fn clear_task(

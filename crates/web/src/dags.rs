@@ -12,6 +12,7 @@ use scheduler::model::{DagRecord, RunRecord, TaskInstance};
 use scheduler::operator::Kinds;
 use scheduler::state::{RunState, TaskState};
 use scheduler::store::Store;
+use scheduler::timetable::format_in;
 use serde::Serialize;
 
 use crate::error::Failure;
@@ -52,7 +53,25 @@ impl DagCache {
         Ok(dag)
     }
 
-    /// One DAG by id: its record and the parsed DAG.
+    /// One DAG by id for reading: its record and the parsed DAG, also when
+    /// its file was removed from the DAGs folder (its runs stay reachable;
+    /// `rec.is_active` says which).
+    pub(crate) async fn read(
+        &self,
+        store: &dyn Store,
+        dag_id: &str,
+    ) -> Result<(DagRecord, Arc<Dag>), Failure> {
+        let rec = store.get_dag(dag_id).await?.ok_or_else(|| {
+            Failure::not_found(format!(
+                "DAG {dag_id:?} not found (is its file in the scheduler's DAGs folder?)"
+            ))
+        })?;
+        let dag = self.parse(&rec)?;
+        Ok((rec, dag))
+    }
+
+    /// One DAG by id for a change (trigger, clear, mark, pause, backfill):
+    /// its record and the parsed DAG; refused when its file was removed.
     pub(crate) async fn get(
         &self,
         store: &dyn Store,
@@ -65,7 +84,8 @@ impl DagCache {
         })?;
         if !rec.is_active {
             return Err(Failure::not_found(format!(
-                "DAG {dag_id:?} is no longer in the DAGs folder (its file was removed or is broken)"
+                "DAG {dag_id:?} is no longer in the DAGs folder (its file was removed or is broken): \
+                 its runs can be read but not changed"
             )));
         }
         let dag = self.parse(&rec)?;
@@ -92,8 +112,23 @@ pub(crate) struct DagSummary {
     pub is_paused: bool,
     pub fileloc: String,
     pub next_logical_date: Option<DateTime<Utc>>,
+    /// When the scheduler creates that next run: the end of its data
+    /// interval (what `dags next-runs` calls "created after").
+    pub next_run_created_after: Option<DateTime<Utc>>,
     /// Newest last.
     pub recent_runs: Vec<RunMark>,
+    /// Runs per state, every state listed (0 when none).
+    pub run_counts: Vec<StateCount>,
+    /// The next run's creation time in the DAG's zone, zone named (pages).
+    #[serde(skip)]
+    pub next_run_local: String,
+}
+
+/// How many runs are in one state.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StateCount {
+    pub state: RunState,
+    pub count: i64,
 }
 
 /// How many runs the DAG list shows per DAG.
@@ -106,6 +141,7 @@ pub(crate) async fn summaries(
     tag: Option<&str>,
 ) -> Result<Vec<DagSummary>, Failure> {
     let now = Utc::now();
+    let counts = store.run_counts().await?;
     let mut out = Vec::new();
     for rec in store.list_dags().await? {
         if !rec.is_active || tag.is_some_and(|t| !rec.tags.iter().any(|x| x == t)) {
@@ -118,7 +154,6 @@ pub(crate) async fn summaries(
         } else {
             dag.timetable
                 .next_dagrun(last.as_ref().map(|r| &r.data_interval), now)
-                .map(|i| i.start)
         };
         let mut recent: Vec<RunMark> = store
             .list_runs(&rec.dag_id, RECENT_RUNS)
@@ -132,15 +167,29 @@ pub(crate) async fn summaries(
             .collect();
         recent.reverse();
         out.push(DagSummary {
-            dag_id: rec.dag_id,
             description: rec.description,
             schedule: rec.schedule,
             timezone: rec.timezone,
             tags: rec.tags,
             is_paused: rec.is_paused,
             fileloc: rec.fileloc,
-            next_logical_date: next,
+            next_logical_date: next.map(|i| i.start),
+            next_run_created_after: next.map(|i| i.end),
             recent_runs: recent,
+            run_counts: RunState::ALL
+                .iter()
+                .map(|&state| StateCount {
+                    state,
+                    count: counts
+                        .iter()
+                        .find(|(d, s, _)| *d == rec.dag_id && *s == state)
+                        .map_or(0, |c| c.2),
+                })
+                .collect(),
+            next_run_local: next
+                .map(|i| format_in(i.end, dag.timetable.tz))
+                .unwrap_or_default(),
+            dag_id: rec.dag_id,
         });
     }
     Ok(out)
@@ -190,9 +239,7 @@ pub(crate) async fn run_with_tasks(
     dag: &Dag,
     run_id: &str,
 ) -> Result<(RunRecord, Vec<TaskInstance>), Failure> {
-    let run = store.get_run(&dag.dag_id, run_id).await?.ok_or_else(|| {
-        Failure::not_found(format!("run {run_id:?} of DAG {:?} not found", dag.dag_id))
-    })?;
+    let run = scheduler::runs::find_run(store, &dag.dag_id, run_id).await?;
     let mut tis = store.task_instances(&[run.id]).await?;
     tis.sort_by_key(|t| dag.position(&t.task_id).unwrap_or(usize::MAX));
     Ok((run, tis))

@@ -62,7 +62,9 @@ impl From<scheduler::Error> for Failure {
     fn from(e: scheduler::Error) -> Failure {
         use scheduler::Error as E;
         match &e {
-            E::DagNotFound { .. } | E::RunNotFound { .. } => Failure::not_found(e.to_string()),
+            E::DagNotFound { .. } | E::RunNotFound { .. } | E::TaskNotFound { .. } => {
+                Failure::not_found(e.to_string())
+            }
             E::RunExists { .. } => Failure::new(StatusCode::CONFLICT, e.to_string()),
             E::InvalidConf { .. } | E::Invalid(_) | E::IllegalTransition(_) | E::InvalidDag(_) => {
                 Failure::invalid(e.to_string())

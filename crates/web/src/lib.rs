@@ -59,6 +59,7 @@ pub fn app(state: AppState) -> Router {
         .route("/backfills/{id}/cancel", post(pages::backfill_cancel))
         .route("/dags/{dag_id}/runs/{run_id}", get(pages::run_page))
         .route("/dags/{dag_id}/runs/{run_id}/mark", post(pages::run_mark))
+        .route("/dags/{dag_id}/runs/{run_id}/clear", post(pages::run_clear))
         .route(
             "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}",
             get(pages::task_page),

@@ -115,6 +115,8 @@ pub(crate) fn document() -> Value {
             "/dags/{dag_id}/runs/{run_id}": {"get": op("A run and its task instances", dag_run_params(), None,
                 ok("Run", json!({"type": "object", "properties": {"run": r("Run"), "task_instances": {"type": "array", "items": r("TaskInstance")}}})))},
             "/dags/{dag_id}/runs/{run_id}/mark": {"post": op("Mark a run success or failed", dag_run_params(), Some(mark.clone()), ok("What changed", r("ActionReport")))},
+            "/dags/{dag_id}/runs/{run_id}/clear": {"post": op("Clear a run's tasks (all, or only the failed and upstream_failed ones) to run again", dag_run_params(),
+                Some(json!({"type": "object", "properties": {"failed_only": {"type": "boolean"}}})), ok("What changed", r("ActionReport")))},
             "/dags/{dag_id}/runs/{run_id}/tasks": {"get": op("Task instances of a run", dag_run_params(), None,
                 ok("Task instances", json!({"type": "object", "properties": {"task_instances": {"type": "array", "items": r("TaskInstance")}}})))},
             "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}": {"get": op("One task instance", ti_params(), None, ok("Task instance", r("TaskInstance")))},

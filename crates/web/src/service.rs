@@ -21,11 +21,7 @@ pub(crate) async fn find_run(
     dag_id: &str,
     run_id: &str,
 ) -> Result<RunRecord, Failure> {
-    s.store()
-        .get_run(dag_id, run_id)
-        .await
-        .map_err(Failure::from)?
-        .ok_or_else(|| Failure::not_found(format!("run {run_id:?} of DAG {dag_id:?} not found")))
+    Ok(scheduler::runs::find_run(s.store(), dag_id, run_id).await?)
 }
 
 /// `success` → true, `failed` → false.
@@ -45,16 +41,11 @@ pub(crate) async fn find_ti(
     run_id: &str,
     task_id: &str,
 ) -> Result<TaskInstance, Failure> {
-    find_run(s, dag_id, run_id).await?;
-    s.store()
-        .get_task_instance(dag_id, run_id, task_id)
-        .await
-        .map_err(Failure::from)?
-        .ok_or_else(|| {
-            Failure::not_found(format!(
-                "task {task_id:?} not found in run {run_id:?} of DAG {dag_id:?}"
-            ))
-        })
+    Ok(
+        scheduler::runs::find_task_instance(s.store(), dag_id, run_id, task_id)
+            .await?
+            .1,
+    )
 }
 
 /// The try a log request means: the one asked for, else the latest.
@@ -99,6 +90,22 @@ pub(crate) async fn clear_task(
         downstream: c.downstream,
         upstream: c.upstream,
         failed_only: c.failed_only,
+    };
+    Ok(scheduler::actions::clear(s.store(), &dag, &run, &opts).await?)
+}
+
+/// Clears every task of a run, or only its failed and upstream_failed ones.
+pub(crate) async fn clear_run(
+    s: &AppState,
+    dag_id: &str,
+    run_id: &str,
+    failed_only: bool,
+) -> Result<ActionReport, Failure> {
+    let (_, dag) = s.0.dags.get(s.store(), dag_id).await?;
+    let run = find_run(s, dag_id, run_id).await?;
+    let opts = ClearOptions {
+        failed_only,
+        ..ClearOptions::default()
     };
     Ok(scheduler::actions::clear(s.store(), &dag, &run, &opts).await?)
 }
@@ -174,7 +181,9 @@ pub(crate) async fn request_backfill(
         from_date: from,
         to_date: to,
         reprocess,
-        max_active_runs: b.max_active_runs.unwrap_or(1),
+        max_active_runs: b
+            .max_active_runs
+            .unwrap_or(backfill::DEFAULT_MAX_ACTIVE_RUNS),
         reverse: b.reverse,
         conf: if b.conf.is_null() { json!({}) } else { b.conf },
     };

@@ -105,51 +105,132 @@ pub fn graph(dag: &Dag, state_of: impl Fn(&str) -> Option<String>) -> Graph {
     }
 }
 
-/// A bar of the Gantt chart.
+/// One try's span for [`gantt`].
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // plain data: the field names say it
+pub struct Span {
+    pub task_id: String,
+    pub try_number: u32,
+    /// The try's state (a CSS class).
+    pub state: String,
+    pub start: DateTime<Utc>,
+    /// `None` while it runs (drawn up to `now`).
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// A bar of the Gantt chart: one try.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[allow(missing_docs)] // plain data: the field names say it
 pub struct Bar {
-    pub task_id: String,
     pub state: String,
     /// Left edge, percent of the chart width.
     pub left: f64,
     /// Width, percent of the chart width (at least a sliver, to stay visible).
     pub width: f64,
-    /// Duration shown on hover.
+    /// Try, state and duration, shown on hover.
     pub label: String,
 }
 
-/// A task's span for [`gantt`]: id, state, start, end.
-pub type Span = (String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+/// A task's row of the chart: every try it made, in order.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[allow(missing_docs)] // plain data: the field names say it
+pub struct GanttRow {
+    pub task_id: String,
+    pub bars: Vec<Bar>,
+}
 
-/// A run's Gantt chart: one bar per task that started, on a common time axis
-/// from the first start to the last end (`now` for tasks still running).
-pub fn gantt(tasks: &[Span], now: DateTime<Utc>) -> (Vec<Bar>, i64) {
-    let spans: Vec<(&String, &String, DateTime<Utc>, DateTime<Utc>)> = tasks
-        .iter()
-        .filter_map(|(id, st, s, e)| s.map(|s| (id, st, s, e.unwrap_or(now).max(s))))
-        .collect();
+/// A mark of the time axis.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[allow(missing_docs)] // plain data: the field names say it
+pub struct Tick {
+    /// Percent of the chart width.
+    pub left: f64,
+    /// Time since the first start: `0 s`, `30 s`, `2 min`, `1 h`.
+    pub label: String,
+}
+
+/// A run's Gantt chart.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[allow(missing_docs)] // plain data: the field names say it
+pub struct Gantt {
+    /// One row per task that started, in the order given.
+    pub rows: Vec<GanttRow>,
+    pub ticks: Vec<Tick>,
+    /// From the first start to the last end.
+    pub total_ms: i64,
+    pub first_start: Option<DateTime<Utc>>,
+}
+
+/// Axis steps, in milliseconds: the first that gives at most 6 marks.
+const STEPS_MS: &[i64] = &[
+    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
+    1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
+];
+
+/// A run's Gantt chart: one row per task, one bar per try (a failed try
+/// before its retry shows, not a gap), on a common time axis from the first
+/// start to the last end (`now` for tries still running).
+pub fn gantt(spans: &[Span], now: DateTime<Utc>) -> Gantt {
+    let end_of = |s: &Span| s.end.unwrap_or(now).max(s.start);
     let (Some(t0), Some(t1)) = (
-        spans.iter().map(|s| s.2).min(),
-        spans.iter().map(|s| s.3).max(),
+        spans.iter().map(|s| s.start).min(),
+        spans.iter().map(end_of).max(),
     ) else {
-        return (Vec::new(), 0);
+        return Gantt::default();
     };
-    let total = (t1 - t0).num_milliseconds().max(1) as f64;
-    let bars = spans
-        .into_iter()
-        .map(|(id, st, s, e)| {
-            let ms = (e - s).num_milliseconds();
-            Bar {
-                task_id: id.clone(),
-                state: st.clone(),
-                left: round2((s - t0).num_milliseconds() as f64 / total * 100.0),
-                width: round2((ms as f64 / total * 100.0).max(0.4)),
-                label: format!("{id}: {}", human_ms(ms)),
-            }
+    let total_ms = (t1 - t0).num_milliseconds();
+    let total = total_ms.max(1) as f64;
+    let mut rows: Vec<GanttRow> = Vec::new();
+    for s in spans {
+        let ms = (end_of(s) - s.start).num_milliseconds();
+        let bar = Bar {
+            state: s.state.clone(),
+            left: round2((s.start - t0).num_milliseconds() as f64 / total * 100.0),
+            width: round2((ms as f64 / total * 100.0).max(0.4)),
+            label: format!(
+                "{} try {}: {}, {}",
+                s.task_id,
+                s.try_number,
+                s.state,
+                human_ms(ms)
+            ),
+        };
+        match rows.iter_mut().find(|r| r.task_id == s.task_id) {
+            Some(r) => r.bars.push(bar),
+            None => rows.push(GanttRow {
+                task_id: s.task_id.clone(),
+                bars: vec![bar],
+            }),
+        }
+    }
+    let step = STEPS_MS
+        .iter()
+        .copied()
+        .find(|st| total_ms / st <= 6)
+        .unwrap_or(86_400_000 * (total_ms / 86_400_000 / 6 + 1));
+    let ticks = (0..=total_ms / step)
+        .map(|k| Tick {
+            left: round2((k * step) as f64 / total * 100.0),
+            label: axis_label(k * step),
         })
         .collect();
-    (bars, (t1 - t0).num_milliseconds())
+    Gantt {
+        rows,
+        ticks,
+        total_ms,
+        first_start: Some(t0),
+    }
+}
+
+/// An axis mark's label; marks fall on whole seconds, minutes or hours.
+fn axis_label(ms: i64) -> String {
+    match ms {
+        ..60_000 => format!("{} s", ms / 1000),
+        60_000..3_600_000 if ms % 60_000 == 0 => format!("{} min", ms / 60_000),
+        60_000..3_600_000 => format!("{}:{:02}", ms / 60_000, (ms % 60_000) / 1000),
+        _ if ms % 3_600_000 == 0 => format!("{} h", ms / 3_600_000),
+        _ => format!("{} h {:02}", ms / 3_600_000, (ms % 3_600_000) / 60_000),
+    }
 }
 
 fn round2(x: f64) -> f64 {
@@ -175,25 +256,47 @@ mod tests {
         Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap()
     }
 
+    fn span(task: &str, n: u32, state: &str, start: i64, end: Option<i64>) -> Span {
+        Span {
+            task_id: task.into(),
+            try_number: n,
+            state: state.into(),
+            start: t(start),
+            end: end.map(t),
+        }
+    }
+
     #[test]
-    fn gantt_scales_to_the_run() {
-        let tasks = vec![
-            (
-                "a".to_string(),
-                "success".to_string(),
-                Some(t(0)),
-                Some(t(10)),
-            ),
-            ("b".to_string(), "running".to_string(), Some(t(10)), None),
-            ("c".to_string(), "pending".to_string(), None, None),
+    fn gantt_draws_every_try_on_one_axis() {
+        let spans = vec![
+            span("a", 1, "up_for_retry", 0, Some(4)),
+            span("a", 2, "success", 6, Some(10)),
+            span("b", 1, "running", 10, None),
         ];
-        let (bars, total) = gantt(&tasks, t(40));
-        assert_eq!(total, 40_000);
-        assert_eq!(bars.len(), 2, "a task that never started has no bar");
-        assert_eq!((bars[0].left, bars[0].width), (0.0, 25.0));
-        assert_eq!((bars[1].left, bars[1].width), (25.0, 75.0));
-        assert_eq!(bars[1].label, "b: 30.0 s");
-        assert_eq!(gantt(&tasks[2..], t(40)), (Vec::new(), 0));
+        let g = gantt(&spans, t(40));
+        assert_eq!(g.total_ms, 40_000);
+        assert_eq!(g.first_start, Some(t(0)));
+        assert_eq!(g.rows.len(), 2, "one row per task");
+        let a = &g.rows[0];
+        assert_eq!(a.bars.len(), 2, "the failed first try is drawn");
+        assert_eq!((a.bars[0].left, a.bars[0].width), (0.0, 10.0));
+        assert_eq!((a.bars[1].left, a.bars[1].width), (15.0, 10.0));
+        assert_eq!(a.bars[0].state, "up_for_retry");
+        assert_eq!(g.rows[1].bars[0].label, "b try 1: running, 30.0 s");
+        let labels: Vec<&str> = g.ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0 s", "10 s", "20 s", "30 s", "40 s"]);
+        assert_eq!(g.ticks[2].left, 50.0);
+        assert_eq!(gantt(&[], t(40)), Gantt::default());
+    }
+
+    #[test]
+    fn axis_marks_are_round_and_few() {
+        let g = gantt(&[span("a", 1, "success", 0, Some(4 * 3600 + 60))], t(0));
+        let labels: Vec<&str> = g.ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0 s", "1 h", "2 h", "3 h", "4 h"]);
+        let g = gantt(&[span("a", 1, "success", 0, Some(150))], t(0));
+        let labels: Vec<&str> = g.ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0 s", "30 s", "1 min", "1:30", "2 min", "2:30"]);
     }
 
     #[test]

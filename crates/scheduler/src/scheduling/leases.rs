@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::Scheduler;
 use crate::Result;
-use crate::model::{Change, TiPatch};
+use crate::model::{Change, TiPatch, TryRecord, TryState};
 use crate::state::{TaskEvent, TaskState};
 
 impl Scheduler {
@@ -48,9 +48,23 @@ impl Scheduler {
             }
             if self.store.update_ti(ti.id, ti.state, to, &patch).await? {
                 warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, %owner, state = %to, "took back a try whose process stopped heartbeating");
-                if ti.try_number > 0 {
+                if ti.try_number > 0 && ti.state == TaskState::Running {
                     self.store
-                        .append_logs(ti.id, ti.try_number, &[(now, msg)])
+                        .append_logs(ti.id, ti.try_number, &[(now, msg.clone())])
+                        .await?;
+                    let start = ti.start_date.unwrap_or(now);
+                    self.store
+                        .record_try(&TryRecord {
+                            ti_id: ti.id,
+                            try_number: ti.try_number,
+                            state: TryState::ended_as(to),
+                            start_date: start,
+                            end_date: Some(now),
+                            duration_ms: Some((now - start).num_milliseconds()),
+                            hostname: ti.hostname.clone(),
+                            pid: ti.pid,
+                            error: Some(msg),
+                        })
                         .await?;
                 }
                 self.wake.notify_one();

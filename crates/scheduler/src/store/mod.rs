@@ -20,7 +20,7 @@ use crate::Result;
 use crate::model::{
     BackfillDate, BackfillRecord, BackfillState, Claim, DagRecord, DateAction, DateState,
     ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunRecord, SlotUsage, TaskInstance,
-    TaskSeed, TiPatch,
+    TaskSeed, TiPatch, TryRecord,
 };
 use crate::state::{RunState, TaskState};
 use crate::timetable::DataInterval;
@@ -100,6 +100,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRecord>>;
     /// Runs of a DAG, newest logical date first.
     async fn list_runs(&self, dag_id: &str, limit: i64) -> Result<Vec<RunRecord>>;
+    /// How many runs each DAG has in each state: `(dag_id, state, count)`.
+    async fn run_counts(&self) -> Result<Vec<(String, RunState, i64)>>;
     /// The next page of [`Store::list_runs`]: runs of a DAG with a logical
     /// date strictly before `before`, newest first (keyset pagination: one
     /// index range scan whatever the history size).
@@ -167,6 +169,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Log lines of one try with id greater than `after` (for tailing).
     async fn read_logs(&self, ti_id: i64, try_number: u32, after: i64) -> Result<Vec<LogLine>>;
+
+    /// Records a try as it starts or ends (replacing the row of the same
+    /// try). History only: the task instance stays the state of record.
+    async fn record_try(&self, t: &TryRecord) -> Result<()>;
+    /// Every recorded try of these task instances, by task instance then
+    /// try number.
+    async fn tries(&self, ti_ids: &[i64]) -> Result<Vec<TryRecord>>;
 
     /// Every pool.
     async fn list_pools(&self) -> Result<Vec<PoolRecord>>;

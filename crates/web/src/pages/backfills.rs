@@ -5,6 +5,7 @@ use askama::Template;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use scheduler::backfill::{DEFAULT_MAX_ACTIVE_RUNS, Progress};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,7 +15,8 @@ use crate::service::{self, BackfillBody, BackfillOutcome};
 use crate::state::AppState;
 
 use super::layout::{
-    Chrome, DagHead, PageResult, chrome, dag_href, flash_redirect, path, render, tab_head, ts,
+    Chrome, DagHead, PageResult, chrome, dag_href, flash_redirect, path, render, run_href,
+    tab_head, ts,
 };
 
 struct BackfillRow {
@@ -28,6 +30,10 @@ struct BackfillRow {
     pct: usize,
     failed: usize,
     running: bool,
+    max_active_runs: i64,
+    /// `(logical date, action, date state, run state, run href)` per date,
+    /// in the order the backfill takes them.
+    dates: Vec<(String, String, String, String, String)>,
 }
 
 #[derive(Template)]
@@ -63,8 +69,29 @@ pub(crate) struct BackfillFormValues {
 async fn backfill_rows(s: &AppState, dag_id: &str) -> Result<Vec<BackfillRow>, Failure> {
     let mut rows = Vec::new();
     for bf in s.store().list_backfills(Some(dag_id), None, 50).await? {
-        let (p, _) = service::backfill_with_progress(s, &bf).await?;
+        let dates = s
+            .store()
+            .backfill_dates(bf.id, None, None, bf.reverse)
+            .await?;
+        let p = Progress::of(&dates);
         let done = p.finished();
+        let runs = s
+            .store()
+            .runs_between(dag_id, bf.from_date, bf.to_date)
+            .await?;
+        let dates = dates
+            .iter()
+            .map(|d| {
+                let run = d.dag_run_id.and_then(|pk| runs.iter().find(|r| r.id == pk));
+                (
+                    ts(d.logical_date),
+                    d.action.to_string(),
+                    d.state.to_string(),
+                    d.run_state.map_or_else(String::new, |s| s.to_string()),
+                    run.map_or_else(String::new, |r| run_href(dag_id, &r.run_id)),
+                )
+            })
+            .collect();
         rows.push(BackfillRow {
             id: bf.id,
             state: bf.state.to_string(),
@@ -76,6 +103,8 @@ async fn backfill_rows(s: &AppState, dag_id: &str) -> Result<Vec<BackfillRow>, F
             pct: (done * 100).checked_div(p.total).unwrap_or(100),
             failed: p.failed,
             running: bf.state == scheduler::model::BackfillState::Running,
+            max_active_runs: bf.max_active_runs,
+            dates,
         });
     }
     Ok(rows)
@@ -88,14 +117,14 @@ pub(crate) async fn backfills(
     p: Result<Path<String>, PathRejection>,
 ) -> PageResult {
     let id = path(p)?;
-    let (rec, dag) = s.0.dags.get(s.store(), &id).await?;
+    let (rec, dag) = s.0.dags.read(s.store(), &id).await?;
     let c = chrome(&s, &headers, &csrf, format!("{id} · backfills"), "dags");
     let t = BackfillsPage {
         c,
         h: tab_head(&rec, &dag, "backfills"),
         rows: backfill_rows(&s, &id).await?,
         form: BackfillFormValues {
-            max_active_runs: "1".into(),
+            max_active_runs: DEFAULT_MAX_ACTIVE_RUNS.to_string(),
             reprocess: "missing".into(),
             ..Default::default()
         },
@@ -117,7 +146,7 @@ pub(crate) async fn backfill_submit(
     let (rec, dag) = s.0.dags.get(s.store(), &id).await?;
     let mut problems = Vec::new();
     let max_active_runs = match f.max_active_runs.trim() {
-        "" => Some(1),
+        "" => None,
         t => match t.parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => {

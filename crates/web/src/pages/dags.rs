@@ -15,8 +15,8 @@ use crate::state::AppState;
 use crate::svg::{self, Graph};
 
 use super::layout::{
-    Chrome, DagHead, PageResult, chrome, dag_href, flash_redirect, head, opt_ts, path, query,
-    render, run_href, tab_head, ti_href, ts,
+    Chrome, DagHead, PageResult, chrome, dag_href, flash_redirect, head, path, query, render,
+    run_href, tab_head, ti_href, ts,
 };
 
 /// Runs per grid page.
@@ -25,8 +25,15 @@ const GRID_RUNS: i64 = 25;
 struct DagRow {
     s: DagSummary,
     href: String,
+    /// When the next run is created, in the DAG's zone (empty: none).
     next: String,
+    /// Its logical date, for the tooltip.
+    next_title: String,
+    /// `false` for a DAG without a schedule (triggered runs only).
+    scheduled: bool,
     marks: Vec<(String, String, String)>,
+    /// `(state, count, href)` of each state with runs.
+    counts: Vec<(String, i64)>,
 }
 
 #[derive(Template)]
@@ -57,7 +64,18 @@ pub(crate) async fn dag_list(
         .into_iter()
         .map(|d| DagRow {
             href: dag_href(&d.dag_id),
-            next: opt_ts(d.next_logical_date),
+            next: d.next_run_local.clone(),
+            next_title: d
+                .next_logical_date
+                .map(|t| format!("run for logical date {} UTC", ts(t)))
+                .unwrap_or_default(),
+            scheduled: d.schedule != "none",
+            counts: d
+                .run_counts
+                .iter()
+                .filter(|c| c.count > 0)
+                .map(|c| (c.state.to_string(), c.count))
+                .collect(),
             marks: d
                 .recent_runs
                 .iter()
@@ -123,6 +141,7 @@ struct GridCol {
     title: String,
     state: String,
     label: String,
+    run_type: String,
     selected: bool,
     select_href: String,
 }
@@ -162,7 +181,7 @@ pub(crate) async fn dag_grid(
 ) -> PageResult {
     let id = path(p)?;
     let q = query(q)?;
-    let (rec, dag) = s.0.dags.get(s.store(), &id).await?;
+    let (rec, dag) = s.0.dags.read(s.store(), &id).await?;
     let before = q
         .before
         .as_deref()
@@ -189,9 +208,16 @@ pub(crate) async fn dag_grid(
         .iter()
         .map(|r| GridCol {
             href: run_href(&id, &r.run_id),
-            title: format!("{} · {} · {}", r.run_id, r.state, ts(r.logical_date)),
+            title: format!(
+                "{} · {} · {} run · logical date {} UTC",
+                r.run_id,
+                r.state,
+                r.run_type,
+                ts(r.logical_date)
+            ),
             state: r.state.to_string(),
-            label: r.logical_date.format("%m-%d %H:%M").to_string(),
+            label: r.logical_date.format("%Y-%m-%d %H:%M").to_string(),
+            run_type: r.run_type.to_string(),
             selected: r.run_id == selected,
             select_href: format!(
                 "{base}?{keep_before}run={}",
@@ -264,7 +290,7 @@ pub(crate) async fn dag_code(
     p: Result<Path<String>, PathRejection>,
 ) -> PageResult {
     let id = path(p)?;
-    let (rec, dag) = s.0.dags.get(s.store(), &id).await?;
+    let (rec, dag) = s.0.dags.read(s.store(), &id).await?;
     let c = chrome(&s, &headers, &csrf, format!("{id} · code"), "dags");
     let t = CodePage {
         c,

@@ -211,6 +211,8 @@ pub(crate) struct DagHead {
     pub(crate) timezone: String,
     pub(crate) tags: Vec<String>,
     pub(crate) is_paused: bool,
+    /// False once its file left the DAGs folder: read-only.
+    pub(crate) is_active: bool,
     pub(crate) href: String,
     pub(crate) tab: &'static str,
     pub(crate) here: String,
@@ -229,6 +231,7 @@ pub(crate) fn head(rec: &DagRecord, dag: &Dag, tab: &'static str, here: String) 
         timezone: dag.timetable.tz.name().to_string(),
         tags: dag.tags.clone(),
         is_paused: rec.is_paused,
+        is_active: rec.is_active,
         href: dag_href(&dag.dag_id),
         tab,
         here,
@@ -243,6 +246,8 @@ pub(crate) struct TiRow {
     pub(crate) start: String,
     pub(crate) end: String,
     pub(crate) duration: String,
+    /// The latest try's error, if it failed.
+    pub(crate) error: String,
     pub(crate) busy: bool,
     pub(crate) clear_href: String,
     pub(crate) mark_href: String,
@@ -261,6 +266,7 @@ pub(crate) fn ti_row(dag_id: &str, run_id: &str, t: &TaskInstance, now: DateTime
             (None, Some(s), TaskState::Running) => human_ms((now - s).num_milliseconds()),
             _ => String::new(),
         },
+        error: t.error.clone().unwrap_or_default(),
         busy: matches!(t.state, TaskState::Queued | TaskState::Running),
         clear_href: format!("{href}/clear"),
         mark_href: format!("{href}/mark"),

@@ -20,7 +20,7 @@ pub(crate) use backfills::{backfill_cancel, backfill_submit, backfills};
 pub(crate) use dags::{dag_code, dag_grid, dag_list, pause};
 pub(crate) use layout::{css, js, not_found};
 pub(crate) use login::{login_form, login_submit, logout};
-pub(crate) use runs::{run_mark, run_page, task_clear, task_mark};
+pub(crate) use runs::{run_clear, run_mark, run_page, task_clear, task_mark};
 pub(crate) use streams::streams;
 pub(crate) use tasks::{log_stream, task_page};
 pub(crate) use trigger::{trigger_form, trigger_submit};

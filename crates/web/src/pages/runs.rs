@@ -6,18 +6,19 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use scheduler::model::RunRecord;
+use scheduler::model::{RunRecord, TaskInstance, TryRecord};
+use scheduler::state::TaskState;
 use serde::Deserialize;
 
 use crate::cookies::Csrf;
 use crate::dags;
 use crate::service::{self, ClearBody};
 use crate::state::AppState;
-use crate::svg::{self, Bar, human_ms};
+use crate::svg::{self, Gantt, Span, human_ms};
 
 use super::layout::{
-    Chrome, DagHead, PageResult, TiRow, chrome, flash_redirect, head, path, render, run_href,
-    ti_row,
+    Chrome, DagHead, PageResult, TiRow, chrome, flash_redirect, head, opt_ts, path, render,
+    run_href, ti_row,
 };
 
 #[derive(Template)]
@@ -29,8 +30,11 @@ struct RunPage {
     conf: String,
     duration: String,
     tis: Vec<TiRow>,
-    bars: Vec<Bar>,
+    gantt: Gantt,
+    /// Whether any task failed (the "clear failed tasks" button).
+    any_failed: bool,
     total: String,
+    first_start: String,
     run_href: String,
 }
 
@@ -41,21 +45,12 @@ pub(crate) async fn run_page(
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> PageResult {
     let (dag_id, run_id) = path(p)?;
-    let (rec, dag) = s.0.dags.get(s.store(), &dag_id).await?;
+    let (rec, dag) = s.0.dags.read(s.store(), &dag_id).await?;
     let (run, tis) = dags::run_with_tasks(s.store(), &dag, &run_id).await?;
     let now = Utc::now();
-    let spans: Vec<_> = tis
-        .iter()
-        .map(|t| {
-            (
-                t.task_id.clone(),
-                t.state.to_string(),
-                t.start_date,
-                t.end_date,
-            )
-        })
-        .collect();
-    let (bars, total_ms) = svg::gantt(&spans, now);
+    let ids: Vec<i64> = tis.iter().map(|t| t.id).collect();
+    let history = s.store().tries(&ids).await?;
+    let gantt = svg::gantt(&spans(&tis, &history), now);
     let rows = tis
         .iter()
         .map(|t| ti_row(&dag_id, &run_id, t, now))
@@ -72,12 +67,47 @@ pub(crate) async fn run_page(
         conf: serde_json::to_string_pretty(&run.conf).unwrap_or_default(),
         duration,
         tis: rows,
-        bars,
-        total: human_ms(total_ms),
+        any_failed: tis
+            .iter()
+            .any(|t| matches!(t.state, TaskState::Failed | TaskState::UpstreamFailed)),
+        total: human_ms(gantt.total_ms),
+        first_start: opt_ts(gantt.first_start),
+        gantt,
         run_href: run_href(&dag_id, &run_id),
         run,
     };
     Ok(render(&t, StatusCode::OK))
+}
+
+/// Every try of the run's tasks, in task order: from the try history, plus
+/// the task instance's own latest try where the history lacks it (a
+/// database from before try history).
+fn spans(tis: &[TaskInstance], history: &[TryRecord]) -> Vec<Span> {
+    let mut out = Vec::new();
+    for ti in tis {
+        let mine: Vec<&TryRecord> = history.iter().filter(|h| h.ti_id == ti.id).collect();
+        out.extend(mine.iter().map(|h| Span {
+            task_id: ti.task_id.clone(),
+            try_number: h.try_number,
+            state: h.state.to_string(),
+            start: h.start_date,
+            end: h.end_date,
+        }));
+        if let Some(start) = ti.start_date
+            && !mine.iter().any(|h| h.try_number == ti.try_number)
+        {
+            out.push(Span {
+                task_id: ti.task_id.clone(),
+                try_number: ti.try_number,
+                state: ti.state.to_string(),
+                start,
+                end: ti
+                    .end_date
+                    .or_else(|| (!ti.state.holds_slot()).then_some(start)),
+            });
+        }
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -112,6 +142,29 @@ fn busy_note(busy: &[String]) -> String {
     } else {
         format!("; still executing, left alone: {}", busy.join(", "))
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RunClearForm {
+    failed_only: Option<String>,
+}
+
+/// Clears a run's tasks (all, or only the failed and upstream_failed ones).
+pub(crate) async fn run_clear(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    Form(f): Form<RunClearForm>,
+) -> PageResult {
+    let (dag_id, run_id) = path(p)?;
+    let failed_only = f.failed_only.is_some();
+    let r = service::clear_run(&s, &dag_id, &run_id, failed_only).await?;
+    let what = if failed_only { "failed tasks" } else { "tasks" };
+    let msg = if r.changed.is_empty() {
+        format!("no {what} to clear{}", busy_note(&r.busy))
+    } else {
+        format!("cleared {}{}", r.changed.join(", "), busy_note(&r.busy))
+    };
+    Ok(flash_redirect(&run_href(&dag_id, &run_id), &msg))
 }
 
 #[derive(Deserialize)]

@@ -9,17 +9,19 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use scheduler::model::{TaskInstance, TryRecord, TryState};
 use serde::Deserialize;
 
 use crate::cookies::Csrf;
 use crate::service;
 use crate::state::AppState;
+use crate::svg::human_ms;
 
 use super::layout::{
-    Chrome, DagHead, PageError, PageResult, TiRow, chrome, head, path, query, render, run_href,
-    ti_href, ti_row,
+    Chrome, DagHead, PageError, PageResult, TiRow, chrome, head, opt_ts, path, query, render,
+    run_href, ti_href, ti_row, ts,
 };
 
 #[derive(Template)]
@@ -30,14 +32,27 @@ struct TaskPage {
     ti: TiRow,
     run_href: String,
     run_id: String,
-    error: String,
-    hostname: String,
-    tries: Vec<(u32, String, bool)>,
-    try_number: u32,
+    tries: Vec<TryTab>,
+    /// The selected try's facts.
+    shown: TryTab,
     lines: Vec<(i64, String, String)>,
     live: bool,
     stream_href: String,
     after: i64,
+}
+
+/// One try's tab and the facts it shows.
+#[derive(Clone, Default)]
+struct TryTab {
+    number: u32,
+    href: String,
+    on: bool,
+    state: String,
+    start: String,
+    end: String,
+    duration: String,
+    host: String,
+    error: String,
 }
 
 #[derive(Deserialize)]
@@ -56,29 +71,29 @@ pub(crate) async fn task_page(
 ) -> PageResult {
     let (dag_id, run_id, task_id) = path(p)?;
     let q = query(q)?;
-    let (rec, dag) = s.0.dags.get(s.store(), &dag_id).await?;
+    let (rec, dag) = s.0.dags.read(s.store(), &dag_id).await?;
     let ti = service::find_ti(&s, &dag_id, &run_id, &task_id).await?;
     let try_number = service::pick_try(&ti, q.try_number)?;
+    let history = s.store().tries(&[ti.id]).await?;
     let lines = s.store().read_logs(ti.id, try_number, 0).await?;
     let after = lines.last().map_or(0, |l| l.id);
-    let live = try_number == ti.try_number.max(1) && service::is_live(ti.state);
     let href = ti_href(&dag_id, &run_id, &task_id);
+    let now = Utc::now();
+    let tries = try_tabs(&ti, &history, &href, try_number, now);
+    let shown = tries.iter().find(|t| t.on).cloned().unwrap_or_default();
+    let live = match history.iter().find(|t| t.try_number == try_number) {
+        Some(t) => t.state == TryState::Running,
+        // Not started yet: the tail waits for the first lines.
+        None => try_number == ti.try_number.max(1) && service::is_live(ti.state),
+    };
     let c = chrome(&s, &headers, &csrf, format!("{task_id} · {run_id}"), "dags");
     let t = TaskPage {
         c,
         h: head(&rec, &dag, "task", href.clone()),
         run_href: run_href(&dag_id, &run_id),
         run_id: run_id.clone(),
-        error: ti.error.clone().unwrap_or_default(),
-        hostname: ti
-            .hostname
-            .clone()
-            .map(|h| format!("{h} (pid {})", ti.pid.unwrap_or(0)))
-            .unwrap_or_default(),
-        tries: (1..=ti.try_number.max(1))
-            .map(|n| (n, format!("{href}?try={n}"), n == try_number))
-            .collect(),
-        try_number,
+        tries,
+        shown,
         lines: lines
             .into_iter()
             .map(|l| (l.id, l.ts.format("%H:%M:%S%.3f").to_string(), l.line))
@@ -86,9 +101,76 @@ pub(crate) async fn task_page(
         live,
         stream_href: format!("{href}/log/stream?try={try_number}"),
         after,
-        ti: ti_row(&dag_id, &run_id, &ti, Utc::now()),
+        ti: ti_row(&dag_id, &run_id, &ti, now),
     };
     Ok(render(&t, StatusCode::OK))
+}
+
+/// A tab per try, each with that try's own facts: from the try history,
+/// else (a database from before it, or a try not started yet) from the task
+/// instance for its latest try.
+fn try_tabs(
+    ti: &TaskInstance,
+    history: &[TryRecord],
+    href: &str,
+    selected: u32,
+    now: DateTime<Utc>,
+) -> Vec<TryTab> {
+    (1..=ti.try_number.max(1))
+        .map(|n| {
+            let mut tab = match history.iter().find(|t| t.try_number == n) {
+                Some(t) => TryTab {
+                    state: t.state.to_string(),
+                    start: ts(t.start_date),
+                    end: opt_ts(t.end_date),
+                    duration: t
+                        .duration_ms
+                        .or_else(|| {
+                            (t.state == TryState::Running)
+                                .then(|| (now - t.start_date).num_milliseconds())
+                        })
+                        .map(human_ms)
+                        .unwrap_or_default(),
+                    host: host(t.hostname.as_deref(), t.pid),
+                    error: t.error.clone().unwrap_or_default(),
+                    ..TryTab::default()
+                },
+                None if n == ti.try_number.max(1) => {
+                    let row = ti_row(&ti.dag_id, &ti.run_id, ti, now);
+                    TryTab {
+                        state: ti.state.to_string(),
+                        start: if ti.try_number == 0 {
+                            "not started".into()
+                        } else {
+                            row.start
+                        },
+                        end: row.end,
+                        duration: row.duration,
+                        host: host(ti.hostname.as_deref(), ti.pid),
+                        error: ti.error.clone().unwrap_or_default(),
+                        ..TryTab::default()
+                    }
+                }
+                None => TryTab {
+                    state: "none".into(),
+                    start: "not recorded (a database from before try history)".into(),
+                    ..TryTab::default()
+                },
+            };
+            tab.number = n;
+            tab.href = format!("{href}?try={n}");
+            tab.on = n == selected;
+            tab
+        })
+        .collect()
+}
+
+fn host(name: Option<&str>, pid: Option<i64>) -> String {
+    match (name, pid) {
+        (Some(h), Some(p)) => format!("{h} (pid {p})"),
+        (Some(h), None) => h.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// How often a live tail looks for new lines.

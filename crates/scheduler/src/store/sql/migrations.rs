@@ -24,6 +24,10 @@ const POSTGRES: Files = &[
         "0002_backfills.sql",
         include_str!("../../../migrations/postgres/0002_backfills.sql"),
     ),
+    (
+        "0003_task_tries.sql",
+        include_str!("../../../migrations/postgres/0003_task_tries.sql"),
+    ),
 ];
 
 const SQLITE: Files = &[
@@ -34,6 +38,10 @@ const SQLITE: Files = &[
     (
         "0002_backfills.sql",
         include_str!("../../../migrations/sqlite/0002_backfills.sql"),
+    ),
+    (
+        "0003_task_tries.sql",
+        include_str!("../../../migrations/sqlite/0003_task_tries.sql"),
     ),
 ];
 
@@ -85,7 +93,7 @@ mod tests {
             assert_eq!(on_disk, listed, "{dir}");
         }
         let versions: Vec<i64> = PG_MIGRATIONS.iter().map(|m| m.version).collect();
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, [1, 2, 3]);
         assert_eq!(PG_MIGRATIONS.iter().next().unwrap().description, "init");
     }
 }

@@ -17,6 +17,7 @@ mod migrations;
 mod pools;
 mod runs;
 mod task_instances;
+mod tries;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,7 +30,7 @@ use crate::Result;
 use crate::model::{
     BackfillDate, BackfillRecord, BackfillState, Claim, DagRecord, DateAction, DateState,
     ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunRecord, SlotUsage, TaskInstance,
-    TaskSeed, TiPatch,
+    TaskSeed, TiPatch, TryRecord,
 };
 use crate::state::{RunState, TaskState};
 use crate::store::{Backend, Store};
@@ -79,6 +80,10 @@ impl Store for SqlStore {
 
     async fn list_runs(&self, dag_id: &str, limit: i64) -> Result<Vec<RunRecord>> {
         runs::list_runs(self, dag_id, limit).await
+    }
+
+    async fn run_counts(&self) -> Result<Vec<(String, RunState, i64)>> {
+        runs::run_counts(self).await
     }
 
     async fn runs_before(
@@ -170,6 +175,14 @@ impl Store for SqlStore {
 
     async fn read_logs(&self, ti_id: i64, try_number: u32, after: i64) -> Result<Vec<LogLine>> {
         logs::read_logs(self, ti_id, try_number, after).await
+    }
+
+    async fn record_try(&self, t: &TryRecord) -> Result<()> {
+        tries::record_try(self, t).await
+    }
+
+    async fn tries(&self, ti_ids: &[i64]) -> Result<Vec<TryRecord>> {
+        tries::tries(self, ti_ids).await
     }
 
     async fn list_pools(&self) -> Result<Vec<PoolRecord>> {

@@ -2,12 +2,13 @@
 //! through their states.
 
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 
 use crate::model::{NewRun, RunRecord, TaskSeed};
 use crate::state::{RunState, TaskState};
 use crate::{Error, Result};
 
-use super::codec::{RUN_COLS, Sql, is_unique_violation, run_from_row, to_micros};
+use super::codec::{RUN_COLS, Sql, is_unique_violation, run_from_row, state, to_micros};
 use super::connection::SqlStore;
 
 pub(super) async fn insert_tis(
@@ -125,6 +126,15 @@ pub(super) async fn list_runs(
         .await?
         .iter()
         .map(run_from_row)
+        .collect()
+}
+
+pub(super) async fn run_counts(store: &SqlStore) -> Result<Vec<(String, RunState, i64)>> {
+    sqlx::query("SELECT dag_id, state, COUNT(*) AS n FROM dag_runs GROUP BY dag_id, state ORDER BY dag_id, state")
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("dag_id")?, state(r, "state")?, r.try_get("n")?)))
         .collect()
 }
 
