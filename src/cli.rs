@@ -342,6 +342,16 @@ pub enum TasksCommand {
         #[arg(long = "try")]
         try_number: Option<u32>,
     },
+    /// Every try of a task instance: state, start, end, host and error of
+    /// each (an interrupted try is listed, not counted).
+    Tries {
+        /// DAG id.
+        dag_id: String,
+        /// Run id.
+        run_id: String,
+        /// Task id.
+        task_id: String,
+    },
     /// List the task kinds and their settings.
     Kinds,
     /// Print the schema of a record type tasks produce (`random_user`).

@@ -12,6 +12,7 @@ use common::*;
 on_both!(
     trigger_and_wait_succeeds,
     failing_task_retries_with_backoff_then_fails_downstream,
+    an_interrupted_try_shows_as_not_started_and_stays_in_the_history,
     execution_timeout_stops_the_task,
     trigger_rules_decide_what_runs,
     pools_limit_concurrency,
@@ -189,6 +190,65 @@ depends_on = ["after"]
     assert!(
         log1.contains("attempt 1") && log1.contains("retry 1 of 2 in 1s"),
         "{log1}"
+    );
+    // Each try is kept with its own outcome, not only the last one.
+    let tries = env.json(&["tasks", "tries", "flaky", &run_id, "boom"]);
+    let states: Vec<(u64, &str)> = tries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["try_number"].as_u64().unwrap(),
+                t["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [(1, "up_for_retry"), (2, "up_for_retry"), (3, "failed")]
+    );
+    assert!(
+        tries[0]["error"].as_str().unwrap().contains("exit"),
+        "{tries}"
+    );
+    assert!(tries[0]["end_date"].as_str().unwrap() < tries[1]["start_date"].as_str().unwrap());
+}
+
+fn an_interrupted_try_shows_as_not_started_and_stays_in_the_history(env: Env) {
+    env.dag(
+        "long",
+        "dag_id = \"long\"\n[[task]]\nid = \"sleeper\"\nkind = \"shell\"\ncommand = \"echo started; sleep 60\"\n",
+    );
+    let s = env.scheduler();
+    let out = env.ok(&["trigger", "long"]);
+    let run_id = run_id_from(&out);
+    env.eventually("the try to start", || {
+        env.ok(&["tasks", "logs", "long", &run_id, "sleeper"])
+            .contains("started")
+    });
+    assert!(s.interrupt().success(), "graceful stop exits 0");
+    let tis = env.json(&["tasks", "list", "long", &run_id]);
+    let ti = &tis[0];
+    assert_eq!(ti["state"], "scheduled");
+    assert_eq!(
+        ti["start_date"],
+        serde_json::Value::Null,
+        "not started: {ti}"
+    );
+    assert_eq!(ti["end_date"], serde_json::Value::Null, "{ti}");
+    assert_eq!(ti["duration_ms"], serde_json::Value::Null, "{ti}");
+    assert_eq!(
+        (ti["try_number"].as_u64(), ti["max_tries"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let tries = env.json(&["tasks", "tries", "long", &run_id, "sleeper"]);
+    assert_eq!(tries[0]["state"], "interrupted", "{tries}");
+    assert!(tries[0]["end_date"].is_string(), "{tries}");
+    let log = env.ok(&["tasks", "logs", "long", &run_id, "sleeper"]);
+    assert!(
+        log.contains("try 1 is interrupted and does not count") && log.contains("2 tries allowed"),
+        "{log}"
     );
 }
 

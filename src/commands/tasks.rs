@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::runs::{find_run, report_action};
 use crate::cli::{MarkState, TasksCommand};
-use crate::output::{self, opt_ts, secs};
+use crate::output::{self, opt_ts, secs, ts};
 use crate::settings::Settings;
 
 /// `tasks …`.
@@ -56,6 +56,11 @@ pub async fn run(settings: &Settings, c: &TasksCommand) -> Result<ExitCode> {
             }
             other => bail!("unknown record type {other:?} (known: random_user)"),
         },
+        TasksCommand::Tries {
+            dag_id,
+            run_id,
+            task_id,
+        } => tries(settings, dag_id, run_id, task_id).await,
         TasksCommand::Kinds => kinds(settings),
         TasksCommand::List { dag_id, run_id } => list(settings, dag_id, run_id).await,
         TasksCommand::Logs {
@@ -180,6 +185,44 @@ async fn list(settings: &Settings, dag_id: &str, run_id: &str) -> Result<ExitCod
     println!("run {} of {}: {}", run.run_id, run.dag_id, run.state);
     output::table(
         &["TASK", "STATE", "TRY", "START", "END", "DURATION", "ERROR"],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tries(settings: &Settings, dag_id: &str, run_id: &str, task_id: &str) -> Result<ExitCode> {
+    let store = settings.store().await?;
+    let (_, ti) =
+        scheduler::runs::find_task_instance(store.as_ref(), dag_id, run_id, task_id).await?;
+    let tries = store.tries(&[ti.id]).await?;
+    if settings.json() {
+        output::json(&tries)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if tries.is_empty() {
+        println!("task {task_id} has not run yet (state {})", ti.state);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = tries
+        .iter()
+        .map(|t| {
+            vec![
+                t.try_number.to_string(),
+                t.state.to_string(),
+                ts(t.start_date),
+                opt_ts(t.end_date),
+                secs(t.duration_ms),
+                t.hostname.clone().unwrap_or_default(),
+                t.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    println!(
+        "task {task_id} of run {run_id}: {} (try {}/{})",
+        ti.state, ti.try_number, ti.max_tries
+    );
+    output::table(
+        &["TRY", "STATE", "START", "END", "DURATION", "HOST", "ERROR"],
         &rows,
     );
     Ok(ExitCode::SUCCESS)

@@ -48,6 +48,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(task_logs),
         )
         .route(
+            "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/tries",
+            get(task_tries),
+        )
+        .route(
             "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/clear",
             post(clear_task),
         )
@@ -323,6 +327,16 @@ async fn task_logs(
         "lines": lines,
         "next_after": next_after}))
     .into_response())
+}
+
+async fn task_tries(
+    State(s): State<AppState>,
+    p: Result<Path<(String, String, String)>, PathRejection>,
+) -> ApiResult {
+    let (dag_id, run_id, task_id) = path(p)?;
+    let ti = service::find_ti(&s, &dag_id, &run_id, &task_id).await?;
+    let tries = s.store().tries(&[ti.id]).await.map_err(Failure::from)?;
+    Ok(Json(json!({"tries": tries})).into_response())
 }
 
 /// `{"failed_only": bool}`: clear every task of a run, or only the failed ones.

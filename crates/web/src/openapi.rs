@@ -93,6 +93,12 @@ pub(crate) fn document() -> Value {
                     "task_id": {"type": "string"}, "state": {"enum": ["pending", "scheduled", "queued", "running", "success", "failed", "up_for_retry", "upstream_failed", "skipped"]},
                     "try_number": {"type": "integer"}, "max_tries": {"type": "integer"}, "start_date": {"type": ["string", "null"]},
                     "end_date": {"type": ["string", "null"]}, "duration_ms": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}}},
+                "Try": {"type": "object", "properties": {
+                    "ti_id": {"type": "integer"}, "try_number": {"type": "integer"},
+                    "state": {"enum": ["running", "success", "up_for_retry", "failed", "skipped", "interrupted"]},
+                    "start_date": {"type": "string", "format": "date-time"}, "end_date": {"type": ["string", "null"]},
+                    "duration_ms": {"type": ["integer", "null"]}, "hostname": {"type": ["string", "null"]},
+                    "pid": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}}},
                 "ActionReport": {"type": "object", "properties": {"changed": {"type": "array", "items": {"type": "string"}}, "busy": {"type": "array", "items": {"type": "string"}}, "run_state": {"type": ["string", "null"]}}},
                 "Backfill": {"type": "object", "properties": {"backfill": {"type": "object"}, "progress": {"type": "object"}, "finished": {"type": "integer"}}},
                 "Stream": {"type": "object", "properties": {"name": {"type": "string"}, "state": {"type": "string"}, "version": {"type": ["integer", "null"]}, "rows": {"type": "integer"}, "total_lag": {"type": ["integer", "null"]}, "lag": {"type": "array"}, "partitions": {"type": "array"}}}
@@ -123,6 +129,8 @@ pub(crate) fn document() -> Value {
             "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/logs": {"get": op("Log lines of one try (tail with `after`)",
                 [ti_params(), vec![q("try", "integer", "Try number (default: the latest)"), q("after", "integer", "Only lines with a greater id"), q("limit", "integer", "At most this many lines (1 to 10000, default 1000)")]].concat(), None,
                 ok("Lines", json!({"type": "object", "properties": {"try_number": {"type": "integer"}, "tries": {"type": "integer"}, "finished": {"type": "boolean"}, "lines": {"type": "array"}, "next_after": {"type": ["integer", "null"]}}})))},
+            "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/tries": {"get": op("Every try of a task instance with its own state, times, host and error", ti_params(), None,
+                ok("Tries", json!({"type": "object", "properties": {"tries": {"type": "array", "items": r("Try")}}})))},
             "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/clear": {"post": op("Clear a task (and optionally its downstream/upstream) to run again", ti_params(),
                 Some(json!({"type": "object", "properties": {"downstream": {"type": "boolean"}, "upstream": {"type": "boolean"}, "failed_only": {"type": "boolean"}}})), ok("What changed", r("ActionReport")))},
             "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/mark": {"post": op("Mark a task success or failed", ti_params(), Some(mark), ok("What changed", r("ActionReport")))},

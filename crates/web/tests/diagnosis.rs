@@ -91,6 +91,18 @@ async fn each_try_tab_shows_its_own_try_and_the_gantt_draws_them_all() {
     assert!(second.body.contains("worker-2 (pid 102)"));
     assert!(!second.body.contains("first try: connection refused"));
 
+    let api = get(
+        &e.app,
+        &format!("/api/v1/dags/pipeline/runs/{rid}/tasks/extract/tries"),
+    )
+    .await
+    .json();
+    assert_eq!(api["tries"][0]["state"], "up_for_retry");
+    assert_eq!(
+        api["tries"][1]["error"],
+        "second try: HTTP 500 from the API"
+    );
+
     let page = get(&e.app, &format!("/dags/pipeline/runs/{rid}")).await;
     assert_eq!(page.status, StatusCode::OK);
     // The error column names the latest try's error.
