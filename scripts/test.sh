@@ -46,14 +46,17 @@ psql "$TRIBUTARY_TEST_POSTGRES" -Atqc \
   "SELECT datname FROM pg_database WHERE datname LIKE 'tributary\_scratch\_%'" 2>/dev/null |
   while read -r db; do psql "$TRIBUTARY_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
 
-# --- Python: moto (S3 API server) and the outside Delta readers -------------
+# --- Python: moto (S3 API server), the outside Delta readers, schemathesis ---
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
-py_pkgs=('moto[server]==5.2.1' 'deltalake>=1.1,<2' 'pyarrow>=17')
-if ! python3 -c 'import moto, deltalake, pyarrow, flask' >/dev/null 2>&1; then
-  log "installing moto[server], deltalake and pyarrow from PyPI"
+py_pkgs=('moto[server]==5.2.1' 'deltalake>=1.1,<2' 'pyarrow>=17' 'schemathesis==4.32.5')
+if ! python3 -c 'import moto, deltalake, pyarrow, flask, schemathesis' >/dev/null 2>&1 || ! command -v st >/dev/null 2>&1; then
+  log "installing moto[server], deltalake, pyarrow and schemathesis from PyPI"
   python3 -m pip install -q "${py_pkgs[@]}" ||
     python3 -m pip install -q --break-system-packages "${py_pkgs[@]}"
 fi
+# pip may put `st` (schemathesis) in the user scripts folder.
+command -v st >/dev/null 2>&1 || export PATH="$(python3 -m site --user-base)/bin:$PATH"
+command -v st >/dev/null 2>&1 || { echo "schemathesis installed but \`st\` is not on PATH" >&2; exit 1; }
 # A moto S3 server on loopback (moto 5.2 honours If-None-Match, so the lake's
 # conditional commits are really exercised).
 export TRIBUTARY_TEST_S3="${TRIBUTARY_TEST_S3:-http://127.0.0.1:5055}"

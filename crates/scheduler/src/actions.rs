@@ -22,7 +22,7 @@ pub struct ClearOptions {
 }
 
 /// What an action did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ActionReport {
     /// Task ids changed.
     pub changed: Vec<String>,

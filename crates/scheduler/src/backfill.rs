@@ -28,7 +28,7 @@ use crate::{Error, Result};
 pub const DEFAULT_MAX_ACTIVE_RUNS: i64 = 4;
 
 /// Counts for progress displays.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Progress {
     /// Dates in the range.
     pub total: usize,

@@ -38,7 +38,7 @@ impl RunType {
 }
 
 /// A DAG as recorded in the database.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[allow(missing_docs)] // plain data: the field names say it
 pub struct DagRecord {
     pub dag_id: String,
@@ -63,7 +63,7 @@ pub struct DagRecord {
 }
 
 /// A file that failed to parse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ImportError {
     /// The file.
     pub fileloc: String,
@@ -103,7 +103,7 @@ pub struct TaskSeed {
 }
 
 /// A DAG run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[allow(missing_docs)] // plain data: the field names say it
 pub struct RunRecord {
     /// Database key.
@@ -127,7 +127,7 @@ pub struct RunRecord {
 }
 
 /// A task instance: one task in one run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[allow(missing_docs)] // plain data: the field names say it
 pub struct TaskInstance {
     /// Database key.
@@ -259,7 +259,7 @@ impl TryState {
 /// One try of a task instance, as it started and ended. The task instance
 /// holds only its latest try; these keep every one (the task page's try
 /// tabs and the Gantt chart draw them).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[allow(missing_docs)] // plain data: the field names say it
 pub struct TryRecord {
     pub ti_id: i64,
@@ -274,7 +274,7 @@ pub struct TryRecord {
 }
 
 /// One stored log line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[allow(missing_docs)] // plain data: the field names say it
 pub struct LogLine {
     /// Increasing id (use it to tail: ask for lines after the last one seen).
@@ -287,7 +287,7 @@ pub struct LogLine {
 }
 
 /// A pool of slots limiting how many tasks using it run at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[allow(missing_docs)] // plain data: the field names say it
 pub struct PoolRecord {
     pub name: String,
@@ -365,7 +365,7 @@ text_enum!(
 );
 
 /// A backfill as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[allow(missing_docs)] // plain data: the field names say it
 pub struct BackfillRecord {
     pub id: i64,
@@ -390,7 +390,7 @@ pub struct BackfillRecord {
 }
 
 /// One date of a backfill, with its run's state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[allow(missing_docs)] // plain data: the field names say it
 pub struct BackfillDate {
     pub logical_date: DateTime<Utc>,

@@ -85,7 +85,7 @@ impl Schedule {
 }
 
 /// A run's data interval, `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 pub struct DataInterval {
     /// Start; also the run's logical date.
     pub start: DateTime<Utc>,

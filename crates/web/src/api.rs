@@ -163,9 +163,9 @@ async fn get_dag(State(s): State<AppState>, p: Result<Path<String>, PathRejectio
     Ok(Json(dag_json(&dag, rec.is_paused)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DagPatch {
+pub(crate) struct DagPatch {
     is_paused: bool,
 }
 
@@ -209,10 +209,11 @@ async fn list_runs(
     Ok(Json(json!({"runs": page.runs, "next_before": page.next_before})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TriggerBody {
+pub(crate) struct TriggerBody {
     #[serde(default)]
+    #[schemars(extend("type" = "object"))]
     conf: Value,
     logical_date: Option<String>,
 }
@@ -247,9 +248,10 @@ async fn get_run(
     Ok(Json(json!({"run": run, "task_instances": tis})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct MarkBody {
+pub(crate) struct MarkBody {
+    #[schemars(extend("enum" = ["success", "failed"]))]
     state: String,
 }
 
@@ -340,9 +342,9 @@ async fn task_tries(
 }
 
 /// `{"failed_only": bool}`: clear every task of a run, or only the failed ones.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
-struct ClearRunBody {
+pub(crate) struct ClearRunBody {
     failed_only: bool,
 }
 

@@ -94,7 +94,7 @@ impl DagCache {
 }
 
 /// A run shown as a coloured mark.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct RunMark {
     pub run_id: String,
     pub state: RunState,
@@ -102,7 +102,7 @@ pub(crate) struct RunMark {
 }
 
 /// One line of the DAG list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct DagSummary {
     pub dag_id: String,
     pub description: String,
@@ -125,7 +125,7 @@ pub(crate) struct DagSummary {
 }
 
 /// How many runs are in one state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct StateCount {
     pub state: RunState,
     pub count: i64,

@@ -68,7 +68,7 @@ pub(crate) fn is_live(state: TaskState) -> bool {
     )
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ClearBody {
     pub downstream: bool,
@@ -134,19 +134,22 @@ pub(crate) async fn backfill_with_progress(
 }
 
 /// A backfill request (API body and UI form).
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BackfillBody {
     pub dag_id: String,
     pub from: String,
     pub to: String,
     #[serde(default)]
+    #[schemars(extend("enum" = ["missing", "failed", "all"]))]
     pub reprocess: Option<String>,
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub max_active_runs: Option<i64>,
     #[serde(default)]
     pub reverse: bool,
     #[serde(default)]
+    #[schemars(extend("type" = "object"))]
     pub conf: Value,
     #[serde(default)]
     pub dry_run: bool,

@@ -30,7 +30,7 @@ pub struct StreamSource {
 }
 
 /// Lag of one Kafka partition.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct PartitionLag {
     pub topic: String,
     pub partition: i32,
@@ -48,7 +48,7 @@ pub(crate) struct PartitionLag {
 }
 
 /// Live counters of a writer running in this process.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct Live {
     pub records_in: u64,
     pub records_written: u64,
@@ -58,7 +58,7 @@ pub(crate) struct Live {
 }
 
 /// Everything the streams page shows about one stream.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct StreamStatus {
     pub name: String,
     pub topics: Vec<String>,
@@ -86,7 +86,7 @@ pub(crate) struct StreamStatus {
 }
 
 /// One partition folder of a table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct TablePartition {
     pub path: String,
     pub files: u64,

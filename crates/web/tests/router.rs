@@ -916,3 +916,40 @@ async fn without_a_token_only_loopback_names_are_answered() {
             .is_paused
     );
 }
+
+#[tokio::test]
+async fn a_method_a_path_does_not_have_gets_405_before_any_body_check() {
+    let e = env().await;
+    for (method, uri) in [
+        ("TRACE", "/api/v1/dags"),
+        ("DELETE", "/api/v1/dags/pipeline"),
+        ("PUT", "/dags/pipeline"),
+        ("POST", "/api/v1/dags"),
+        ("PATCH", "/api/v1/dags/pipeline/runs"),
+    ] {
+        let r = send(
+            &e.app,
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}: {}",
+            r.body
+        );
+        assert!(r.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    }
+    let r = send(&e.app, json_req("POST", "/api/v1/dags", json!({}))).await;
+    assert_eq!(r.headers[header::ALLOW], "GET, HEAD");
+    assert!(
+        r.body
+            .contains("POST is not allowed on /api/v1/dags: use GET, HEAD"),
+        "{}",
+        r.body
+    );
+}
