@@ -77,6 +77,7 @@ pub fn app(state: AppState) -> Router {
             get(pages::log_stream),
         )
         .route("/streams", get(pages::streams))
+        .route("/api", get(pages::api_reference))
         .route("/login", get(pages::login_form).post(pages::login_submit))
         .route("/logout", post(pages::logout))
         .route("/static/app.css", get(pages::css))

@@ -953,3 +953,47 @@ async fn a_method_a_path_does_not_have_gets_405_before_any_body_check() {
         r.body
     );
 }
+
+#[tokio::test]
+async fn the_api_link_opens_a_readable_reference_of_every_operation() {
+    let e = env().await;
+    let home = get(&e.app, "/").await;
+    assert!(
+        home.body.contains("<a href=\"/api\" >API</a>"),
+        "{}",
+        home.body
+    );
+    let page = get(&e.app, "/api").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let doc = get(&e.app, "/api/v1/openapi.json").await.json();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let m = method.to_uppercase();
+            assert!(
+                page.body.contains(&format!(
+                    "<span class=\"method method-{m}\">{m}</span> <code>/api/v1{path}</code></h2>"
+                )),
+                "{m} {path} is on the page"
+            );
+        }
+    }
+    // Bodies and answers read as types, with their fields listed below.
+    assert!(
+        page.body
+            .contains("<code>{ next_before: string (date-time) | null, runs: [RunRecord] }</code>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"schema-TaskInstance\""));
+    assert!(
+        page.body
+            .contains("<code>&quot;success&quot; | &quot;failed&quot;</code>")
+            || page.body.contains("&#34;success&#34; | &#34;failed&#34;")
+    );
+}
