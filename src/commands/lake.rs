@@ -117,7 +117,13 @@ async fn verify(settings: &Settings, table: &str) -> Result<ExitCode> {
     .await?;
     let mut report = report;
     let broker = match &stream {
-        Some(s) if s.table == *table => Some(check_against_broker(settings, s, &mut report).await),
+        Some(s) if s.table == *table => {
+            let fingerprints = lake::tools::describe(&location, table, Some(&s.name), 0)
+                .await
+                .map(|i| i.fingerprints)
+                .unwrap_or_default();
+            Some(check_against_broker(settings, s, fingerprints, &mut report).await)
+        }
         _ => None,
     };
     if settings.json() {
@@ -195,6 +201,7 @@ async fn verify(settings: &Settings, table: &str) -> Result<ExitCode> {
 async fn check_against_broker(
     settings: &Settings,
     stream: &StreamSpec,
+    fingerprints: std::collections::BTreeMap<String, i64>,
     report: &mut lake::tools::VerifyReport,
 ) -> String {
     let kafka = match settings.project.kafka_source() {
@@ -215,6 +222,7 @@ async fn check_against_broker(
                     .get(&(tp.topic.to_string(), tp.partition))
                     .copied()
             },
+            |tp| fingerprints.get(&tp.to_string()).copied(),
             std::time::Duration::from_secs(5),
         )
     })

@@ -165,6 +165,16 @@ pub enum LogMismatch {
         /// The log's end offset (next to be written).
         end: i64,
     },
+    /// The log holds the committed offset, but the record there is not the
+    /// one the table recorded ([`crate::fingerprint`]): the topic was
+    /// deleted and re-created (or the cluster replaced) and the new log
+    /// has grown past the committed offset.
+    Replaced {
+        /// The partition.
+        tp: TopicPartition,
+        /// The last offset the table holds.
+        committed: i64,
+    },
     /// Records after the committed offset were deleted (retention) before
     /// the writer read them.
     Deleted {
@@ -181,7 +191,9 @@ impl LogMismatch {
     /// The partition it is about.
     pub fn partition(&self) -> &TopicPartition {
         match self {
-            LogMismatch::Behind { tp, .. } | LogMismatch::Deleted { tp, .. } => tp,
+            LogMismatch::Behind { tp, .. }
+            | LogMismatch::Deleted { tp, .. }
+            | LogMismatch::Replaced { tp, .. } => tp,
         }
     }
 
@@ -196,6 +208,14 @@ impl LogMismatch {
                  or written. To keep the table and continue with the new log, run \
                  `tributary stream reset-offsets {stream}` (recorded in the table's log; \
                  `lake verify` shows it)"
+            ),
+            LogMismatch::Replaced { tp, committed } => format!(
+                "table {table:?} holds offsets up to {committed} of {tp}, but the record the broker \
+                 now has at offset {committed} of {tp} is not the one the table recorded: this is a \
+                 different log (the topic was deleted and re-created, or the cluster replaced, and it \
+                 grew past {committed}). Nothing was skipped or written. To keep the table and continue \
+                 with the new log from its first record, run `tributary stream reset-offsets {stream}` \
+                 (recorded in the table's log; `lake verify` shows it)"
             ),
             LogMismatch::Deleted {
                 tp,
@@ -356,6 +376,7 @@ pub fn check_logs<C: ConsumerContext, K: Consumer<C>>(
     kafka: &KafkaSource,
     topics: &[String],
     committed: impl Fn(&TopicPartition) -> Option<i64>,
+    fingerprint: impl Fn(&TopicPartition) -> Option<i64>,
     timeout: Duration,
 ) -> Result<LogCheck, LakeError> {
     let ranges = log_ranges(consumer, topics, timeout)?;
@@ -364,7 +385,26 @@ pub fn check_logs<C: ConsumerContext, K: Consumer<C>>(
         .filter_map(|tp| Some((tp.clone(), committed(tp)?)))
         .collect();
     let gone = out_of_range(kafka, &suspects(&committed, &ranges), timeout)?;
-    let mismatches = mismatches(&committed, &ranges, &gone);
+    let mut mismatches = mismatches(&committed, &ranges, &gone);
+    // The offsets fit; is it the same log? Ask the record at each
+    // committed offset the log still holds.
+    let same_offsets: HashMap<TopicPartition, (i64, i64)> = committed
+        .iter()
+        .filter(|(tp, c)| {
+            **c >= 0
+                && ranges
+                    .get(*tp)
+                    .is_some_and(|r| r.start <= **c && **c < r.end)
+                && !gone.contains(*tp)
+                && !mismatches.iter().any(|m| m.partition() == *tp)
+        })
+        .filter_map(|(tp, c)| Some((tp.clone(), (*c, fingerprint(tp).filter(|f| *f != 0)?))))
+        .collect();
+    for tp in crate::fingerprint::replaced(kafka, &same_offsets, timeout)? {
+        let committed = same_offsets[&tp].0;
+        mismatches.push(LogMismatch::Replaced { tp, committed });
+    }
+    mismatches.sort_by(|a, b| a.partition().cmp(b.partition()));
     Ok(LogCheck {
         ranges,
         committed,
@@ -398,9 +438,17 @@ impl OffsetReader {
         &self,
         topics: &[String],
         committed: impl Fn(&TopicPartition) -> Option<i64>,
+        fingerprint: impl Fn(&TopicPartition) -> Option<i64>,
         timeout: Duration,
     ) -> Result<LogCheck, LakeError> {
-        check_logs(&self.consumer, &self.kafka, topics, committed, timeout)
+        check_logs(
+            &self.consumer,
+            &self.kafka,
+            topics,
+            committed,
+            fingerprint,
+            timeout,
+        )
     }
 
     /// [`log_ranges`] of `topics`. Blocks; call it from a blocking thread.

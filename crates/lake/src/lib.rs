@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod decode;
+pub mod fingerprint;
 pub mod kafka;
 pub mod lifetimes;
 pub mod metrics;

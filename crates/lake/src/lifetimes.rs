@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::LakeError;
 use crate::config::StreamSpec;
+use crate::fingerprint::fingerprint_id;
 use crate::kafka::{LogRange, TopicPartition};
 use crate::table::{CommitOutcome, DeltaTableHandle, Location, OffsetUpdate, app_id};
 
@@ -142,6 +143,16 @@ pub async fn reset_offsets(
                 expected: was,
                 last: range.start - 1,
             });
+            // The new log's records are not the old ones: forget the
+            // fingerprint (0 = unknown) until the next commit records one.
+            let fp = fingerprint_id(&spec.name, &tp.topic, tp.partition);
+            if let Some(&was_fp) = handle.txns().get(&fp) {
+                updates.push(OffsetUpdate {
+                    app_id: fp,
+                    expected: Some(was_fp),
+                    last: 0,
+                });
+            }
             updates.push(OffsetUpdate {
                 app_id: reset_id(&spec.name, lifetime, tp, range.start),
                 expected: None,

@@ -58,6 +58,9 @@ pub struct TableInfo {
     pub partitions: BTreeMap<String, PartitionInfo>,
     /// Last durable offset per (topic, partition) of the stream.
     pub offsets: BTreeMap<String, i64>,
+    /// Fingerprint of the record at each of those offsets
+    /// ([`crate::fingerprint`]), where one is recorded.
+    pub fingerprints: BTreeMap<String, i64>,
     /// The most recent versions, newest first.
     pub history: Vec<VersionInfo>,
 }
@@ -107,6 +110,7 @@ pub async fn describe(
         partition_columns: columns.clone(),
         partitions: BTreeMap::new(),
         offsets: BTreeMap::new(),
+        fingerprints: BTreeMap::new(),
         history: Vec::new(),
     };
     for f in snap.log_data().iter() {
@@ -126,6 +130,14 @@ pub async fn describe(
     for ((s, topic, p), o) in handle.all_offsets() {
         if stream.is_none_or(|want| want == s) {
             info.offsets.insert(format!("{topic}/{p}"), o);
+        }
+    }
+    for (id, &f) in handle.txns() {
+        if let Some((s, topic, p)) = crate::fingerprint::parse_fingerprint_id(id)
+            && stream.is_none_or(|want| want == s)
+            && f != 0
+        {
+            info.fingerprints.insert(format!("{topic}/{p}"), f);
         }
     }
     let commits: Vec<_> = t.history(Some(history)).try_collect().await?;

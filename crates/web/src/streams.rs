@@ -147,7 +147,11 @@ pub(crate) async fn status(
         }
     };
     let offsets = info.as_ref().map(|i| i.offsets.clone()).unwrap_or_default();
-    let (lag, total_lag) = match partition_lag(s, readers, &offsets).await {
+    let fingerprints = info
+        .as_ref()
+        .map(|i| i.fingerprints.clone())
+        .unwrap_or_default();
+    let (lag, total_lag) = match partition_lag(s, readers, &offsets, fingerprints).await {
         Ok(lag) => {
             let total = lag.iter().map(|l| l.lag).sum::<i64>();
             (lag, Some(total))
@@ -205,6 +209,7 @@ async fn partition_lag(
     s: &StreamSource,
     readers: &OffsetReaders,
     committed: &BTreeMap<String, i64>,
+    fingerprints: BTreeMap<String, i64>,
 ) -> Result<Vec<PartitionLag>, String> {
     let reader = readers.get(s)?;
     let topics = s.spec.topics.clone();
@@ -213,6 +218,7 @@ async fn partition_lag(
         reader.check_logs(
             &topics,
             |tp| held.get(&tp.to_string()).copied(),
+            |tp| fingerprints.get(&tp.to_string()).copied(),
             KAFKA_TIMEOUT,
         )
     })

@@ -38,6 +38,8 @@ pub(super) struct PartitionBuffer {
     /// First and last offsets taken into the buffer.
     pub first: Option<i64>,
     pub last: Option<i64>,
+    /// Fingerprint of the record at `last` ([`crate::fingerprint`]).
+    pub last_fingerprint: Option<i64>,
     /// When the oldest record held arrived (for `rotation.max_age`).
     pub oldest: Option<Instant>,
 }
@@ -55,6 +57,7 @@ impl PartitionBuffer {
             bytes: 0,
             first: None,
             last: None,
+            last_fingerprint: None,
             oldest: None,
         }
     }
@@ -85,6 +88,7 @@ impl PartitionBuffer {
         self.bytes += added;
         self.first.get_or_insert(offset);
         self.last = Some(offset);
+        self.last_fingerprint = Some(crate::fingerprint::fingerprint(ts, key, value));
         self.oldest.get_or_insert_with(Instant::now);
         added
     }
@@ -111,6 +115,7 @@ impl PartitionBuffer {
         self.bytes = 0;
         self.first = None;
         self.last = None;
+        self.last_fingerprint = None;
         self.oldest = None;
         self.base = base;
         self.next = base.map(|c| c + 1);

@@ -17,6 +17,7 @@ use super::Writer;
 use super::buffer::PartitionBuffer;
 use crate::LakeError;
 use crate::decode::Rejected;
+use crate::fingerprint::fingerprint_id;
 use crate::kafka::TopicPartition;
 use crate::partition::PartitionPlan;
 use crate::table::{CommitOutcome, OffsetUpdate, app_id};
@@ -161,7 +162,19 @@ impl Writer {
     /// offset its buffer started after.
     fn offset_updates(&self, keys: &[TopicPartition]) -> Vec<OffsetUpdate> {
         let name = &self.opts.spec.name;
-        keys.iter()
+        // With each offset, the fingerprint of its record: the log check
+        // tells a re-created topic from this one by it.
+        let fingerprints = keys.iter().filter_map(|k| {
+            let p = &self.buffers[k];
+            let id = fingerprint_id(name, &k.topic, k.partition);
+            Some(OffsetUpdate {
+                expected: self.main.txns().get(&id).copied(),
+                app_id: id,
+                last: p.last_fingerprint?,
+            })
+        });
+        let offsets: Vec<OffsetUpdate> = keys
+            .iter()
             .map(|k| {
                 let p = &self.buffers[k];
                 let first = p.first.unwrap_or(-1);
@@ -179,7 +192,8 @@ impl Writer {
                     last: p.last.expect("has data"),
                 }
             })
-            .collect()
+            .collect();
+        offsets.into_iter().chain(fingerprints).collect()
     }
 
     /// After a commit: the buffers continue from what they held, the group

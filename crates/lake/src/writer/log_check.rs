@@ -2,7 +2,8 @@
 //! every newly assigned partition, and again when librdkafka reports a
 //! position out of range (the consumer runs with `auto.offset.reset =
 //! error`, so it never jumps silently). A new broker, a topic deleted and
-//! re-created, or retention that deleted unread records stops the stream
+//! re-created (caught by the offsets, or by the fingerprint of the record at
+//! the committed offset once the new log has grown past it), or retention that deleted unread records stops the stream
 //! with [`LakeError::LogMismatch`], naming the table, the partition, both
 //! offsets and the command that goes on without losing data.
 
@@ -13,6 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::Writer;
 use crate::LakeError;
+use crate::fingerprint::fingerprint_id;
 use crate::kafka::{TopicPartition, check_logs};
 
 /// How long each step of the check (listing offsets, probing a suspect
@@ -41,6 +43,14 @@ impl Writer {
         let mut topics: Vec<String> = committed.keys().map(|tp| tp.topic.to_string()).collect();
         topics.sort();
         topics.dedup();
+        let name = self.spec().name.clone();
+        let fingerprints: HashMap<TopicPartition, i64> = committed
+            .keys()
+            .filter_map(|tp| {
+                let id = fingerprint_id(&name, &tp.topic, tp.partition);
+                Some((tp.clone(), *self.main.txns().get(&id)?))
+            })
+            .collect();
         let consumer = self.consumer.clone();
         let kafka = self.opts.kafka.clone();
         let lookup = tokio::task::spawn_blocking(move || {
@@ -49,6 +59,7 @@ impl Writer {
                 &kafka,
                 &topics,
                 |tp| committed.get(tp).copied(),
+                |tp| fingerprints.get(tp).copied(),
                 TIMEOUT,
             )
         })
