@@ -395,6 +395,96 @@ fn exactly_once_while_the_writer_is_killed_20_times_on_tansu() {
     chaos(&broker, 20, false, true);
 }
 
+fn delete_topic(bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .unwrap();
+        for x in admin
+            .delete_topics(&[topic], &AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            x.unwrap_or_else(|(t, e)| panic!("cannot delete topic {t}: {e}"));
+        }
+    });
+}
+
+#[test]
+fn a_topic_deleted_and_recreated_under_a_running_writer_loses_nothing_and_reset_continues() {
+    let broker = tansu_broker("events", 2);
+    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_rows = 10 }");
+    produce_batched(&broker.bootstrap, "events", 0, 40, false);
+    let mut w = Guard(project.writer(false));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let rows = || {
+        let out = project
+            .cmd(&["lake", "verify", "events", "-o", "json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["rows_read"].as_u64())
+    };
+    while rows() != Some(40) {
+        assert!(
+            Instant::now() < deadline,
+            "40 rows did not land:\n{}",
+            project.writer_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Under the running writer: the topic goes, comes back, and its new log
+    // grows past what the table holds.
+    delete_topic(&broker.bootstrap, "events");
+    create_topic(&broker.bootstrap, "events", 2);
+    produce_batched(&broker.bootstrap, "events", 1000, 200, false);
+    // The running writer stops. (With librdkafka 2.12.1 against Tansu 0.6
+    // the process dies inside librdkafka's metadata cache while the topic
+    // is gone — a SIGSEGV in `rd_kafka_metadata_cache_find`, upstream; a
+    // supervisor restarts it.) Whichever way it ends, nothing of the new
+    // log lands under the old offsets.
+    let status = w.wait_for(Duration::from_secs(120));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the writer went on with another log ({status:?}):\n{}",
+        project.writer_log()
+    );
+    assert_eq!(rows(), Some(40), "nothing written from the new log");
+    // Restarted, it refuses with the documented error: the new log is
+    // longer, so only the fingerprint of the record at the committed
+    // offset tells it from the old one.
+    let again = project
+        .cmd(&["stream", "run", "events", "--until-caught-up"])
+        .output()
+        .unwrap();
+    let err = text(&again.stderr);
+    assert!(!again.status.success(), "{err}");
+    assert!(
+        err.contains("is not the one the table recorded")
+            && err.contains("`tributary stream reset-offsets events`"),
+        "{err}"
+    );
+    assert_eq!(rows(), Some(40));
+    // The documented command keeps the table and takes the new log whole.
+    let out = project
+        .cmd(&["stream", "reset-offsets", "events"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    project.catch_up();
+    assert_eq!(
+        project.verify()["rows_read"].as_u64(),
+        Some(240),
+        "{}",
+        project.writer_log()
+    );
+}
+
 /// A plain HTTP GET (status line included in the result when not 200).
 fn http_get(addr: &str, path: &str) -> String {
     let Ok(mut s) = TcpStream::connect(addr) else {

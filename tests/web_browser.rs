@@ -257,6 +257,25 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
     assert!(b.text_of(".flash").await.contains("triggered hello"));
     b.screenshot("run.png").await;
 
+    // A destructive button asks first; dismissing changes nothing.
+    let mark = b.find("#mark-run-failed").await;
+    b.click(&mark).await;
+    let question = b.call(reqwest::Method::GET, "/alert/text", None).await;
+    assert!(
+        question
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Mark run manual__"),
+        "{question}"
+    );
+    b.call(reqwest::Method::POST, "/alert/dismiss", Some(json!({})))
+        .await;
+    assert_eq!(
+        b.text_of("#run-state").await,
+        "success",
+        "dismissed: not marked"
+    );
+
     // A task's log.
     let greet = b.find("a[href$='/tasks/greet']").await;
     b.click(&greet).await;
@@ -284,6 +303,12 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
             .is_ok()
     );
     b.screenshot("streams.png").await;
+
+    // The API link opens the reference, not raw JSON.
+    b.go(&format!("{web}/api")).await;
+    assert!(b.text_of("h1").await.contains("REST API reference"));
+    b.find("section.api-op").await;
+    b.screenshot("api.png").await;
 
     b.call(reqwest::Method::DELETE, "", None).await;
 }

@@ -4,20 +4,14 @@
 //! the escaping of hostile strings.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{TimeZone, Utc};
-use http_body_util::BodyExt;
-use scheduler::dagbag::DagBag;
 use scheduler::model::{Change, TiPatch};
 use scheduler::state::TaskState;
-use scheduler::store::{SqlStore, Store, scratch};
-use serde_json::{Value, json};
-use tower::ServiceExt;
-use web::{AppState, WebOptions, app};
+use scheduler::store::{Store, scratch};
+use serde_json::json;
 
 mod common;
 
