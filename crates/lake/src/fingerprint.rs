@@ -4,17 +4,8 @@
 //! in both. So each commit also records a fingerprint of the record at the
 //! committed offset — its timestamp, key and value, hashed — as one more
 //! Delta `txn` entry per partition ([`fingerprint_id`]), and the writer's
-//! log check fetches the record at that offset and compares.
-
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-
-use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
-
-use crate::LakeError;
-use crate::kafka::{KafkaSource, TopicPartition};
+//! log check fetches the record at that offset and compares
+//! (`kafka::replaced`). Pure: nothing here talks to Kafka.
 
 /// The `txn` app id holding the fingerprint of the record at a stream's
 /// committed offset of one partition. Not a `tributary:` id, so nothing
@@ -54,60 +45,6 @@ pub fn fingerprint(ts: Option<i64>, key: Option<&[u8]>, value: Option<&[u8]>) ->
     }
     let v = (h >> 2) as i64;
     if v == 0 { 1 } else { v }
-}
-
-/// The partitions whose record at the committed offset is not the one the
-/// table recorded: `expected` maps each partition to (committed offset,
-/// fingerprint); only partitions whose log still holds that offset should
-/// be asked. Blocks up to `timeout`; partitions not answered by then are
-/// not reported.
-pub fn replaced(
-    kafka: &KafkaSource,
-    expected: &HashMap<TopicPartition, (i64, i64)>,
-    timeout: Duration,
-) -> Result<Vec<TopicPartition>, LakeError> {
-    let mut out = Vec::new();
-    if expected.is_empty() {
-        return Ok(out);
-    }
-    let mut cfg = kafka.client_config("tributary-fingerprint-probe");
-    cfg.set("group.id", "tributary-fingerprint-probe")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "error");
-    let consumer: BaseConsumer = cfg
-        .create()
-        .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
-    let mut tpl = TopicPartitionList::new();
-    for (tp, (offset, _)) in expected {
-        let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset));
-    }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| LakeError::Kafka(format!("cannot assign partitions: {e}")))?;
-    let mut pending: HashMap<TopicPartition, (i64, i64)> = expected.clone();
-    let deadline = Instant::now() + timeout;
-    while !pending.is_empty() && Instant::now() < deadline {
-        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let tp = TopicPartition::new(m.topic(), m.partition());
-        let Some(&(offset, want)) = pending.get(&tp) else {
-            continue;
-        };
-        if m.offset() != offset {
-            // Not the record asked for (the log moved on under us): the
-            // offset check judges this partition.
-            pending.remove(&tp);
-            continue;
-        }
-        let got = fingerprint(m.timestamp().to_millis(), m.key(), m.payload());
-        if got != want {
-            out.push(tp.clone());
-        }
-        pending.remove(&tp);
-    }
-    out.sort();
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -356,6 +356,61 @@ pub fn mismatches(
     out
 }
 
+/// The partitions whose record at the committed offset is not the one the
+/// table recorded: `expected` maps each partition to (committed offset,
+/// fingerprint); only partitions whose log still holds that offset should
+/// be asked. Blocks up to `timeout`; partitions not answered by then are
+/// not reported.
+pub fn replaced(
+    kafka: &KafkaSource,
+    expected: &HashMap<TopicPartition, (i64, i64)>,
+    timeout: Duration,
+) -> Result<Vec<TopicPartition>, LakeError> {
+    let mut out = Vec::new();
+    if expected.is_empty() {
+        return Ok(out);
+    }
+    let mut cfg = kafka.client_config("tributary-fingerprint-probe");
+    cfg.set("group.id", "tributary-fingerprint-probe")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "error");
+    let consumer: BaseConsumer = cfg
+        .create()
+        .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
+    let mut tpl = TopicPartitionList::new();
+    for (tp, (offset, _)) in expected {
+        let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset));
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| LakeError::Kafka(format!("cannot assign partitions: {e}")))?;
+    let mut pending: HashMap<TopicPartition, (i64, i64)> = expected.clone();
+    let deadline = std::time::Instant::now() + timeout;
+    while !pending.is_empty() && std::time::Instant::now() < deadline {
+        use rdkafka::Message;
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let tp = TopicPartition::new(m.topic(), m.partition());
+        let Some(&(offset, want)) = pending.get(&tp) else {
+            continue;
+        };
+        if m.offset() != offset {
+            // Not the record asked for (the log moved on under us): the
+            // offset check judges this partition.
+            pending.remove(&tp);
+            continue;
+        }
+        let got = crate::fingerprint::fingerprint(m.timestamp().to_millis(), m.key(), m.payload());
+        if got != want {
+            out.push(tp.clone());
+        }
+        pending.remove(&tp);
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The broker's logs of a stream's partitions judged against what a table
 /// holds: one ListOffsets round for `topics`, then a fetch probe of the
 /// partitions whose listed end looks short ([`out_of_range`]).
@@ -400,7 +455,7 @@ pub fn check_logs<C: ConsumerContext, K: Consumer<C>>(
         })
         .filter_map(|(tp, c)| Some((tp.clone(), (*c, fingerprint(tp).filter(|f| *f != 0)?))))
         .collect();
-    for tp in crate::fingerprint::replaced(kafka, &same_offsets, timeout)? {
+    for tp in replaced(kafka, &same_offsets, timeout)? {
         let committed = same_offsets[&tp].0;
         mismatches.push(LogMismatch::Replaced { tp, committed });
     }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::dags::{self, parse_cursor};
 use crate::error::{ApiError, Failure};
-use crate::service;
+use crate::service::{self, ClearRunBody, DagPatch, MarkBody, TriggerBody};
 use crate::state::AppState;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -163,12 +163,6 @@ async fn get_dag(State(s): State<AppState>, p: Result<Path<String>, PathRejectio
     Ok(Json(dag_json(&dag, rec.is_paused)).into_response())
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DagPatch {
-    is_paused: bool,
-}
-
 async fn patch_dag(
     State(s): State<AppState>,
     p: Result<Path<String>, PathRejection>,
@@ -209,15 +203,6 @@ async fn list_runs(
     Ok(Json(json!({"runs": page.runs, "next_before": page.next_before})).into_response())
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TriggerBody {
-    #[serde(default)]
-    #[schemars(extend("type" = "object"))]
-    conf: Value,
-    logical_date: Option<String>,
-}
-
 async fn trigger(
     State(s): State<AppState>,
     p: Result<Path<String>, PathRejection>,
@@ -246,13 +231,6 @@ async fn get_run(
     let (_, dag) = s.0.dags.read(s.store(), &dag_id).await?;
     let (run, tis) = dags::run_with_tasks(s.store(), &dag, &run_id).await?;
     Ok(Json(json!({"run": run, "task_instances": tis})).into_response())
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct MarkBody {
-    #[schemars(extend("enum" = ["success", "failed"]))]
-    state: String,
 }
 
 async fn mark_run(
@@ -339,13 +317,6 @@ async fn task_tries(
     let ti = service::find_ti(&s, &dag_id, &run_id, &task_id).await?;
     let tries = s.store().tries(&[ti.id]).await.map_err(Failure::from)?;
     Ok(Json(json!({"tries": tries})).into_response())
-}
-
-/// `{"failed_only": bool}`: clear every task of a run, or only the failed ones.
-#[derive(Deserialize, Default, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct ClearRunBody {
-    failed_only: bool,
 }
 
 async fn clear_run(

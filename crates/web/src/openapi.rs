@@ -13,9 +13,9 @@ use schemars::generate::{Contract, SchemaSettings};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use crate::api::{ClearRunBody, DagPatch, MarkBody, TriggerBody};
 use crate::dags::DagSummary;
 use crate::service::{BackfillBody, ClearBody};
+use crate::service::{ClearRunBody, DagPatch, MarkBody, TriggerBody};
 use crate::streams::StreamStatus;
 use scheduler::actions::ActionReport;
 use scheduler::backfill::Progress;

@@ -208,3 +208,38 @@ pub(crate) async fn find_backfill(s: &AppState, id: i64) -> Result<BackfillRecor
         .await?
         .ok_or_else(|| Failure::not_found(format!("backfill {id} not found")))
 }
+
+// Request bodies of the JSON API (their schemas are the OpenAPI
+// document's, see `openapi`).
+
+/// `{"is_paused": bool}`: pause or unpause a DAG.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DagPatch {
+    pub(crate) is_paused: bool,
+}
+
+/// A manual run: its conf (checked against the DAG's params) and logical date.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TriggerBody {
+    #[serde(default)]
+    #[schemars(extend("type" = "object"))]
+    pub(crate) conf: Value,
+    pub(crate) logical_date: Option<String>,
+}
+
+/// `{"state": "success" | "failed"}`: force an outcome.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MarkBody {
+    #[schemars(extend("enum" = ["success", "failed"]))]
+    pub(crate) state: String,
+}
+
+/// `{"failed_only": bool}`: clear every task of a run, or only the failed ones.
+#[derive(Deserialize, Default, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ClearRunBody {
+    pub(crate) failed_only: bool,
+}
