@@ -163,8 +163,9 @@ pub struct Gantt {
 
 /// Axis steps, in milliseconds: the first that gives at most 6 marks.
 const STEPS_MS: &[i64] = &[
-    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
-    1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000,
+    120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000,
+    43_200_000, 86_400_000,
 ];
 
 /// A run's Gantt chart: one row per task, one bar per try (a failed try
@@ -211,7 +212,7 @@ pub fn gantt(spans: &[Span], now: DateTime<Utc>) -> Gantt {
     let ticks = (0..=total_ms / step)
         .map(|k| Tick {
             left: round2((k * step) as f64 / total * 100.0),
-            label: axis_label(k * step),
+            label: axis_label(k * step, step),
         })
         .collect();
     Gantt {
@@ -222,8 +223,12 @@ pub fn gantt(spans: &[Span], now: DateTime<Utc>) -> Gantt {
     }
 }
 
-/// An axis mark's label; marks fall on whole seconds, minutes or hours.
-fn axis_label(ms: i64) -> String {
+/// An axis mark's label; marks fall on whole milliseconds (sub-second
+/// steps), seconds, minutes or hours.
+fn axis_label(ms: i64, step: i64) -> String {
+    if step < 1000 {
+        return format!("{ms} ms");
+    }
     match ms {
         ..60_000 => format!("{} s", ms / 1000),
         60_000..3_600_000 if ms % 60_000 == 0 => format!("{} min", ms / 60_000),
@@ -297,6 +302,15 @@ mod tests {
         let g = gantt(&[span("a", 1, "success", 0, Some(150))], t(0));
         let labels: Vec<&str> = g.ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["0 s", "30 s", "1 min", "1:30", "2 min", "2:30"]);
+        // A run of a few milliseconds gets a millisecond axis, not one mark.
+        let t0 = t(0);
+        let quick = Span {
+            end: Some(t0 + chrono::Duration::milliseconds(28)),
+            ..span("a", 1, "success", 0, None)
+        };
+        let g = gantt(&[quick], t0);
+        let labels: Vec<&str> = g.ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0 ms", "5 ms", "10 ms", "15 ms", "20 ms", "25 ms"]);
     }
 
     #[test]
