@@ -453,5 +453,5 @@ async fn import_errors(State(s): State<AppState>) -> ApiResult {
 }
 
 async fn openapi() -> Response {
-    Json(crate::openapi::document()).into_response()
+    Json(crate::openapi::document().clone()).into_response()
 }

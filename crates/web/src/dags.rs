@@ -61,11 +61,7 @@ impl DagCache {
         store: &dyn Store,
         dag_id: &str,
     ) -> Result<(DagRecord, Arc<Dag>), Failure> {
-        let rec = store.get_dag(dag_id).await?.ok_or_else(|| {
-            Failure::not_found(format!(
-                "DAG {dag_id:?} not found (is its file in the scheduler's DAGs folder?)"
-            ))
-        })?;
+        let rec = record(store, dag_id).await?;
         let dag = self.parse(&rec)?;
         Ok((rec, dag))
     }
@@ -77,11 +73,7 @@ impl DagCache {
         store: &dyn Store,
         dag_id: &str,
     ) -> Result<(DagRecord, Arc<Dag>), Failure> {
-        let rec = store.get_dag(dag_id).await?.ok_or_else(|| {
-            Failure::not_found(format!(
-                "DAG {dag_id:?} not found (is its file in the scheduler's DAGs folder?)"
-            ))
-        })?;
+        let rec = record(store, dag_id).await?;
         if !rec.is_active {
             return Err(Failure::not_found(format!(
                 "DAG {dag_id:?} is no longer in the DAGs folder (its file was removed or is broken): \
@@ -91,6 +83,15 @@ impl DagCache {
         let dag = self.parse(&rec)?;
         Ok((rec, dag))
     }
+}
+
+/// A DAG's record, or "not found".
+async fn record(store: &dyn Store, dag_id: &str) -> Result<DagRecord, Failure> {
+    store.get_dag(dag_id).await?.ok_or_else(|| {
+        Failure::not_found(format!(
+            "DAG {dag_id:?} not found (is its file in the scheduler's DAGs folder?)"
+        ))
+    })
 }
 
 /// A run shown as a coloured mark.

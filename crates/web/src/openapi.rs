@@ -188,8 +188,13 @@ fn dag_schema() -> Value {
     )
 }
 
-/// The document.
-pub(crate) fn document() -> Value {
+/// The document, built once (it is the same for the life of the process).
+pub(crate) fn document() -> &'static Value {
+    static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+    &DOCUMENT
+}
+
+fn build() -> Value {
     let mut s = Schemas::new();
     let limit = |max: i64, desc: &str| {
         q(
@@ -326,8 +331,7 @@ pub(crate) fn document() -> Value {
 /// Each path of the document (split at `/`, `{…}` matching any segment)
 /// with the methods it has, upper case.
 static METHODS: LazyLock<Vec<(Vec<String>, Vec<String>)>> = LazyLock::new(|| {
-    let doc = document();
-    doc["paths"]
+    document()["paths"]
         .as_object()
         .map(|paths| {
             paths

@@ -110,6 +110,16 @@ impl RawBatch {
         self.offsets.last().copied()
     }
 
+    /// The fingerprint of the last record staged ([`crate::fingerprint`]).
+    pub fn last_fingerprint(&self) -> Option<i64> {
+        let i = self.len().checked_sub(1)?;
+        Some(crate::fingerprint::fingerprint(
+            self.timestamps[i],
+            self.key(i),
+            self.value(i),
+        ))
+    }
+
     fn value(&self, i: usize) -> Option<&[u8]> {
         self.value_ranges[i].map(|(a, b)| &self.values[a as usize..b as usize])
     }

@@ -38,7 +38,8 @@ pub(super) struct PartitionBuffer {
     /// First and last offsets taken into the buffer.
     pub first: Option<i64>,
     pub last: Option<i64>,
-    /// Fingerprint of the record at `last` ([`crate::fingerprint`]).
+    /// Fingerprint of the record at `last` ([`crate::fingerprint`]), set
+    /// when its chunk is decoded (every chunk is, before a flush).
     pub last_fingerprint: Option<i64>,
     /// When the oldest record held arrived (for `rotation.max_age`).
     pub oldest: Option<Instant>,
@@ -88,7 +89,6 @@ impl PartitionBuffer {
         self.bytes += added;
         self.first.get_or_insert(offset);
         self.last = Some(offset);
-        self.last_fingerprint = Some(crate::fingerprint::fingerprint(ts, key, value));
         self.oldest.get_or_insert_with(Instant::now);
         added
     }

@@ -141,6 +141,8 @@ impl Writer {
         }
         let raw_bytes = part.staged.bytes() as u64 + RECORD_OVERHEAD * part.staged.len() as u64;
         let out = self.decoder.decode(&part.staged);
+        // Once per chunk, not per record: only the last one is committed.
+        part.last_fingerprint = part.staged.last_fingerprint();
         // Keep the buffers' capacity: this partition is filling again.
         part.staged.clear();
         let mut new_bytes = 0u64;
