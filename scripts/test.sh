@@ -48,9 +48,12 @@ psql "$TRIBUTARY_TEST_POSTGRES" -Atqc \
 
 # --- Python: moto (S3 API server), the outside Delta readers, schemathesis ---
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
-py_pkgs=('moto[server]==5.2.1' 'deltalake>=1.1,<2' 'pyarrow>=17' 'schemathesis==4.32.5')
-if ! python3 -c 'import moto, deltalake, pyarrow, flask, schemathesis' >/dev/null 2>&1 || ! command -v st >/dev/null 2>&1; then
-  log "installing moto[server], deltalake, pyarrow and schemathesis from PyPI"
+# DuckDB with its delta extension (matching versions; DuckDB cannot download
+# extensions here, so tests LOAD the file the package ships).
+py_pkgs=('moto[server]==5.2.1' 'deltalake>=1.1,<2' 'pyarrow>=17' 'schemathesis==4.32.5'
+  'duckdb==1.4.4' 'duckdb-ext-delta==1.4.4.20260205')
+if ! python3 -c 'import moto, deltalake, pyarrow, flask, schemathesis, duckdb, duckdb_ext' >/dev/null 2>&1 || ! command -v st >/dev/null 2>&1; then
+  log "installing moto[server], deltalake, pyarrow, schemathesis and duckdb from PyPI"
   python3 -m pip install -q "${py_pkgs[@]}" ||
     python3 -m pip install -q --break-system-packages "${py_pkgs[@]}"
 fi

@@ -40,6 +40,8 @@ pub enum Output {
     Table,
     /// JSON for programs.
     Json,
+    /// CSV with a header line (`sql` only).
+    Csv,
 }
 
 /// Top-level commands.
@@ -71,9 +73,13 @@ pub enum Command {
     /// Streaming writers: Kafka topics into lake tables, exactly once.
     #[command(subcommand)]
     Stream(StreamCommand),
-    /// Lake tables: describe, verify, compact, vacuum.
+    /// Lake tables: list, describe, verify, compact, vacuum.
     #[command(subcommand)]
     Lake(LakeCommand),
+    /// Query the lake with SQL (read-only). Every Delta table of the lake
+    /// is a table by name; "users@12" or "users@2026-11-21T10:00:00Z" (in
+    /// double quotes) reads an older version.
+    Sql(SqlArgs),
     /// Check the project config file and print what it declares.
     Config,
     /// Serve the web UI and the REST API (`/api/v1`) until Ctrl-C / SIGTERM.
@@ -118,6 +124,9 @@ pub enum StreamCommand {
 /// the stream that writes it (else the config's [lake] url).
 #[derive(Debug, Subcommand)]
 pub enum LakeCommand {
+    /// Every table of the lake: name, version, files, rows, size, and the
+    /// stream that writes it.
+    Tables,
     /// Versions, files, rows, partitions and last offsets of a table.
     Ls {
         /// Table name.
@@ -153,6 +162,35 @@ pub enum LakeCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// `sql` arguments.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query. Without it, -f FILE, else standard input.
+    pub query: Option<String>,
+    /// Read the query from a file.
+    #[arg(long, short = 'f', conflicts_with = "query")]
+    pub file: Option<PathBuf>,
+    /// Rows printed with `-o table` (the rest are counted).
+    #[arg(long, default_value_t = 100)]
+    pub max_rows: u64,
+    /// Write the whole answer to a file instead: .parquet, .csv, .json
+    /// (one JSON object per line).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the logical and physical plans instead of running the query.
+    #[arg(long)]
+    pub explain: bool,
+    /// With --explain: run the query and show what each operator did.
+    #[arg(long, requires = "explain")]
+    pub analyze: bool,
+    /// Give up after this long (e.g. 30s, 5m).
+    #[arg(long, default_value = "5m")]
+    pub timeout: String,
+    /// Memory the query may use for sorts, joins and aggregates.
+    #[arg(long, default_value = "1GiB")]
+    pub memory_limit: String,
 }
 
 /// `dev` subcommands.

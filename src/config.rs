@@ -291,6 +291,21 @@ impl Project {
         Ok(Location::parse(&url, &self.base_dir, options)?)
     }
 
+    /// The lake as SQL sees it: every table under `[lake] url`, and the
+    /// tables of streams that keep theirs under a lake of their own.
+    pub fn catalog(&self) -> Result<lake::sql::LakeCatalog> {
+        let mut catalog = lake::sql::LakeCatalog::new(self.location(None)?);
+        for s in &self.streams {
+            if s.lake.is_some() {
+                let location = self.location(s.lake.as_deref())?;
+                catalog = catalog
+                    .with_table(&s.table, location.clone())
+                    .with_table(&s.dead_letter_table, location);
+            }
+        }
+        Ok(catalog)
+    }
+
     /// The stream writing a table (or its dead-letter table), if any.
     pub fn stream_of_table(&self, table: &str) -> Option<Arc<StreamSpec>> {
         self.streams

@@ -42,6 +42,9 @@ pub struct Settings {
 impl Settings {
     /// Resolves the global flags against the config file they name.
     pub fn resolve(cli: &Cli) -> Result<Settings> {
+        if cli.output == Output::Csv && !matches!(cli.command, crate::cli::Command::Sql(_)) {
+            bail!("-o csv is for `tributary sql`; other commands print `table` or `json`");
+        }
         let project = Project::load(cli.config.as_deref())?;
         let raw_url = cli
             .database_url

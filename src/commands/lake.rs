@@ -26,6 +26,7 @@ fn table_location(project: &Project, table: &str) -> Result<(Location, Option<Ar
 /// `lake …`.
 pub async fn run(settings: &Settings, c: &LakeCommand) -> Result<ExitCode> {
     match c {
+        LakeCommand::Tables => tables(settings).await,
         LakeCommand::Ls { table, history } => ls(settings, table, *history).await,
         LakeCommand::Verify { table } => verify(settings, table).await,
         LakeCommand::Optimize { table, target_size } => {
@@ -37,6 +38,81 @@ pub async fn run(settings: &Settings, c: &LakeCommand) -> Result<ExitCode> {
             dry_run,
         } => vacuum(settings, table, retention, *dry_run).await,
     }
+}
+
+/// One row of `lake tables`.
+#[derive(serde::Serialize)]
+struct TableRow {
+    name: String,
+    stream: Option<String>,
+    version: u64,
+    files: u64,
+    rows: u64,
+    bytes: u64,
+    partition_columns: Vec<String>,
+    url: String,
+}
+
+async fn tables(settings: &Settings) -> Result<ExitCode> {
+    let catalog = settings.project.catalog()?;
+    let mut rows = Vec::new();
+    for name in catalog.list().await? {
+        let stream = settings.project.stream_of_table(&name);
+        let info = lake::tools::describe(catalog.location(&name), &name, None, 0).await?;
+        rows.push(TableRow {
+            stream: stream.map(|s| {
+                if s.table == name {
+                    s.name.clone()
+                } else {
+                    format!("{} (dead letters)", s.name)
+                }
+            }),
+            name,
+            version: info.version,
+            files: info.files,
+            rows: info.rows,
+            bytes: info.bytes,
+            partition_columns: info.partition_columns,
+            url: info.url,
+        });
+    }
+    if settings.json() {
+        return output::json(&rows).map(|()| ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!(
+            "no tables under {} yet (a stream writer or a lake_sql task creates them)",
+            catalog.root().root()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.version.to_string(),
+                r.files.to_string(),
+                r.rows.to_string(),
+                format_bytes(r.bytes),
+                format!("[{}]", r.partition_columns.join(", ")),
+                r.stream.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "TABLE",
+            "VERSION",
+            "FILES",
+            "ROWS",
+            "SIZE",
+            "PARTITIONED BY",
+            "WRITTEN BY",
+        ],
+        &cells,
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn ls(settings: &Settings, table: &str, history: usize) -> Result<ExitCode> {

@@ -11,6 +11,7 @@ mod lake;
 mod pools;
 mod runs;
 mod scheduler;
+mod sql;
 mod standalone;
 mod stream;
 mod tasks;
@@ -37,6 +38,7 @@ pub async fn run(settings: &Settings, command: &Command) -> Result<ExitCode> {
         Command::Pools(c) => pools::run(settings, c).await,
         Command::Stream(c) => stream::run(settings, c).await,
         Command::Lake(c) => lake::run(settings, c).await,
+        Command::Sql(a) => sql::run(settings, a).await,
         Command::Config => config::run(settings),
         Command::Web(a) => web::run(settings, a).await,
         Command::Dev(c) => dev::run(c).await,

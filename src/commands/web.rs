@@ -46,6 +46,13 @@ pub fn stream_sources(project: &Project) -> Result<Vec<StreamSource>> {
     Ok(out)
 }
 
+/// What queries from the UI and `/api/v1/sql` may use, together: they share
+/// the process with the scheduler and, in `standalone`, the stream writers.
+const WEB_SQL_LIMITS: lake::sql::Limits = lake::sql::Limits {
+    memory: 512 << 20,
+    timeout: std::time::Duration::from_secs(120),
+};
+
 /// Starts the web server on `addr`; returns the bound address.
 pub async fn start(
     settings: &Settings,
@@ -59,6 +66,10 @@ pub async fn start(
         kinds: settings.kinds.clone(),
         streams: stream_sources(&settings.project)?,
         metrics,
+        sql: Some(lake::sql::SqlEngine::new(
+            settings.project.catalog()?,
+            WEB_SQL_LIMITS,
+        )?),
         token: token(&settings.project)?,
         anonymous_read: settings.project.web.anonymous_read,
         allowed_hosts: settings.project.web.allowed_hosts.clone(),

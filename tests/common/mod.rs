@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod lake;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tributary");
 
 pub struct Env {

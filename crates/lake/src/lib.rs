@@ -12,16 +12,20 @@
 //! - [`partition`]: buffered rows grouped by table partition, one file each.
 //! - [`metrics`]: Prometheus metrics of the writers.
 //! - [`tools`]: describe, verify, optimize and vacuum a table.
+//! - [`location`]: where tables live; open, create and list them.
+//! - [`sql`]: read-only SQL over every table of the lake.
 
 pub mod config;
 pub mod decode;
 pub mod fingerprint;
 pub mod kafka;
 pub mod lifetimes;
+pub mod location;
 pub mod metrics;
 pub mod partition;
 mod s3;
 pub mod schema;
+pub mod sql;
 pub mod table;
 pub mod tools;
 pub mod units;

@@ -74,4 +74,25 @@
       if (b) { b.textContent = "finished"; b.className = "badge"; }
     });
   }
+
+  // Query page: names from the table list go into the SQL box at the
+  // cursor; Ctrl+Enter (Cmd+Enter) runs the query.
+  var sql = document.getElementById("sql");
+  if (sql) {
+    document.addEventListener("click", function (e) {
+      var b = e.target.closest && e.target.closest("button.insert");
+      if (!b) { return; }
+      var name = b.dataset.insert;
+      if (!/^[a-z_][a-z0-9_]*$/.test(name)) { name = '"' + name.replace(/"/g, '""') + '"'; }
+      var at = sql.selectionStart, end = sql.selectionEnd, v = sql.value;
+      var before = v.slice(0, at), after = v.slice(end);
+      var pad = before && !/[\s(,.]$/.test(before) ? " " : "";
+      sql.value = before + pad + name + after;
+      sql.focus();
+      sql.selectionStart = sql.selectionEnd = at + pad.length + name.length;
+    });
+    sql.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); sql.form.submit(); }
+    });
+  }
 })();

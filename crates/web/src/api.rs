@@ -64,6 +64,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/backfills/{id}/cancel", post(cancel_backfill))
         .route("/streams", get(list_streams))
         .route("/streams/{name}", get(get_stream))
+        .route("/sql", post(sql))
         .route("/import_errors", get(import_errors))
         .route("/openapi.json", get(openapi))
         .fallback(|| async {
@@ -414,6 +415,22 @@ async fn cancel_backfill(
     service::find_backfill(&s, id).await?;
     let bf = backfill::cancel(s.store(), id).await?;
     Ok(Json(json!({"backfill": bf})).into_response())
+}
+
+async fn sql(State(s): State<AppState>, b: Bytes) -> ApiResult {
+    let q: crate::query::SqlBody = body(&b)?;
+    let limit = q.limit.unwrap_or(crate::query::DEFAULT_ROWS);
+    if limit > crate::query::MAX_ROWS {
+        return Err(Failure::bad_request(format!(
+            "limit {limit}: at most {} rows per answer (the rest are counted)",
+            crate::query::MAX_ROWS
+        ))
+        .into());
+    }
+    Ok(match crate::query::run(&s, &q.sql, limit).await {
+        Ok((answer, _)) => Json(answer).into_response(),
+        Err(f) => f.into_response(),
+    })
 }
 
 async fn list_streams(State(s): State<AppState>) -> ApiResult {

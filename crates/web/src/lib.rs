@@ -16,11 +16,13 @@
 //! browser change anything.
 
 mod api;
+mod chart;
 mod cookies;
 mod dags;
 mod error;
 mod openapi;
 mod pages;
+mod query;
 pub mod security;
 mod service;
 mod state;
@@ -77,6 +79,8 @@ pub fn app(state: AppState) -> Router {
             get(pages::log_stream),
         )
         .route("/streams", get(pages::streams))
+        .route("/query", get(pages::query_page))
+        .route("/query.csv", get(pages::query_csv))
         .route("/api", get(pages::api_reference))
         .route("/login", get(pages::login_form).post(pages::login_submit))
         .route("/logout", post(pages::logout))

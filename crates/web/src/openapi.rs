@@ -14,6 +14,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::dags::DagSummary;
+use crate::query::{SqlAnswer, SqlBody};
 use crate::service::{BackfillBody, ClearBody};
 use crate::service::{ClearRunBody, DagPatch, MarkBody, TriggerBody};
 use crate::streams::StreamStatus;
@@ -298,6 +299,14 @@ fn build() -> Value {
             responses(Errs::Read, "200", "Streams", object(json!({"streams": array(stream.clone())}), &["streams"])))},
         "/streams/{name}": {"get": op("One stream", vec![p("name", "Stream name", "string")], None,
             responses(Errs::ReadOne, "200", "The stream", stream))},
+        "/sql": {"post": op("Run a read-only SQL query over the lake's tables (DataFusion): rows with their column types, the total row count and the table versions read",
+            vec![], Some(s.inp::<SqlBody>()),
+            {
+                let mut r = responses(Errs::Change, "200", "The answer", s.out::<SqlAnswer>());
+                r["400"] = error("A malformed body, or a query that cannot run: `error.kind` says which (syntax, unknown_table, unknown_column, plan, not_allowed, timeout, memory_limit, execution), `error.line` and `error.column` where in the SQL");
+                r["404"] = error("The server has no lake to query");
+                r
+            })},
         "/import_errors": {"get": op("DAG files that failed to load (file:line:col messages)", vec![], None,
             responses(Errs::Read, "200", "Import errors", object(json!({"import_errors": import_errors}), &["import_errors"])))},
         "/openapi.json": {"get": op("This document", vec![], None,
@@ -316,7 +325,7 @@ fn build() -> Value {
         "info": {
             "title": "Tributary REST API",
             "version": "1",
-            "description": "DAGs, runs, task instances and their tries, logs, backfills and streams. With a token on the server, every request needs `Authorization: Bearer TOKEN` (reads too, unless `[web] anonymous_read`); changes take a JSON body (`{}` when there is nothing to say)."
+            "description": "DAGs, runs, task instances and their tries, logs, backfills, streams and SQL over the lake. With a token on the server, every request needs `Authorization: Bearer TOKEN` (reads too, unless `[web] anonymous_read`); changes take a JSON body (`{}` when there is nothing to say)."
         },
         "servers": [{"url": "/api/v1"}],
         "components": {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use lake::metrics::Metrics;
+use lake::sql::SqlEngine;
 use scheduler::operator::Kinds;
 use scheduler::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,8 @@ pub struct WebOptions {
     pub streams: Vec<StreamSource>,
     /// Live figures of the stream writers running in this process, if any.
     pub metrics: Option<Arc<Metrics>>,
+    /// SQL over the project's lake (`/api/v1/sql`, the Query page).
+    pub sql: Option<SqlEngine>,
     /// Token every request must carry (but `/healthz`, `/metrics` and the
     /// login page); required when the server binds to anything but a
     /// loopback address.
@@ -43,6 +46,7 @@ pub(crate) struct Inner {
     pub(crate) streams: Vec<StreamSource>,
     pub(crate) offset_readers: streams::OffsetReaders,
     pub(crate) metrics: Option<Arc<Metrics>>,
+    pub(crate) sql: Option<SqlEngine>,
     pub(crate) token: Option<String>,
     pub(crate) anonymous_read: bool,
     pub(crate) allowed_hosts: Vec<String>,
@@ -65,6 +69,7 @@ impl AppState {
             streams: opts.streams,
             offset_readers: streams::OffsetReaders::default(),
             metrics: opts.metrics,
+            sql: opts.sql,
             token: opts.token.filter(|t| !t.is_empty()),
             anonymous_read: opts.anonymous_read,
             allowed_hosts: opts.allowed_hosts,

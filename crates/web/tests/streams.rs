@@ -98,6 +98,7 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
     let app = app(AppState::new(WebOptions {
         store,
         kinds: tasks::registry(),
+        sql: None,
         streams: vec![
             StreamSource {
                 spec: events.clone(),

@@ -1,7 +1,7 @@
 //! The HTML pages, one file per page group: the DAG list and a DAG's grid
 //! and code ([`dags`]), the trigger form ([`trigger`]), backfills
 //! ([`backfills`]), a run and its actions ([`runs`]), a task instance with
-//! its live log ([`tasks`]), streams ([`streams`]), the API reference
+//! its live log ([`tasks`]), streams ([`streams`]), SQL over the lake ([`query`]), the API reference
 //! ([`api_docs`]) and the login page ([`login`]); what they share (chrome, rendering, error pages, links) is in
 //! [`layout`]. Templates live in `crates/web/templates/` and escape every
 //! value; links are built in Rust, with each path segment percent-encoded.
@@ -12,6 +12,7 @@ mod backfills;
 mod dags;
 pub(crate) mod layout;
 mod login;
+mod query;
 mod runs;
 mod streams;
 mod tasks;
@@ -22,6 +23,7 @@ pub(crate) use backfills::{backfill_cancel, backfill_submit, backfills};
 pub(crate) use dags::{dag_code, dag_grid, dag_list, pause};
 pub(crate) use layout::{css, js, not_found};
 pub(crate) use login::{login_form, login_submit, logout};
+pub(crate) use query::{query_csv, query_page};
 pub(crate) use runs::{run_clear, run_mark, run_page, task_clear, task_mark};
 pub(crate) use streams::streams;
 pub(crate) use tasks::{log_stream, task_page};

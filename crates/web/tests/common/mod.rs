@@ -88,6 +88,15 @@ pub async fn env_with_reads(url: Option<String>, token: Option<&str>, anonymous_
         kinds: tasks::registry(),
         streams: Vec::new(),
         metrics: None,
+        sql: Some(
+            lake::sql::SqlEngine::new(
+                lake::sql::LakeCatalog::new(
+                    lake::table::Location::parse("lake", dir.path(), Default::default()).unwrap(),
+                ),
+                lake::sql::Limits::default(),
+            )
+            .unwrap(),
+        ),
         token: token.map(str::to_string),
         anonymous_read,
         allowed_hosts: Vec::new(),

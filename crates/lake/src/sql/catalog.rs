@@ -1,0 +1,247 @@
+//! Where the lake's tables are, and how a name in a query becomes a table
+//! at a version.
+//!
+//! Tables live one folder each under the lake root; a stream may keep its
+//! table under a lake of its own, so the catalog also holds per-table
+//! locations. Nothing is opened until a query names a table: a lake with
+//! hundreds of tables costs nothing to start.
+//!
+//! A name may carry a version or a time after `@` — `"users@12"`,
+//! `"users@2026-11-21T10:00:00Z"` — read as of that commit (time travel).
+//! In SQL such a name is a quoted identifier, because `@` is not an
+//! identifier character.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use deltalake::DeltaTable;
+
+use crate::LakeError;
+use crate::table::Location;
+
+/// Which commit of a table a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AsOf {
+    /// The latest commit.
+    Latest,
+    /// A commit by version.
+    Version(u64),
+    /// The latest commit at or before a time.
+    Time(DateTime<Utc>),
+}
+
+/// A table name as a query writes it: `users`, `users@12`,
+/// `users@2026-11-21T10:00:00Z`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TableRef {
+    /// The table's name (its folder under the lake).
+    pub name: String,
+    /// Which commit.
+    pub as_of: AsOf,
+}
+
+impl TableRef {
+    /// Parses a name with an optional `@version` or `@time`.
+    pub fn parse(text: &str) -> Result<TableRef, String> {
+        let (name, at) = match text.split_once('@') {
+            Some((n, a)) => (n, Some(a)),
+            None => (text, None),
+        };
+        if !crate::config::valid_name(name) {
+            return Err(format!(
+                "{text:?} is not a table name: use letters, digits, '_' or '-', then optionally @version or @time"
+            ));
+        }
+        let as_of = match at {
+            None => AsOf::Latest,
+            Some(a) => {
+                if let Ok(v) = a.parse::<u64>() {
+                    AsOf::Version(v)
+                } else if let Ok(t) = DateTime::parse_from_rfc3339(a) {
+                    AsOf::Time(t.with_timezone(&Utc))
+                } else {
+                    return Err(format!(
+                        "{text:?}: after `@` comes a version number (users@12) or an RFC 3339 time (users@2026-11-21T10:00:00Z), not {a:?}"
+                    ));
+                }
+            }
+        };
+        Ok(TableRef {
+            name: name.to_string(),
+            as_of,
+        })
+    }
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.as_of {
+            AsOf::Latest => write!(f, "{}", self.name),
+            AsOf::Version(v) => write!(f, "{}@{v}", self.name),
+            AsOf::Time(t) => write!(
+                f,
+                "{}@{}",
+                self.name,
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+        }
+    }
+}
+
+/// A table's columns as the query page lists them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableColumns {
+    /// Table name.
+    pub name: String,
+    /// Latest version.
+    pub version: u64,
+    /// Column names and Arrow types, in order.
+    pub columns: Vec<(String, String)>,
+    /// The columns the table is partitioned by.
+    pub partition_columns: Vec<String>,
+}
+
+/// The lake's tables: a root where tables are folders, plus tables kept
+/// elsewhere (a stream with its own `lake`).
+#[derive(Debug, Clone)]
+pub struct LakeCatalog {
+    root: Location,
+    elsewhere: BTreeMap<String, Location>,
+}
+
+impl LakeCatalog {
+    /// A catalog of the tables under `root`.
+    pub fn new(root: Location) -> LakeCatalog {
+        LakeCatalog {
+            root,
+            elsewhere: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a table that lives under another lake root.
+    pub fn with_table(mut self, name: &str, location: Location) -> LakeCatalog {
+        if location.root() != self.root.root() {
+            self.elsewhere.insert(name.to_string(), location);
+        }
+        self
+    }
+
+    /// The lake root.
+    pub fn root(&self) -> &Location {
+        &self.root
+    }
+
+    /// Where a table lives.
+    pub fn location(&self, table: &str) -> &Location {
+        self.elsewhere.get(table).unwrap_or(&self.root)
+    }
+
+    /// Opens a table as of a commit; `None` when there is no such table.
+    pub async fn open(&self, r: &TableRef) -> Result<Option<DeltaTable>, LakeError> {
+        let location = self.location(&r.name);
+        match r.as_of {
+            AsOf::Latest => location.open(&r.name).await,
+            as_of => {
+                // Checks existence the cheap way first.
+                if location.open_log_exists(&r.name).await? {
+                    let mut t = location.builder(&r.name)?.build()?;
+                    match as_of {
+                        AsOf::Version(v) => t.load_version(v).await.map_err(|e| {
+                            LakeError::Config(format!(
+                                "table {}: no version {v} ({})",
+                                r.name,
+                                first_line(&e.to_string())
+                            ))
+                        })?,
+                        AsOf::Time(at) => t.load_with_datetime(at).await.map_err(|e| {
+                            LakeError::Config(format!(
+                                "table {}: no version at or before {} ({})",
+                                r.name,
+                                at.to_rfc3339(),
+                                first_line(&e.to_string())
+                            ))
+                        })?,
+                        AsOf::Latest => unreachable!("handled above"),
+                    }
+                    Ok(Some(t))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// A table's latest version and its columns (name, Arrow type), or
+    /// `None` when there is no such table.
+    pub async fn columns(&self, name: &str) -> Result<Option<TableColumns>, LakeError> {
+        let Some(t) = self.location(name).open(name).await? else {
+            return Ok(None);
+        };
+        let snap = t.snapshot()?;
+        let schema = snap.snapshot().arrow_schema();
+        Ok(Some(TableColumns {
+            name: name.to_string(),
+            version: t.version().unwrap_or(0),
+            columns: schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().to_string()))
+                .collect(),
+            partition_columns: snap.metadata().partition_columns().to_vec(),
+        }))
+    }
+
+    /// The names of every Delta table in the lake, sorted: the folders
+    /// under the root that hold a `_delta_log`, and the tables kept
+    /// elsewhere that exist.
+    pub async fn list(&self) -> Result<Vec<String>, LakeError> {
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for candidate in self.root.children().await? {
+            if crate::config::valid_name(&candidate)
+                && !self.elsewhere.contains_key(&candidate)
+                && self.root.open_log_exists(&candidate).await?
+            {
+                names.insert(candidate);
+            }
+        }
+        for (name, location) in &self.elsewhere {
+            if location.open_log_exists(name).await? {
+                names.insert(name.clone());
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_versions_and_times_parse_and_print_back() {
+        let r = TableRef::parse("users").unwrap();
+        assert_eq!(r.as_of, AsOf::Latest);
+        assert_eq!(r.to_string(), "users");
+        let r = TableRef::parse("users@12").unwrap();
+        assert_eq!(r.as_of, AsOf::Version(12));
+        assert_eq!(r.to_string(), "users@12");
+        let r = TableRef::parse("users@2026-11-21T10:00:00+01:00").unwrap();
+        assert_eq!(r.to_string(), "users@2026-11-21T09:00:00Z");
+    }
+
+    #[test]
+    fn a_bad_suffix_or_name_says_what_is_expected() {
+        let e = TableRef::parse("users@yesterday").unwrap_err();
+        assert!(
+            e.contains("version number") && e.contains("\"yesterday\""),
+            "{e}"
+        );
+        let e = TableRef::parse("a/b").unwrap_err();
+        assert!(e.contains("not a table name"), "{e}");
+    }
+}

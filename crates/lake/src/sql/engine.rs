@@ -1,0 +1,388 @@
+//! Running a query: parse, resolve the tables it names (and only those),
+//! plan with writes refused, then stream the answer within a time limit and
+//! a memory pool every query of the engine shares.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use deltalake::datafusion::catalog::MemorySchemaProvider;
+use deltalake::datafusion::common::config::Dialect;
+use deltalake::datafusion::execution::SendableRecordBatchStream;
+use deltalake::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use deltalake::datafusion::logical_expr::LogicalPlan;
+use deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use deltalake::datafusion::sql::parser::Statement as DfStatement;
+use futures::StreamExt;
+use tokio::time::Instant as Deadline;
+
+use super::catalog::{LakeCatalog, TableRef};
+use super::error::{SqlError, SqlErrorKind};
+
+/// The catalog and schema unqualified table names resolve in.
+const CATALOG: &str = "lake";
+const SCHEMA: &str = "public";
+
+/// Limits every query of an engine runs within.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Memory all running queries share (sorts, joins, aggregates).
+    pub memory: u64,
+    /// How long one query may take, planning included.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 1 << 30,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Runs read-only SQL over a lake.
+#[derive(Debug, Clone)]
+pub struct SqlEngine {
+    catalog: Arc<LakeCatalog>,
+    runtime: Arc<RuntimeEnv>,
+    limits: Limits,
+}
+
+/// A planned query: its plan and the tables (with versions) it reads.
+pub struct Query {
+    df: DataFrame,
+    tables: BTreeMap<String, u64>,
+    deadline: Deadline,
+    limits: Limits,
+    started: Instant,
+}
+
+/// A query's answer, kept to a row limit.
+#[derive(Debug)]
+pub struct Answer {
+    /// The columns.
+    pub schema: SchemaRef,
+    /// The first rows, up to the limit.
+    pub batches: Vec<RecordBatch>,
+    /// How many rows the query returned in all.
+    pub rows: u64,
+    /// Each table the answer was read from, as named, and its version.
+    pub tables: BTreeMap<String, u64>,
+    /// Planning and running.
+    pub elapsed: Duration,
+}
+
+impl Answer {
+    /// Rows kept in `batches`.
+    pub fn kept(&self) -> u64 {
+        self.batches.iter().map(|b| b.num_rows() as u64).sum()
+    }
+}
+
+impl SqlEngine {
+    /// An engine over a catalog.
+    pub fn new(catalog: LakeCatalog, limits: Limits) -> Result<SqlEngine, SqlError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory as usize, 1.0)
+            .build_arc()
+            .map_err(|e| SqlError::from_datafusion(e, limits.memory))?;
+        Ok(SqlEngine {
+            catalog: Arc::new(catalog),
+            runtime,
+            limits,
+        })
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &LakeCatalog {
+        &self.catalog
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Parses and plans a read-only query.
+    pub async fn plan(&self, sql: &str) -> Result<Query, SqlError> {
+        let started = Instant::now();
+        let deadline = Deadline::now() + self.limits.timeout;
+        match tokio::time::timeout_at(deadline, self.plan_inner(sql)).await {
+            Ok(Ok((df, tables))) => Ok(Query {
+                df,
+                tables,
+                deadline,
+                limits: self.limits,
+                started,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(SqlError::timeout(self.limits.timeout)),
+        }
+    }
+
+    async fn plan_inner(&self, sql: &str) -> Result<(DataFrame, BTreeMap<String, u64>), SqlError> {
+        let df_err = |e| SqlError::from_datafusion_in(e, self.limits.memory, sql);
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG, SCHEMA)
+            .set_bool("datafusion.sql_parser.collect_spans", true);
+        config.options_mut().sql_parser.dialect = Dialect::Generic;
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        let state = ctx.state();
+        if sql.trim().trim_end_matches(';').trim().is_empty() {
+            return Err(SqlError::new(SqlErrorKind::Syntax, "the query is empty"));
+        }
+        let statement = state
+            .sql_to_statement(sql, &Dialect::Generic)
+            .map_err(|e| at_end_if_eof(df_err(e), sql))?;
+        refuse_statement(&statement, sql)?;
+        let references = state.resolve_table_references(&statement).map_err(df_err)?;
+
+        // Only the tables the query names are opened.
+        let schema = Arc::new(MemorySchemaProvider::new());
+        let mut tables = BTreeMap::new();
+        for reference in references {
+            if reference.schema().is_some_and(|s| s != SCHEMA)
+                || reference.catalog().is_some_and(|c| c != CATALOG)
+            {
+                continue; // information_schema and the like
+            }
+            let name = reference.table();
+            if tables.contains_key(name) || state.table_functions().contains_key(name) {
+                continue; // seen, or a table function (generate_series, range)
+            }
+            let r =
+                TableRef::parse(name).map_err(|m| SqlError::new(SqlErrorKind::UnknownTable, m))?;
+            let table = self.catalog.open(&r).await.map_err(SqlError::lake)?;
+            let Some(table) = table else {
+                return Err(self.unknown_table(&r.name).await);
+            };
+            let version = table.version().unwrap_or(0);
+            let provider = table.table_provider().await.map_err(df_err)?;
+            let provider = Arc::new(super::provider::LakeTable::new(provider));
+            use deltalake::datafusion::catalog::SchemaProvider;
+            schema
+                .register_table(name.to_string(), provider)
+                .map_err(df_err)?;
+            tables.insert(r.to_string(), version);
+        }
+        ctx.catalog(CATALOG)
+            .expect("the default catalog exists")
+            .register_schema(SCHEMA, schema)
+            .map_err(df_err)?;
+
+        let plan = state.statement_to_plan(statement).await.map_err(df_err)?;
+        refuse_writes(&plan)?;
+        let df = ctx.execute_logical_plan(plan).await.map_err(df_err)?;
+        Ok((df, tables))
+    }
+
+    async fn unknown_table(&self, name: &str) -> SqlError {
+        let known = self.catalog.list().await.unwrap_or_default();
+        let refs: Vec<&str> = known.iter().map(String::as_str).collect();
+        let hint = diag::suggest(name, &refs)
+            .map(|s| format!("; did you mean {s:?}?"))
+            .unwrap_or_default();
+        let listing = if known.is_empty() {
+            "the lake has no tables yet".to_string()
+        } else {
+            format!("tables: {}", diag::cut(&known.join(", "), 400))
+        };
+        SqlError::new(
+            SqlErrorKind::UnknownTable,
+            format!("no table {name:?} in the lake{hint} ({listing})"),
+        )
+    }
+}
+
+/// A syntax error at the end of the text ("found: EOF") has no place from
+/// the parser: it is just past the last character.
+fn at_end_if_eof(e: SqlError, sql: &str) -> SqlError {
+    if e.kind != SqlErrorKind::Syntax || e.place.is_some() || !e.message.contains("found: EOF") {
+        return e;
+    }
+    let text = sql.trim_end();
+    let line = text.lines().count().max(1) as u64;
+    let column = text.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+    e.at(Some(super::error::Place { line, column }))
+}
+
+/// Refuses anything but a query (or an EXPLAIN of one) before its tables
+/// are looked up: `CREATE TABLE x AS …` is refused for what it is, not for
+/// `x` missing.
+fn refuse_statement(statement: &DfStatement, sql: &str) -> Result<(), SqlError> {
+    use deltalake::datafusion::sql::sqlparser::ast::Statement as Ast;
+    let query = |s: &Ast| matches!(s, Ast::Query(_));
+    let ok = match statement {
+        DfStatement::Statement(s) => match s.as_ref() {
+            Ast::Explain { statement, .. } => query(statement),
+            s => query(s),
+        },
+        DfStatement::Explain(e) => match e.statement.as_ref() {
+            DfStatement::Statement(s) => query(s),
+            _ => false,
+        },
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let what: String = sql
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase();
+    Err(SqlError::new(
+        SqlErrorKind::NotAllowed,
+        format!(
+            "{what} … is not allowed: queries only read the lake; write tables with a `lake_sql` task"
+        ),
+    ))
+}
+
+/// Refuses DDL, DML and statements anywhere in the plan: a query only reads.
+fn refuse_writes(plan: &LogicalPlan) -> Result<(), SqlError> {
+    use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
+    let mut refused = None;
+    plan.apply_with_subqueries(|node| {
+        let what = match node {
+            LogicalPlan::Ddl(ddl) => Some(format!("{} (DDL)", ddl.name())),
+            LogicalPlan::Dml(dml) => Some(format!("{} (DML)", dml.op)),
+            LogicalPlan::Copy(_) => Some("COPY (DML)".to_string()),
+            LogicalPlan::Statement(s) => Some(format!("{} (a statement)", s.name())),
+            _ => None,
+        };
+        if let Some(what) = what {
+            refused = Some(what);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .expect("the visitor does not fail");
+    match refused {
+        Some(what) => Err(SqlError::new(
+            SqlErrorKind::NotAllowed,
+            format!(
+                "{what} is not allowed: queries only read the lake; write tables with a `lake_sql` task"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+impl Query {
+    /// The answer's columns.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(self.df.schema().as_arrow().clone())
+    }
+
+    /// The session and plan, for writing the answer into a table.
+    pub(crate) fn into_parts(
+        self,
+    ) -> (deltalake::datafusion::execution::SessionState, LogicalPlan) {
+        self.df.into_parts()
+    }
+
+    /// The tables the query reads, as named, with their versions.
+    pub fn tables(&self) -> &BTreeMap<String, u64> {
+        &self.tables
+    }
+
+    /// Runs the query, keeping the first `limit` rows and counting the rest.
+    pub async fn collect(self, limit: Option<u64>) -> Result<Answer, SqlError> {
+        let schema = self.schema();
+        let mut batches = Vec::new();
+        let mut kept = 0u64;
+        let limit = limit.unwrap_or(u64::MAX);
+        let tables = self.tables.clone();
+        let started = self.started;
+        let rows = self
+            .for_each(|batch| {
+                if kept < limit {
+                    let take = (limit - kept).min(batch.num_rows() as u64) as usize;
+                    batches.push(batch.slice(0, take));
+                    kept += take as u64;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(Answer {
+            schema,
+            batches,
+            rows,
+            tables,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Runs the query and hands each batch of the answer to `f`; returns
+    /// the number of rows.
+    pub async fn for_each(
+        self,
+        mut f: impl FnMut(&RecordBatch) -> Result<(), SqlError>,
+    ) -> Result<u64, SqlError> {
+        let memory = self.limits.memory;
+        let timeout = self.limits.timeout;
+        let mut stream: SendableRecordBatchStream =
+            match tokio::time::timeout_at(self.deadline, self.df.execute_stream()).await {
+                Ok(s) => s.map_err(|e| SqlError::from_datafusion(e, memory))?,
+                Err(_) => return Err(SqlError::timeout(timeout)),
+            };
+        let mut rows = 0u64;
+        loop {
+            match tokio::time::timeout_at(self.deadline, stream.next()).await {
+                Ok(Some(batch)) => {
+                    let batch = batch.map_err(|e| SqlError::from_datafusion(e, memory))?;
+                    rows += batch.num_rows() as u64;
+                    f(&batch)?;
+                }
+                Ok(None) => return Ok(rows),
+                Err(_) => return Err(SqlError::timeout(timeout)),
+            }
+        }
+    }
+
+    /// The query's logical and physical plans (`analyze`: run it and show
+    /// what each operator did).
+    pub async fn explain(self, analyze: bool) -> Result<String, SqlError> {
+        let memory = self.limits.memory;
+        let Query {
+            df,
+            deadline,
+            limits,
+            tables,
+            started,
+        } = self;
+        let df = df
+            .explain(false, analyze)
+            .map_err(|e| SqlError::from_datafusion(e, memory))?;
+        let explained = Query {
+            df,
+            deadline,
+            limits,
+            tables,
+            started,
+        };
+        let answer = explained.collect(None).await?;
+        let mut out = String::new();
+        for batch in &answer.batches {
+            for i in 0..batch.num_rows() {
+                let text = |c: usize| {
+                    arrow::util::display::array_value_to_string(batch.column(c), i)
+                        .unwrap_or_default()
+                };
+                out.push_str(&text(0));
+                out.push('\n');
+                for line in text(1).lines() {
+                    out.push_str("  ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,23 @@
+//! SQL over the lake (DataFusion through `deltalake`): every Delta table
+//! under the lake is a table by name, `"name@version"` or `"name@time"`
+//! reads an older commit, and queries only read.
+//!
+//! - [`catalog`]: where tables are, [`TableRef`] (`users@12`), listing.
+//! - [`engine`]: [`SqlEngine`] — parse, open the named tables, plan with
+//!   writes refused, run within a time limit and a shared memory pool.
+//! - [`error`]: [`SqlError`] with the place in the SQL and "did you mean".
+//! - [`encode`]: rows as text cells, JSON, CSV and Parquet.
+//! - [`write`]: an answer into a table (overwrite, append, interval,
+//!   merge), exactly once per run through a `txn` in the same commit.
+
+pub mod catalog;
+pub mod encode;
+pub mod engine;
+pub mod error;
+mod provider;
+pub mod write;
+
+pub use catalog::{AsOf, LakeCatalog, TableRef};
+pub use engine::{Answer, Limits, Query, SqlEngine};
+pub use error::{Place, SqlError, SqlErrorKind};
+pub use write::{WriteMode, WriteReport, WriteSpec};

@@ -1,0 +1,314 @@
+//! Writing a query's answer into a lake table, exactly once per writer
+//! run: the write's identity (`app_id`, `version`) rides in the same Delta
+//! commit as its files (a `txn` action, as the stream writer records Kafka
+//! offsets), so a retry after a crash between the commit and the task's end
+//! finds it and does not write again.
+//!
+//! Modes: `overwrite` (the table becomes the answer), `append`, `interval`
+//! (the rows whose column falls in `[start, end)` are replaced by the
+//! answer: Delta `replaceWhere`, so re-running or backfilling a run gives
+//! the same table) and `merge` (upsert on a unique key).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use deltalake::DeltaTable;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use futures::StreamExt;
+use parquet::file::properties::WriterProperties;
+
+use super::LakeCatalog;
+use super::engine::Query;
+use super::error::{SqlError, SqlErrorKind};
+use crate::LakeError;
+
+/// How the answer goes into the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The table becomes the answer.
+    Overwrite,
+    /// The answer is added to the table.
+    Append,
+    /// The rows with `column` in `[start, end)` are replaced by the answer
+    /// (every row of which must fall in that range).
+    Interval {
+        /// An event-time, date or partition column.
+        column: String,
+        /// Start, inclusive.
+        start: DateTime<Utc>,
+        /// End, exclusive.
+        end: DateTime<Utc>,
+    },
+    /// Rows whose key matches a row of the table replace it; the others are
+    /// added.
+    Merge {
+        /// The columns that identify a row.
+        unique_key: Vec<String>,
+    },
+}
+
+impl WriteMode {
+    /// The mode's name as DAG files write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WriteMode::Overwrite => "overwrite",
+            WriteMode::Append => "append",
+            WriteMode::Interval { .. } => "interval",
+            WriteMode::Merge { .. } => "merge",
+        }
+    }
+}
+
+/// Where and how to write.
+#[derive(Debug, Clone)]
+pub struct WriteSpec {
+    /// Target table name.
+    pub table: String,
+    /// How.
+    pub mode: WriteMode,
+    /// Partition columns of a table this write creates.
+    pub partition_by: Vec<String>,
+    /// The write's identity: `(app_id, version)`, recorded in the commit.
+    pub txn: (String, i64),
+    /// Parquet settings of the files written.
+    pub parquet: Option<WriterProperties>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WriteReport {
+    /// Target table.
+    pub table: String,
+    /// The table's version after the write (or the one that already held
+    /// it).
+    pub version: u64,
+    /// Rows the answer had (0 when skipped).
+    pub rows: u64,
+    /// Files added and removed by the commit.
+    pub files_added: u64,
+    /// Files the commit removed (replaced rows).
+    pub files_removed: u64,
+    /// Set when this write was already committed (by an earlier try).
+    pub already_committed: bool,
+    /// The tables the query read, with their versions.
+    pub read: BTreeMap<String, u64>,
+    /// Milliseconds taken.
+    pub elapsed_ms: u64,
+}
+
+/// The `txn` version a table holds for an app id.
+async fn recorded(t: &DeltaTable, app_id: &str) -> Result<Option<i64>, LakeError> {
+    let version = t.version().unwrap_or(0);
+    Ok(crate::table::all_txns(t, version)
+        .await?
+        .get(app_id)
+        .copied())
+}
+
+fn lake_err(e: LakeError) -> SqlError {
+    SqlError::execution(e.to_string())
+}
+
+fn delta_err(e: deltalake::DeltaTableError) -> SqlError {
+    SqlError::new(SqlErrorKind::Execution, format!("writing the table: {e}"))
+}
+
+fn ts_literal(t: DateTime<Utc>) -> String {
+    format!(
+        "TIMESTAMP '{}'",
+        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    )
+}
+
+/// Quotes an identifier for DataFusion SQL.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The `replaceWhere` predicate of an interval write.
+pub fn interval_predicate(column: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    let c = quote_ident(column);
+    format!("{c} >= {} AND {c} < {}", ts_literal(start), ts_literal(end))
+}
+
+/// Writes a planned query into `spec.table` (created when missing).
+pub async fn write(
+    catalog: &LakeCatalog,
+    query: Query,
+    spec: &WriteSpec,
+) -> Result<WriteReport, SqlError> {
+    let started = Instant::now();
+    let read = query.tables().clone();
+    let location = catalog.location(&spec.table);
+    let existing = location.open(&spec.table).await.map_err(lake_err)?;
+    let (app_id, txn_version) = (&spec.txn.0, spec.txn.1);
+    if let Some(t) = &existing
+        && recorded(t, app_id).await.map_err(lake_err)? == Some(txn_version)
+    {
+        return Ok(WriteReport {
+            table: spec.table.clone(),
+            version: t.version().unwrap_or(0),
+            rows: 0,
+            files_added: 0,
+            files_removed: 0,
+            already_committed: true,
+            read,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+    let commit = CommitProperties::default()
+        .with_application_transaction(Transaction::new(app_id, txn_version));
+    let (state, plan) = query.into_parts();
+    let session: Arc<dyn deltalake::datafusion::catalog::Session> = Arc::new(state.clone());
+
+    let table = match existing {
+        Some(t) => t,
+        None => {
+            if let Ok(url) = location.table_url(&spec.table).to_file_path() {
+                std::fs::create_dir_all(&url).map_err(|e| {
+                    SqlError::execution(format!("cannot create {}: {e}", url.display()))
+                })?;
+            }
+            location
+                .builder(&spec.table)
+                .and_then(|b| b.build().map_err(LakeError::from))
+                .map_err(lake_err)?
+        }
+    };
+    let exists = table.version().is_some();
+    let (table, files_added, files_removed, rows) = match (&spec.mode, exists) {
+        (WriteMode::Merge { unique_key }, true) => {
+            let source = deltalake::datafusion::prelude::DataFrame::new(state, plan);
+            let columns: Vec<String> = source
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let on = unique_key
+                .iter()
+                .map(|k| {
+                    let k = quote_ident(k);
+                    format!("target.{k} = source.{k}")
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let mut merge = table
+                .merge(source, on)
+                .with_source_alias("source")
+                .with_target_alias("target")
+                .with_session_state(session)
+                .with_commit_properties(commit);
+            if let Some(p) = &spec.parquet {
+                merge = merge.with_writer_properties(p.clone());
+            }
+            let cols = columns.clone();
+            let merge = merge
+                .when_matched_update(move |mut u| {
+                    for c in &cols {
+                        u = u.update(c.as_str(), format!("source.{}", quote_ident(c)));
+                    }
+                    u
+                })
+                .map_err(delta_err)?
+                .when_not_matched_insert(move |mut i| {
+                    for c in &columns {
+                        i = i.set(c.as_str(), format!("source.{}", quote_ident(c)));
+                    }
+                    i
+                })
+                .map_err(delta_err)?;
+            let (t, m) = merge.await.map_err(delta_err)?;
+            (
+                t,
+                m.num_target_files_added as u64,
+                m.num_target_files_removed as u64,
+                m.num_source_rows as u64,
+            )
+        }
+        (mode, exists) => {
+            let mut w = table
+                .write(Vec::new())
+                .with_input_plan(plan)
+                .with_session_state(session)
+                .with_commit_properties(commit)
+                .with_table_name(&spec.table);
+            if !exists {
+                w = w.with_partition_columns(spec.partition_by.clone());
+            }
+            if let Some(p) = &spec.parquet {
+                w = w.with_writer_properties(p.clone());
+            }
+            w = match mode {
+                WriteMode::Append | WriteMode::Merge { .. } => w.with_save_mode(SaveMode::Append),
+                WriteMode::Overwrite => w.with_save_mode(SaveMode::Overwrite),
+                WriteMode::Interval { column, start, end } => {
+                    if exists {
+                        w.with_save_mode(SaveMode::Overwrite)
+                            .with_replace_where(interval_predicate(column, *start, *end))
+                    } else {
+                        w.with_save_mode(SaveMode::Append)
+                    }
+                }
+            };
+            let t = w.await.map_err(|e| interval_hint(e, &spec.mode))?;
+            let (added, removed, rows) = last_write_metrics(&t).await;
+            (t, added, removed, rows)
+        }
+    };
+    Ok(WriteReport {
+        table: spec.table.clone(),
+        version: table.version().unwrap_or(0),
+        rows,
+        files_added,
+        files_removed,
+        already_committed: false,
+        read,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// deltalake's error for rows outside the replaced interval, said plainly.
+fn interval_hint(e: deltalake::DeltaTableError, mode: &WriteMode) -> SqlError {
+    let text = e.to_string();
+    if let WriteMode::Interval { column, start, end } = mode
+        && (text.contains("replace_where")
+            || text.contains("predicate")
+            || text.contains("Predicate"))
+    {
+        return SqlError::new(
+            SqlErrorKind::Execution,
+            format!(
+                "the query returned rows whose {column} is outside the run's interval [{}, {}): \
+                 filter on it with {{{{ data_interval_start }}}} and {{{{ data_interval_end }}}} ({text})",
+                start.to_rfc3339(),
+                end.to_rfc3339()
+            ),
+        );
+    }
+    delta_err(e)
+}
+
+/// Files added and removed, and rows added, by the table's last commit.
+async fn last_write_metrics(t: &DeltaTable) -> (u64, u64, u64) {
+    let mut history = t.history(Some(1));
+    let Some(Ok(info)) = history.next().await else {
+        return (0, 0, 0);
+    };
+    let metric = |k: &str| {
+        info.info
+            .get("operationMetrics")
+            .and_then(|m| m.get(k))
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .unwrap_or(0)
+    };
+    (
+        metric("num_added_files"),
+        metric("num_removed_files"),
+        metric("num_added_rows"),
+    )
+}

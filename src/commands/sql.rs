@@ -1,0 +1,166 @@
+//! `tributary sql`: a read-only query over the lake, printed as a table,
+//! JSON or CSV, or written to a Parquet, CSV or JSON file.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use lake::sql::encode::{self, CsvOut, JsonOut, ParquetOut};
+use lake::sql::{Limits, SqlEngine, SqlError};
+use lake::units::{parse_bytes, parse_duration};
+
+use crate::cli::{Output, SqlArgs};
+use crate::output;
+use crate::settings::Settings;
+
+/// `sql …`.
+pub async fn run(settings: &Settings, a: &SqlArgs) -> Result<ExitCode> {
+    let (source, text) = query_text(a)?;
+    let limits = Limits {
+        memory: parse_bytes(&a.memory_limit).map_err(|e| anyhow::anyhow!("--memory-limit: {e}"))?,
+        timeout: parse_duration(&a.timeout, "--timeout").map_err(anyhow::Error::msg)?,
+    };
+    let engine = SqlEngine::new(settings.project.catalog()?, limits).map_err(fail(&source))?;
+    let query = engine.plan(&text).await.map_err(fail(&source))?;
+    if a.explain {
+        print!("{}", query.explain(a.analyze).await.map_err(fail(&source))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = &a.out {
+        return to_file(query, path, &source).await;
+    }
+    let stdout = std::io::stdout();
+    match settings.output {
+        Output::Table => {
+            let answer = query
+                .collect(Some(a.max_rows))
+                .await
+                .map_err(fail(&source))?;
+            let headers: Vec<String> = answer
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+            output::table(&headers, &encode::cells(&answer.batches)?);
+            let more = answer.rows - answer.kept();
+            if more > 0 {
+                println!(
+                    "… {more} more row{} (--max-rows N shows more; -o csv or --out FILE gives all)",
+                    if more == 1 { "" } else { "s" }
+                );
+            }
+            let read: Vec<String> = answer
+                .tables
+                .iter()
+                .map(|(t, v)| format!("{t} v{v}"))
+                .collect();
+            println!(
+                "({} row{} in {:.3}s{})",
+                answer.rows,
+                if answer.rows == 1 { "" } else { "s" },
+                answer.elapsed.as_secs_f64(),
+                if read.is_empty() {
+                    String::new()
+                } else {
+                    format!("; read {}", read.join(", "))
+                }
+            );
+        }
+        Output::Json => {
+            let mut out = JsonOut::new(std::io::BufWriter::new(stdout.lock()), false);
+            query
+                .for_each(|batch| out.write(batch).map_err(lake_err))
+                .await
+                .map_err(fail(&source))?;
+            out.finish()?;
+        }
+        Output::Csv => {
+            let mut csv = CsvOut::new(std::io::BufWriter::new(stdout.lock()));
+            let schema = query.schema();
+            query
+                .for_each(|batch| csv.write(batch).map_err(lake_err))
+                .await
+                .map_err(fail(&source))?;
+            csv.finish(&schema)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The query and where it came from (for error places).
+fn query_text(a: &SqlArgs) -> Result<(String, String)> {
+    if let Some(q) = &a.query {
+        return Ok(("<query>".to_string(), q.clone()));
+    }
+    if let Some(f) = &a.file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the query file {}", f.display()))?;
+        return Ok((f.display().to_string(), text));
+    }
+    if std::io::stdin().is_terminal() {
+        bail!("no query: give it as an argument, with -f FILE, or on standard input");
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read the query from standard input")?;
+    Ok(("<stdin>".to_string(), text))
+}
+
+/// Writes the whole answer to a file; the extension picks the format.
+async fn to_file(query: lake::sql::Query, path: &Path, source: &str) -> Result<ExitCode> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let schema = query.schema();
+    let file =
+        || std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()));
+    let rows = match ext.as_str() {
+        "parquet" => {
+            let mut w = ParquetOut::create(path, &schema)?;
+            let rows = query
+                .for_each(|b| w.write(b).map_err(lake_err))
+                .await
+                .map_err(fail(source))?;
+            w.finish()?;
+            rows
+        }
+        "csv" => {
+            let mut w = CsvOut::new(std::io::BufWriter::new(file()?));
+            let rows = query
+                .for_each(|b| w.write(b).map_err(lake_err))
+                .await
+                .map_err(fail(source))?;
+            w.finish(&schema)?;
+            rows
+        }
+        "json" | "jsonl" | "ndjson" => {
+            let mut w = JsonOut::new(std::io::BufWriter::new(file()?), true);
+            let rows = query
+                .for_each(|b| w.write(b).map_err(lake_err))
+                .await
+                .map_err(fail(source))?;
+            w.finish()?;
+            rows
+        }
+        other => bail!(
+            "--out {}: unknown file type {other:?}; use .parquet, .csv or .json",
+            path.display()
+        ),
+    };
+    eprintln!("wrote {rows} rows to {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fail(source: &str) -> impl Fn(SqlError) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!(e.render(source))
+}
+
+fn lake_err(e: lake::LakeError) -> SqlError {
+    SqlError::execution(e.to_string())
+}

@@ -1,0 +1,216 @@
+//! A lake project for end-to-end suites: a `tributary.toml` with one
+//! `events` stream (id, nation, at; partitioned by nation and day), its
+//! writer run through the real binary, and an outside reader (Python
+//! `deltalake`) to check what it wrote.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{BIN, text};
+
+pub fn record(i: u64) -> String {
+    let nations = ["FR", "DE", "US", "BR", "NL"];
+    format!(
+        r#"{{"id": {i}, "nation": "{}", "at": "2026-11-2{}T10:00:00Z"}}"#,
+        nations[(i % 5) as usize],
+        1 + i % 3
+    )
+}
+
+/// Produces `n` records (ids from `from`), keyed by id, and flushes.
+pub fn produce(bootstrap: &str, topic: &str, from: u64, n: u64) {
+    produce_batched(bootstrap, topic, from, n, true)
+}
+
+/// `batched = false` puts every record in a batch of its own (see
+/// `testkit::kafka::produce_blocking` for why Tansu needs that).
+pub fn produce_batched(bootstrap: &str, topic: &str, from: u64, n: u64, batched: bool) {
+    let records = (from..from + n).map(|i| (i.to_string(), record(i)));
+    testkit::kafka::produce_blocking(bootstrap, topic, records, !batched);
+}
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(bootstrap: &str, lake: &str, storage: &str, rotation: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("dags")).unwrap();
+        std::fs::write(
+            dir.path().join("tributary.toml"),
+            format!(
+                r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+
+[lake]
+url = "{lake}"
+{storage}
+
+[metrics]
+bind = "off"
+
+[[stream]]
+name = "events"
+topics = ["events"]
+table = "events"
+schema = {{ columns = [
+  {{ name = "id", type = "int64", nullable = false }},
+  {{ name = "nation", type = "utf8", nullable = false }},
+  {{ name = "at", type = "timestamp[us, UTC]", nullable = false }},
+] }}
+partition_by = ["nation", "date(at)"]
+rotation = {rotation}
+"#
+            ),
+        )
+        .unwrap();
+        Project { dir }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("TRIBUTARY_CONFIG", self.dir.path().join("tributary.toml"))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/meta.db", self.dir.path().display()),
+            )
+            .env_remove("TRIBUTARY_KAFKA_BOOTSTRAP")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// Starts `stream run events`; its output is appended to writers.log.
+    pub fn writer(&self, until_caught_up: bool) -> Child {
+        let mut args = vec!["stream", "run", "events"];
+        if until_caught_up {
+            args.push("--until-caught-up");
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("writers.log"))
+            .unwrap();
+        self.cmd(&args)
+            .env("TRIBUTARY_LOG", "info,lake=debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// The writers' output so far (shown when an assertion fails).
+    pub fn writer_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("writers.log")).unwrap_or_default()
+    }
+
+    pub fn catch_up(&self) {
+        let mut w = Guard(self.writer(true));
+        let status = w.wait_for(Duration::from_secs(180));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "catch-up failed ({status:?}):\n{}",
+            self.writer_log()
+        );
+    }
+
+    /// Gives the next writers their own consumer group.
+    pub fn use_group(&self, group: &str) {
+        let path = self.dir.path().join("tributary.toml");
+        let cfg = std::fs::read_to_string(&path).unwrap();
+        let mut out = String::new();
+        for line in cfg.lines() {
+            if line.starts_with("group = ") {
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+            if line == "table = \"events\"" {
+                out.push_str(&format!("group = \"{group}\"\n"));
+            }
+        }
+        std::fs::write(path, out).unwrap();
+    }
+
+    pub fn verify(&self) -> Value {
+        let out = self
+            .cmd(&["lake", "verify", "events", "-o", "json"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "verify output ({e}):\n{}\n{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            )
+        });
+        assert!(out.status.success(), "lake verify failed: {v:#}");
+        v
+    }
+
+    pub fn table_path(&self) -> PathBuf {
+        self.dir.path().join("lake/events")
+    }
+}
+
+/// Row count and distinct (partition, offset) pairs of a Delta table, read
+/// by the Python `deltalake` and `pyarrow` packages.
+pub fn python_read(table: &str, storage: &[(&str, &str)]) -> (u64, u64) {
+    let opts: serde_json::Map<String, Value> = storage
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let script = r#"
+import json, os, sys
+from deltalake import DeltaTable
+import pyarrow.compute as pc
+t = DeltaTable(sys.argv[1], storage_options=json.loads(sys.argv[2]) or None).to_pyarrow_table()
+pairs = set(zip(t.column("_partition").to_pylist(), t.column("_offset").to_pylist()))
+print(json.dumps({"rows": t.num_rows, "distinct": len(pairs)}))
+sys.stdout.flush()
+os._exit(0)  # deltalake sometimes aborts in interpreter teardown, after the answer
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, table, &Value::Object(opts).to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python deltalake reader failed (./scripts/test.sh installs deltalake and pyarrow):\n{}",
+        text(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v["rows"].as_u64().unwrap(), v["distinct"].as_u64().unwrap())
+}
+
+/// A child process killed when dropped (a failing test leaves no writer behind).
+pub struct Guard(pub Child);
+
+impl Guard {
+    /// Waits up to `limit` for the process to exit; None if it did not.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
