@@ -167,6 +167,17 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
         let p = f.unwrap().path();
         std::fs::copy(&p, env.dags().join(p.file_name().unwrap())).unwrap();
     }
+    // A lake table for the Query page (written by Python `deltalake`).
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, os, pyarrow as pa\nfrom deltalake import write_deltalake\n\
+             write_deltalake(sys.argv[1], pa.table({'nation': ['FR', 'DE', 'FR', 'US', 'FR', 'DE'], 'age': [31, 42, 25, 60, 38, 47]}))\nos._exit(0)",
+            env.path("lake/people").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (sa, banner) = env.standalone("127.0.0.1:0");
     let web = banner.iter().find_map(|line| {
         let rest = line.trim_start().strip_prefix("web UI")?;
@@ -309,6 +320,29 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
     assert!(b.text_of("h1").await.contains("REST API reference"));
     b.find("section.api-op").await;
     b.screenshot("api.png").await;
+
+    // The Query page: a table name from the list goes into the box, a
+    // query shows its rows and a bar chart.
+    b.go(&format!("{web}/query")).await;
+    let sql = b.find("#sql").await;
+    b.fill(&sql, "SELECT * FROM ").await;
+    let name = b.find("button.insert[data-insert='people']").await;
+    b.click(&name).await;
+    let value = b
+        .call(reqwest::Method::GET, &format!("/element/{sql}/property/value"), None)
+        .await;
+    assert_eq!(value, "SELECT * FROM people");
+    b.fill(
+        &sql,
+        "SELECT nation, count(*) AS people, avg(age) AS mean_age FROM people GROUP BY nation ORDER BY people DESC",
+    )
+    .await;
+    let run = b.find("#run-query").await;
+    b.click(&run).await;
+    assert_eq!(b.text_of("#query-result tbody tr:first-child td").await, "FR");
+    assert!(b.text_of("#query-summary").await.starts_with("3 rows"));
+    b.find("#query-chart rect.bar").await;
+    b.screenshot("query.png").await;
 
     b.call(reqwest::Method::DELETE, "", None).await;
 }
