@@ -177,7 +177,11 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (sa, banner) = env.standalone("127.0.0.1:0");
     let web = banner.iter().find_map(|line| {
         let rest = line.trim_start().strip_prefix("web UI")?;
@@ -329,7 +333,11 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
     let name = b.find("button.insert[data-insert='people']").await;
     b.click(&name).await;
     let value = b
-        .call(reqwest::Method::GET, &format!("/element/{sql}/property/value"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("/element/{sql}/property/value"),
+            None,
+        )
         .await;
     assert_eq!(value, "SELECT * FROM people");
     b.fill(
@@ -339,7 +347,10 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
     .await;
     let run = b.find("#run-query").await;
     b.click(&run).await;
-    assert_eq!(b.text_of("#query-result tbody tr:first-child td").await, "FR");
+    assert_eq!(
+        b.text_of("#query-result tbody tr:first-child td").await,
+        "FR"
+    );
     assert!(b.text_of("#query-summary").await.starts_with("3 rows"));
     b.find("#query-chart rect.bar").await;
     b.screenshot("query.png").await;

@@ -12,6 +12,7 @@ use deltalake::datafusion::catalog::MemorySchemaProvider;
 use deltalake::datafusion::common::config::Dialect;
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use deltalake::datafusion::execution::session_state::SessionStateBuilder;
 use deltalake::datafusion::logical_expr::LogicalPlan;
 use deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::datafusion::sql::parser::Statement as DfStatement;
@@ -129,7 +130,15 @@ impl SqlEngine {
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .set_bool("datafusion.sql_parser.collect_spans", true);
         config.options_mut().sql_parser.dialect = Dialect::Generic;
-        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        // deltalake's planner: writes and merges of an answer plan nodes of
+        // their own (metrics observers) that DataFusion's default cannot.
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(config)
+            .with_runtime_env(self.runtime.clone())
+            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let state = ctx.state();
         if sql.trim().trim_end_matches(';').trim().is_empty() {
             return Err(SqlError::new(SqlErrorKind::Syntax, "the query is empty"));

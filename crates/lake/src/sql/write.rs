@@ -117,11 +117,11 @@ fn delta_err(e: deltalake::DeltaTableError) -> SqlError {
     SqlError::new(SqlErrorKind::Execution, format!("writing the table: {e}"))
 }
 
+/// A time as a text literal the column's type is compared with (deltalake
+/// records the predicate in the commit as SQL text, and cannot print a
+/// `TIMESTAMP '…'` literal with a time zone).
 fn ts_literal(t: DateTime<Utc>) -> String {
-    format!(
-        "TIMESTAMP '{}'",
-        t.to_rfc3339_opts(SecondsFormat::Micros, true)
-    )
+    format!("'{}'", t.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
 /// Quotes an identifier for DataFusion SQL.
@@ -276,9 +276,7 @@ pub async fn write(
 fn interval_hint(e: deltalake::DeltaTableError, mode: &WriteMode) -> SqlError {
     let text = e.to_string();
     if let WriteMode::Interval { column, start, end } = mode
-        && (text.contains("replace_where")
-            || text.contains("predicate")
-            || text.contains("Predicate"))
+        && text.contains("failed validation check")
     {
         return SqlError::new(
             SqlErrorKind::Execution,
