@@ -1,12 +1,13 @@
 //! `tributary sql`: a read-only query over the lake, printed as a table,
 //! JSON or CSV, or written to a Parquet, CSV or JSON file.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use lake::sql::encode::{self, CsvOut, JsonOut, ParquetOut};
+use lake::deltalake::arrow::datatypes::SchemaRef;
+use lake::sql::encode::{self, AnswerOut, CsvOut, JsonOut, ParquetOut};
 use lake::sql::{Limits, SqlEngine, SqlError};
 use lake::units::{parse_bytes, parse_duration};
 
@@ -27,66 +28,61 @@ pub async fn run(settings: &Settings, a: &SqlArgs) -> Result<ExitCode> {
         print!("{}", query.explain(a.analyze).await.map_err(fail(&source))?);
         return Ok(ExitCode::SUCCESS);
     }
+    let stdout =
+        || -> Box<dyn Write> { Box::new(std::io::BufWriter::new(std::io::stdout().lock())) };
+    let schema = query.schema();
+    let mut out = match (&a.out, settings.output) {
+        (Some(path), _) => file_out(path, &schema)?,
+        (None, Output::Json) => AnswerOut::Json(JsonOut::new(stdout(), false)),
+        (None, Output::Csv) => AnswerOut::Csv(CsvOut::new(stdout())),
+        (None, Output::Table) => return print_table(query, a.max_rows, &source).await,
+    };
+    let rows = query
+        .for_each(|b| out.write(b).map_err(lake_err))
+        .await
+        .map_err(fail(&source))?;
+    out.finish(&schema)?;
     if let Some(path) = &a.out {
-        return to_file(query, path, &source).await;
+        eprintln!("wrote {rows} rows to {}", path.display());
     }
-    let stdout = std::io::stdout();
-    match settings.output {
-        Output::Table => {
-            let answer = query
-                .collect(Some(a.max_rows))
-                .await
-                .map_err(fail(&source))?;
-            let headers: Vec<String> = answer
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-            output::table(&headers, &encode::cells(&answer.batches)?);
-            let more = answer.rows - answer.kept();
-            if more > 0 {
-                println!(
-                    "… {more} more row{} (--max-rows N shows more; -o csv or --out FILE gives all)",
-                    if more == 1 { "" } else { "s" }
-                );
-            }
-            let read: Vec<String> = answer
-                .tables
-                .iter()
-                .map(|(t, v)| format!("{t} v{v}"))
-                .collect();
-            println!(
-                "({} row{} in {:.3}s{})",
-                answer.rows,
-                if answer.rows == 1 { "" } else { "s" },
-                answer.elapsed.as_secs_f64(),
-                if read.is_empty() {
-                    String::new()
-                } else {
-                    format!("; read {}", read.join(", "))
-                }
-            );
-        }
-        Output::Json => {
-            let mut out = JsonOut::new(std::io::BufWriter::new(stdout.lock()), false);
-            query
-                .for_each(|batch| out.write(batch).map_err(lake_err))
-                .await
-                .map_err(fail(&source))?;
-            out.finish()?;
-        }
-        Output::Csv => {
-            let mut csv = CsvOut::new(std::io::BufWriter::new(stdout.lock()));
-            let schema = query.schema();
-            query
-                .for_each(|batch| csv.write(batch).map_err(lake_err))
-                .await
-                .map_err(fail(&source))?;
-            csv.finish(&schema)?;
-        }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first `max_rows` rows as aligned columns, then how many more there
+/// were, how long it took and which table versions were read.
+async fn print_table(query: lake::sql::Query, max_rows: u64, source: &str) -> Result<ExitCode> {
+    let answer = query.collect(Some(max_rows)).await.map_err(fail(source))?;
+    let headers: Vec<String> = answer
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    output::table(&headers, &encode::cells(&answer.batches)?);
+    let more = answer.rows - answer.kept();
+    if more > 0 {
+        println!(
+            "… {more} more row{} (--max-rows N shows more; -o csv or --out FILE gives all)",
+            if more == 1 { "" } else { "s" }
+        );
     }
+    let read: Vec<String> = answer
+        .tables
+        .iter()
+        .map(|(t, v)| format!("{t} v{v}"))
+        .collect();
+    println!(
+        "({} row{} in {:.3}s{})",
+        answer.rows,
+        if answer.rows == 1 { "" } else { "s" },
+        answer.elapsed.as_secs_f64(),
+        if read.is_empty() {
+            String::new()
+        } else {
+            format!("; read {}", read.join(", "))
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -110,51 +106,27 @@ fn query_text(a: &SqlArgs) -> Result<(String, String)> {
     Ok(("<stdin>".to_string(), text))
 }
 
-/// Writes the whole answer to a file; the extension picks the format.
-async fn to_file(query: lake::sql::Query, path: &Path, source: &str) -> Result<ExitCode> {
+/// The writer of `--out FILE`; the extension picks the format.
+fn file_out(path: &Path, schema: &SchemaRef) -> Result<AnswerOut<'static>> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let schema = query.schema();
-    let file =
-        || std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()));
-    let rows = match ext.as_str() {
-        "parquet" => {
-            let mut w = ParquetOut::create(path, &schema)?;
-            let rows = query
-                .for_each(|b| w.write(b).map_err(lake_err))
-                .await
-                .map_err(fail(source))?;
-            w.finish()?;
-            rows
-        }
-        "csv" => {
-            let mut w = CsvOut::new(std::io::BufWriter::new(file()?));
-            let rows = query
-                .for_each(|b| w.write(b).map_err(lake_err))
-                .await
-                .map_err(fail(source))?;
-            w.finish(&schema)?;
-            rows
-        }
-        "json" | "jsonl" | "ndjson" => {
-            let mut w = JsonOut::new(std::io::BufWriter::new(file()?), true);
-            let rows = query
-                .for_each(|b| w.write(b).map_err(lake_err))
-                .await
-                .map_err(fail(source))?;
-            w.finish()?;
-            rows
-        }
+    let file = || -> Result<Box<dyn Write>> {
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Box::new(std::io::BufWriter::new(f)))
+    };
+    Ok(match ext.as_str() {
+        "parquet" => AnswerOut::Parquet(ParquetOut::create(path, schema)?),
+        "csv" => AnswerOut::Csv(CsvOut::new(file()?)),
+        "json" | "jsonl" | "ndjson" => AnswerOut::Json(JsonOut::new(file()?, true)),
         other => bail!(
             "--out {}: unknown file type {other:?}; use .parquet, .csv or .json",
             path.display()
         ),
-    };
-    eprintln!("wrote {rows} rows to {}", path.display());
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn fail(source: &str) -> impl Fn(SqlError) -> anyhow::Error + '_ {

@@ -216,6 +216,18 @@ impl Location {
         }
     }
 
+    /// Creates a local table's folder (object stores need none).
+    pub fn create_folder(&self, table: &str) -> Result<(), LakeError> {
+        let url = self.table_url(table);
+        if url.scheme() == "file"
+            && let Ok(dir) = url.to_file_path()
+        {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| LakeError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
+
     /// Opens a table, creating it with this schema and partitioning if it
     /// does not exist. An existing table must have the same columns.
     pub async fn open_or_create(
@@ -228,13 +240,7 @@ impl Location {
             check_compatible(table, &t, schema, partition_by)?;
             return Ok(t);
         }
-        let url = self.table_url(table);
-        if url.scheme() == "file"
-            && let Ok(dir) = url.to_file_path()
-        {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| LakeError::Config(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        self.create_folder(table)?;
         let delta_schema: StructType = schema.try_into_kernel().map_err(|e| {
             LakeError::Config(format!(
                 "table {table}: schema not representable in Delta: {e}"

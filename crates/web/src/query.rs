@@ -68,17 +68,8 @@ pub(crate) async fn run(
         .await
         .map_err(QueryFailure::Sql)?;
     let columns = encode::columns(&answer.schema);
-    let objects = encode::json_rows(&answer.batches)
+    let rows = encode::json_arrays(&answer.schema, &answer.batches)
         .map_err(|e| QueryFailure::Sql(SqlError::execution(e.to_string())))?;
-    let rows = objects
-        .into_iter()
-        .map(|o| {
-            columns
-                .iter()
-                .map(|c| o.get(&c.name).cloned().unwrap_or(Value::Null))
-                .collect()
-        })
-        .collect();
     let shaped = SqlAnswer {
         columns,
         rows,

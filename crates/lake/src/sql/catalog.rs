@@ -140,36 +140,33 @@ impl LakeCatalog {
     /// Opens a table as of a commit; `None` when there is no such table.
     pub async fn open(&self, r: &TableRef) -> Result<Option<DeltaTable>, LakeError> {
         let location = self.location(&r.name);
-        match r.as_of {
-            AsOf::Latest => location.open(&r.name).await,
-            as_of => {
-                // Checks existence the cheap way first.
-                if location.open_log_exists(&r.name).await? {
-                    let mut t = location.builder(&r.name)?.build()?;
-                    match as_of {
-                        AsOf::Version(v) => t.load_version(v).await.map_err(|e| {
-                            LakeError::Config(format!(
-                                "table {}: no version {v} ({})",
-                                r.name,
-                                first_line(&e.to_string())
-                            ))
-                        })?,
-                        AsOf::Time(at) => t.load_with_datetime(at).await.map_err(|e| {
-                            LakeError::Config(format!(
-                                "table {}: no version at or before {} ({})",
-                                r.name,
-                                at.to_rfc3339(),
-                                first_line(&e.to_string())
-                            ))
-                        })?,
-                        AsOf::Latest => unreachable!("handled above"),
-                    }
-                    Ok(Some(t))
-                } else {
-                    Ok(None)
-                }
-            }
+        if r.as_of == AsOf::Latest {
+            return location.open(&r.name).await;
         }
+        // Checks existence the cheap way first.
+        if !location.open_log_exists(&r.name).await? {
+            return Ok(None);
+        }
+        let mut t = location.builder(&r.name)?.build()?;
+        let loaded = match r.as_of {
+            AsOf::Version(v) => t
+                .load_version(v)
+                .await
+                .map_err(|e| (format!("no version {v}"), e)),
+            AsOf::Time(at) => t
+                .load_with_datetime(at)
+                .await
+                .map_err(|e| (format!("no version at or before {}", at.to_rfc3339()), e)),
+            AsOf::Latest => t.load().await.map_err(|e| ("cannot load".to_string(), e)),
+        };
+        loaded.map_err(|(what, e)| {
+            LakeError::Config(format!(
+                "table {}: {what} ({})",
+                r.name,
+                first_line(&e.to_string())
+            ))
+        })?;
+        Ok(Some(t))
     }
 
     /// A table's latest version and its columns (name, Arrow type), or

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::Schema;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Serialize;
 
@@ -32,14 +32,10 @@ pub fn columns(schema: &Schema) -> Vec<ColumnInfo> {
         .map(|f| ColumnInfo {
             name: f.name().clone(),
             data_type: f.data_type().to_string(),
-            numeric: is_numeric(f.data_type()),
+            numeric: f.data_type().is_numeric(),
             temporal: f.data_type().is_temporal(),
         })
         .collect()
-}
-
-fn is_numeric(t: &DataType) -> bool {
-    t.is_numeric()
 }
 
 /// Every cell of the batches as display text (nulls as `null`).
@@ -59,8 +55,27 @@ pub fn cells(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, LakeError> {
     Ok(rows)
 }
 
+/// The batches as JSON arrays, one per row, values in column order (nulls
+/// kept as `null`).
+pub fn json_arrays(
+    schema: &Schema,
+    batches: &[RecordBatch],
+) -> Result<Vec<Vec<serde_json::Value>>, LakeError> {
+    let objects = json_rows(batches)?;
+    Ok(objects
+        .into_iter()
+        .map(|o| {
+            schema
+                .fields()
+                .iter()
+                .map(|f| o.get(f.name()).cloned().unwrap_or(serde_json::Value::Null))
+                .collect()
+        })
+        .collect())
+}
+
 /// The batches as JSON objects, one per row (nulls kept as `null`).
-pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, LakeError> {
+fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, LakeError> {
     let mut buf = Vec::new();
     {
         let mut w = arrow::json::WriterBuilder::new()
@@ -193,5 +208,35 @@ impl ParquetOut {
     pub fn finish(self) -> Result<(), LakeError> {
         self.inner.close()?;
         Ok(())
+    }
+}
+
+/// Where a whole answer goes, batch by batch: one of the writers above.
+pub enum AnswerOut<'a> {
+    /// CSV with a header line.
+    Csv(CsvOut<Box<dyn Write + 'a>>),
+    /// A JSON array, or JSON lines.
+    Json(JsonOut<Box<dyn Write + 'a>>),
+    /// A Parquet file.
+    Parquet(ParquetOut),
+}
+
+impl AnswerOut<'_> {
+    /// Writes one batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError> {
+        match self {
+            AnswerOut::Csv(w) => w.write(batch),
+            AnswerOut::Json(w) => w.write(batch),
+            AnswerOut::Parquet(w) => w.write(batch),
+        }
+    }
+
+    /// Ends the output (an empty CSV answer still gets its header).
+    pub fn finish(self, schema: &arrow::datatypes::SchemaRef) -> Result<(), LakeError> {
+        match self {
+            AnswerOut::Csv(w) => w.finish(schema).map(drop),
+            AnswerOut::Json(w) => w.finish().map(drop),
+            AnswerOut::Parquet(w) => w.finish(),
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use deltalake::datafusion::catalog::MemorySchemaProvider;
+use deltalake::datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use deltalake::datafusion::common::config::Dialect;
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -145,7 +145,7 @@ impl SqlEngine {
         }
         let statement = state
             .sql_to_statement(sql, &Dialect::Generic)
-            .map_err(|e| at_end_if_eof(df_err(e), sql))?;
+            .map_err(df_err)?;
         refuse_statement(&statement, sql)?;
         let references = state.resolve_table_references(&statement).map_err(df_err)?;
 
@@ -171,7 +171,6 @@ impl SqlEngine {
             let version = table.version().unwrap_or(0);
             let provider = table.table_provider().await.map_err(df_err)?;
             let provider = Arc::new(super::provider::LakeTable::new(provider));
-            use deltalake::datafusion::catalog::SchemaProvider;
             schema
                 .register_table(name.to_string(), provider)
                 .map_err(df_err)?;
@@ -204,18 +203,6 @@ impl SqlEngine {
             format!("no table {name:?} in the lake{hint} ({listing})"),
         )
     }
-}
-
-/// A syntax error at the end of the text ("found: EOF") has no place from
-/// the parser: it is just past the last character.
-fn at_end_if_eof(e: SqlError, sql: &str) -> SqlError {
-    if e.kind != SqlErrorKind::Syntax || e.place.is_some() || !e.message.contains("found: EOF") {
-        return e;
-    }
-    let text = sql.trim_end();
-    let line = text.lines().count().max(1) as u64;
-    let column = text.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
-    e.at(Some(super::error::Place { line, column }))
 }
 
 /// Refuses anything but a query (or an EXPLAIN of one) before its tables
@@ -358,23 +345,11 @@ impl Query {
     /// what each operator did).
     pub async fn explain(self, analyze: bool) -> Result<String, SqlError> {
         let memory = self.limits.memory;
-        let Query {
-            df,
-            deadline,
-            limits,
-            tables,
-            started,
-        } = self;
-        let df = df
+        let df = self
+            .df
             .explain(false, analyze)
             .map_err(|e| SqlError::from_datafusion(e, memory))?;
-        let explained = Query {
-            df,
-            deadline,
-            limits,
-            tables,
-            started,
-        };
+        let explained = Query { df, ..self };
         let answer = explained.collect(None).await?;
         let mut out = String::new();
         for batch in &answer.batches {

@@ -136,6 +136,8 @@ impl SqlError {
                 let text = parser.to_string();
                 let (text, at) = split_parser_place(&text);
                 let text = text.trim_start_matches("sql parser error: ").to_string();
+                // "found: EOF" comes without a place: it is just past the end.
+                let at = at.or_else(|| text.contains("found: EOF").then(|| end_of(sql)).flatten());
                 return SqlError::new(SqlErrorKind::Syntax, format!("syntax error: {text}"))
                     .at(place.or(at));
             }
@@ -205,6 +207,16 @@ impl SqlError {
         };
         SqlError::new(kind, tidy(&message)).at(place)
     }
+}
+
+/// The place just past the last character of `sql` (none for no text).
+fn end_of(sql: &str) -> Option<Place> {
+    let text = sql.trim_end();
+    let last = text.lines().last()?;
+    Some(Place {
+        line: text.lines().count() as u64,
+        column: last.chars().count() as u64 + 1,
+    })
 }
 
 /// The text of `sql` a span covers (one line at most, trimmed to 60

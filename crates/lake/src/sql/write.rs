@@ -168,11 +168,7 @@ pub async fn write(
     let table = match existing {
         Some(t) => t,
         None => {
-            if let Ok(url) = location.table_url(&spec.table).to_file_path() {
-                std::fs::create_dir_all(&url).map_err(|e| {
-                    SqlError::execution(format!("cannot create {}: {e}", url.display()))
-                })?;
-            }
+            location.create_folder(&spec.table).map_err(lake_err)?;
             location
                 .builder(&spec.table)
                 .and_then(|b| b.build().map_err(LakeError::from))

@@ -53,11 +53,7 @@ struct AnswerView {
     read: String,
     elapsed_ms: u64,
     chart: Option<Chart>,
-    colours: Vec<&'static str>,
 }
-
-/// Series colours of the chart (CSS classes of the stylesheet).
-const COLOURS: [&str; 6] = ["s0", "s1", "s2", "s3", "s4", "s5"];
 
 fn cell(v: &Value) -> String {
     match v {
@@ -69,9 +65,6 @@ fn cell(v: &Value) -> String {
 
 fn view(a: SqlAnswer) -> AnswerView {
     let chart = chart::chart(&a.columns, &a.rows);
-    let colours = (0..a.columns.len())
-        .map(|i| COLOURS[i % COLOURS.len()])
-        .collect();
     AnswerView {
         rows: a
             .rows
@@ -89,7 +82,6 @@ fn view(a: SqlAnswer) -> AnswerView {
         elapsed_ms: a.elapsed_ms,
         columns: a.columns,
         chart,
-        colours,
     }
 }
 
