@@ -64,12 +64,16 @@ impl Settings {
                     .map(|d| project.base_dir.join(d))
             })
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DAGS_FOLDER));
+        let lake = match project.catalog() {
+            Ok(catalog) => tasks::Lake::new(catalog),
+            Err(e) => tasks::Lake::unavailable(format!("{e:#}")),
+        };
         Ok(Settings {
             database_url,
             dags_folder,
             output: cli.output,
             project,
-            kinds: tasks::registry(),
+            kinds: tasks::registry_with(lake),
         })
     }
 

@@ -327,7 +327,7 @@ async fn optimize(settings: &Settings, table: &str, target_size: &str) -> Result
     let target =
         lake::units::parse_bytes(target_size).map_err(|e| anyhow!("--target-size: {e}"))?;
     let (location, _) = table_location(&settings.project, table)?;
-    let r = lake::tools::optimize(&location, table, target).await?;
+    let r = lake::tools::optimize(&location, table, target, &[]).await?;
     if settings.json() {
         return output::json(&r).map(|()| ExitCode::SUCCESS);
     }

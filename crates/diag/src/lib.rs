@@ -86,6 +86,11 @@ impl<'a> Diags<'a> {
         self.source
     }
 
+    /// The file's name, as diagnostics show it.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
     /// Records a problem at a byte span (the file's start when unknown).
     /// Messages stay one readable line: longer ones (a 20,000-task cycle,
     /// a value of megabytes) are cut with a note.

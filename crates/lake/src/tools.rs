@@ -520,21 +520,43 @@ pub struct OptimizeReport {
 }
 
 /// Compacts small files into files of about `target_size` bytes (Delta's
-/// bin-packing OPTIMIZE, through `deltalake`).
+/// bin-packing OPTIMIZE, through `deltalake`); with `zorder_by`, rewrites
+/// each partition's files clustered on those columns (Z-order), so filters
+/// on them skip more files.
 pub async fn optimize(
     location: &Location,
     table: &str,
     target_size: u64,
+    zorder_by: &[String],
 ) -> Result<OptimizeReport, LakeError> {
+    use deltalake::operations::optimize::OptimizeType;
     let t = open_existing(location, table).await?;
     let target = std::num::NonZeroU64::new(target_size.max(1)).expect("at least 1");
-    let (t, metrics) = t.optimize().with_target_size(target).await?;
+    let kind = if zorder_by.is_empty() {
+        OptimizeType::Compact
+    } else {
+        OptimizeType::ZOrder(zorder_by.to_vec())
+    };
+    let (t, metrics) = t
+        .optimize()
+        .with_target_size(target)
+        .with_type(kind)
+        .await?;
     Ok(OptimizeReport {
         files_removed: metrics.num_files_removed,
         files_added: metrics.num_files_added,
         partitions_optimized: metrics.partitions_optimized,
         version: t.version().unwrap_or(0),
     })
+}
+
+/// Writes a checkpoint of the table's latest version (a Parquet file of
+/// its whole state, so readers replay no more JSON commits than those
+/// after it); returns that version.
+pub async fn checkpoint(location: &Location, table: &str) -> Result<u64, LakeError> {
+    let t = open_existing(location, table).await?;
+    deltalake::checkpoints::create_checkpoint(&t, None).await?;
+    Ok(t.version().unwrap_or(0))
 }
 
 /// Removes files no longer referenced by the table (compacted away, or

@@ -374,7 +374,7 @@ async fn in_memory_lake_and_optimize() {
     assert_eq!(s.rows_written, 600);
     let before = tools::describe(&location, "events", None, 1).await.unwrap();
     assert!(before.files > 8, "{}", before.files);
-    let r = tools::optimize(&location, "events", 64 << 20)
+    let r = tools::optimize(&location, "events", 64 << 20, &[])
         .await
         .unwrap();
     assert!(r.files_removed > r.files_added, "{r:?}");

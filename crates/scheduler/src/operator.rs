@@ -146,6 +146,7 @@ impl SettingsError {
 pub struct KindSettings<'a> {
     pub(crate) value: toml::Spanned<toml::de::DeValue<'a>>,
     pub(crate) source: &'a str,
+    pub(crate) file: std::path::PathBuf,
     pub(crate) warnings: std::cell::RefCell<Vec<SettingsError>>,
 }
 
@@ -213,6 +214,20 @@ impl KindSettings<'_> {
     /// The file's text, for kinds that need positions of their own.
     pub fn source(&self) -> &str {
         self.source
+    }
+
+    /// The DAG file these settings are in (files a task names, such as a
+    /// `sql_file`, are relative to its folder).
+    pub fn dag_file(&self) -> &std::path::Path {
+        &self.file
+    }
+
+    /// Where the value of top-level key `key` is written in the file.
+    pub fn value_span(&self, key: &str) -> Option<Range<usize>> {
+        let toml::de::DeValue::Table(t) = self.value.get_ref() else {
+            return None;
+        };
+        t.get(key).map(toml::Spanned::span)
     }
 }
 

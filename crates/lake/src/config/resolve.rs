@@ -377,8 +377,16 @@ impl Default for Parquet {
 }
 
 fn parquet(q: &Spanned<ParquetConfig>, p: &mut Problems) -> Parquet {
-    let span = q.span();
-    let q = q.get_ref();
+    let (out, problems) = resolve_parquet(q.get_ref());
+    for message in problems {
+        p.at(q.span(), message);
+    }
+    out
+}
+
+/// A `[parquet]` table resolved, and every problem with it.
+fn resolve_parquet(q: &ParquetConfig) -> (Parquet, Vec<String>) {
+    let mut problems = Vec::new();
     let mut out = Parquet::default();
     let name = q
         .compression
@@ -389,41 +397,34 @@ fn parquet(q: &Spanned<ParquetConfig>, p: &mut Problems) -> Parquet {
         ("zstd", l) => {
             let l = l.unwrap_or(1);
             if !(1..=22).contains(&l) {
-                p.at(
-                    span.clone(),
-                    format!("parquet.level {l}: zstd levels are 1 to 22"),
-                );
+                problems.push(format!("parquet.level {l}: zstd levels are 1 to 22"));
             }
             Codec::Zstd(l)
         }
         ("gzip", l) => {
             let l = l.unwrap_or(6);
             if !(0..=9).contains(&l) {
-                p.at(
-                    span.clone(),
-                    format!("parquet.level {l}: gzip levels are 0 to 9"),
-                );
+                problems.push(format!("parquet.level {l}: gzip levels are 0 to 9"));
             }
             Codec::Gzip(l.clamp(0, 9) as u32)
         }
         ("snappy" | "lz4" | "none", Some(_)) => {
-            p.at(span.clone(), format!("parquet.level: {name} has no levels"));
+            problems.push(format!("parquet.level: {name} has no levels"));
             Codec::None
         }
         ("snappy", None) => Codec::Snappy,
         ("lz4", None) => Codec::Lz4,
         ("none", None) => Codec::None,
         (other, _) => {
-            p.at(
-                span.clone(),
-                format!("parquet.compression {other:?}: use zstd, snappy, lz4, gzip or none"),
-            );
+            problems.push(format!(
+                "parquet.compression {other:?}: use zstd, snappy, lz4, gzip or none"
+            ));
             Codec::None
         }
     };
     if let Some(n) = q.row_group_rows {
         if n == 0 {
-            p.at(span.clone(), "parquet.row_group_rows must be at least 1");
+            problems.push("parquet.row_group_rows must be at least 1".into());
         }
         out.row_group_rows = n;
     }
@@ -432,14 +433,32 @@ fn parquet(q: &Spanned<ParquetConfig>, p: &mut Problems) -> Parquet {
         Some("on") => Dictionary::On,
         Some("off") => Dictionary::Off,
         Some(other) => {
-            p.at(
-                span,
-                format!("parquet.dictionary {other:?}: use auto, on or off"),
-            );
+            problems.push(format!("parquet.dictionary {other:?}: use auto, on or off"));
             Dictionary::Auto
         }
     };
-    out
+    (out, problems)
+}
+
+/// The Parquet writer settings a `[parquet]` table asks for, outside a
+/// stream (a task writing a table): `dictionary = "auto"` is Parquet's
+/// default, a dictionary for every column.
+pub fn writer_properties(
+    q: &ParquetConfig,
+) -> Result<parquet::file::properties::WriterProperties, Vec<String>> {
+    let (p, problems) = resolve_parquet(q);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let b = parquet::file::properties::WriterProperties::builder()
+        .set_compression(p.codec.compression())
+        .set_max_row_group_row_count(Some(p.row_group_rows))
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page);
+    Ok(match p.dictionary {
+        Dictionary::Off => b.set_dictionary_enabled(false),
+        Dictionary::On | Dictionary::Auto => b,
+    }
+    .build())
 }
 
 fn memory_budget(given: Option<&Spanned<String>>, p: &mut Problems) -> u64 {

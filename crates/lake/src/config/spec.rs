@@ -38,6 +38,20 @@ pub enum Codec {
     None,
 }
 
+impl Codec {
+    /// The codec as the Parquet writer takes it.
+    pub fn compression(self) -> parquet::basic::Compression {
+        use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+        match self {
+            Codec::Zstd(l) => Compression::ZSTD(ZstdLevel::try_new(l).unwrap_or_default()),
+            Codec::Gzip(l) => Compression::GZIP(GzipLevel::try_new(l).unwrap_or_default()),
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Lz4 => Compression::LZ4_RAW,
+            Codec::None => Compression::UNCOMPRESSED,
+        }
+    }
+}
+
 /// Late-data handling, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // plain data: the field names say it

@@ -205,6 +205,21 @@ impl SqlEngine {
     }
 }
 
+/// Checks that `sql` parses and is a query, without opening any table
+/// (for checking task SQL when a DAG file is loaded: its tables may not
+/// exist yet).
+pub fn check(sql: &str) -> Result<(), SqlError> {
+    if sql.trim().trim_end_matches(';').trim().is_empty() {
+        return Err(SqlError::new(SqlErrorKind::Syntax, "the query is empty"));
+    }
+    let config = SessionConfig::new().set_bool("datafusion.sql_parser.collect_spans", true);
+    let state = SessionStateBuilder::new().with_config(config).build();
+    let statement = state
+        .sql_to_statement(sql, &Dialect::Generic)
+        .map_err(|e| SqlError::from_datafusion_in(e, 0, sql))?;
+    refuse_statement(&statement, sql)
+}
+
 /// Refuses anything but a query (or an EXPLAIN of one) before its tables
 /// are looked up: `CREATE TABLE x AS …` is refused for what it is, not for
 /// `x` missing.

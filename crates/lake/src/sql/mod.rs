@@ -7,6 +7,8 @@
 //!   writes refused, run within a time limit and a shared memory pool.
 //! - [`error`]: [`SqlError`] with the place in the SQL and "did you mean".
 //! - [`encode`]: rows as text cells, JSON, CSV and Parquet.
+//! - [`template`]: `{{ data_interval_start }}` and the other placeholders
+//!   of task SQL, rendered as typed literals.
 //! - [`write`]: an answer into a table (overwrite, append, interval,
 //!   merge), exactly once per run through a `txn` in the same commit.
 
@@ -15,9 +17,10 @@ pub mod encode;
 pub mod engine;
 pub mod error;
 mod provider;
+pub mod template;
 pub mod write;
 
 pub use catalog::{AsOf, LakeCatalog, TableRef};
-pub use engine::{Answer, Limits, Query, SqlEngine};
+pub use engine::{Answer, Limits, Query, SqlEngine, check};
 pub use error::{Place, SqlError, SqlErrorKind};
 pub use write::{WriteMode, WriteReport, WriteSpec};

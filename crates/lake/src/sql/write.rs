@@ -167,13 +167,7 @@ pub async fn write(
 
     let table = match existing {
         Some(t) => t,
-        None => {
-            location.create_folder(&spec.table).map_err(lake_err)?;
-            location
-                .builder(&spec.table)
-                .and_then(|b| b.build().map_err(LakeError::from))
-                .map_err(lake_err)?
-        }
+        None => unborn(location, &spec.table)?,
     };
     let exists = table.version().is_some();
     let (table, files_added, files_removed, rows) = match (&spec.mode, exists) {
@@ -266,6 +260,52 @@ pub async fn write(
         read,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// A handle on a table not created yet (its folder made), for a first write.
+fn unborn(location: &crate::table::Location, table: &str) -> Result<DeltaTable, SqlError> {
+    location.create_folder(table).map_err(lake_err)?;
+    location
+        .builder(table)
+        .and_then(|b| b.build().map_err(LakeError::from))
+        .map_err(lake_err)
+}
+
+/// Appends rows (not a query's answer) to a table, creating it with
+/// `partition_by` when missing, exactly once per `txn`: returns the table's
+/// version after, and whether an earlier call had already written them.
+pub async fn append_batches(
+    catalog: &LakeCatalog,
+    table: &str,
+    batches: Vec<arrow::array::RecordBatch>,
+    partition_by: &[String],
+    txn: (&str, i64),
+) -> Result<(u64, bool), SqlError> {
+    let location = catalog.location(table);
+    let existing = location.open(table).await.map_err(lake_err)?;
+    if let Some(t) = &existing
+        && recorded(t, txn.0).await.map_err(lake_err)? == Some(txn.1)
+    {
+        return Ok((t.version().unwrap_or(0), true));
+    }
+    let t = match existing {
+        Some(t) => t,
+        None => unborn(location, table)?,
+    };
+    let new = t.version().is_none();
+    let mut w = t
+        .write(batches)
+        .with_save_mode(SaveMode::Append)
+        .with_commit_properties(
+            CommitProperties::default()
+                .with_application_transaction(Transaction::new(txn.0, txn.1)),
+        )
+        .with_table_name(table);
+    if new {
+        w = w.with_partition_columns(partition_by.to_vec());
+    }
+    let t = w.await.map_err(delta_err)?;
+    Ok((t.version().unwrap_or(0), false))
 }
 
 /// deltalake's error for rows outside the replaced interval, said plainly.

@@ -7,11 +7,10 @@
 use std::collections::HashSet;
 
 use arrow::array::RecordBatch;
-use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use crate::config::{Codec, Dictionary, StreamSpec};
+use crate::config::{Dictionary, StreamSpec};
 
 /// Rows looked at to decide which columns get a dictionary.
 pub(super) const DICTIONARY_SAMPLE: usize = 1024;
@@ -30,15 +29,8 @@ impl Encoding {
             return p.clone();
         }
         let base = || {
-            let compression = match spec.codec {
-                Codec::Zstd(l) => Compression::ZSTD(ZstdLevel::try_new(l).unwrap_or_default()),
-                Codec::Gzip(l) => Compression::GZIP(GzipLevel::try_new(l).unwrap_or_default()),
-                Codec::Snappy => Compression::SNAPPY,
-                Codec::Lz4 => Compression::LZ4_RAW,
-                Codec::None => Compression::UNCOMPRESSED,
-            };
             WriterProperties::builder()
-                .set_compression(compression)
+                .set_compression(spec.codec.compression())
                 .set_max_row_group_row_count(Some(spec.row_group_rows))
                 .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
         };

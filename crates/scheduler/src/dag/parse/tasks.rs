@@ -134,6 +134,7 @@ fn parse_task<'a>(
     let rest = KindSettings {
         value: Spanned::new(tspan.clone(), DeValue::Table(rest)),
         source,
+        file: std::path::PathBuf::from(d.file()),
         warnings: Default::default(),
     };
     let Some(th) = d.de::<TaskHeader>(

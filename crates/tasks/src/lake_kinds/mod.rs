@@ -1,0 +1,111 @@
+//! The task kinds of batch work on the lake: `lake_sql` (a query into a
+//! table, [`sql`]), `lake_check` (data-quality expectations, [`check`]) and
+//! `lake_maintenance` (optimize, vacuum, checkpoint, [`maintenance`]).
+//!
+//! What they share lives here: the [`Lake`] they work on (handed to
+//! [`crate::registry_with`] by the binary), the task's SQL (`sql` or
+//! `sql_file`, checked when the DAG is loaded, [`source`]), and how a
+//! query's error becomes a try's.
+
+pub mod check;
+pub mod maintenance;
+pub mod quality;
+pub mod source;
+pub mod sql;
+
+use std::sync::Arc;
+
+use lake::sql::{LakeCatalog, SqlError, SqlErrorKind};
+use scheduler::operator::{TaskContext, TaskError};
+
+/// The lake the lake task kinds read and write, or why this process has
+/// none (its `[lake] url` could not be resolved).
+#[derive(Debug, Clone)]
+pub struct Lake(Arc<Result<LakeCatalog, String>>);
+
+impl Lake {
+    /// The lake of a catalog.
+    pub fn new(catalog: LakeCatalog) -> Lake {
+        Lake(Arc::new(Ok(catalog)))
+    }
+
+    /// No lake: lake tasks fail with `why`.
+    pub fn unavailable(why: impl Into<String>) -> Lake {
+        Lake(Arc::new(Err(why.into())))
+    }
+
+    /// The catalog, or the try's (fatal) error.
+    pub fn catalog(&self) -> Result<&LakeCatalog, TaskError> {
+        self.0
+            .as_ref()
+            .as_ref()
+            .map_err(|why| TaskError::Fatal(format!("no lake to work on: {why}")))
+    }
+}
+
+/// A query's error as a try's: problems with the SQL itself fail at once;
+/// a missing table (an upstream not written yet), running out of time or
+/// memory, and I/O may be retried.
+pub(crate) fn task_error(e: &SqlError, what: &str) -> TaskError {
+    let place = e
+        .place
+        .map(|p| format!(" (line {}, column {} of the query)", p.line, p.column))
+        .unwrap_or_default();
+    let message = format!("{what}: {}{place}", e.message);
+    match e.kind {
+        SqlErrorKind::Syntax
+        | SqlErrorKind::UnknownColumn
+        | SqlErrorKind::Plan
+        | SqlErrorKind::NotAllowed => TaskError::Fatal(message),
+        SqlErrorKind::UnknownTable
+        | SqlErrorKind::Timeout
+        | SqlErrorKind::MemoryLimit
+        | SqlErrorKind::Execution => TaskError::Retryable(message),
+    }
+}
+
+/// The placeholders' values for a try.
+pub(crate) fn vars(ctx: &TaskContext) -> lake::sql::template::Vars<'_> {
+    lake::sql::template::Vars {
+        data_interval_start: ctx.data_interval.start,
+        data_interval_end: ctx.data_interval.end,
+        logical_date: ctx.logical_date,
+        dag_id: &ctx.dag_id,
+        run_id: &ctx.run_id,
+        task_id: &ctx.task_id,
+        params: Some(&ctx.params),
+    }
+}
+
+/// The `txn` app id of a task's writes for one logical date: a retry of
+/// the same run finds it in the table; another day has its own.
+pub(crate) fn app_id(ctx: &TaskContext, target: &str) -> String {
+    format!(
+        "tributary-task:{}:{}:{}:{}",
+        ctx.dag_id,
+        ctx.task_id,
+        target,
+        ctx.logical_date
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    )
+}
+
+/// Crash-test hook: when `TRIBUTARY_FAILPOINT` names this point, the
+/// process kills itself with SIGKILL here — the crash a test needs between
+/// a commit and the try's end state, with no chance to clean up.
+pub(crate) fn failpoint(name: &str) {
+    if std::env::var("TRIBUTARY_FAILPOINT").is_ok_and(|v| v == name) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Runs `work` unless the try is cancelled first.
+pub(crate) async fn unless_cancelled<T>(
+    ctx: &TaskContext,
+    work: impl Future<Output = Result<T, TaskError>>,
+) -> Result<T, TaskError> {
+    tokio::select! {
+        r = work => r,
+        () = ctx.cancel.cancelled() => Err(TaskError::Retryable("cancelled".into())),
+    }
+}
