@@ -9,40 +9,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::lake::{Guard, Project, produce};
+use common::lake::{Guard, Project, Row, duckdb, produce};
 use common::{create_bucket, dev_broker, s3_endpoint, text};
 use serde_json::{Value, json};
-
-/// DuckDB (PyPI `duckdb` + `duckdb-ext-delta`, loaded from the file the
-/// package ships) runs `sql`, where `{t}` is `delta_scan('<table>')`; rows
-/// as objects by column name.
-fn duckdb(table: &std::path::Path, sql: &str) -> Vec<Row> {
-    let script = r#"
-import glob, json, os, site, sys
-import duckdb
-ext = [p for d in site.getsitepackages() + [site.getusersitepackages()]
-       for p in glob.glob(d + "/duckdb_ext/extensions/*/*/delta.duckdb_extension")]
-con = duckdb.connect()
-con.execute(f"LOAD '{ext[0]}'")
-cur = con.execute(sys.argv[2].replace("{t}", f"delta_scan('{sys.argv[1]}')"))
-names = [d[0] for d in cur.description]
-print(json.dumps([dict(zip(names, r)) for r in cur.fetchall()], default=str))
-sys.stdout.flush()
-os._exit(0)
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script, table.to_str().unwrap(), sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "DuckDB failed (./scripts/test.sh installs duckdb and duckdb-ext-delta):\n{}",
-        text(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-type Row = serde_json::Map<String, Value>;
 
 /// Runs `tributary sql -o json` and returns its rows as objects.
 fn sql_rows(project: &Project, query: &str) -> Vec<Row> {

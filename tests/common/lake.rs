@@ -214,3 +214,35 @@ impl Drop for Guard {
         let _ = self.0.wait();
     }
 }
+
+/// DuckDB (PyPI `duckdb` + `duckdb-ext-delta`, loaded from the file the
+/// package ships) runs `sql`, where `{t}` is `delta_scan('<table>')` and
+/// `{path}` the table's path; rows
+/// as objects by column name.
+pub fn duckdb(table: &std::path::Path, sql: &str) -> Vec<Row> {
+    let script = r#"
+import glob, json, os, site, sys
+import duckdb
+ext = [p for d in site.getsitepackages() + [site.getusersitepackages()]
+       for p in glob.glob(d + "/duckdb_ext/extensions/*/*/delta.duckdb_extension")]
+con = duckdb.connect()
+con.execute(f"LOAD '{ext[0]}'")
+cur = con.execute(sys.argv[2].replace("{t}", f"delta_scan('{sys.argv[1]}')").replace("{path}", sys.argv[1]))
+names = [d[0] for d in cur.description]
+print(json.dumps([dict(zip(names, r)) for r in cur.fetchall()], default=str))
+sys.stdout.flush()
+os._exit(0)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, table.to_str().unwrap(), sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "DuckDB failed (./scripts/test.sh installs duckdb and duckdb-ext-delta):\n{}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub type Row = serde_json::Map<String, Value>;

@@ -47,6 +47,9 @@ pub enum SqlErrorKind {
     MemoryLimit,
     /// The query failed while running (reading files, arithmetic, …).
     Execution,
+    /// Another writer committed to the table first, in a way that
+    /// conflicts with this write: planning and writing again may succeed.
+    Conflict,
 }
 
 /// A query that could not be answered.

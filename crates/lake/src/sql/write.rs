@@ -114,7 +114,16 @@ fn lake_err(e: LakeError) -> SqlError {
 }
 
 fn delta_err(e: deltalake::DeltaTableError) -> SqlError {
-    SqlError::new(SqlErrorKind::Execution, format!("writing the table: {e}"))
+    use deltalake::DeltaTableError as E;
+    use deltalake::kernel::transaction::TransactionError as T;
+    let kind = match &e {
+        E::VersionAlreadyExists(_)
+        | E::Transaction {
+            source: T::CommitConflict(_) | T::VersionAlreadyExists(_) | T::MaxCommitAttempts(_),
+        } => SqlErrorKind::Conflict,
+        _ => SqlErrorKind::Execution,
+    };
+    SqlError::new(kind, format!("writing the table: {e}"))
 }
 
 /// A time as a text literal the column's type is compared with (deltalake
@@ -129,10 +138,51 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The `replaceWhere` predicate of an interval write.
-pub fn interval_predicate(column: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+/// The `replaceWhere` predicate of an interval write on a column of type
+/// `ty`: a date column (or text holding ISO dates) compares with the
+/// interval's dates, which must then be whole days; a timestamp with its
+/// instants.
+pub fn interval_predicate(
+    column: &str,
+    ty: &arrow::datatypes::DataType,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<String, SqlError> {
+    use arrow::datatypes::DataType as T;
     let c = quote_ident(column);
-    format!("{c} >= {} AND {c} < {}", ts_literal(start), ts_literal(end))
+    let whole_days = |t: DateTime<Utc>| t.time() == chrono::NaiveTime::MIN;
+    let dates = || -> Result<(String, String), SqlError> {
+        if !whole_days(start) || !whole_days(end) {
+            return Err(SqlError::new(
+                SqlErrorKind::Plan,
+                format!(
+                    "interval_column {column:?} holds dates, but the run's interval [{}, {}) is not whole days: \
+                     use a timestamp column, or a daily schedule",
+                    start.to_rfc3339(),
+                    end.to_rfc3339()
+                ),
+            ));
+        }
+        let d = |t: DateTime<Utc>| format!("'{}'", t.format("%Y-%m-%d"));
+        Ok((d(start), d(end)))
+    };
+    let (lo, hi) = match ty {
+        T::Date32 | T::Date64 => {
+            let (lo, hi) = dates()?;
+            (format!("CAST({lo} AS DATE)"), format!("CAST({hi} AS DATE)"))
+        }
+        T::Utf8 | T::LargeUtf8 | T::Utf8View => dates()?,
+        T::Timestamp(..) => (ts_literal(start), ts_literal(end)),
+        other => {
+            return Err(SqlError::new(
+                SqlErrorKind::Plan,
+                format!(
+                    "interval_column {column:?} is {other}: use a timestamp, date or ISO date text column"
+                ),
+            ));
+        }
+    };
+    Ok(format!("{c} >= {lo} AND {c} < {hi}"))
 }
 
 /// Writes a planned query into `spec.table` (created when missing).
@@ -162,6 +212,7 @@ pub async fn write(
     }
     let commit = CommitProperties::default()
         .with_application_transaction(Transaction::new(app_id, txn_version));
+    let answer_schema = query.schema();
     let (state, plan) = query.into_parts();
     let session: Arc<dyn deltalake::datafusion::catalog::Session> = Arc::new(state.clone());
 
@@ -237,9 +288,24 @@ pub async fn write(
                 WriteMode::Append | WriteMode::Merge { .. } => w.with_save_mode(SaveMode::Append),
                 WriteMode::Overwrite => w.with_save_mode(SaveMode::Overwrite),
                 WriteMode::Interval { column, start, end } => {
+                    let Ok(field) = answer_schema.field_with_name(column) else {
+                        return Err(SqlError::new(
+                            SqlErrorKind::UnknownColumn,
+                            format!(
+                                "interval_column {column:?} is not a column of the answer (columns: {})",
+                                answer_schema
+                                    .fields()
+                                    .iter()
+                                    .map(|f| f.name().as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    };
+                    let predicate = interval_predicate(column, field.data_type(), *start, *end)?;
                     if exists {
                         w.with_save_mode(SaveMode::Overwrite)
-                            .with_replace_where(interval_predicate(column, *start, *end))
+                            .with_replace_where(predicate)
                     } else {
                         w.with_save_mode(SaveMode::Append)
                     }

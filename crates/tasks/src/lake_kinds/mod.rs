@@ -60,6 +60,7 @@ pub(crate) fn task_error(e: &SqlError, what: &str) -> TaskError {
         SqlErrorKind::UnknownTable
         | SqlErrorKind::Timeout
         | SqlErrorKind::MemoryLimit
+        | SqlErrorKind::Conflict
         | SqlErrorKind::Execution => TaskError::Retryable(message),
     }
 }

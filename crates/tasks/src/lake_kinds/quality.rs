@@ -99,14 +99,20 @@ pub async fn record(
     let batch = RecordBatch::try_new(Arc::new(schema()), columns)
         .map_err(|e| TaskError::Fatal(format!("building the quality rows: {e}")))?;
     let app_id = super::app_id(ctx, table);
-    let (version, _) = lake::sql::write::append_batches(
-        catalog,
-        table,
-        vec![batch],
-        &[],
-        (&app_id, i64::from(ctx.try_number)),
-    )
-    .await
-    .map_err(|e| TaskError::Retryable(format!("recording the results in {table}: {e}")))?;
-    Ok(version)
+    let txn = (app_id.as_str(), i64::from(ctx.try_number));
+    // Checks of a backfill's parallel days append side by side; only the
+    // table's creation can collide, and then the table is there to append to.
+    let mut attempt = 1;
+    loop {
+        match lake::sql::write::append_batches(catalog, table, vec![batch.clone()], &[], txn).await
+        {
+            Ok((version, _)) => return Ok(version),
+            Err(e) if e.kind == lake::sql::SqlErrorKind::Conflict && attempt < 5 => attempt += 1,
+            Err(e) => {
+                return Err(TaskError::Retryable(format!(
+                    "recording the results in {table}: {e}"
+                )));
+            }
+        }
+    }
 }

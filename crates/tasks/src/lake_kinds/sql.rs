@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lake::config::ParquetConfig;
 use lake::sql::write::{WriteMode, WriteReport, WriteSpec};
-use lake::sql::{Limits, SqlEngine};
+use lake::sql::{Limits, SqlEngine, SqlErrorKind};
 use parquet::file::properties::WriterProperties;
 use scheduler::operator::{
     KindSettings, Operator, SettingsError, TaskContext, TaskError, TaskKind, TaskOutcome,
@@ -31,6 +31,9 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "1GiB";
 
 /// A task's query runs as long as the task's `execution_timeout` allows.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Writes tried before a conflict with concurrent writers fails the try.
+const CONFLICT_ATTEMPTS: u32 = 8;
 
 /// How the answer goes into the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -285,13 +288,26 @@ impl Operator for LakeSql {
             parquet: self.parquet.clone(),
         };
         let report = super::unless_cancelled(&ctx, async {
-            let query = engine
-                .plan(&rendered.sql)
-                .await
-                .map_err(|e| task_error(&e, "the query"))?;
-            lake::sql::write::write(catalog, query, &spec)
-                .await
-                .map_err(|e| task_error(&e, &format!("writing {}", self.table)))
+            // Another run writing the same table (a backfill's parallel
+            // days) may commit first: plan and write again on the new
+            // version, the `txn` check keeping an append once.
+            let mut attempt = 1;
+            loop {
+                let query = engine
+                    .plan(&rendered.sql)
+                    .await
+                    .map_err(|e| task_error(&e, "the query"))?;
+                match lake::sql::write::write(catalog, query, &spec).await {
+                    Err(e) if e.kind == SqlErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
+                        ctx.log.line(format!(
+                            "attempt {attempt}: another writer committed to {} first; writing again ({})",
+                            self.table, e.message
+                        ));
+                        attempt += 1;
+                    }
+                    r => break r.map_err(|e| task_error(&e, &format!("writing {}", self.table))),
+                }
+            }
         })
         .await?;
         super::failpoint("lake_sql:after_commit");

@@ -1,0 +1,481 @@
+//! The lake task kinds end to end: the real binary, a scheduler process, a
+//! table the real stream writer wrote from the dev broker, and outside
+//! readers (DuckDB `delta_scan`, Python `deltalake`) to judge the results.
+//!
+//! - a 30-day backfill of a DAG using `lake_sql` in every mode and
+//!   `lake_check`, matching DuckDB's own computation; then new data for
+//!   one day and a re-run of that day: only that day changes, and the
+//!   append is not done twice;
+//! - a scheduler SIGKILLed between an append's commit and the try's end:
+//!   the next scheduler's retry does not append again;
+//! - `lake_check` passing, failing and warning, with its quality table.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::lake::{Guard, Project, duckdb};
+use common::{dev_broker, text};
+use serde_json::Value;
+
+const NATIONS: [&str; 5] = ["FR", "DE", "US", "BR", "NL"];
+
+/// Event `i`: on October day `1 + i % 30` at hour `i % 24`, its nation
+/// changing every 30 events (so each day sees every nation).
+fn event(i: u64) -> (String, String) {
+    let at = format!("2026-10-{:02}T{:02}:00:00Z", 1 + i % 30, i % 24);
+    let v = format!(
+        r#"{{"id": {i}, "nation": "{}", "at": "{at}"}}"#,
+        NATIONS[((i / 30) % 5) as usize]
+    );
+    (i.to_string(), v)
+}
+
+fn produce_events(bootstrap: &str, ids: std::ops::Range<u64>) {
+    testkit::kafka::produce_blocking(bootstrap, "events", ids.map(event), false);
+}
+
+fn scheduler(project: &Project, failpoint: Option<&str>) -> Guard {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(project.dir.path().join("scheduler.log"))
+        .unwrap();
+    let mut c = project.cmd(&["scheduler", "--dag-refresh-secs", "1"]);
+    if let Some(f) = failpoint {
+        c.env("TRIBUTARY_FAILPOINT", f);
+    }
+    Guard(c.stdout(Stdio::null()).stderr(log).spawn().unwrap())
+}
+
+fn ok(project: &Project, args: &[&str]) -> String {
+    let out = project.cmd(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}\n{}\nscheduler log:\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        std::fs::read_to_string(project.dir.path().join("scheduler.log")).unwrap_or_default()
+    );
+    text(&out.stdout)
+}
+
+fn json(project: &Project, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&ok(project, &a)).unwrap()
+}
+
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn table(project: &Project, name: &str) -> std::path::PathBuf {
+    project.dir.path().join("lake").join(name)
+}
+
+/// (nation, day) → count, as DuckDB computes it from a table.
+fn counts(project: &Project, name: &str, sql: &str) -> BTreeMap<(String, String), i64> {
+    duckdb(&table(project, name), sql)
+        .into_iter()
+        .map(|r| {
+            (
+                (
+                    r["nation"].as_str().unwrap().to_string(),
+                    r["day"].as_str().unwrap().to_string(),
+                ),
+                r["n"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+const DAILY: &str = r#"
+dag_id = "daily"
+schedule = "@daily"
+start_date = 2026-10-01
+catchup = false
+[defaults]
+retries = 3
+retry_delay = 0
+
+[[task]]
+id = "landed"
+kind = "lake_check"
+table = "events"
+where = "at >= {{ data_interval_start }} AND at < {{ data_interval_end }}"
+[[task.expect]]
+name = "the day's events landed"
+assert = "count(*) > 0"
+[[task.expect]]
+row = "nation IN ('FR', 'DE', 'US', 'BR', 'NL')"
+
+[[task]]
+id = "by_nation"
+kind = "lake_sql"
+depends_on = ["landed"]
+table = "events_daily"
+mode = "interval"
+interval_column = "day"
+partition_by = ["day"]
+sql = '''
+SELECT nation, CAST(at AS DATE) AS day, count(*) AS n, max(id) AS max_id
+FROM events
+WHERE at >= {{ data_interval_start }} AND at < {{ data_interval_end }}
+GROUP BY nation, CAST(at AS DATE)
+'''
+
+[[task]]
+id = "latest"
+kind = "lake_sql"
+depends_on = ["landed"]
+table = "events_merged"
+mode = "merge"
+unique_key = ["nation", "day"]
+sql = '''
+SELECT nation, CAST(at AS DATE) AS day, count(*) AS n
+FROM events
+WHERE at >= {{ data_interval_start }} AND at < {{ data_interval_end }}
+GROUP BY nation, CAST(at AS DATE)
+'''
+
+[[task]]
+id = "loads"
+kind = "lake_sql"
+depends_on = ["by_nation"]
+table = "loads"
+mode = "append"
+sql = "SELECT {{ ds }} AS day, {{ run_id }} AS run_id, count(*) AS rows FROM events WHERE at >= {{ data_interval_start }} AND at < {{ data_interval_end }}"
+
+[[task]]
+id = "nations"
+kind = "lake_sql"
+depends_on = ["by_nation"]
+table = "nations"
+mode = "overwrite"
+sql = "SELECT nation, sum(n) AS n FROM events_daily GROUP BY nation"
+"#;
+
+/// DuckDB's own count per nation and UTC day of `events` (`at` is a
+/// keyword there).
+const BY_DAY: &str = "SELECT nation, strftime(\"at\" AT TIME ZONE 'UTC', '%Y-%m-%d') AS day, count(*) AS n FROM {t} GROUP BY ALL";
+const TABLE_BY_DAY: &str = "SELECT nation, CAST(day AS VARCHAR) AS day, n FROM {t}";
+
+/// The files of `events_daily` per day partition, from its Delta state.
+fn files_by_day(project: &Project) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in duckdb(
+        &table(project, "events_daily"),
+        "SELECT CAST(day AS VARCHAR) AS day, filename FROM delta_scan('{path}', filename = true) GROUP BY ALL",
+    )
+    .into_iter()
+    .map(|r| r.into_iter().collect::<BTreeMap<_, _>>())
+    {
+        let t = std::path::Path::new(r["filename"].as_str().unwrap());
+        out.entry(r["day"].as_str().unwrap().to_string())
+            .or_default()
+            .push(t.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    out
+}
+
+#[test]
+fn a_thirty_day_backfill_then_a_rerun_of_one_day_replaces_that_day_only() {
+    let broker = dev_broker("events", 3);
+    let project = Project::new(
+        &broker.bootstrap,
+        "lake",
+        "",
+        "{ max_rows = 200, max_age = \"200ms\" }",
+    );
+    produce_events(&broker.bootstrap, 0..600);
+    project.catch_up();
+    std::fs::write(project.dir.path().join("dags/daily.toml"), DAILY).unwrap();
+    ok(&project, &["dags", "validate"]);
+    ok(&project, &["dags", "pause", "daily"]);
+    let _s = scheduler(&project, None);
+    let out = ok(
+        &project,
+        &[
+            "backfill",
+            "daily",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-30",
+            "--max-active-runs",
+            "4",
+        ],
+    );
+    assert!(out.contains("completed: 30 done"), "{out}");
+
+    // Each mode's table matches DuckDB's own computation over `events`.
+    let expected = counts(&project, "events", BY_DAY);
+    assert_eq!(expected.len(), 150, "5 nations × 30 days");
+    let from_table = |name: &str| counts(&project, name, TABLE_BY_DAY);
+    assert_eq!(from_table("events_daily"), expected);
+    assert_eq!(from_table("events_merged"), expected);
+    let loads = duckdb(
+        &table(&project, "loads"),
+        "SELECT count(*) AS n, sum(rows) AS s FROM {t}",
+    );
+    assert_eq!(
+        (loads[0]["n"].as_i64(), loads[0]["s"].as_i64()),
+        (Some(30), Some(600))
+    );
+    let nations = duckdb(
+        &table(&project, "nations"),
+        "SELECT count(*) AS n, sum(n) AS s FROM {t}",
+    );
+    assert_eq!(
+        (nations[0]["n"].as_i64(), nations[0]["s"].as_f64()),
+        (Some(5), Some(600.0))
+    );
+    // An outside reader of another kind agrees on the rows.
+    let read = python_read_rows(&table(&project, "events_daily"));
+    assert_eq!(read, 150);
+    let quality = duckdb(
+        &table(&project, "tributary_quality"),
+        "SELECT count(*) AS n, count(*) FILTER (WHERE passed) AS passed FROM {t}",
+    );
+    assert_eq!(
+        (quality[0]["n"].as_i64(), quality[0]["passed"].as_i64()),
+        (Some(60), Some(60))
+    );
+
+    // New events for 2026-10-15 only, then that day re-run.
+    let before = files_by_day(&project);
+    // ids ≡ 14 (mod 30): all on the 15th.
+    let extra: Vec<u64> = (600..1200).filter(|i| i % 30 == 14).take(20).collect();
+    testkit::kafka::produce_blocking(
+        &broker.bootstrap,
+        "events",
+        extra.iter().map(|&i| event(i)),
+        false,
+    );
+    project.catch_up();
+    let out = ok(
+        &project,
+        &[
+            "backfill",
+            "daily",
+            "--from",
+            "2026-10-15",
+            "--to",
+            "2026-10-15",
+            "--reprocess",
+            "all",
+        ],
+    );
+    assert!(out.contains("completed: 1 done"), "{out}");
+    let expected = counts(&project, "events", BY_DAY);
+    assert_eq!(from_table("events_daily"), expected);
+    assert_eq!(from_table("events_merged"), expected);
+    let after = files_by_day(&project);
+    for (day, files) in &before {
+        if day == "2026-10-15" {
+            assert_ne!(after[day], *files, "the re-run day was rewritten");
+        } else {
+            assert_eq!(after[day], *files, "{day} was not touched");
+        }
+    }
+    // The append ran once per logical date: the re-run found its own.
+    let loads = duckdb(&table(&project, "loads"), "SELECT count(*) AS n FROM {t}");
+    assert_eq!(loads[0]["n"].as_i64(), Some(30));
+    let runs = json(&project, &["runs", "list", "daily", "--limit", "100"]);
+    let rerun = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["logical_date"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("2026-10-15"))
+        })
+        .unwrap();
+    let log = ok(
+        &project,
+        &[
+            "tasks",
+            "logs",
+            "daily",
+            rerun["run_id"].as_str().unwrap(),
+            "loads",
+        ],
+    );
+    assert!(log.contains("already holds this run's append"), "{log}");
+}
+
+fn python_read_rows(path: &std::path::Path) -> u64 {
+    let script = "import sys, os\nfrom deltalake import DeltaTable\nprint(DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows)\nsys.stdout.flush()\nos._exit(0)";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn an_append_committed_before_a_kill_is_not_repeated_by_the_retry() {
+    let broker = dev_broker("events", 1);
+    let project = Project::new(
+        &broker.bootstrap,
+        "lake",
+        "",
+        "{ max_rows = 100, max_age = \"200ms\" }",
+    );
+    produce_events(&broker.bootstrap, 0..60);
+    project.catch_up();
+    std::fs::write(
+        project.dir.path().join("dags/once.toml"),
+        "dag_id = \"once\"\nschedule = \"@daily\"\nstart_date = 2026-10-01\ncatchup = false\n\
+         [[task]]\nid = \"load\"\nkind = \"lake_sql\"\nretries = 1\nretry_delay = 0\n\
+         table = \"copied\"\nmode = \"append\"\n\
+         sql = \"SELECT id, nation FROM events WHERE at >= {{ data_interval_start }} AND at < {{ data_interval_end }}\"\n",
+    )
+    .unwrap();
+    ok(&project, &["dags", "pause", "once"]);
+    let mut first = scheduler(&project, Some("lake_sql:after_commit"));
+    let out = ok(
+        &project,
+        &["trigger", "once", "--logical-date", "2026-10-05T00:00:00Z"],
+    );
+    assert!(out.contains("once"), "{out}");
+    // The scheduler kills itself right after the commit.
+    let status = first
+        .wait_for(Duration::from_secs(120))
+        .expect("the failpoint fired");
+    assert!(!status.success());
+    let copied = || python_read_rows(&table(&project, "copied"));
+    let landed = copied();
+    assert!(landed > 0, "the commit landed before the kill");
+    let _second = scheduler(&project, None);
+    eventually("the run to succeed", || {
+        json(&project, &["runs", "list", "once"])[0]["state"] == "success"
+    });
+    assert_eq!(copied(), landed, "the retry did not append again");
+    let run_id = json(&project, &["runs", "list", "once"])[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = ok(&project, &["tasks", "logs", "once", &run_id, "load"]);
+    assert!(log.contains("already holds this run's append"), "{log}");
+}
+
+#[test]
+fn checks_pass_fail_and_warn_and_record_their_results() {
+    let broker = dev_broker("events", 1);
+    let project = Project::new(
+        &broker.bootstrap,
+        "lake",
+        "",
+        "{ max_rows = 100, max_age = \"200ms\" }",
+    );
+    produce_events(&broker.bootstrap, 0..60);
+    project.catch_up();
+    let check = |id: &str, expect: &str| {
+        format!(
+            "dag_id = \"{id}\"\nschedule = \"@daily\"\nstart_date = 2026-10-01\ncatchup = false\n\
+             [[task]]\nid = \"check\"\nkind = \"lake_check\"\ntable = \"events\"\nresults_table = \"quality\"\n\
+             where = \"at >= {{{{ data_interval_start }}}} AND at < {{{{ data_interval_end }}}}\"\n{expect}"
+        )
+    };
+    let dags = project.dir.path().join("dags");
+    std::fs::write(
+        dags.join("passes.toml"),
+        check("passes", "[[task.expect]]\nassert = \"count(*) = 2\"\n[[task.expect]]\nfresh = \"at\"\nwithin = \"1d\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dags.join("fails.toml"),
+        check(
+            "fails",
+            "[[task.expect]]\nname = \"only France\"\nrow = \"nation = 'FR'\"\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dags.join("warns.toml"),
+        check(
+            "warns",
+            "on_failure = \"warn\"\n[[task.expect]]\nassert = \"count(*) > 100\"\n",
+        ),
+    )
+    .unwrap();
+    for d in ["passes", "fails", "warns"] {
+        ok(&project, &["dags", "pause", d]);
+    }
+    let _s = scheduler(&project, None);
+    for d in ["passes", "fails", "warns"] {
+        ok(
+            &project,
+            &["trigger", d, "--logical-date", "2026-10-05T00:00:00Z"],
+        );
+    }
+    let state = |d: &str| {
+        json(&project, &["runs", "list", d])[0]["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    eventually("the three runs to end", || {
+        ["passes", "fails", "warns"]
+            .iter()
+            .all(|d| state(d) != "running" && state(d) != "queued")
+    });
+    assert_eq!(
+        (state("passes"), state("fails"), state("warns")),
+        ("success".into(), "failed".into(), "success".into())
+    );
+    let log = |d: &str| {
+        let run = json(&project, &["runs", "list", d])[0]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        ok(&project, &["tasks", "logs", d, &run, "check"])
+    };
+    let passes = log("passes");
+    assert!(passes.contains("PASS  count(*) = 2"), "{passes}");
+    assert!(passes.contains("PASS  at within 1day"), "{passes}");
+    let fails = log("fails");
+    // Day 5 of the 60 events: ids 4 (FR) and 34 (DE).
+    assert!(
+        fails.contains("FAIL  only France — 1 of 2 rows fail nation = 'FR'"),
+        "{fails}"
+    );
+    assert!(fails.contains("e.g. id="), "{fails}");
+    let warns = log("warns");
+    assert!(warns.contains("WARN  count(*) > 100"), "{warns}");
+    let q = duckdb(
+        &table(&project, "quality"),
+        "SELECT dag_id, passed, severity FROM {t} ORDER BY dag_id, expectation",
+    );
+    let got: Vec<(String, bool, String)> = q
+        .iter()
+        .map(|r| {
+            (
+                r["dag_id"].as_str().unwrap().into(),
+                r["passed"].as_bool().unwrap(),
+                r["severity"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("fails".into(), false, "fail".into()),
+            ("passes".into(), true, "fail".into()),
+            ("passes".into(), true, "fail".into()),
+            ("warns".into(), false, "warn".into()),
+        ]
+    );
+    // python deltalake reads the quality table too.
+    assert_eq!(python_read_rows(&table(&project, "quality")), 4);
+}
