@@ -51,17 +51,33 @@ fn send(p: &BaseProducer, topic: &str, key: &str, value: &[u8]) {
     }
 }
 
-fn produce(bootstrap: &str, topic: &str, n: u64) {
+/// Produces `n` users; with `days` > 1, each page of 5,000 is fetched (and
+/// its run's logical date set) on one of `days` days from 2026-11-01, in
+/// turn, so the table holds `days` days of users.
+fn produce(bootstrap: &str, topic: &str, n: u64, days: u64) {
     let p = producer(bootstrap);
-    let prov = Provenance {
+    let one_day = Provenance {
         fetched_at: Utc::now().to_rfc3339(),
         dag_id: "bench".into(),
         run_id: "bench".into(),
         logical_date: "2026-11-21T00:00:00+00:00".into(),
     };
+    let provenance = |page: u64| {
+        if days <= 1 {
+            return one_day.clone();
+        }
+        let day = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").expect("a time")
+            + chrono::Duration::days((page % days) as i64);
+        Provenance {
+            fetched_at: (day + chrono::Duration::hours(12)).to_rfc3339(),
+            logical_date: day.to_rfc3339(),
+            ..one_day.clone()
+        }
+    };
     let started = Instant::now();
     let (mut sent, mut bytes, mut page) = (0u64, 0u64, 0u64);
     while sent < n {
+        let prov = provenance(page);
         for u in generator::users("bench", page, 5000, None) {
             if sent == n {
                 break;
@@ -293,7 +309,12 @@ fn create(bootstrap: &str, topic: &str, partitions: i32) {
 fn main() {
     match arg(1).as_str() {
         "create" => create(&arg(2), &arg(3), arg(4).parse().expect("partitions")),
-        "produce" => produce(&arg(2), &arg(3), arg(4).parse().expect("N")),
+        "produce" => produce(
+            &arg(2),
+            &arg(3),
+            arg(4).parse().expect("N"),
+            std::env::args().nth(5).map_or(1, |d| d.parse().expect("days")),
+        ),
         "consume" => consume(&arg(2), &arg(3), arg(4).parse().expect("N")),
         "latency" => {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
