@@ -313,7 +313,9 @@ fn main() {
             &arg(2),
             &arg(3),
             arg(4).parse().expect("N"),
-            std::env::args().nth(5).map_or(1, |d| d.parse().expect("days")),
+            std::env::args()
+                .nth(5)
+                .map_or(1, |d| d.parse().expect("days")),
         ),
         "consume" => consume(&arg(2), &arg(3), arg(4).parse().expect("N")),
         "latency" => {

@@ -39,6 +39,48 @@ struct TaskPage {
     live: bool,
     stream_href: String,
     after: i64,
+    /// Query-page links for a task that writes or checks a lake table.
+    lake_links: Vec<(String, String)>,
+}
+
+/// Query-page links for lake tasks: the table a `lake_sql` task writes, the
+/// quality results of a `lake_check` task's run.
+fn lake_links(dag: &scheduler::dag::Dag, task_id: &str, run_id: &str) -> Vec<(String, String)> {
+    let Some(task) = dag.tasks.iter().find(|t| t.id == task_id) else {
+        return Vec::new();
+    };
+    let text = |k: &str| task.settings.get(k).and_then(|v| v.as_str());
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let ident = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+    let link = |label: String, sql: String| {
+        let q = percent_encoding::utf8_percent_encode(&sql, percent_encoding::NON_ALPHANUMERIC);
+        (label, format!("/query?sql={q}"))
+    };
+    match task.kind.as_str() {
+        "lake_sql" => text("table")
+            .map(|t| {
+                vec![link(
+                    format!("table {t}"),
+                    format!("SELECT * FROM {} LIMIT 100", ident(t)),
+                )]
+            })
+            .unwrap_or_default(),
+        "lake_check" => {
+            let results = text("results_table").unwrap_or("tributary_quality");
+            vec![link(
+                format!("quality results in {results}"),
+                format!(
+                    "SELECT checked_at, try_number, expectation, kind, severity, passed, observed, rows_checked\n\
+                     FROM {}\nWHERE dag_id = {} AND run_id = {} AND task_id = {}\nORDER BY checked_at DESC, expectation",
+                    ident(results),
+                    quote(&dag.dag_id),
+                    quote(run_id),
+                    quote(task_id)
+                ),
+            )]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// One try's tab and the facts it shows.
@@ -101,6 +143,7 @@ pub(crate) async fn task_page(
         live,
         stream_href: format!("{href}/log/stream?try={try_number}"),
         after,
+        lake_links: lake_links(&dag, &task_id, &run_id),
         ti: ti_row(&dag_id, &run_id, &ti, now),
     };
     Ok(render(&t, StatusCode::OK))
@@ -247,4 +290,35 @@ pub(crate) async fn log_stream(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lake_links;
+
+    #[test]
+    fn lake_tasks_link_to_their_table_and_quality_results() {
+        let src = "dag_id = \"d\"\n[[task]]\nid = \"w\"\nkind = \"lake_sql\"\ntable = \"daily\"\nmode = \"overwrite\"\nsql = \"SELECT 1 AS x\"\n\
+                   [[task]]\nid = \"c\"\nkind = \"lake_check\"\ntable = \"daily\"\n[[task.expect]]\nassert = \"count(*) > 0\"\n\
+                   [[task]]\nid = \"n\"\nkind = \"noop\"\n";
+        let dag =
+            scheduler::dag::parse_dag(std::path::Path::new("d.toml"), src, &tasks::registry())
+                .unwrap();
+        let w = lake_links(&dag, "w", "r1");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].0, "table daily");
+        assert!(
+            w[0].1
+                .starts_with("/query?sql=SELECT%20%2A%20FROM%20%22daily%22"),
+            "{}",
+            w[0].1
+        );
+        let c = lake_links(&dag, "c", "it's");
+        assert_eq!(c[0].0, "quality results in tributary_quality");
+        let sql = percent_encoding::percent_decode_str(c[0].1.trim_start_matches("/query?sql="))
+            .decode_utf8()
+            .unwrap();
+        assert!(sql.contains("run_id = 'it''s'"), "{sql}");
+        assert!(lake_links(&dag, "n", "r1").is_empty());
+    }
 }
