@@ -630,3 +630,82 @@ os._exit(0)
     );
     assert_eq!(v["quality"], 8, "two expectations per try, four tries");
 }
+
+/// `lake_maintenance` on a stream table of many small files: fewer files,
+/// a checkpoint in the log, the compacted-away files deleted, and every row
+/// still there for an outside reader.
+#[test]
+fn maintenance_compacts_checkpoints_and_vacuums_a_stream_table() {
+    let broker = dev_broker("events", 2);
+    let project = Project::new(
+        &broker.bootstrap,
+        "lake",
+        "",
+        "{ max_rows = 10, max_age = \"200ms\" }",
+    );
+    produce_events(&broker.bootstrap, 0..200);
+    project.catch_up();
+    let parquet_files = || {
+        walk(&table(&project, "events"))
+            .into_iter()
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "parquet")
+                    && !p.to_string_lossy().contains("_delta_log")
+            })
+            .count()
+    };
+    let active = || {
+        duckdb(
+            &table(&project, "events"),
+            "SELECT count(DISTINCT filename) AS n, count(*) AS rows FROM delta_scan('{path}', filename = true)",
+        )
+    };
+    let before = active();
+    assert_eq!(before[0]["rows"].as_i64(), Some(200));
+    let files_before = before[0]["n"].as_i64().unwrap();
+    std::fs::write(
+        project.dir.path().join("dags/tidy.toml"),
+        "dag_id = \"tidy\"\n[[task]]\nid = \"tidy\"\nkind = \"lake_maintenance\"\ntable = \"events\"\n\
+         zorder_by = [\"id\"]\nretain = \"0s\"\n",
+    )
+    .unwrap();
+    let _s = scheduler(&project, None);
+    let out = ok(&project, &["trigger", "tidy", "--wait", "--timeout", "120"]);
+    let run_id = out
+        .split_whitespace()
+        .find(|w| w.starts_with("manual__"))
+        .unwrap()
+        .to_string();
+    let log = ok(&project, &["tasks", "logs", "tidy", &run_id, "tidy"]);
+    assert!(log.contains("Z-ordered by id"), "{log}");
+    let after = active();
+    assert_eq!(after[0]["rows"].as_i64(), Some(200), "no row lost");
+    let files_after = after[0]["n"].as_i64().unwrap();
+    assert!(
+        files_after < files_before,
+        "{files_before} → {files_after} files\n{log}"
+    );
+    assert_eq!(
+        parquet_files() as i64,
+        files_after,
+        "only the table's files are left\n{log}"
+    );
+    let checkpoints = walk(&table(&project, "events").join("_delta_log"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".checkpoint.parquet"))
+        .count();
+    assert!(checkpoints >= 1, "{log}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

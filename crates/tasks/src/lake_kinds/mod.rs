@@ -8,6 +8,7 @@
 //! query's error becomes a try's.
 
 pub mod check;
+pub mod expect;
 pub mod maintenance;
 pub mod quality;
 pub mod source;
