@@ -24,14 +24,18 @@
 #   lake_sql_interval_speedup (target: ≥ 10).
 #
 # Needs tansu, duckdb, duckdb-ext-delta and polars (./scripts/test.sh
-# installs them). RECORDS=… and RUNS=… override the defaults.
+# installs them). RECORDS=… and RUNS=… override the defaults; KEEP=1 keeps
+# the project folder (its path goes to stderr) for profiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${RECORDS:-2000000}"
 RUNS="${RUNS:-5}"
 DAYS=30
 work=$(mktemp -d)
-cleanup() { kill "${sched_pid:-}" "${tansu_pid:-}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  kill "${sched_pid:-}" "${tansu_pid:-}" 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then echo "kept the project in $work" >&2; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
 cargo build --release --quiet --bin tributary --example lake_bench

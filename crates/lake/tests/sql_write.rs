@@ -65,6 +65,7 @@ fn spec(mode: WriteMode, run: &str, version: i64) -> WriteSpec {
             version,
         ),
         parquet: None,
+        once: true,
     }
 }
 

@@ -74,6 +74,10 @@ pub struct WriteSpec {
     pub partition_by: Vec<String>,
     /// The write's identity: `(app_id, version)`, recorded in the commit.
     pub txn: (String, i64),
+    /// Whether a table already holding `txn` makes this write a no-op
+    /// (checked before writing: one pass over the table's log). An append
+    /// needs it; a write that replaces what it wrote does not.
+    pub once: bool,
     /// Parquet settings of the files written.
     pub parquet: Option<WriterProperties>,
 }
@@ -196,7 +200,8 @@ pub async fn write(
     let location = catalog.location(&spec.table);
     let existing = location.open(&spec.table).await.map_err(lake_err)?;
     let (app_id, txn_version) = (&spec.txn.0, spec.txn.1);
-    if let Some(t) = &existing
+    if spec.once
+        && let Some(t) = &existing
         && recorded(t, app_id).await.map_err(lake_err)? == Some(txn_version)
     {
         return Ok(WriteReport {

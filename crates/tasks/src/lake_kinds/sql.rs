@@ -286,6 +286,7 @@ impl Operator for LakeSql {
             partition_by: self.partition_by.clone(),
             txn: (super::app_id(&ctx, &self.table), version),
             parquet: self.parquet.clone(),
+            once: self.mode == Mode::Append,
         };
         let report = super::unless_cancelled(&ctx, async {
             // Another run writing the same table (a backfill's parallel
