@@ -314,6 +314,9 @@ fn json_schema_lists_kinds() {
         kinds,
         &serde_json::json!([
             "http_json_to_kafka",
+            "lake_check",
+            "lake_maintenance",
+            "lake_sql",
             "noop",
             "random_user_to_kafka",
             "shell"
