@@ -1,5 +1,5 @@
 //! The lake task kinds' settings, checked when a DAG file is loaded: the
-//! SQL parsed with its placeholders, errors at the line and column of the
+//! SQL parsed with its template variables, errors at the line and column of the
 //! DAG file (or of the `sql_file`), every mode's required keys.
 
 use std::path::Path;
@@ -43,16 +43,16 @@ fn a_syntax_error_in_inline_sql_is_placed_in_the_dag_file() {
 }
 
 #[test]
-fn placeholders_are_checked_at_load() {
+fn template_variables_are_checked_at_load() {
     let e = one(&sql_task(
         "mode = \"overwrite\"\nsql = \"SELECT * FROM users WHERE at >= {{ data_interval_begin }}\"",
     ));
     assert!(
-        e.contains("unknown placeholder `{{ data_interval_begin }}`"),
+        e.contains("unknown template variable `{{ data_interval_begin }}`"),
         "{e}"
     );
     assert!(e.contains("data_interval_start"), "{e}");
-    // Line 7, column 40: where the placeholder starts inside the string.
+    // Line 7, column 40: where the template variable starts inside the string.
     assert!(e.starts_with("dags/t.toml:7:40:"), "{e}");
     let e = one(&sql_task(
         "mode = \"overwrite\"\nsql = \"SELECT * FROM users WHERE d = '{{ ds }}'\"",

@@ -7,7 +7,7 @@
 //!   writes refused, run within a time limit and a shared memory pool.
 //! - [`error`]: [`SqlError`] with the place in the SQL and "did you mean".
 //! - [`encode`]: rows as text cells, JSON, CSV and Parquet.
-//! - [`template`]: `{{ data_interval_start }}` and the other placeholders
+//! - [`template`]: `{{ data_interval_start }}` and the other template variables
 //!   of task SQL, rendered as typed literals.
 //! - [`write`]: an answer into a table (overwrite, append, interval,
 //!   merge), exactly once per run through a `txn` in the same commit.

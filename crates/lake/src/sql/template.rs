@@ -1,8 +1,8 @@
-//! `{{ … }}` placeholders in the SQL of DAG tasks, rendered as typed SQL
+//! `{{ … }}` template variables in the SQL of DAG tasks, rendered as typed SQL
 //! literals — never pasted text: `{{ data_interval_start }}` becomes
 //! `TIMESTAMP '2026-11-21T00:00:00Z'`, `{{ ds }}` becomes
 //! `DATE '2026-11-21'`, a string param a quoted, escaped string. So a
-//! placeholder cannot change the query's shape, and one written inside
+//! template variable cannot change the query's shape, and one written inside
 //! quotes (`'{{ ds }}'`) is refused rather than half-substituted.
 //!
 //! A [`Rendered`] query remembers where each part came from, so an error
@@ -14,10 +14,10 @@ use std::ops::Range;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value};
 
-/// The names a placeholder may use, for messages.
+/// The names a template variable may use, for messages.
 pub const NAMES: &str = "data_interval_start, data_interval_end, logical_date, ds, dag_id, run_id, task_id, params.NAME";
 
-/// A value a placeholder stands for.
+/// A value a template variable stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Var {
     DataIntervalStart,
@@ -56,7 +56,7 @@ impl Var {
 enum Part {
     /// Text kept as written.
     Text(Range<usize>),
-    /// A placeholder, with the span of the whole `{{ … }}`.
+    /// A template variable, with the span of the whole `{{ … }}`.
     Var(Var, Range<usize>),
 }
 
@@ -69,14 +69,14 @@ pub struct TemplateError {
     pub message: String,
 }
 
-/// SQL text with its placeholders found.
+/// SQL text with its template variables found.
 #[derive(Debug, Clone)]
 pub struct Template {
     text: String,
     parts: Vec<Part>,
 }
 
-/// What the placeholders of one run stand for.
+/// What the template variables of one run stand for.
 #[derive(Debug, Clone)]
 pub struct Vars<'a> {
     /// Start of the run's data interval.
@@ -117,12 +117,12 @@ impl Vars<'static> {
 pub struct Rendered {
     /// The SQL to run.
     pub sql: String,
-    /// `(rendered start, template start, is a placeholder)` of each part.
+    /// `(rendered start, template start, is a template variable)` of each part.
     map: Vec<(usize, usize, bool)>,
 }
 
 impl Rendered {
-    /// The template offset a rendered offset came from (a placeholder's
+    /// The template offset a rendered offset came from (a template variable's
     /// start for any offset inside its literal).
     pub fn template_offset(&self, rendered: usize) -> usize {
         let i = self.map.partition_point(|&(r, _, _)| r <= rendered);
@@ -157,7 +157,7 @@ pub fn byte_offset(text: &str, line: u64, column: u64) -> usize {
             .map_or(rest.len(), |(i, _)| i)
 }
 
-/// Lexer states that matter for finding placeholders.
+/// Lexer states that matter for finding template variables.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lex {
     Code,
@@ -167,8 +167,8 @@ enum Lex {
 }
 
 impl Template {
-    /// Finds the placeholders of `text`, refusing unknown names, unclosed
-    /// braces and placeholders inside quotes.
+    /// Finds the template variables of `text`, refusing unknown names, unclosed
+    /// braces and template variables inside quotes.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let b = text.as_bytes();
         let mut parts = Vec::new();
@@ -181,7 +181,7 @@ impl Template {
                     (b'-', Some(b'-')) => state = Lex::LineComment,
                     (b'/', Some(b'*')) => state = Lex::BlockComment,
                     (b'{', Some(b'{')) => {
-                        let (var, end) = placeholder(text, i)?;
+                        let (var, end) = variable_at(text, i)?;
                         if kept < i {
                             parts.push(Part::Text(kept..i));
                         }
@@ -195,8 +195,8 @@ impl Template {
                     if b[i] == q {
                         state = Lex::Code;
                     } else if b[i] == b'{' && next == Some(b'{') {
-                        let shown = placeholder(text, i).map_or_else(
-                            |_| "a placeholder".to_string(),
+                        let shown = variable_at(text, i).map_or_else(
+                            |_| "a template variable".to_string(),
                             |(_, end)| format!("`{}`", &text[i..end]),
                         );
                         let what = if q == b'\'' {
@@ -231,7 +231,7 @@ impl Template {
         })
     }
 
-    /// Whether a placeholder names `name` (as written inside the braces).
+    /// Whether a template variable names `name` (as written inside the braces).
     pub fn mentions(&self, name: &str) -> bool {
         let Some(var) = Var::parse(name) else {
             return false;
@@ -270,8 +270,8 @@ impl Template {
     }
 }
 
-/// The placeholder starting at `start` (`{{`): its variable and where it ends.
-fn placeholder(text: &str, start: usize) -> Result<(Var, usize), TemplateError> {
+/// The template variable starting at `start` (`{{`): its variable and where it ends.
+fn variable_at(text: &str, start: usize) -> Result<(Var, usize), TemplateError> {
     let Some(len) = text[start + 2..].find("}}") else {
         return Err(TemplateError {
             span: start..start + 2,
@@ -285,7 +285,7 @@ fn placeholder(text: &str, start: usize) -> Result<(Var, usize), TemplateError> 
         None => Err(TemplateError {
             span: start..end,
             message: format!(
-                "unknown placeholder `{{{{ {} }}}}`: use one of {NAMES}",
+                "unknown template variable `{{{{ {} }}}}`: use one of {NAMES}",
                 diag::cut(name, 60)
             ),
         }),
@@ -336,7 +336,7 @@ fn literal(var: &Var, vars: &Vars<'_>) -> Result<String, String> {
                 Some(Value::String(s)) => string_literal(s),
                 Some(Value::Array(_) | Value::Object(_)) => {
                     return Err(format!(
-                        "param {name:?} is a list or table; a placeholder takes a string, number, boolean or null"
+                        "param {name:?} is a list or table; a template variable takes a string, number, boolean or null"
                     ));
                 }
             }
@@ -356,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_become_typed_literals() {
+    fn template_variables_become_typed_literals() {
         let t = Template::parse(
             "SELECT * FROM t WHERE at >= {{data_interval_start}} AND at < {{ data_interval_end }} \
              AND d = {{ ds }} AND n = {{ params.nation }} AND k > {{ params.min }} -- {{ ignored }}",
@@ -374,7 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn quoted_unknown_and_unclosed_placeholders_are_refused_at_their_place() {
+    fn quoted_unknown_and_unclosed_template_variables_are_refused_at_their_place() {
         let e = Template::parse("SELECT * FROM t WHERE d = '{{ ds }}'").unwrap_err();
         assert_eq!(e.span.start, 27);
         assert!(
@@ -385,7 +385,7 @@ mod tests {
         let e = Template::parse("SELECT {{ dss }}").unwrap_err();
         assert_eq!(e.span, 7..16);
         assert!(
-            e.message.contains("unknown placeholder `{{ dss }}`"),
+            e.message.contains("unknown template variable `{{ dss }}`"),
             "{}",
             e.message
         );
@@ -416,7 +416,7 @@ mod tests {
             .unwrap();
         // `nope` on rendered line 2, column 3.
         assert_eq!(r.template_offset_of(2, 3), text.find("nope").unwrap());
-        // Inside the literal: the placeholder's start.
+        // Inside the literal: the template variable's start.
         assert_eq!(r.template_offset(10), 7);
     }
 }

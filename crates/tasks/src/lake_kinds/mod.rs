@@ -66,7 +66,7 @@ pub(crate) fn task_error(e: &SqlError, what: &str) -> TaskError {
     }
 }
 
-/// The placeholders' values for a try.
+/// The template variables' values for a try.
 pub(crate) fn vars(ctx: &TaskContext) -> lake::sql::template::Vars<'_> {
     lake::sql::template::Vars {
         data_interval_start: ctx.data_interval.start,

@@ -1,6 +1,6 @@
 //! The SQL of a lake task: inline (`sql = '''…'''`) or in a file next to
 //! the DAG (`sql_file = "sql/daily.sql"`). Both are checked when the DAG is
-//! loaded — placeholders known, the text a single query — with errors at
+//! loaded — template variables known, the text a single query — with errors at
 //! the line and column of the DAG file (inline) or of the SQL file; the
 //! file is read again for each try, so an edit takes effect at once.
 
@@ -99,7 +99,7 @@ impl SqlSource {
         }
     }
 
-    /// The SQL of a try, placeholders rendered.
+    /// The SQL of a try, template variables rendered.
     pub fn render(&self, ctx: &TaskContext) -> Result<Rendered, TaskError> {
         let t = self.template()?;
         t.render(&super::vars(ctx))

@@ -54,7 +54,7 @@ pub enum Mode {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LakeSqlSettings {
-    /// The query (one SELECT, or WITH … SELECT). Placeholders become typed
+    /// The query (one SELECT, or WITH … SELECT). Template variables become typed
     /// literals: `{{ data_interval_start }}`, `{{ data_interval_end }}`,
     /// `{{ logical_date }}` (timestamps), `{{ ds }}` (a date), `{{ dag_id }}`,
     /// `{{ run_id }}`, `{{ task_id }}`, `{{ params.NAME }}`.
