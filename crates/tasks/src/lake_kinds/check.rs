@@ -31,7 +31,7 @@ use super::expect::{
 };
 use super::quality::{self, Checked, Verdict};
 use super::source::{SqlSource, checked_in};
-use super::{Lake, task_error};
+use super::{Lake, Problems, task_error};
 
 /// The quality table results go to by default.
 pub const DEFAULT_RESULTS_TABLE: &str = "tributary_quality";
@@ -93,58 +93,43 @@ impl TaskKind for LakeCheckKind {
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
         let s: LakeCheckSettings = settings.checked()?;
-        let mut errors = Vec::new();
-        let err = |key: &str, message: String| SettingsError {
-            span: settings.value_span(key),
-            message,
-        };
+        let mut p = Problems::new(settings);
         let query =
             SqlSource::from_settings(settings, s.sql.as_deref(), s.sql_file.as_deref(), false);
         let scope = match (&s.table, query) {
             (_, Err(e)) => {
-                errors.push(e);
+                p.push(e);
                 None
             }
             (Some(_), Ok(Some(_))) => {
-                errors.push(err("table", "give `table` or `sql`, not both".into()));
+                p.at("table", "give `table` or `sql`, not both");
                 None
             }
             (None, Ok(None)) => {
-                errors.push(err(
+                p.at(
                     "expect",
-                    "the task needs what to check: `table = \"name\"` (optionally with `where`) or `sql`".into(),
-                ));
+                    "the task needs what to check: `table = \"name\"` (optionally with `where`) or `sql`",
+                );
                 None
             }
             (None, Ok(Some(q))) => {
                 if s.filter.is_some() {
-                    errors.push(err(
+                    p.at(
                         "where",
-                        "`where` filters `table`; put the filter in `sql` instead".into(),
-                    ));
+                        "`where` filters `table`; put the filter in `sql` instead",
+                    );
                 }
                 Some(Scope::Query(q))
             }
             (Some(t), Ok(None)) => {
-                if !lake::config::valid_name(t) {
-                    errors.push(err(
-                        "table",
-                        format!(
-                            "table {:?}: use 1 to 128 letters, digits, '_' or '-'",
-                            diag::cut(t, 80)
-                        ),
-                    ));
-                }
+                p.table_name("table", t);
                 let filter = match &s.filter {
                     None => None,
                     Some(f) => match checked_in("SELECT * FROM t WHERE (", f, ")") {
                         Ok(t) => Some(t),
                         Err((span, m)) => {
                             let (l, c) = diag::line_col(f, span.start);
-                            errors.push(err(
-                                "where",
-                                format!("where: {m} (at {l}:{c} of the predicate)"),
-                            ));
+                            p.at("where", format!("where: {m} (at {l}:{c} of the predicate)"));
                             None
                         }
                     },
@@ -156,36 +141,31 @@ impl TaskKind for LakeCheckKind {
             }
         };
         if s.expect.is_empty() {
-            errors.push(err(
+            p.at(
                 "expect",
-                "the task has no expectations: add [[task.expect]] tables".into(),
-            ));
+                "the task has no expectations: add [[task.expect]] tables",
+            );
         }
         let mut expectations = Vec::new();
         for (n, e) in s.expect.iter().enumerate() {
             match Expectation::from_settings(n, e, s.on_failure) {
                 Ok(x) => expectations.push(x),
-                Err(m) => errors.push(err("expect", m)),
+                Err(m) => p.at("expect", m),
             }
         }
         let results_table = s
             .results_table
             .unwrap_or_else(|| DEFAULT_RESULTS_TABLE.to_string());
-        if !lake::config::valid_name(&results_table) {
-            errors.push(err(
-                "results_table",
-                format!("results_table {results_table:?}: use letters, digits, '_' or '-'"),
-            ));
-        }
-        match scope {
-            Some(scope) if errors.is_empty() => Ok(Arc::new(LakeCheck {
+        p.table_name("results_table", &results_table);
+        p.finish(|| {
+            let op: Arc<dyn Operator> = Arc::new(LakeCheck {
                 lake: self.0.clone(),
-                scope,
+                scope: scope?,
                 expectations,
                 results_table,
-            })),
-            _ => Err(errors),
-        }
+            });
+            Some(op)
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use scheduler::operator::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::Lake;
+use super::{Lake, Problems};
 
 /// Files compacted toward this size unless `target_size` says otherwise.
 pub const DEFAULT_TARGET_SIZE: &str = "256MiB";
@@ -74,64 +74,38 @@ impl TaskKind for LakeMaintenanceKind {
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
         let s: LakeMaintenanceSettings = settings.checked()?;
-        let mut errors = Vec::new();
-        let mut at = |key: &str, message: String| {
-            errors.push(SettingsError {
-                span: settings.value_span(key),
-                message,
-            });
-        };
-        if !lake::config::valid_name(&s.table) {
-            at(
-                "table",
-                format!(
-                    "table {:?}: use 1 to 128 letters, digits, '_' or '-'",
-                    diag::cut(&s.table, 80)
-                ),
-            );
-        }
+        let mut p = Problems::new(settings);
+        p.table_name("table", &s.table);
         let optimize = s.optimize.unwrap_or(true);
-        let target = s.target_size.as_deref().unwrap_or(DEFAULT_TARGET_SIZE);
-        let target = match lake::units::parse_bytes(target) {
-            Ok(n) if n >= 1 << 20 => n,
-            Ok(_) => {
-                at("target_size", "`target_size` must be at least 1MiB".into());
-                0
-            }
-            Err(e) => {
-                at("target_size", format!("target_size: {e}"));
-                0
-            }
-        };
+        let target = p.size("target_size", s.target_size.as_deref(), DEFAULT_TARGET_SIZE);
         if !optimize && (s.target_size.is_some() || !s.zorder_by.is_empty()) {
-            at(
+            p.at(
                 "optimize",
-                "`target_size` and `zorder_by` are for `optimize = true`".into(),
+                "`target_size` and `zorder_by` are for `optimize = true`",
             );
         }
         let vacuum = s.vacuum.unwrap_or(true);
         if !vacuum && s.retain.is_some() {
-            at("retain", "`retain` is for `vacuum = true`".into());
+            p.at("retain", "`retain` is for `vacuum = true`");
         }
         let checkpoint = s.checkpoint.unwrap_or(true);
         if !optimize && !vacuum && !checkpoint {
-            at(
+            p.at(
                 "table",
-                "every step is off: set `optimize`, `checkpoint` or `vacuum`".into(),
+                "every step is off: set `optimize`, `checkpoint` or `vacuum`",
             );
         }
-        if errors.is_empty() {
-            Ok(Arc::new(LakeMaintenance {
+        p.finish(|| {
+            let op: Arc<dyn Operator> = Arc::new(LakeMaintenance {
                 lake: self.0.clone(),
                 table: s.table,
                 optimize: optimize.then_some(target),
                 zorder_by: s.zorder_by,
                 checkpoint,
                 vacuum: vacuum.then(|| s.retain.map_or(DEFAULT_RETAIN, |d| d.0)),
-            }))
-        } else {
-            Err(errors)
-        }
+            });
+            Some(op)
+        })
     }
 }
 

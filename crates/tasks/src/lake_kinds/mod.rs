@@ -17,7 +17,7 @@ pub mod sql;
 use std::sync::Arc;
 
 use lake::sql::{LakeCatalog, SqlError, SqlErrorKind};
-use scheduler::operator::{TaskContext, TaskError};
+use scheduler::operator::{KindSettings, SettingsError, TaskContext, TaskError};
 
 /// The lake the lake task kinds read and write, or why this process has
 /// none (its `[lake] url` could not be resolved).
@@ -41,6 +41,74 @@ impl Lake {
             .as_ref()
             .as_ref()
             .map_err(|why| TaskError::Fatal(format!("no lake to work on: {why}")))
+    }
+}
+
+/// The settings problems of a lake task, each at the value of the key it
+/// is about (every problem is collected, so `dags validate` shows them all).
+pub(crate) struct Problems<'s, 'a> {
+    settings: &'s KindSettings<'a>,
+    list: Vec<SettingsError>,
+}
+
+impl<'s, 'a> Problems<'s, 'a> {
+    pub(crate) fn new(settings: &'s KindSettings<'a>) -> Self {
+        Problems {
+            settings,
+            list: Vec::new(),
+        }
+    }
+
+    /// A problem with `key`'s value.
+    pub(crate) fn at(&mut self, key: &str, message: impl Into<String>) {
+        self.list.push(SettingsError {
+            span: self.settings.value_span(key),
+            message: message.into(),
+        });
+    }
+
+    /// A problem found elsewhere, with its own place.
+    pub(crate) fn push(&mut self, e: SettingsError) {
+        self.list.push(e);
+    }
+
+    /// Checks a table name given under `key`.
+    pub(crate) fn table_name(&mut self, key: &str, name: &str) {
+        if !lake::config::valid_name(name) {
+            self.at(
+                key,
+                format!(
+                    "{key} {:?}: use 1 to 128 letters, digits, '_' or '-'",
+                    diag::cut(name, 80)
+                ),
+            );
+        }
+    }
+
+    /// A size of at least 1MiB given under `key` (`"256MiB"`), or `default`.
+    pub(crate) fn size(&mut self, key: &str, given: Option<&str>, default: &str) -> u64 {
+        match lake::units::parse_bytes(given.unwrap_or(default)) {
+            Ok(n) if n >= 1 << 20 => n,
+            Ok(_) => {
+                self.at(key, format!("`{key}` must be at least 1MiB"));
+                0
+            }
+            Err(e) => {
+                self.at(key, format!("{key}: {e}"));
+                0
+            }
+        }
+    }
+
+    /// The operator `build` makes, if no problem was found.
+    pub(crate) fn finish<T>(
+        self,
+        build: impl FnOnce() -> Option<T>,
+    ) -> Result<T, Vec<SettingsError>> {
+        match self.list.is_empty().then(build).flatten() {
+            Some(op) => Ok(op),
+            None => Err(self.list),
+        }
     }
 }
 

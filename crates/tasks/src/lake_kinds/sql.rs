@@ -24,7 +24,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::source::SqlSource;
-use super::{Lake, task_error};
+use super::{Lake, Problems, task_error};
 
 /// Memory a task's query may use unless `memory_limit` says otherwise.
 pub const DEFAULT_MEMORY_LIMIT: &str = "1GiB";
@@ -110,75 +110,48 @@ impl TaskKind for LakeSqlKind {
     }
     fn build(&self, settings: &KindSettings<'_>) -> Result<Arc<dyn Operator>, Vec<SettingsError>> {
         let s: LakeSqlSettings = settings.checked()?;
-        let mut errors = Vec::new();
-        let mut at = |key: &str, message: String| {
-            errors.push(SettingsError {
-                span: settings.value_span(key),
-                message,
-            });
-        };
-        if !lake::config::valid_name(&s.table) {
-            at(
-                "table",
-                format!(
-                    "table {:?}: use 1 to 128 letters, digits, '_' or '-'",
-                    diag::cut(&s.table, 80)
-                ),
-            );
-        }
+        let mut p = Problems::new(settings);
+        p.table_name("table", &s.table);
         match (s.mode, &s.interval_column) {
-            (Mode::Interval, None) => at(
+            (Mode::Interval, None) => p.at(
                 "mode",
-                "`mode = \"interval\"` needs `interval_column`: the column of the table whose rows in the run's data interval are replaced".into(),
+                "`mode = \"interval\"` needs `interval_column`: the column of the table whose rows in the run's data interval are replaced",
             ),
             (Mode::Interval, Some(_)) | (_, None) => {}
-            (_, Some(_)) => at(
+            (_, Some(_)) => p.at(
                 "interval_column",
-                "`interval_column` is for `mode = \"interval\"`".into(),
+                "`interval_column` is for `mode = \"interval\"`",
             ),
         }
         match (s.mode, s.unique_key.is_empty()) {
-            (Mode::Merge, true) => at(
+            (Mode::Merge, true) => p.at(
                 "mode",
-                "`mode = \"merge\"` needs `unique_key`: the columns that identify a row".into(),
+                "`mode = \"merge\"` needs `unique_key`: the columns that identify a row",
             ),
             (Mode::Merge, false) | (_, true) => {}
-            (_, false) => at(
-                "unique_key",
-                "`unique_key` is for `mode = \"merge\"`".into(),
-            ),
+            (_, false) => p.at("unique_key", "`unique_key` is for `mode = \"merge\"`"),
         }
         let parquet = match s.parquet.as_ref().map(lake::config::writer_properties) {
             None => None,
             Some(Ok(p)) => Some(p),
             Some(Err(problems)) => {
-                for p in problems {
-                    at("parquet", p);
+                for problem in problems {
+                    p.at("parquet", problem);
                 }
                 None
             }
         };
-        let memory_text = s.memory_limit.as_deref().unwrap_or(DEFAULT_MEMORY_LIMIT);
-        let memory = match lake::units::parse_bytes(memory_text) {
-            Ok(m) if m >= 1 << 20 => m,
-            Ok(_) => {
-                at(
-                    "memory_limit",
-                    "`memory_limit` must be at least 1MiB".into(),
-                );
-                0
-            }
-            Err(e) => {
-                at("memory_limit", format!("memory_limit: {e}"));
-                0
-            }
-        };
+        let memory = p.size(
+            "memory_limit",
+            s.memory_limit.as_deref(),
+            DEFAULT_MEMORY_LIMIT,
+        );
         let source =
             match SqlSource::from_settings(settings, s.sql.as_deref(), s.sql_file.as_deref(), true)
             {
                 Ok(source) => source,
                 Err(e) => {
-                    errors.push(e);
+                    p.push(e);
                     None
                 }
             };
@@ -191,10 +164,10 @@ impl TaskKind for LakeSqlKind {
                  answer must fall in the run's data interval, so the query should filter on it",
             );
         }
-        match source {
-            Some(source) if errors.is_empty() => Ok(Arc::new(LakeSql {
+        p.finish(|| {
+            let op: Arc<dyn Operator> = Arc::new(LakeSql {
                 lake: self.0.clone(),
-                source,
+                source: source?,
                 table: s.table,
                 mode: s.mode,
                 interval_column: s.interval_column,
@@ -202,9 +175,9 @@ impl TaskKind for LakeSqlKind {
                 partition_by: s.partition_by,
                 parquet,
                 memory,
-            })),
-            _ => Err(errors),
-        }
+            });
+            Some(op)
+        })
     }
 }
 
