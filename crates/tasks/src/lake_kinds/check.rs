@@ -197,7 +197,7 @@ impl Operator for LakeCheck {
         let (scope, shown) = self.scope_sql(&ctx)?;
         let reference = ctx.data_interval.end.min(Utc::now());
         let sql = aggregate_sql(&self.expectations, &scope, &ctx, reference)?;
-        let (answer, samples) = super::unless_cancelled(&ctx, async {
+        let (answer, outcomes, samples) = super::unless_cancelled(&ctx, async {
             let answer = engine
                 .plan(&sql)
                 .await
@@ -210,18 +210,19 @@ impl Operator for LakeCheck {
                 .into_iter()
                 .next()
                 .unwrap_or_default();
-            let samples = failing_samples(&engine, &self.expectations, &row, &scope, &ctx).await?;
-            Ok(((row, answer.tables), samples))
+            let rows: i64 = row.first().and_then(|c| c.parse().ok()).unwrap_or(0);
+            let outcomes = outcomes(&self.expectations, &row, rows);
+            let samples =
+                failing_samples(&engine, &self.expectations, &outcomes, &scope, &ctx).await?;
+            Ok(((rows, answer.tables), outcomes, samples))
         })
         .await?;
-        let (row, tables) = answer;
-        let rows_checked: i64 = row.first().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let (rows_checked, tables) = answer;
         let read: Vec<String> = tables.iter().map(|(t, v)| format!("{t} v{v}")).collect();
         ctx.log.line(format!(
             "checking {shown} (read {}): {rows_checked} rows",
             read.join(", ")
         ));
-        let outcomes = outcomes(&self.expectations, &row, rows_checked);
         let mut failed = Vec::new();
         for ((e, o), sample) in self.expectations.iter().zip(&outcomes).zip(&samples) {
             let label = match (o.passed, e.on_failure) {

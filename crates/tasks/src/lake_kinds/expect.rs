@@ -214,45 +214,38 @@ pub(super) fn outcomes(expectations: &[Expectation], row: &[String], rows: i64) 
 pub(super) async fn failing_samples(
     engine: &SqlEngine,
     expectations: &[Expectation],
-    row: &[String],
+    outcomes: &[Outcome],
     scope: &str,
     ctx: &TaskContext,
 ) -> Result<Vec<Vec<String>>, TaskError> {
-    let mut col = 1;
     let mut out = Vec::new();
-    for (i, e) in expectations.iter().enumerate() {
+    for (i, (e, o)) in expectations.iter().zip(outcomes).enumerate() {
         let mut sample = Vec::new();
-        match &e.test {
-            Test::Row(p) => {
-                if row.get(col).is_some_and(|v| v != "0") {
-                    let sql = format!(
-                        "SELECT * FROM ({scope}) AS checked WHERE NOT coalesce(({}), false) LIMIT {SAMPLE_ROWS}",
-                        render(p, ctx, &format!("expect[{i}]"))?
-                    );
-                    let a = engine
-                        .plan(&sql)
-                        .await
-                        .map_err(|e| task_error(&e, "failing rows"))?
-                        .collect(Some(SAMPLE_ROWS as u64))
-                        .await
-                        .map_err(|e| task_error(&e, "failing rows"))?;
-                    let names: Vec<String> =
-                        a.schema.fields().iter().map(|f| f.name().clone()).collect();
-                    for r in lake::sql::encode::cells(&a.batches)
-                        .map_err(|e| TaskError::Retryable(e.to_string()))?
-                    {
-                        let pairs: Vec<String> = names
-                            .iter()
-                            .zip(&r)
-                            .map(|(n, v)| format!("{n}={}", diag::cut(v, 40)))
-                            .collect();
-                        sample.push(diag::cut(&pairs.join(", "), 300).into_owned());
-                    }
-                }
-                col += 1;
+        if let Test::Row(p) = &e.test
+            && !o.passed
+        {
+            let sql = format!(
+                "SELECT * FROM ({scope}) AS checked WHERE NOT coalesce(({}), false) LIMIT {SAMPLE_ROWS}",
+                render(p, ctx, &format!("expect[{i}]"))?
+            );
+            let a = engine
+                .plan(&sql)
+                .await
+                .map_err(|e| task_error(&e, "failing rows"))?
+                .collect(Some(SAMPLE_ROWS as u64))
+                .await
+                .map_err(|e| task_error(&e, "failing rows"))?;
+            let names: Vec<String> = a.schema.fields().iter().map(|f| f.name().clone()).collect();
+            for r in lake::sql::encode::cells(&a.batches)
+                .map_err(|e| TaskError::Retryable(e.to_string()))?
+            {
+                let pairs: Vec<String> = names
+                    .iter()
+                    .zip(&r)
+                    .map(|(n, v)| format!("{n}={}", diag::cut(v, 40)))
+                    .collect();
+                sample.push(diag::cut(&pairs.join(", "), 300).into_owned());
             }
-            Test::Assert(_) => col += 1,
-            Test::Fresh { .. } => col += 2,
         }
         out.push(sample);
     }
