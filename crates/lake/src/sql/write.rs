@@ -198,33 +198,27 @@ pub async fn write(
     let started = Instant::now();
     let read = query.tables().clone();
     let location = catalog.location(&spec.table);
-    let existing = location.open(&spec.table).await.map_err(lake_err)?;
     let (app_id, txn_version) = (&spec.txn.0, spec.txn.1);
-    if spec.once
-        && let Some(t) = &existing
-        && recorded(t, app_id).await.map_err(lake_err)? == Some(txn_version)
-    {
-        return Ok(WriteReport {
-            table: spec.table.clone(),
-            version: t.version().unwrap_or(0),
-            rows: 0,
-            files_added: 0,
-            files_removed: 0,
-            already_committed: true,
-            read,
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        });
-    }
-    let commit = CommitProperties::default()
-        .with_application_transaction(Transaction::new(app_id, txn_version));
+    let table = match target(location, &spec.table, (app_id, txn_version), spec.once).await? {
+        Target::Done(version) => {
+            return Ok(WriteReport {
+                table: spec.table.clone(),
+                version,
+                rows: 0,
+                files_added: 0,
+                files_removed: 0,
+                already_committed: true,
+                read,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        Target::Write(t) => t,
+    };
+    let commit = txn_commit(app_id, txn_version);
     let answer_schema = query.schema();
     let (state, plan) = query.into_parts();
     let session: Arc<dyn deltalake::datafusion::catalog::Session> = Arc::new(state.clone());
 
-    let table = match existing {
-        Some(t) => t,
-        None => unborn(location, &spec.table)?,
-    };
     let exists = table.version().is_some();
     let (table, files_added, files_removed, rows) = match (&spec.mode, exists) {
         (WriteMode::Merge { unique_key }, true) => {
@@ -333,6 +327,37 @@ pub async fn write(
     })
 }
 
+/// What a write finds at its target.
+enum Target {
+    /// The table already holds this write's `txn`: it was done, at this
+    /// version.
+    Done(u64),
+    /// The table to write (not created yet when it has no version).
+    Write(DeltaTable),
+}
+
+/// Opens the target; with `once`, a table already holding `txn` means the
+/// write was done (one pass over its log).
+async fn target(
+    location: &crate::table::Location,
+    table: &str,
+    txn: (&str, i64),
+    once: bool,
+) -> Result<Target, SqlError> {
+    match location.open(table).await.map_err(lake_err)? {
+        Some(t) if once && recorded(&t, txn.0).await.map_err(lake_err)? == Some(txn.1) => {
+            Ok(Target::Done(t.version().unwrap_or(0)))
+        }
+        Some(t) => Ok(Target::Write(t)),
+        None => unborn(location, table).map(Target::Write),
+    }
+}
+
+/// Commit properties carrying a write's `txn`.
+fn txn_commit(app_id: &str, version: i64) -> CommitProperties {
+    CommitProperties::default().with_application_transaction(Transaction::new(app_id, version))
+}
+
 /// A handle on a table not created yet (its folder made), for a first write.
 fn unborn(location: &crate::table::Location, table: &str) -> Result<DeltaTable, SqlError> {
     location.create_folder(table).map_err(lake_err)?;
@@ -352,25 +377,15 @@ pub async fn append_batches(
     partition_by: &[String],
     txn: (&str, i64),
 ) -> Result<(u64, bool), SqlError> {
-    let location = catalog.location(table);
-    let existing = location.open(table).await.map_err(lake_err)?;
-    if let Some(t) = &existing
-        && recorded(t, txn.0).await.map_err(lake_err)? == Some(txn.1)
-    {
-        return Ok((t.version().unwrap_or(0), true));
-    }
-    let t = match existing {
-        Some(t) => t,
-        None => unborn(location, table)?,
+    let t = match target(catalog.location(table), table, txn, true).await? {
+        Target::Done(version) => return Ok((version, true)),
+        Target::Write(t) => t,
     };
     let new = t.version().is_none();
     let mut w = t
         .write(batches)
         .with_save_mode(SaveMode::Append)
-        .with_commit_properties(
-            CommitProperties::default()
-                .with_application_transaction(Transaction::new(txn.0, txn.1)),
-        )
+        .with_commit_properties(txn_commit(txn.0, txn.1))
         .with_table_name(table);
     if new {
         w = w.with_partition_columns(partition_by.to_vec());
