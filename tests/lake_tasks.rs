@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::lake::{Guard, Project, duckdb};
-use common::{dev_broker, text};
+use common::lake::{Guard, Project, duckdb, python_rows, s3_lake};
+use common::{BrokerProcess, dev_broker, text};
 use serde_json::Value;
 
 const NATIONS: [&str; 5] = ["FR", "DE", "US", "BR", "NL"];
@@ -35,6 +35,22 @@ fn event(i: u64) -> (String, String) {
 
 fn produce_events(bootstrap: &str, ids: std::ops::Range<u64>) {
     testkit::kafka::produce_blocking(bootstrap, "events", ids.map(event), false);
+}
+
+/// A project whose `events` table holds `ids`, landed by the stream writer
+/// from a dev broker of `partitions` (kept alive with the project).
+fn landed(
+    partitions: i32,
+    ids: std::ops::Range<u64>,
+    lake: &str,
+    storage: &str,
+    rotation: &str,
+) -> (BrokerProcess, Project) {
+    let broker = dev_broker("events", partitions);
+    let project = Project::new(&broker.bootstrap, lake, storage, rotation);
+    produce_events(&broker.bootstrap, ids);
+    project.catch_up();
+    (broker, project)
 }
 
 fn scheduler(project: &Project, failpoint: Option<&str>) -> Guard {
@@ -187,15 +203,13 @@ fn files_by_day(project: &Project) -> BTreeMap<String, Vec<String>> {
 
 #[test]
 fn a_thirty_day_backfill_then_a_rerun_of_one_day_replaces_that_day_only() {
-    let broker = dev_broker("events", 3);
-    let project = Project::new(
-        &broker.bootstrap,
+    let (broker, project) = landed(
+        3,
+        0..600,
         "lake",
         "",
         "{ max_rows = 200, max_age = \"200ms\" }",
     );
-    produce_events(&broker.bootstrap, 0..600);
-    project.catch_up();
     std::fs::write(project.dir.path().join("dags/daily.toml"), DAILY).unwrap();
     ok(&project, &["dags", "validate"]);
     ok(&project, &["dags", "pause", "daily"]);
@@ -245,7 +259,7 @@ fn a_thirty_day_backfill_then_a_rerun_of_one_day_replaces_that_day_only() {
         ("loads", 30),
         ("nations", 5),
     ] {
-        assert_eq!(python_read_rows(&table(&project, name)), rows, "{name}");
+        assert_eq!(python_rows(&table(&project, name)), rows, "{name}");
     }
     let quality = duckdb(
         &table(&project, "tributary_quality"),
@@ -319,27 +333,15 @@ fn a_thirty_day_backfill_then_a_rerun_of_one_day_replaces_that_day_only() {
     assert!(log.contains("already holds this run's append"), "{log}");
 }
 
-fn python_read_rows(path: &std::path::Path) -> u64 {
-    let script = "import sys, os\nfrom deltalake import DeltaTable\nprint(DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows)\nsys.stdout.flush()\nos._exit(0)";
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).trim().parse().unwrap()
-}
-
 #[test]
 fn an_append_committed_before_a_kill_is_not_repeated_by_the_retry() {
-    let broker = dev_broker("events", 1);
-    let project = Project::new(
-        &broker.bootstrap,
+    let (_broker, project) = landed(
+        1,
+        0..60,
         "lake",
         "",
         "{ max_rows = 100, max_age = \"200ms\" }",
     );
-    produce_events(&broker.bootstrap, 0..60);
-    project.catch_up();
     std::fs::write(
         project.dir.path().join("dags/once.toml"),
         "dag_id = \"once\"\nschedule = \"@daily\"\nstart_date = 2026-10-01\ncatchup = false\n\
@@ -360,7 +362,7 @@ fn an_append_committed_before_a_kill_is_not_repeated_by_the_retry() {
         .wait_for(Duration::from_secs(120))
         .expect("the failpoint fired");
     assert!(!status.success());
-    let copied = || python_read_rows(&table(&project, "copied"));
+    let copied = || python_rows(&table(&project, "copied"));
     let landed = copied();
     assert!(landed > 0, "the commit landed before the kill");
     let _second = scheduler(&project, None);
@@ -378,15 +380,13 @@ fn an_append_committed_before_a_kill_is_not_repeated_by_the_retry() {
 
 #[test]
 fn checks_pass_fail_and_warn_and_record_their_results() {
-    let broker = dev_broker("events", 1);
-    let project = Project::new(
-        &broker.bootstrap,
+    let (_broker, project) = landed(
+        1,
+        0..60,
         "lake",
         "",
         "{ max_rows = 100, max_age = \"200ms\" }",
     );
-    produce_events(&broker.bootstrap, 0..60);
-    project.catch_up();
     let check = |id: &str, expect: &str| {
         format!(
             "dag_id = \"{id}\"\nschedule = \"@daily\"\nstart_date = 2026-10-01\ncatchup = false\n\
@@ -484,7 +484,7 @@ fn checks_pass_fail_and_warn_and_record_their_results() {
         ]
     );
     // python deltalake reads the quality table too.
-    assert_eq!(python_read_rows(&table(&project, "quality")), 4);
+    assert_eq!(python_rows(&table(&project, "quality")), 4);
 }
 
 /// The example DAG `dags/users_daily.toml` in `standalone`: the day's
@@ -548,7 +548,7 @@ fn the_users_daily_example_runs_in_standalone() {
     let got = duckdb(&daily, ours);
     assert!(!got.is_empty());
     assert_eq!(got, duckdb(&users, theirs));
-    assert_eq!(python_read_rows(&daily), got.len() as u64);
+    assert_eq!(python_rows(&daily), got.len() as u64);
 
     let out = env.ok(&[&backfill[..], &["--reprocess", "all"]].concat());
     assert!(out.contains("completed: 1 done"), "{out}");
@@ -565,22 +565,14 @@ fn the_users_daily_example_runs_in_standalone() {
 /// stream table and the tables the tasks wrote from S3.
 #[test]
 fn lake_tasks_write_tables_on_s3_that_outside_readers_agree_with() {
-    let endpoint = common::s3_endpoint();
-    let bucket = format!("tasks-{}", std::process::id());
-    common::create_bucket(&endpoint, &bucket);
-    let broker = dev_broker("events", 2);
-    let storage = format!(
-        "storage = {{ aws_endpoint = \"{endpoint}\", aws_allow_http = \"true\", aws_region = \"us-east-1\", \
-         aws_access_key_id = \"testing\", aws_secret_access_key = \"testing\" }}"
-    );
-    let project = Project::new(
-        &broker.bootstrap,
-        &format!("s3://{bucket}/lake"),
+    let (lake, storage, endpoint) = s3_lake("tasks");
+    let (_broker, project) = landed(
+        2,
+        0..300,
+        &lake,
         &storage,
         "{ max_rows = 100, max_age = \"200ms\" }",
     );
-    produce_events(&broker.bootstrap, 0..300);
-    project.catch_up();
     std::fs::write(project.dir.path().join("dags/daily.toml"), DAILY).unwrap();
     ok(&project, &["dags", "pause", "daily"]);
     let _s = scheduler(&project, None);
@@ -619,7 +611,7 @@ sys.stdout.flush()
 os._exit(0)
 "#;
     let out = std::process::Command::new("python3")
-        .args(["-c", script, &format!("s3://{bucket}/lake"), &endpoint])
+        .args(["-c", script, &lake, &endpoint])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -643,15 +635,13 @@ os._exit(0)
 /// still there for an outside reader.
 #[test]
 fn maintenance_compacts_checkpoints_and_vacuums_a_stream_table() {
-    let broker = dev_broker("events", 2);
-    let project = Project::new(
-        &broker.bootstrap,
+    let (_broker, project) = landed(
+        2,
+        0..200,
         "lake",
         "",
         "{ max_rows = 10, max_age = \"200ms\" }",
     );
-    produce_events(&broker.bootstrap, 0..200);
-    project.catch_up();
     let parquet_files = || {
         walk(&table(&project, "events"))
             .into_iter()

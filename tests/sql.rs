@@ -9,8 +9,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::lake::{Guard, Project, Row, duckdb, produce};
-use common::{create_bucket, dev_broker, s3_endpoint, text};
+use common::lake::{Guard, Project, Row, duckdb, produce, s3_lake};
+use common::{dev_broker, text};
 use serde_json::{Value, json};
 
 /// Runs `tributary sql -o json` and returns its rows as objects.
@@ -280,17 +280,11 @@ fn bad_sql_is_refused_with_its_place_and_a_suggestion() {
 
 #[test]
 fn the_lake_on_s3_is_queried_like_a_local_one() {
-    let endpoint = s3_endpoint();
-    let bucket = format!("sql-{}", std::process::id());
-    create_bucket(&endpoint, &bucket);
+    let (lake, storage, endpoint) = s3_lake("sql");
     let broker = dev_broker("events", 2);
-    let storage = format!(
-        "storage = {{ aws_endpoint = \"{endpoint}\", aws_allow_http = \"true\", aws_region = \"us-east-1\", \
-         aws_access_key_id = \"testing\", aws_secret_access_key = \"testing\" }}"
-    );
     let project = Project::new(
         &broker.bootstrap,
-        &format!("s3://{bucket}/lake"),
+        &lake,
         &storage,
         "{ max_rows = 100, max_age = \"200ms\" }",
     );
@@ -319,12 +313,7 @@ sys.stdout.flush()
 os._exit(0)
 "#;
     let out = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &format!("s3://{bucket}/lake/events"),
-            &endpoint,
-        ])
+        .args(["-c", script, &format!("{lake}/events"), &endpoint])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));

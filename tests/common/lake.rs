@@ -246,3 +246,27 @@ os._exit(0)
 }
 
 pub type Row = serde_json::Map<String, Value>;
+
+/// A lake in a fresh bucket of the moto S3 server: its URL, the
+/// `storage = {…}` line of `tributary.toml`, and the endpoint.
+pub fn s3_lake(prefix: &str) -> (String, String, String) {
+    let endpoint = super::s3_endpoint();
+    let bucket = format!("{prefix}-{}", std::process::id());
+    super::create_bucket(&endpoint, &bucket);
+    let storage = format!(
+        "storage = {{ aws_endpoint = \"{endpoint}\", aws_allow_http = \"true\", aws_region = \"us-east-1\", \
+         aws_access_key_id = \"testing\", aws_secret_access_key = \"testing\" }}"
+    );
+    (format!("s3://{bucket}/lake"), storage, endpoint)
+}
+
+/// Rows of a local Delta table as Python `deltalake` reads them.
+pub fn python_rows(path: &std::path::Path) -> u64 {
+    let script = "import sys, os\nfrom deltalake import DeltaTable\nprint(DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows)\nsys.stdout.flush()\nos._exit(0)";
+    let out = Command::new("python3")
+        .args(["-c", script, path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().parse().unwrap()
+}
