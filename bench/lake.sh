@@ -38,16 +38,10 @@ cargo build --release --quiet --bin tributary --example lake_bench
 bin=target/release/tributary
 helper=target/release/examples/lake_bench
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+source bench/lib.sh
 cpu_s() { awk -F: '/User time|System time/ {s+=$2} END {print s}' "$1"; } # user + system seconds in a /usr/bin/time -v report
 
-kport=$(free_port)
-tansu broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" \
-  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
-tansu_pid=$!
-wait_port "$kport"
-bootstrap="127.0.0.1:$kport"
+start_tansu "$work/tansu.log"
 s3port=$(free_port)
 python3 -m moto.server -H 127.0.0.1 -p "$s3port" >"$work/moto.log" 2>&1 &
 moto_pid=$!

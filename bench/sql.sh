@@ -42,15 +42,9 @@ cargo build --release --quiet --bin tributary --example lake_bench
 bin="$PWD/target/release/tributary"
 helper="$PWD/target/release/examples/lake_bench"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+source bench/lib.sh
 
-kport=$(free_port)
-tansu broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" \
-  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
-tansu_pid=$!
-wait_port "$kport"
-bootstrap="127.0.0.1:$kport"
+start_tansu "$work/tansu.log"
 "$helper" create "$bootstrap" users 8
 "$helper" produce "$bootstrap" users "$RECORDS" "$DAYS" >"$work/produce.out"
 
