@@ -19,7 +19,6 @@ use async_trait::async_trait;
 use chrono::Utc;
 use lake::sql::template::Template;
 use lake::sql::write::quote_ident;
-use lake::sql::{Limits, SqlEngine};
 use scheduler::operator::{
     KindSettings, Operator, SettingsError, TaskContext, TaskError, TaskKind, TaskOutcome,
 };
@@ -192,8 +191,7 @@ impl LakeCheck {
 impl Operator for LakeCheck {
     async fn execute(&self, ctx: TaskContext) -> Result<TaskOutcome, TaskError> {
         let catalog = self.lake.catalog()?;
-        let engine = SqlEngine::new(catalog.clone(), Limits::default())
-            .map_err(|e| task_error(&e, "starting the query engine"))?;
+        let engine = super::engine(catalog, lake::sql::Limits::default().memory)?;
         let (scope, shown) = self.scope_sql(&ctx)?;
         let reference = ctx.data_interval.end.min(Utc::now());
         let sql = aggregate_sql(&self.expectations, &scope, &ctx, reference)?;

@@ -112,6 +112,22 @@ impl<'s, 'a> Problems<'s, 'a> {
     }
 }
 
+/// A task's query runs as long as the task's `execution_timeout` allows.
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// A query engine for one try over the lake, with `memory` for its query.
+pub(crate) fn engine(
+    catalog: &LakeCatalog,
+    memory: u64,
+) -> Result<lake::sql::SqlEngine, TaskError> {
+    let limits = lake::sql::Limits {
+        memory,
+        timeout: QUERY_TIMEOUT,
+    };
+    lake::sql::SqlEngine::new(catalog.clone(), limits)
+        .map_err(|e| task_error(&e, "starting the query engine"))
+}
+
 /// A query's error as a try's: problems with the SQL itself fail at once;
 /// a missing table (an upstream not written yet), running out of time or
 /// memory, and I/O may be retried.

@@ -10,12 +10,11 @@
 //! re-run gives the same table, and their `txn` version is the try number.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use lake::config::ParquetConfig;
+use lake::sql::SqlErrorKind;
 use lake::sql::write::{WriteMode, WriteReport, WriteSpec};
-use lake::sql::{Limits, SqlEngine, SqlErrorKind};
 use parquet::file::properties::WriterProperties;
 use scheduler::operator::{
     KindSettings, Operator, SettingsError, TaskContext, TaskError, TaskKind, TaskOutcome,
@@ -28,9 +27,6 @@ use super::{Lake, Problems, task_error};
 
 /// Memory a task's query may use unless `memory_limit` says otherwise.
 pub const DEFAULT_MEMORY_LIMIT: &str = "1GiB";
-
-/// A task's query runs as long as the task's `execution_timeout` allows.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Writes tried before a conflict with concurrent writers fails the try.
 const CONFLICT_ATTEMPTS: u32 = 8;
@@ -238,14 +234,7 @@ impl Operator for LakeSql {
         let catalog = self.lake.catalog()?;
         let rendered = self.source.render(&ctx)?;
         log_query(&ctx, self.source.name(), &rendered.sql);
-        let engine = SqlEngine::new(
-            catalog.clone(),
-            Limits {
-                memory: self.memory,
-                timeout: QUERY_TIMEOUT,
-            },
-        )
-        .map_err(|e| task_error(&e, "starting the query engine"))?;
+        let engine = super::engine(catalog, self.memory)?;
         let mode = self.write_mode(&ctx);
         // An append is done once per run; the other modes replace what an
         // earlier try wrote, and say which try did.
