@@ -73,6 +73,9 @@ pub enum Command {
     /// Streaming writers: Kafka topics into lake tables, exactly once.
     #[command(subcommand)]
     Stream(StreamCommand),
+    /// Continuous SQL transforms: lake tables into lake tables, exactly once.
+    #[command(subcommand)]
+    Transform(TransformCommand),
     /// Lake tables: list, describe, verify, compact, vacuum.
     #[command(subcommand)]
     Lake(LakeCommand),
@@ -117,6 +120,29 @@ pub enum StreamCommand {
     ResetOffsets {
         /// Stream name.
         name: String,
+    },
+}
+
+/// `transform` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TransformCommand {
+    /// The transforms the config declares and where each stands: source
+    /// version, checkpoint, versions behind, last commit.
+    List,
+    /// Check every transform's SQL against the tables it reads (before
+    /// anything runs: stream tables by their declared schemas).
+    Check,
+    /// Run a transform until Ctrl-C / SIGTERM, or until caught up.
+    Run {
+        /// Transform name.
+        name: String,
+        /// Exit once the output holds the source version seen at start.
+        #[arg(long)]
+        until_caught_up: bool,
+        /// Serve Prometheus metrics here (default: the config's
+        /// [metrics] bind, else 127.0.0.1:9464; "off" to disable).
+        #[arg(long)]
+        metrics_bind: Option<String>,
     },
 }
 

@@ -1,6 +1,6 @@
 //! The project config file, `tributary.toml`: metadata database, DAGs
-//! folder, Kafka, the lake, metrics, the web server and the `[[stream]]`
-//! declarations.
+//! folder, Kafka, the lake, metrics, the web server, and the `[[stream]]`
+//! and `[[transform]]` declarations.
 //!
 //! The path comes from `--config` / `TRIBUTARY_CONFIG`, else
 //! `./tributary.toml` if it exists, else the built-in defaults (which
@@ -17,6 +17,7 @@ use anyhow::{Result, anyhow, bail};
 use diag::{Diagnostic, Diags, parse_document};
 use lake::config::{SchemaCatalog, StreamConfig, StreamSpec};
 use lake::table::Location;
+use lake::transform::{TransformConfig, TransformSpec};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
@@ -26,7 +27,9 @@ use toml::de::DeValue;
 pub const CONFIG_FILE: &str = "tributary.toml";
 
 /// The built-in configuration used when there is no config file: the
-/// reference pipeline's `users` stream into `./lake`.
+/// reference pipeline's `users` stream into `./lake`, and the
+/// `users_enriched` transform (users joined with the `nations` seed the
+/// `nations` example DAG loads).
 pub const DEFAULT_CONFIG: &str = r#"
 [lake]
 url = "lake"
@@ -38,6 +41,18 @@ table = "users"
 schema = "random_user"
 partition_by = ["nation", "date(event_time)"]
 rotation = { max_age = "2s" }
+
+[[transform]]
+name = "users_enriched"
+source = "users"
+sql = """
+SELECT u.user_id, u.name, u.gender, u.city, u.nation, n.code AS nation_code,
+       n.region, n.continent, u.latitude, u.longitude, u.event_time, u.date
+FROM users u JOIN nations n ON u.nation = n.nation
+WHERE n.continent = 'Europe'
+"""
+table = "users_enriched"
+partition_by = ["region"]
 "#;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -135,6 +150,9 @@ pub struct Project {
     pub web: WebSection,
     /// Validated streams.
     pub streams: Vec<Arc<StreamSpec>>,
+    /// Validated transforms (their SQL checked against the tables by
+    /// [`Project::check_transforms`]).
+    pub transforms: Vec<Arc<TransformSpec>>,
 }
 
 /// Named schemas streams may use (`schema = "random_user"`).
@@ -240,6 +258,71 @@ impl Project {
             })
     }
 
+    /// The transform of this name.
+    pub fn transform(&self, name: &str) -> Result<Arc<TransformSpec>> {
+        self.transforms
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.transforms.iter().map(|t| t.name.as_str()).collect();
+                let hint = diag::suggest(name, &names)
+                    .map(|s| format!(" (did you mean {s:?}?)"))
+                    .unwrap_or_default();
+                anyhow!(
+                    "no transform {name:?} in {}{hint}; declared: {}",
+                    self.source(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            })
+    }
+
+    /// Checks every transform's SQL against the tables it reads (stream
+    /// tables by their declared schemas, other transforms' answers,
+    /// existing tables; `dag_tables` are written by DAG tasks, checked once
+    /// they exist): every problem as `file:line:col: sentence`.
+    pub async fn check_transforms(
+        &self,
+        engine: &lake::sql::SqlEngine,
+        dag_tables: &[String],
+    ) -> Result<()> {
+        if self.transforms.is_empty() {
+            return Ok(());
+        }
+        let mut declared: lake::transform::DeclaredTables =
+            dag_tables.iter().map(|t| (t.clone(), None)).collect();
+        for s in &self.streams {
+            declared.insert(s.table.clone(), Some(s.table_schema.clone()));
+            declared.insert(
+                s.dead_letter_table.clone(),
+                Some(lake::schema::dead_letter_schema()),
+            );
+        }
+        let problems = lake::transform::validate(&self.transforms, engine, &declared).await;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let name = self.source();
+        let text = match &self.path {
+            Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+            None => DEFAULT_CONFIG.to_string(),
+        };
+        let mut d = Diags::new(&name, &text);
+        for (span, msg) in problems {
+            d.err(span, msg);
+        }
+        let lines: Vec<String> = d.into_sorted().iter().map(ToString::to_string).collect();
+        bail!(
+            "{} problem(s) in the transforms:\n{}",
+            lines.len(),
+            lines.join("\n")
+        )
+    }
+
     /// Where the config came from, for messages.
     pub fn source(&self) -> String {
         self.path
@@ -328,14 +411,18 @@ pub fn parse(
     let span = root.span();
     let mut table = root.into_inner();
     let streams_value = table.remove("stream");
+    let transforms_value = table.remove("transform");
     check_references(&mut d, &table);
     let top: Option<FileTop> = d.de(
         Spanned::new(span, DeValue::Table(table)),
         "config",
-        &["stream"],
+        &["stream", "transform"],
     );
     let streams = streams_value
         .map(|sv| parse_streams(&mut d, sv, catalog))
+        .unwrap_or_default();
+    let transforms = transforms_value
+        .map(|tv| parse_transforms(&mut d, tv, source, &streams))
         .unwrap_or_default();
     let top = match top {
         Some(top) if d.is_empty() => top,
@@ -351,6 +438,7 @@ pub fn parse(
         metrics: top.metrics,
         web: top.web,
         streams,
+        transforms,
     })
 }
 
@@ -430,6 +518,69 @@ fn parse_streams<'a>(
     streams
 }
 
+/// Every `[[transform]]`, each resolved on its own; names and output
+/// tables are unique, and no output is a stream's table.
+fn parse_transforms<'a>(
+    d: &mut Diags<'a>,
+    value: Spanned<DeValue<'a>>,
+    text: &str,
+    streams: &[Arc<StreamSpec>],
+) -> Vec<Arc<TransformSpec>> {
+    let span = value.span();
+    let DeValue::Array(items) = value.into_inner() else {
+        d.err(Some(span), "transform: write [[transform]] tables");
+        return Vec::new();
+    };
+    let mut out: Vec<Arc<TransformSpec>> = Vec::new();
+    for item in items {
+        let Some(cfg) = d.de::<TransformConfig>(item, "[[transform]]", &[]) else {
+            continue;
+        };
+        let name = cfg.name.get_ref().clone();
+        match cfg.resolve(text) {
+            Ok(spec) => {
+                let clash = if out.iter().any(|t| t.name == spec.name) {
+                    Some((
+                        cfg.name.span(),
+                        format!("transform {name:?} is declared twice"),
+                    ))
+                } else if let Some(o) = out.iter().find(|t| t.table == spec.table) {
+                    Some((
+                        cfg.table.span(),
+                        format!(
+                            "transforms {:?} and {name:?} write the same table {:?}",
+                            o.name, spec.table
+                        ),
+                    ))
+                } else {
+                    streams
+                        .iter()
+                        .find(|s| s.table == spec.table || s.dead_letter_table == spec.table)
+                        .map(|s| {
+                            (
+                                cfg.table.span(),
+                                format!(
+                                    "transform {name:?}: table {:?} is written by stream {:?}; write the output to a table of its own",
+                                    spec.table, s.name
+                                ),
+                            )
+                        })
+                };
+                match clash {
+                    Some((at, msg)) => d.err(Some(at), msg),
+                    None => out.push(Arc::new(spec)),
+                }
+            }
+            Err(problems) => {
+                for (sp, msg) in problems {
+                    d.err(sp, format!("transform {name:?}: {msg}"));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,7 +645,57 @@ rotaton = { max_rows = 5 }
         )
         .unwrap();
         assert_eq!(p.streams.len(), 1);
+        assert_eq!(p.transforms.len(), 1);
         assert_eq!(p.metrics.bind.as_deref(), Some("127.0.0.1:9464"));
+    }
+
+    #[test]
+    fn transform_problems_point_at_their_keys() {
+        let text = r#"[[stream]]
+name = "users"
+topics = ["users"]
+table = "users"
+schema = "random_user"
+
+[[transform]]
+name = "t1"
+source = "users"
+sql = """
+SELECT id FROM people
+"""
+table = "users"
+trigger = "soon"
+
+[[transform]]
+name = "t2"
+source = "users"
+sql = "SELEC id FROM users"
+table = "out"
+max_source_versions = 0
+"#;
+        let errs: Vec<String> = parse("f.toml", text, &schema_catalog())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let all = errs.join("\n");
+        assert!(
+            all.contains("f.toml:10:7: transform \"t1\": sql: the query does not read its source table \"users\" (it reads people)"),
+            "{all}"
+        );
+        assert!(
+            all.contains("f.toml:13:9: transform \"t1\": table \"users\" is the source"),
+            "{all}"
+        );
+        assert!(
+            all.contains("f.toml:14:11: transform \"t1\": trigger"),
+            "{all}"
+        );
+        assert!(all.contains("f.toml:19:8: transform \"t2\": sql:"), "{all}");
+        assert!(
+            all.contains("f.toml:21:23: transform \"t2\": max_source_versions must be at least 1"),
+            "{all}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn main() -> std::process::ExitCode {
             | cli::Command::Scheduler(_)
             | cli::Command::Web(_)
             | cli::Command::Stream(cli::StreamCommand::Run { .. })
+            | cli::Command::Transform(cli::TransformCommand::Run { .. })
     );
     // The Delta libraries log every snapshot at info: keep them to warnings.
     let default_level = if long_running {

@@ -20,7 +20,7 @@ fn line(label: &'static str, value: Result<String, String>) -> Line {
 }
 
 /// `config`.
-pub fn run(settings: &Settings) -> Result<ExitCode> {
+pub async fn run(settings: &Settings) -> Result<ExitCode> {
     let p = &settings.project;
     let mut lines = vec![
         line("config", Ok(p.source())),
@@ -43,6 +43,7 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
         line("web", web_line(settings)),
         line("metrics", metrics_line(settings)),
         line("streams", Ok(p.streams.len().to_string())),
+        line("transforms", transforms_line(settings).await),
     ];
     for s in &p.streams {
         if let Some(lake) = &s.lake
@@ -76,6 +77,15 @@ pub fn run(settings: &Settings) -> Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", "),
             s.dead_letter_table
+        );
+    }
+    for t in &p.transforms {
+        println!(
+            "  {}: {} → {} (every {})",
+            t.name,
+            t.source,
+            t.table,
+            humantime::format_duration(t.trigger)
         );
     }
     if problems > 0 {
@@ -117,6 +127,16 @@ fn web_line(settings: &Settings) -> Result<String, String> {
         "{addr}{}",
         if token.is_some() { " (token set)" } else { "" }
     ))
+}
+
+/// The transforms, their SQL checked against the tables they read.
+async fn transforms_line(settings: &Settings) -> Result<String, String> {
+    let p = &settings.project;
+    let engine = super::transform::engine(p).map_err(text)?;
+    super::transform::check(settings, &engine)
+        .await
+        .map_err(text)?;
+    Ok(p.transforms.len().to_string())
 }
 
 fn metrics_line(settings: &Settings) -> Result<String, String> {

@@ -15,6 +15,7 @@ mod sql;
 mod standalone;
 mod stream;
 mod tasks;
+mod transform;
 mod web;
 
 use std::process::ExitCode;
@@ -37,9 +38,10 @@ pub async fn run(settings: &Settings, command: &Command) -> Result<ExitCode> {
         Command::Tasks(c) => tasks::run(settings, c).await,
         Command::Pools(c) => pools::run(settings, c).await,
         Command::Stream(c) => stream::run(settings, c).await,
+        Command::Transform(c) => transform::run(settings, c).await,
         Command::Lake(c) => lake::run(settings, c).await,
         Command::Sql(a) => sql::run(settings, a).await,
-        Command::Config => config::run(settings),
+        Command::Config => config::run(settings).await,
         Command::Web(a) => web::run(settings, a).await,
         Command::Dev(c) => dev::run(c).await,
     }

@@ -13,7 +13,7 @@ use tasks::dev::random_user_api::{OfflineApi, OfflineApiConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::scheduler::SchedulerProcess;
-use super::{stream, web};
+use super::{stream, transform, web};
 use crate::cli::SchedulerArgs;
 use crate::settings::Settings;
 use crate::shutdown::SHUTDOWN_GRACE;
@@ -40,6 +40,24 @@ pub async fn run(settings: &Settings, a: &SchedulerArgs) -> Result<ExitCode> {
             s.dead_letter_table
         ));
     }
+    let transforms = match transform::spawn_all(settings, &metrics, &shutdown).await {
+        Ok(handles) => {
+            for t in &settings.project.transforms {
+                lines.push(format!(
+                    "  transform  {}: table {} → table {} (every {})",
+                    t.name,
+                    t.source,
+                    t.table,
+                    humantime::format_duration(t.trigger)
+                ));
+            }
+            handles
+        }
+        Err(e) => {
+            lines.push(format!("  transforms not started: {e:#}"));
+            Vec::new()
+        }
+    };
     let bind = stream::metrics_bind(None, &settings.project);
     match stream::serve_metrics(&bind, metrics.clone(), shutdown.clone()).await {
         Ok(addr) => lines.push(format!("  metrics    http://{addr}/metrics")),
@@ -82,6 +100,9 @@ pub async fn run(settings: &Settings, a: &SchedulerArgs) -> Result<ExitCode> {
                 SHUTDOWN_GRACE.as_secs()
             );
         }
+    }
+    for t in transforms {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, t).await;
     }
     if let Some((_, t)) = web_server {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, t).await;

@@ -270,3 +270,34 @@ pub fn python_rows(path: &std::path::Path) -> u64 {
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout).trim().parse().unwrap()
 }
+
+/// Writes rows (JSON objects, one column each key) to a local Delta table
+/// with Python `deltalake` (`mode`: "append" or "overwrite"); returns the
+/// table's version after.
+pub fn python_write(path: &std::path::Path, rows: &Value, mode: &str) -> u64 {
+    let script = r#"
+import json, os, sys
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+write_deltalake(sys.argv[1], pa.Table.from_pylist(json.loads(sys.argv[2])), mode=sys.argv[3])
+print(DeltaTable(sys.argv[1]).version())
+sys.stdout.flush()
+os._exit(0)
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            path.to_str().unwrap(),
+            &rows.to_string(),
+            mode,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python deltalake writer failed (./scripts/test.sh installs deltalake and pyarrow):\n{}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().parse().unwrap()
+}

@@ -14,6 +14,8 @@
 //! - [`tools`]: describe, verify, optimize and vacuum a table.
 //! - [`location`]: where tables live; open, create and list them.
 //! - [`sql`]: read-only SQL over every table of the lake.
+//! - [`seed`]: small CSV / JSON reference files read into rows.
+//! - [`transform`]: continuous SQL transforms, checkpointed in their own commits.
 
 pub mod config;
 pub mod decode;
@@ -25,9 +27,11 @@ pub mod metrics;
 pub mod partition;
 mod s3;
 pub mod schema;
+pub mod seed;
 pub mod sql;
 pub mod table;
 pub mod tools;
+pub mod transform;
 pub mod units;
 pub mod writer;
 

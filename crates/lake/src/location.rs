@@ -289,7 +289,7 @@ fn check_compatible(
     let parts: Vec<String> = snap.metadata().partition_columns().to_vec();
     if have != want || parts != partition_by {
         return Err(LakeError::Config(format!(
-            "table {name} exists with columns [{}] partitioned by [{}], but the stream declares [{}] partitioned by [{}]; \
+            "table {name} exists with columns [{}] partitioned by [{}], but its declaration (stream or transform) gives [{}] partitioned by [{}]; \
              write to a new table (Kappa: replay into users_v2) or restore the declaration",
             have.join(", "),
             parts.join(", "),

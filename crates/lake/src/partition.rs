@@ -131,6 +131,38 @@ impl PartitionPlan {
     }
 }
 
+/// Writes `batches` (which share one schema) as Parquet files of `table`,
+/// one table partition at a time, each file closed before the next starts
+/// (one Parquet encoder open, not one per partition); returns the `add`
+/// actions to commit. `columns` are the table's partition columns.
+pub async fn write_files(
+    table: &deltalake::DeltaTable,
+    columns: &[String],
+    batches: &[RecordBatch],
+    props: parquet::file::properties::WriterProperties,
+) -> Result<Vec<deltalake::kernel::Add>, crate::LakeError> {
+    use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+    if batches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut w = RecordBatchWriter::for_table(table)?.with_writer_properties(props);
+    if columns.is_empty() {
+        for b in batches {
+            w.write(b.clone()).await?;
+        }
+        return Ok(w.flush().await?);
+    }
+    let plan = PartitionPlan::new(batches, columns)?;
+    let mut adds = Vec::with_capacity(plan.len());
+    for g in 0..plan.len() {
+        let rows = plan.materialize(batches, g)?;
+        w.write_partition(rows, plan.values(g), WriteMode::Default)
+            .await?;
+        adds.extend(w.flush().await?);
+    }
+    Ok(adds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -315,6 +315,7 @@ fn json_schema_lists_kinds() {
         &serde_json::json!([
             "http_json_to_kafka",
             "lake_check",
+            "lake_load",
             "lake_maintenance",
             "lake_sql",
             "noop",

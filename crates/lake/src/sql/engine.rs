@@ -8,14 +8,17 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use deltalake::datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use deltalake::DeltaTable;
+use deltalake::datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use deltalake::datafusion::common::config::Dialect;
+use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use deltalake::datafusion::execution::session_state::SessionStateBuilder;
 use deltalake::datafusion::logical_expr::LogicalPlan;
 use deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::datafusion::sql::parser::Statement as DfStatement;
+use deltalake::kernel::Add;
 use futures::StreamExt;
 use tokio::time::Instant as Deadline;
 
@@ -25,6 +28,20 @@ use super::error::{SqlError, SqlErrorKind};
 /// The catalog and schema unqualified table names resolve in.
 const CATALOG: &str = "lake";
 const SCHEMA: &str = "public";
+
+/// A name a query may use, bound to a table other than the catalog's.
+#[derive(Debug, Clone)]
+pub enum Bound {
+    /// A table as loaded (at its version), reading only these files.
+    Files {
+        /// The table, at the version to read.
+        table: DeltaTable,
+        /// The files to read (active in that version).
+        files: Vec<Add>,
+    },
+    /// An empty table of this schema.
+    Empty(SchemaRef),
+}
 
 /// Limits every query of an engine runs within.
 #[derive(Debug, Clone, Copy)]
@@ -109,9 +126,21 @@ impl SqlEngine {
 
     /// Parses and plans a read-only query.
     pub async fn plan(&self, sql: &str) -> Result<Query, SqlError> {
+        self.plan_bound(sql, &BTreeMap::new()).await
+    }
+
+    /// Plans a query in which some names are bound to given tables instead
+    /// of the catalog's: a table at a version restricted to some of its
+    /// files (a transform's new rows), or an empty table of a schema (a
+    /// check before any data exists).
+    pub async fn plan_bound(
+        &self,
+        sql: &str,
+        bound: &BTreeMap<String, Bound>,
+    ) -> Result<Query, SqlError> {
         let started = Instant::now();
         let deadline = Deadline::now() + self.limits.timeout;
-        match tokio::time::timeout_at(deadline, self.plan_inner(sql)).await {
+        match tokio::time::timeout_at(deadline, self.plan_inner(sql, bound)).await {
             Ok(Ok((df, tables))) => Ok(Query {
                 df,
                 tables,
@@ -124,7 +153,11 @@ impl SqlEngine {
         }
     }
 
-    async fn plan_inner(&self, sql: &str) -> Result<(DataFrame, BTreeMap<String, u64>), SqlError> {
+    async fn plan_inner(
+        &self,
+        sql: &str,
+        bound: &BTreeMap<String, Bound>,
+    ) -> Result<(DataFrame, BTreeMap<String, u64>), SqlError> {
         let df_err = |e| SqlError::from_datafusion_in(e, self.limits.memory, sql);
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
@@ -159,22 +192,37 @@ impl SqlEngine {
                 continue; // information_schema and the like
             }
             let name = reference.table();
-            if tables.contains_key(name) || state.table_functions().contains_key(name) {
+            if schema.table_exist(name) || state.table_functions().contains_key(name) {
                 continue; // seen, or a table function (generate_series, range)
             }
-            let r =
-                TableRef::parse(name).map_err(|m| SqlError::new(SqlErrorKind::UnknownTable, m))?;
-            let table = self.catalog.open(&r).await.map_err(SqlError::lake)?;
-            let Some(table) = table else {
-                return Err(self.unknown_table(&r.name).await);
+            let provider: Arc<dyn TableProvider> = match bound.get(name) {
+                Some(Bound::Empty(schema)) => {
+                    Arc::new(MemTable::try_new(schema.clone(), vec![vec![]]).map_err(df_err)?)
+                }
+                Some(Bound::Files { table, files }) => {
+                    tables.insert(name.to_string(), table.version().unwrap_or(0));
+                    let provider = table
+                        .table_provider()
+                        .with_adds(files.iter().cloned())
+                        .await
+                        .map_err(df_err)?;
+                    Arc::new(super::provider::LakeTable::new(provider))
+                }
+                None => {
+                    let r = TableRef::parse(name)
+                        .map_err(|m| SqlError::new(SqlErrorKind::UnknownTable, m))?;
+                    let table = self.catalog.open(&r).await.map_err(SqlError::lake)?;
+                    let Some(table) = table else {
+                        return Err(self.unknown_table(&r.name).await);
+                    };
+                    tables.insert(r.to_string(), table.version().unwrap_or(0));
+                    let provider = table.table_provider().await.map_err(df_err)?;
+                    Arc::new(super::provider::LakeTable::new(provider))
+                }
             };
-            let version = table.version().unwrap_or(0);
-            let provider = table.table_provider().await.map_err(df_err)?;
-            let provider = Arc::new(super::provider::LakeTable::new(provider));
             schema
                 .register_table(name.to_string(), provider)
                 .map_err(df_err)?;
-            tables.insert(r.to_string(), version);
         }
         ctx.catalog(CATALOG)
             .expect("the default catalog exists")
@@ -218,6 +266,34 @@ pub fn check(sql: &str) -> Result<(), SqlError> {
         .sql_to_statement(sql, &Dialect::Generic)
         .map_err(|e| SqlError::from_datafusion_in(e, 0, sql))?;
     refuse_statement(&statement, sql)
+}
+
+/// The table names a query uses (after checking it parses and is a
+/// query), without opening any: for checking that a transform reads its
+/// source before anything runs.
+pub fn tables_named(sql: &str) -> Result<Vec<String>, SqlError> {
+    check(sql)?;
+    let config = SessionConfig::new().set_bool("datafusion.sql_parser.collect_spans", true);
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .build();
+    let err = |e| SqlError::from_datafusion_in(e, 0, sql);
+    let statement = state
+        .sql_to_statement(sql, &Dialect::Generic)
+        .map_err(err)?;
+    let references = state.resolve_table_references(&statement).map_err(err)?;
+    let mut names: Vec<String> = references
+        .iter()
+        .filter(|r| {
+            r.schema().is_none_or(|s| s == SCHEMA) && r.catalog().is_none_or(|c| c == CATALOG)
+        })
+        .map(|r| r.table().to_string())
+        .filter(|n| !state.table_functions().contains_key(n))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// Refuses anything but a query (or an EXPLAIN of one) before its tables
@@ -284,10 +360,33 @@ fn refuse_writes(plan: &LogicalPlan) -> Result<(), SqlError> {
     }
 }
 
+/// A running query's answer, batch by batch.
+pub struct Batches {
+    stream: SendableRecordBatchStream,
+    deadline: Deadline,
+    limits: Limits,
+}
+
+impl Batches {
+    /// The next batch; `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch, SqlError>> {
+        match tokio::time::timeout_at(self.deadline, self.stream.next()).await {
+            Ok(Some(b)) => Some(b.map_err(|e| SqlError::from_datafusion(e, self.limits.memory))),
+            Ok(None) => None,
+            Err(_) => Some(Err(SqlError::timeout(self.limits.timeout))),
+        }
+    }
+}
+
 impl Query {
     /// The answer's columns.
     pub fn schema(&self) -> SchemaRef {
         Arc::new(self.df.schema().as_arrow().clone())
+    }
+
+    /// The logical plan.
+    pub fn logical_plan(&self) -> &LogicalPlan {
+        self.df.logical_plan()
     }
 
     /// The session and plan, for writing the answer into a table.
@@ -329,31 +428,35 @@ impl Query {
         })
     }
 
+    /// The answer as a stream of batches, each awaited within the query's
+    /// deadline.
+    pub async fn stream(self) -> Result<Batches, SqlError> {
+        let memory = self.limits.memory;
+        let timeout = self.limits.timeout;
+        match tokio::time::timeout_at(self.deadline, self.df.execute_stream()).await {
+            Ok(s) => Ok(Batches {
+                stream: s.map_err(|e| SqlError::from_datafusion(e, memory))?,
+                deadline: self.deadline,
+                limits: Limits { memory, timeout },
+            }),
+            Err(_) => Err(SqlError::timeout(timeout)),
+        }
+    }
+
     /// Runs the query and hands each batch of the answer to `f`; returns
     /// the number of rows.
     pub async fn for_each(
         self,
         mut f: impl FnMut(&RecordBatch) -> Result<(), SqlError>,
     ) -> Result<u64, SqlError> {
-        let memory = self.limits.memory;
-        let timeout = self.limits.timeout;
-        let mut stream: SendableRecordBatchStream =
-            match tokio::time::timeout_at(self.deadline, self.df.execute_stream()).await {
-                Ok(s) => s.map_err(|e| SqlError::from_datafusion(e, memory))?,
-                Err(_) => return Err(SqlError::timeout(timeout)),
-            };
+        let mut batches = self.stream().await?;
         let mut rows = 0u64;
-        loop {
-            match tokio::time::timeout_at(self.deadline, stream.next()).await {
-                Ok(Some(batch)) => {
-                    let batch = batch.map_err(|e| SqlError::from_datafusion(e, memory))?;
-                    rows += batch.num_rows() as u64;
-                    f(&batch)?;
-                }
-                Ok(None) => return Ok(rows),
-                Err(_) => return Err(SqlError::timeout(timeout)),
-            }
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            f(&batch)?;
         }
+        Ok(rows)
     }
 
     /// The query's logical and physical plans (`analyze`: run it and show

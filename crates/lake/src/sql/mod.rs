@@ -21,6 +21,6 @@ pub mod template;
 pub mod write;
 
 pub use catalog::{AsOf, LakeCatalog, TableRef};
-pub use engine::{Answer, Limits, Query, SqlEngine, check};
+pub use engine::{Answer, Batches, Bound, Limits, Query, SqlEngine, check, tables_named};
 pub use error::{Place, SqlError, SqlErrorKind};
 pub use write::{WriteMode, WriteReport, WriteSpec};

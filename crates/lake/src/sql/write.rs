@@ -377,18 +377,54 @@ pub async fn append_batches(
     partition_by: &[String],
     txn: (&str, i64),
 ) -> Result<(u64, bool), SqlError> {
-    let t = match target(catalog.location(table), table, txn, true).await? {
+    write_batches(catalog, table, batches, partition_by, txn, SaveMode::Append).await
+}
+
+/// Makes a table hold exactly these rows (created with `partition_by` when
+/// missing; an existing table's schema is replaced by theirs), with `txn`
+/// in the commit. Returns the table's version after.
+pub async fn overwrite_batches(
+    catalog: &LakeCatalog,
+    table: &str,
+    batches: Vec<arrow::array::RecordBatch>,
+    partition_by: &[String],
+    txn: (&str, i64),
+) -> Result<u64, SqlError> {
+    let (v, _) = write_batches(
+        catalog,
+        table,
+        batches,
+        partition_by,
+        txn,
+        SaveMode::Overwrite,
+    )
+    .await?;
+    Ok(v)
+}
+
+async fn write_batches(
+    catalog: &LakeCatalog,
+    table: &str,
+    batches: Vec<arrow::array::RecordBatch>,
+    partition_by: &[String],
+    txn: (&str, i64),
+    mode: SaveMode,
+) -> Result<(u64, bool), SqlError> {
+    let once = mode == SaveMode::Append;
+    let t = match target(catalog.location(table), table, txn, once).await? {
         Target::Done(version) => return Ok((version, true)),
         Target::Write(t) => t,
     };
     let new = t.version().is_none();
     let mut w = t
         .write(batches)
-        .with_save_mode(SaveMode::Append)
+        .with_save_mode(mode)
         .with_commit_properties(txn_commit(txn.0, txn.1))
         .with_table_name(table);
     if new {
         w = w.with_partition_columns(partition_by.to_vec());
+    } else if mode == SaveMode::Overwrite {
+        w = w.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
     }
     let t = w.await.map_err(delta_err)?;
     Ok((t.version().unwrap_or(0), false))

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use deltalake::kernel::Add;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
@@ -19,7 +18,6 @@ use crate::LakeError;
 use crate::decode::Rejected;
 use crate::fingerprint::fingerprint_id;
 use crate::kafka::TopicPartition;
-use crate::partition::PartitionPlan;
 use crate::table::{CommitOutcome, OffsetUpdate, app_id};
 
 /// What a flush wrote, for the metrics once it is committed.
@@ -253,26 +251,9 @@ impl Writer {
             return Ok(Vec::new());
         };
         let props = self.encoding.properties(&self.opts.spec, largest);
-        let mut w = RecordBatchWriter::for_table(self.main.table())?.with_writer_properties(props);
         // The table's partition columns, read with its metadata at open
         // (and checked there against the stream's `partition_by`).
-        let columns = self.main.partition_by();
-        if columns.is_empty() {
-            for b in batches {
-                w.write(b.clone()).await?;
-            }
-            return Ok(w.flush().await?);
-        }
-        // One table partition at a time, each file closed before the next
-        // starts: the flush holds one Parquet encoder, not one per partition.
-        let plan = PartitionPlan::new(batches, columns)?;
-        let mut adds = Vec::with_capacity(plan.len());
-        for g in 0..plan.len() {
-            let rows = plan.materialize(batches, g)?;
-            w.write_partition(rows, plan.values(g), WriteMode::Default)
-                .await?;
-            adds.extend(w.flush().await?);
-        }
-        Ok(adds)
+        crate::partition::write_files(self.main.table(), self.main.partition_by(), batches, props)
+            .await
     }
 }

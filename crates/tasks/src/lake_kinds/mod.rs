@@ -1,6 +1,7 @@
 //! The task kinds of batch work on the lake: `lake_sql` (a query into a
-//! table, [`sql`]), `lake_check` (data-quality expectations, [`check`]) and
-//! `lake_maintenance` (optimize, vacuum, checkpoint, [`maintenance`]).
+//! table, [`sql`]), `lake_check` (data-quality expectations, [`check`]),
+//! `lake_load` (a seed file into a table, [`load`]) and `lake_maintenance`
+//! (optimize, vacuum, checkpoint, [`maintenance`]).
 //!
 //! What they share lives here: the [`Lake`] they work on (handed to
 //! [`crate::registry_with`] by the binary), the task's SQL (`sql` or
@@ -9,6 +10,7 @@
 
 pub mod check;
 pub mod expect;
+pub mod load;
 pub mod maintenance;
 pub mod quality;
 pub mod source;

@@ -1,8 +1,6 @@
-//! Stream writer metrics, rendered in the Prometheus text format.
-//!
-//! One [`Metrics`] per process holds a [`StreamMetrics`] per stream.
-//! Counters are atomics; per-partition figures (high watermark, committed
-//! offset) sit behind a mutex touched once per commit or statistics tick.
+//! A stream writer's metrics: counters are atomics; per-partition figures
+//! (high watermark, committed offset) sit behind a mutex touched once per
+//! commit or statistics tick.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,10 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Commit latency histogram bounds, seconds.
-const LATENCY_BOUNDS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+use super::histogram::{Histogram, escape, family};
 
 /// Partition figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,9 +54,7 @@ pub struct StreamMetrics {
     pub last_commit_ms: AtomicU64,
     /// Table version of the last commit.
     pub last_version: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    latency: Histogram,
     partitions: Mutex<BTreeMap<(String, i32), PartitionFigures>>,
 }
 
@@ -74,15 +67,7 @@ impl StreamMetrics {
 
     /// Records one commit's latency.
     pub fn observe_commit(&self, took: Duration) {
-        let s = took.as_secs_f64();
-        for (i, b) in LATENCY_BOUNDS.iter().enumerate() {
-            if s <= *b {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.latency.observe(took);
     }
 
     /// Updates one partition's figures.
@@ -97,51 +82,14 @@ impl StreamMetrics {
     }
 }
 
-/// All streams' metrics.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    streams: Mutex<BTreeMap<String, Arc<StreamMetrics>>>,
-}
-
 type Getter = fn(&StreamMetrics) -> u64;
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-impl Metrics {
-    /// The metrics of a stream (created on first use).
-    pub fn stream(&self, name: &str) -> Arc<StreamMetrics> {
-        self.streams
-            .lock()
-            .expect("metrics lock")
-            .entry(name.to_string())
-            .or_default()
-            .clone()
-    }
-
-    /// Names and metrics of every stream.
-    pub fn streams(&self) -> Vec<(String, Arc<StreamMetrics>)> {
-        self.streams
-            .lock()
-            .expect("metrics lock")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
-    /// The Prometheus text exposition of everything.
-    pub fn render(&self) -> String {
-        let streams = self.streams();
-        let mut out = String::new();
-        render_counters(&mut out, &streams);
-        render_last_commit(&mut out, &streams);
-        render_commit_latency(&mut out, &streams);
-        render_partitions(&mut out, &streams);
-        out
-    }
+/// Renders every stream's metrics.
+pub(super) fn render(out: &mut String, streams: &Streams) {
+    render_counters(out, streams);
+    render_last_commit(out, streams);
+    render_commit_latency(out, streams);
+    render_partitions(out, streams);
 }
 
 /// The per-stream counters and gauges that are one atomic each.
@@ -193,11 +141,6 @@ const COUNTERS: [(&str, &str, Getter); 9] = [
 
 type Streams = [(String, Arc<StreamMetrics>)];
 
-/// The `# HELP` and `# TYPE` lines of one metric family.
-fn family(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
 fn render_counters(out: &mut String, streams: &Streams) {
     for (name, help, get) in COUNTERS {
         let kind = if name.ends_with("_total") {
@@ -235,22 +178,8 @@ fn render_commit_latency(out: &mut String, streams: &Streams) {
         "histogram",
     );
     for (s, m) in streams {
-        let s = escape(s);
-        for (i, b) in LATENCY_BOUNDS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{stream=\"{s}\",le=\"{b}\"}} {}",
-                m.latency_buckets[i].load(Ordering::Relaxed)
-            );
-        }
-        let count = m.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{stream=\"{s}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum{{stream=\"{s}\"}} {}",
-            m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count{{stream=\"{s}\"}} {count}");
+        m.latency
+            .render(out, name, &format!("stream=\"{}\"", escape(s)));
     }
 }
 
@@ -283,43 +212,5 @@ fn render_partitions(out: &mut String, streams: &Streams) {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_counters_histogram_and_lag() {
-        let m = Metrics::default();
-        let s = m.stream("us\"ers");
-        s.records_in.fetch_add(10, Ordering::Relaxed);
-        s.observe_commit(Duration::from_millis(30));
-        s.partition("users", 2, |f| {
-            f.high_watermark = Some(100);
-            f.committed = Some(89);
-        });
-        let text = m.render();
-        assert!(
-            text.contains("tributary_stream_records_in_total{stream=\"us\\\"ers\"} 10"),
-            "{text}"
-        );
-        assert!(text.contains(
-            "tributary_stream_commit_latency_seconds_bucket{stream=\"us\\\"ers\",le=\"0.025\"} 0"
-        ));
-        assert!(text.contains(
-            "tributary_stream_commit_latency_seconds_bucket{stream=\"us\\\"ers\",le=\"0.05\"} 1"
-        ));
-        assert!(text.contains("tributary_stream_partition_lag{stream=\"us\\\"ers\",topic=\"users\",partition=\"2\"} 10"));
-        assert_eq!(
-            PartitionFigures {
-                high_watermark: Some(5),
-                committed: None,
-                assigned: true
-            }
-            .lag(),
-            Some(5)
-        );
     }
 }

@@ -1,0 +1,41 @@
+//! What a transform's SQL may do. It runs over each step's new source
+//! rows, so it must be a per-row query — filter, project, join reference
+//! tables. An aggregate, `DISTINCT`, a window function or a `LIMIT` would
+//! be computed per step, over whichever rows that step happened to carry,
+//! and the output would depend on timing: refused, with the reason.
+
+use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
+use deltalake::datafusion::logical_expr::LogicalPlan;
+
+use crate::sql::{SqlError, SqlErrorKind};
+
+/// Refuses plans whose answer would depend on how rows fall into steps.
+pub fn check_plan(plan: &LogicalPlan) -> Result<(), SqlError> {
+    let mut refused = None;
+    plan.apply_with_subqueries(|node| {
+        let what = match node {
+            LogicalPlan::Aggregate(_) => Some("an aggregate (GROUP BY, count, sum, …)"),
+            LogicalPlan::Distinct(_) => Some("DISTINCT"),
+            LogicalPlan::Window(_) => Some("a window function (… OVER (…))"),
+            LogicalPlan::Limit(_) => Some("LIMIT"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            refused = Some(what);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .expect("the visitor does not fail");
+    match refused {
+        None => Ok(()),
+        Some(what) => Err(SqlError::new(
+            SqlErrorKind::Plan,
+            format!(
+                "{what} is not allowed in a transform: its SQL runs over each step's new rows, \
+                 so the answer would depend on how rows fell into steps; keep it per row \
+                 (filter, project, join reference tables) and aggregate with a lake_sql task over the output"
+            ),
+        )),
+    }
+}
