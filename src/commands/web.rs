@@ -65,6 +65,7 @@ pub async fn start(
         store,
         kinds: settings.kinds.clone(),
         streams: stream_sources(&settings.project)?,
+        transforms: settings.project.transforms.clone(),
         metrics,
         sql: Some(lake::sql::SqlEngine::new(
             settings.project.catalog()?,

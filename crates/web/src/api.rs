@@ -64,6 +64,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/backfills/{id}/cancel", post(cancel_backfill))
         .route("/streams", get(list_streams))
         .route("/streams/{name}", get(get_stream))
+        .route("/transforms", get(list_transforms))
         .route("/sql", post(sql))
         .route("/import_errors", get(import_errors))
         .route("/openapi.json", get(openapi))
@@ -436,6 +437,16 @@ async fn sql(State(s): State<AppState>, b: Bytes) -> ApiResult {
 async fn list_streams(State(s): State<AppState>) -> ApiResult {
     let all = crate::streams::all(&s.0.streams, &s.0.offset_readers, s.0.metrics.as_deref()).await;
     Ok(Json(json!({"streams": all})).into_response())
+}
+
+async fn list_transforms(State(s): State<AppState>) -> ApiResult {
+    let all = crate::transforms::all(
+        &s.0.transforms,
+        s.0.sql.as_ref().map(|e| e.catalog()),
+        s.0.metrics.as_deref(),
+    )
+    .await;
+    Ok(Json(json!({"transforms": all})).into_response())
 }
 
 async fn get_stream(

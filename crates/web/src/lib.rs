@@ -28,6 +28,7 @@ mod service;
 mod state;
 mod streams;
 pub mod svg;
+mod transforms;
 
 use std::net::SocketAddr;
 

@@ -18,6 +18,7 @@ use crate::query::{SqlAnswer, SqlBody};
 use crate::service::{BackfillBody, ClearBody};
 use crate::service::{ClearRunBody, DagPatch, MarkBody, TriggerBody};
 use crate::streams::StreamStatus;
+use crate::transforms::TransformInfo;
 use scheduler::actions::ActionReport;
 use scheduler::backfill::Progress;
 use scheduler::model::{
@@ -299,6 +300,8 @@ fn build() -> Value {
             responses(Errs::Read, "200", "Streams", object(json!({"streams": array(stream.clone())}), &["streams"])))},
         "/streams/{name}": {"get": op("One stream", vec![p("name", "Stream name", "string")], None,
             responses(Errs::ReadOne, "200", "The stream", stream))},
+        "/transforms": {"get": op("Every transform: source version, checkpoint, versions behind, last commit, reference versions", vec![], None,
+            responses(Errs::Read, "200", "Transforms", object(json!({"transforms": array(s.out::<TransformInfo>())}), &["transforms"])))},
         "/sql": {"post": op("Run a read-only SQL query over the lake's tables (DataFusion): rows with their column types, the total row count and the table versions read",
             vec![], Some(s.inp::<SqlBody>()),
             {

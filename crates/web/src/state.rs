@@ -20,6 +20,8 @@ pub struct WebOptions {
     pub kinds: Kinds,
     /// The project's streams (streams page, `/api/v1/streams`).
     pub streams: Vec<StreamSource>,
+    /// The project's transforms (streams page, `/api/v1/transforms`).
+    pub transforms: Vec<Arc<lake::transform::TransformSpec>>,
     /// Live figures of the stream writers running in this process, if any.
     pub metrics: Option<Arc<Metrics>>,
     /// SQL over the project's lake (`/api/v1/sql`, the Query page).
@@ -45,6 +47,7 @@ pub(crate) struct Inner {
     pub(crate) dags: dags::DagCache,
     pub(crate) streams: Vec<StreamSource>,
     pub(crate) offset_readers: streams::OffsetReaders,
+    pub(crate) transforms: Vec<Arc<lake::transform::TransformSpec>>,
     pub(crate) metrics: Option<Arc<Metrics>>,
     pub(crate) sql: Option<SqlEngine>,
     pub(crate) token: Option<String>,
@@ -68,6 +71,7 @@ impl AppState {
             store: opts.store,
             streams: opts.streams,
             offset_readers: streams::OffsetReaders::default(),
+            transforms: opts.transforms,
             metrics: opts.metrics,
             sql: opts.sql,
             token: opts.token.filter(|t| !t.is_empty()),

@@ -87,6 +87,34 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
     .await
     .unwrap();
     assert_eq!(summary.rows_written, 20);
+    // A transform over the stream's table, run here until caught up.
+    let transform = Arc::new(lake::transform::TransformSpec {
+        name: "french".into(),
+        source: "events".into(),
+        sql: "SELECT id FROM events WHERE nation = 'FR'".into(),
+        table: "events_fr".into(),
+        partition_by: Vec::new(),
+        partition_spans: Vec::new(),
+        trigger: std::time::Duration::from_millis(100),
+        max_source_versions: 100,
+        sql_at: Default::default(),
+    });
+    let engine = lake::sql::SqlEngine::new(
+        lake::sql::LakeCatalog::new(location.clone()),
+        lake::sql::Limits::default(),
+    )
+    .unwrap();
+    lake::transform::run(
+        lake::transform::TransformOptions {
+            spec: transform.clone(),
+            engine: engine.clone(),
+            until_caught_up: true,
+            metrics: metrics.transform("french"),
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
 
     let db = dir.path().join("meta.db");
     let store = Arc::new(
@@ -98,7 +126,8 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
     let app = app(AppState::new(WebOptions {
         store,
         kinds: tasks::registry(),
-        sql: None,
+        sql: Some(engine),
+        transforms: vec![transform],
         streams: vec![
             StreamSource {
                 spec: events.clone(),
@@ -172,6 +201,16 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
             .contains("events, orphan")
     );
 
+    let (status, t) = get_json(&app, "/api/v1/transforms").await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let t = &t["transforms"][0];
+    assert_eq!(t["name"], "french");
+    assert_eq!(t["checkpoint"], v["version"], "{t}");
+    assert_eq!(t["behind"], 0, "{t}");
+    assert_eq!(t["live"]["rows_out"], 10, "{t}");
+    assert_eq!(t["live"]["rows_in"], 20, "{t}");
+    assert!(t["last_commit"].is_string(), "{t}");
+
     let page = app
         .clone()
         .oneshot(Request::get("/streams").body(Body::empty()).unwrap())
@@ -187,6 +226,10 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
     )
     .unwrap();
     assert!(html.contains("nation=FR"));
+    assert!(
+        html.contains("french") && html.contains("events_fr"),
+        "{html}"
+    );
     assert!(html.contains("stream-behind"));
     assert!(html.contains("events_dead_letter"));
 }

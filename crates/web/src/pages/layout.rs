@@ -273,3 +273,17 @@ pub(crate) fn ti_row(dag_id: &str, run_id: &str, t: &TaskInstance, now: DateTime
         href,
     }
 }
+
+/// The Query page's address running `sql`.
+pub(crate) fn query_href(sql: &str) -> String {
+    let q = utf8_percent_encode(sql, NON_ALPHANUMERIC);
+    format!("/query?sql={q}")
+}
+
+/// The Query page's address showing a table's first rows.
+pub(crate) fn table_href(table: &str) -> String {
+    query_href(&format!(
+        "SELECT * FROM \"{}\" LIMIT 100",
+        table.replace('"', "\"\"")
+    ))
+}

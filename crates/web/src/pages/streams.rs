@@ -1,4 +1,5 @@
-//! The streams page: each stream's table, Kafka lag and writer figures.
+//! The streams page: each stream's table, Kafka lag and writer figures,
+//! then each transform's position (source versions behind, last commit).
 
 use askama::Template;
 use axum::extract::{Extension, State};
@@ -7,14 +8,59 @@ use axum::http::{HeaderMap, StatusCode};
 use crate::cookies::Csrf;
 use crate::state::AppState;
 use crate::streams::StreamStatus;
+use crate::transforms::TransformInfo;
 
-use super::layout::{Chrome, PageResult, bytes, chrome, opt_ts, render};
+use super::layout::{Chrome, PageResult, bytes, chrome, opt_ts, render, table_href};
 
 #[derive(Template)]
 #[template(path = "streams.html")]
 struct StreamsPage {
     c: Chrome,
     streams: Vec<StreamView>,
+    transforms: Vec<TransformView>,
+}
+
+struct TransformView {
+    t: TransformInfo,
+    source_version: String,
+    checkpoint: String,
+    behind: String,
+    state_class: &'static str,
+    last_commit: String,
+    references: String,
+    trigger: String,
+    source_href: String,
+    table_href: String,
+}
+
+fn transform_view(t: TransformInfo) -> TransformView {
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    let state_class = match t.status.behind {
+        Some(0) => "caught-up",
+        Some(_) => "behind",
+        None => "unknown",
+    };
+    TransformView {
+        source_version: opt(t.status.source_version),
+        checkpoint: opt(t.status.checkpoint),
+        behind: t.status.behind.map_or("unknown".to_string(), |b| {
+            format!("{b} version{}", if b == 1 { "" } else { "s" })
+        }),
+        state_class,
+        last_commit: opt_ts(t.status.last_commit),
+        references: t
+            .status
+            .references
+            .iter()
+            .map(|(n, v)| format!("{n} v{v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        source_href: table_href(&t.status.source),
+        table_href: table_href(&t.status.table),
+        trigger: humantime::format_duration(std::time::Duration::from_millis(t.trigger_ms))
+            .to_string(),
+        t,
+    }
 }
 
 struct StreamView {
@@ -49,6 +95,22 @@ pub(crate) async fn streams(
             s: st,
         })
         .collect();
+    let transforms = crate::transforms::all(
+        &s.0.transforms,
+        s.0.sql.as_ref().map(|e| e.catalog()),
+        s.0.metrics.as_deref(),
+    )
+    .await
+    .into_iter()
+    .map(transform_view)
+    .collect();
     let c = chrome(&s, &headers, &csrf, "Streams".into(), "streams");
-    Ok(render(&StreamsPage { c, streams: views }, StatusCode::OK))
+    Ok(render(
+        &StreamsPage {
+            c,
+            streams: views,
+            transforms,
+        },
+        StatusCode::OK,
+    ))
 }

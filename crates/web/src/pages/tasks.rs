@@ -52,18 +52,10 @@ fn lake_links(dag: &scheduler::dag::Dag, task_id: &str, run_id: &str) -> Vec<(St
     let text = |k: &str| task.settings.get(k).and_then(|v| v.as_str());
     let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
     let ident = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
-    let link = |label: String, sql: String| {
-        let q = percent_encoding::utf8_percent_encode(&sql, percent_encoding::NON_ALPHANUMERIC);
-        (label, format!("/query?sql={q}"))
-    };
+    let link = |label: String, sql: String| (label, super::layout::query_href(&sql));
     match task.kind.as_str() {
-        "lake_sql" => text("table")
-            .map(|t| {
-                vec![link(
-                    format!("table {t}"),
-                    format!("SELECT * FROM {} LIMIT 100", ident(t)),
-                )]
-            })
+        "lake_sql" | "lake_load" => text("table")
+            .map(|t| vec![(format!("table {t}"), super::layout::table_href(t))])
             .unwrap_or_default(),
         "lake_check" => {
             let results = text("results_table").unwrap_or("tributary_quality");

@@ -87,6 +87,7 @@ pub async fn env_with_reads(url: Option<String>, token: Option<&str>, anonymous_
         store: store.clone(),
         kinds: tasks::registry(),
         streams: Vec::new(),
+        transforms: Vec::new(),
         metrics: None,
         sql: Some(
             lake::sql::SqlEngine::new(
