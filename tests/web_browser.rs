@@ -145,6 +145,19 @@ impl Browser {
     }
 }
 
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, target).unwrap();
+        }
+    }
+}
+
 fn chromium() -> (PathBuf, PathBuf) {
     let find = |names: &[&str]| {
         names
@@ -162,11 +175,11 @@ fn chromium() -> (PathBuf, PathBuf) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
     let env = sqlite_env();
-    let repo_dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("dags");
-    for f in std::fs::read_dir(&repo_dags).unwrap() {
-        let p = f.unwrap().path();
-        std::fs::copy(&p, env.dags().join(p.file_name().unwrap())).unwrap();
-    }
+    // The repository's DAGs folder as shipped (seed files included).
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("dags"),
+        &env.dags(),
+    );
     // A lake table for the Query page (written by Python `deltalake`).
     let out = Command::new("python3")
         .args([

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Transform benchmark: prints `name value unit` lines.
+#
+# 2,000,000 random-user records are pre-produced into a Tansu broker. In
+# the same run:
+#   writer_*       the stream writer lands them in `users` (stream run
+#                  --until-caught-up): records/s and CPU-seconds — the peer
+#                  the transform is measured beside;
+#   transform_*    the users_enriched transform (filter + join with the
+#                  `nations` seed, as shipped) catches up from empty over
+#                  the 2M-row table: source rows/s and CPU-seconds;
+#   duckdb_*       DuckDB computing the same join over the whole table into
+#                  Parquet (one batch query), for scale;
+#   latency_*      the writer and the transform running (default 1 s
+#                  trigger) while records arrive steadily (LATENCY_SECS
+#                  seconds, a batch every second): for every transform
+#                  commit, the time from the source commit it carries up to
+#                  (its checkpoint version's commitInfo timestamp) to its
+#                  own commit timestamp, read from both Delta logs; p50 and
+#                  p99 (target: p50 ≤ 2 s).
+#
+# Needs tansu, duckdb and duckdb-ext-delta (./scripts/test.sh installs
+# them). RECORDS=… and LATENCY_SECS=… override the defaults; KEEP=1 keeps
+# the project folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RECORDS="${RECORDS:-2000000}"
+LATENCY_SECS="${LATENCY_SECS:-60}"
+work=$(mktemp -d)
+cleanup() {
+  kill "${writer_pid:-}" "${transform_pid:-}" "${tansu_pid:-}" 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then echo "kept the project in $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+cargo build --release --quiet --bin tributary --example lake_bench
+bin="$PWD/target/release/tributary"
+helper="$PWD/target/release/examples/lake_bench"
+seed="$PWD/dags/seeds/nations.csv"
+transform_sql=$(python3 - "$PWD/tributary.example.toml" <<'PY'
+import sys, tomllib
+cfg = tomllib.load(open(sys.argv[1], "rb"))
+print(next(t for t in cfg["transform"] if t["name"] == "users_enriched")["sql"])
+PY
+)
+
+source bench/lib.sh
+
+start_tansu "$work/tansu.log"
+"$helper" create "$bootstrap" users 8
+"$helper" produce "$bootstrap" users "$RECORDS" >"$work/produce.out"
+
+cd "$work"
+mkdir dags
+cat >tributary.toml <<EOF
+database_url = "sqlite://$work/meta.db"
+[kafka]
+bootstrap_servers = "$bootstrap"
+[lake]
+url = "lake"
+[metrics]
+bind = "off"
+[[stream]]
+name = "users"
+topics = ["users"]
+table = "users"
+schema = "random_user"
+partition_by = ["nation", "date(event_time)"]
+memory_budget = "256MiB"
+rotation = { max_rows = 1000000, max_bytes = "128MiB", max_age = "1s" }
+
+[[transform]]
+name = "users_enriched"
+source = "users"
+sql = """
+$transform_sql
+"""
+table = "users_enriched"
+partition_by = ["region"]
+EOF
+
+# The reference table, as the nations DAG's lake_load would write it.
+python3 - "$seed" lake/nations <<'PY'
+import os, sys
+import pyarrow.csv as csv
+from deltalake import write_deltalake
+write_deltalake(sys.argv[2], csv.read_csv(sys.argv[1]))
+sys.stdout.flush()
+os._exit(0)
+PY
+
+timed() { # output file, command… → runs it, writes "elapsed user sys"
+  local out=$1
+  shift
+  /usr/bin/time -f "%e %U %S" -o "$out" "$@"
+}
+
+timed "$work/writer.time" "$bin" stream run users --until-caught-up >"$work/writer.out" 2>&1
+rows=$("$bin" sql "SELECT count(*) AS n FROM users" -o csv | tail -1)
+[ "$rows" = "$RECORDS" ] || { echo "the users table holds $rows rows, not $RECORDS" >&2; exit 1; }
+read -r w_el w_us w_sy <"$work/writer.time"
+python3 -c "print(f'writer_records_per_s {$RECORDS / $w_el:.0f} records/s'); print(f'writer_cpu_s {$w_us + $w_sy:.2f} s')"
+
+timed "$work/transform.time" "$bin" transform run users_enriched --until-caught-up >"$work/transform.out" 2>&1
+read -r t_el t_us t_sy <"$work/transform.time"
+out_rows=$("$bin" sql "SELECT count(*) AS n FROM users_enriched" -o csv | tail -1)
+want_rows=$("$bin" sql "SELECT count(*) AS n FROM users u JOIN nations n ON u.nation = n.nation WHERE n.continent = 'Europe'" -o csv | tail -1)
+[ "$out_rows" = "$want_rows" ] || { echo "users_enriched holds $out_rows rows, the SQL over users gives $want_rows" >&2; exit 1; }
+python3 -c "print(f'transform_catch_up_s {$t_el:.2f} s'); print(f'transform_rows_per_s {$RECORDS / $t_el:.0f} rows/s'); print(f'transform_cpu_s {$t_us + $t_sy:.2f} s'); print('transform_rows_out $out_rows rows')"
+
+python3 - "$work/lake" "$transform_sql" <<'PY'
+import glob, os, site, sys, time
+import duckdb
+lake, sql = sys.argv[1], sys.argv[2]
+ext = [p for d in site.getsitepackages() + [site.getusersitepackages()]
+       for p in glob.glob(d + "/duckdb_ext/extensions/*/*/delta.duckdb_extension")]
+con = duckdb.connect()
+con.execute(f"LOAD '{ext[0]}'")
+q = sql.replace("FROM users u", f"FROM delta_scan('{lake}/users') u").replace("JOIN nations n", f"JOIN delta_scan('{lake}/nations') n")
+q = "\n".join(line.split("--")[0] for line in q.splitlines())
+t = time.perf_counter()
+con.execute(f"COPY ({q}) TO '{lake}/duckdb_enriched.parquet' (FORMAT parquet)")
+print(f"duckdb_join_to_parquet_s {time.perf_counter() - t:.2f} s")
+sys.stdout.flush()
+os._exit(0)
+PY
+
+# Latency: both running while records arrive.
+started_ms=$(date +%s%3N)
+"$bin" stream run users >"$work/writer2.out" 2>&1 &
+writer_pid=$!
+"$bin" transform run users_enriched --metrics-bind off >"$work/transform2.out" 2>&1 &
+transform_pid=$!
+for _ in $(seq 1 "$LATENCY_SECS"); do
+  "$helper" produce "$bootstrap" users 2000 >/dev/null
+  sleep 1
+done
+sleep 5
+kill -INT "$transform_pid" "$writer_pid"
+wait "$transform_pid" "$writer_pid" || true
+python3 - "$work/lake" "$started_ms" <<'PY'
+import glob, json, os, sys
+lake, started = sys.argv[1], int(sys.argv[2])
+def commits(table):
+    for f in sorted(glob.glob(f"{lake}/{table}/_delta_log/*.json")):
+        v = int(os.path.basename(f).split(".")[0])
+        actions = [json.loads(l) for l in open(f) if l.strip()]
+        yield v, actions
+src_ts = {}
+for v, actions in commits("users"):
+    for a in actions:
+        if "commitInfo" in a:
+            src_ts[v] = a["commitInfo"]["timestamp"]
+lat = []
+for v, actions in commits("users_enriched"):
+    ts = next((a["commitInfo"]["timestamp"] for a in actions if "commitInfo" in a), None)
+    cp = next((a["txn"]["version"] for a in actions
+               if "txn" in a and a["txn"]["appId"] == "tributary-transform:users_enriched:source:users"), None)
+    adds = sum(1 for a in actions if "add" in a)
+    # Steps of the steady phase that carried new rows.
+    if ts is None or cp is None or cp not in src_ts or adds == 0 or src_ts[cp] < started:
+        continue
+    lat.append((ts - src_ts[cp]) / 1000)
+lat.sort()
+if not lat:
+    sys.exit("no transform commit carried new rows while records arrived")
+pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+print(f"latency_commits {len(lat)} commits")
+print(f"latency_p50_s {pick(0.50):.3f} s")
+print(f"latency_p99_s {pick(0.99):.3f} s")
+sys.stdout.flush()
+os._exit(0)
+PY
