@@ -43,9 +43,12 @@ fn transform_view(t: TransformInfo) -> TransformView {
     TransformView {
         source_version: opt(t.status.source_version),
         checkpoint: opt(t.status.checkpoint),
-        behind: t.status.behind.map_or("unknown".to_string(), |b| {
-            format!("{b} version{}", if b == 1 { "" } else { "s" })
-        }),
+        behind: match t.status.behind {
+            None => "unknown".to_string(),
+            Some(0) => "caught up".to_string(),
+            Some(1) => "1 version behind".to_string(),
+            Some(b) => format!("{b} versions behind"),
+        },
         state_class,
         last_commit: opt_ts(t.status.last_commit),
         references: t
