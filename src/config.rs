@@ -672,6 +672,19 @@ source = "users"
 sql = "SELEC id FROM users"
 table = "out"
 max_source_versions = 0
+
+[[transform]]
+name = "t3"
+source = "users"
+sql = "SELECT * FROM users"
+table = "out3"
+emit = "final"
+
+[[transform]]
+name = "t4"
+source = "users"
+sql = "SELECT window_start, count(*) FROM HOP(users, event_time, INTERVAL '2 minutes', INTERVAL '5 minutes') GROUP BY 1"
+table = "out4"
 "#;
         let errs: Vec<String> = parse("f.toml", text, &schema_catalog())
             .unwrap_err()

@@ -253,6 +253,16 @@ source = "events"
 sql = "SELECT id, nation FROM events"
 table = "t4"
 partition_by = ["region"]
+
+[[transform]]
+name = "text_window"
+source = "events"
+sql = """
+SELECT window_start, count(*) AS n
+FROM TUMBLE(events, nation, INTERVAL '5 minutes')
+GROUP BY window_start
+"""
+table = "t5"
 "#,
     );
     let out = project.cmd(&["transform", "check"]).output().unwrap();
@@ -287,6 +297,11 @@ partition_by = ["region"]
     let l = line_of("partition_by = [\"region\"]");
     assert!(
         err.contains(&format!("{file}:{l}:17: transform \"bad_partition\": partition_by column \"region\" is not a column of the answer")),
+        "{err}"
+    );
+    let l = line_of("FROM TUMBLE(events, nation");
+    assert!(
+        err.contains(&format!("{file}:{l}:6: transform \"text_window\": sql: the window's time column \"nation\" is Utf8, not a timestamp")),
         "{err}"
     );
     // `transform run` refuses to start on the same problems.

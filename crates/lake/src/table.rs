@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
-use deltalake::kernel::{Action, Add, Transaction};
+use deltalake::kernel::{Action, Add, Remove, Transaction};
 use deltalake::protocol::{DeltaOperation, OutputMode};
 use deltalake::{DeltaTable, DeltaTableError};
 
@@ -240,6 +240,25 @@ impl DeltaTableHandle {
         stream: &str,
         epoch: i64,
     ) -> Result<CommitOutcome, LakeError> {
+        self.commit_changes(adds, Vec::new(), updates, stream, epoch)
+            .await
+    }
+
+    /// [`commit`](Self::commit) that also removes files (rows replaced:
+    /// the commit is a streaming update rather than an append).
+    pub async fn commit_changes(
+        &mut self,
+        adds: Vec<Add>,
+        removes: Vec<Remove>,
+        updates: &[OffsetUpdate],
+        stream: &str,
+        epoch: i64,
+    ) -> Result<CommitOutcome, LakeError> {
+        let output_mode = if removes.is_empty() {
+            OutputMode::Append
+        } else {
+            OutputMode::Update
+        };
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -254,6 +273,7 @@ impl DeltaTableHandle {
             }
             let now_ms = chrono::Utc::now().timestamp_millis();
             let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
+            actions.extend(removes.iter().cloned().map(Action::Remove));
             actions.extend(updates.iter().map(|u| {
                 Action::Txn(Transaction::new_with_last_update(
                     &u.app_id,
@@ -262,7 +282,7 @@ impl DeltaTableHandle {
                 ))
             }));
             let op = DeltaOperation::StreamingUpdate {
-                output_mode: OutputMode::Append,
+                output_mode,
                 query_id: stream.to_string(),
                 epoch_id: epoch,
             };

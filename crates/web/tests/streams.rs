@@ -98,6 +98,7 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
         trigger: std::time::Duration::from_millis(100),
         max_source_versions: 100,
         sql_at: Default::default(),
+        window: None,
     });
     let engine = lake::sql::SqlEngine::new(
         lake::sql::LakeCatalog::new(location.clone()),

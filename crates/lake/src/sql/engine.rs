@@ -39,6 +39,8 @@ pub enum Bound {
         /// The files to read (active in that version).
         files: Vec<Add>,
     },
+    /// A table as loaded (at its version), all of it.
+    Table(DeltaTable),
     /// An empty table of this schema.
     Empty(SchemaRef),
 }
@@ -206,6 +208,11 @@ impl SqlEngine {
                         .with_adds(files.iter().cloned())
                         .await
                         .map_err(df_err)?;
+                    Arc::new(super::provider::LakeTable::new(provider))
+                }
+                Some(Bound::Table(table)) => {
+                    tables.insert(name.to_string(), table.version().unwrap_or(0));
+                    let provider = table.table_provider().await.map_err(df_err)?;
                     Arc::new(super::provider::LakeTable::new(provider))
                 }
                 None => {

@@ -95,3 +95,19 @@ pub fn snapshot_files(table: &DeltaTable) -> Result<Appended, LakeError> {
     }
     Ok(out)
 }
+
+/// When version `v` of a table was committed (its `commitInfo`).
+pub async fn commit_time(table: &DeltaTable, v: u64) -> Result<Option<DateTime<Utc>>, LakeError> {
+    let Some(bytes) = table.log_store().read_commit_entry(v).await? else {
+        return Ok(None);
+    };
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if let Ok(Action::CommitInfo(c)) = serde_json::from_slice::<Action>(line) {
+            return Ok(c
+                .in_commit_timestamp
+                .or(c.timestamp)
+                .and_then(DateTime::from_timestamp_millis));
+        }
+    }
+    Ok(None)
+}

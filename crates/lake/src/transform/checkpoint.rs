@@ -14,13 +14,28 @@ pub fn reference_app_id(transform: &str, table: &str) -> String {
     format!("tributary-transform:{transform}:ref:{table}")
 }
 
-/// Splits an app id made here into (transform, role, table), role being
-/// `source` or `ref`.
+/// The app id of a windowed transform's watermark state: `role` is `wm`
+/// (the latest event time of source partition `part`, microseconds),
+/// `seen` (when that partition last had rows, source commit milliseconds)
+/// or `watermark` (the watermark itself, `part` = `all`).
+pub fn state_app_id(transform: &str, role: &str, part: &str) -> String {
+    format!("tributary-transform:{transform}:{role}:{part}")
+}
+
+/// The app id of the late rows a windowed transform put in its late
+/// table (the version is the source version they came with).
+pub fn late_app_id(transform: &str) -> String {
+    format!("tributary-transform:{transform}:late")
+}
+
+/// Splits an app id made here into (transform, role, name): role `source`
+/// or `ref` with a table name, or a watermark-state role with a partition.
 pub fn parse_app_id(id: &str) -> Option<(&str, &str, &str)> {
     let rest = id.strip_prefix("tributary-transform:")?;
     let (transform, rest) = rest.split_once(':')?;
-    let (role, table) = rest.split_once(':')?;
-    matches!(role, "source" | "ref").then_some((transform, role, table))
+    let (role, name) = rest.split_once(':')?;
+    matches!(role, "source" | "ref" | "wm" | "seen" | "watermark")
+        .then_some((transform, role, name))
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::spec::{DEFAULT_MAX_SOURCE_VERSIONS, DEFAULT_TRIGGER, SqlOrigin, TransformSpec};
+use std::time::Duration;
+
+use super::spec::{
+    DEFAULT_MAX_SOURCE_VERSIONS, DEFAULT_TRIGGER, Emit, SqlOrigin, TransformSpec, WindowSpec,
+};
 use crate::config::{ConfigProblem, valid_name};
 use crate::units::parse_duration;
 
@@ -41,6 +45,43 @@ pub struct TransformConfig {
     #[serde(default)]
     #[schemars(with = "Option<u64>")]
     pub max_source_versions: Option<Spanned<u64>>,
+    /// Windowed SQL: how far the watermark trails the latest event time
+    /// (`{ column = "event_time", delay = "5s" }`; the column is the
+    /// window's).
+    #[serde(default)]
+    #[schemars(with = "Option<WatermarkConfig>")]
+    pub watermark: Option<Spanned<WatermarkConfig>>,
+    /// Windowed SQL: `"update"` (a window's row is replaced as rows arrive,
+    /// the default) or `"final"` (written once, when the watermark passes
+    /// its end).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub emit: Option<Spanned<String>>,
+    /// Windowed SQL: rows this far behind the watermark are still counted
+    /// (default `0s`); later ones go to the late table.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub allowed_lateness: Option<Spanned<String>>,
+    /// Windowed SQL: a source partition without rows for this long (by
+    /// source commit times) stops holding the watermark back (default `1m`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub idle_timeout: Option<Spanned<String>>,
+    /// Windowed SQL: where late rows go (default `<table>_late`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub late_table: Option<Spanned<String>>,
+}
+
+/// `watermark = { column = "…", delay = "…" }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkConfig {
+    /// The event-time column (the window's time column).
+    pub column: String,
+    /// How far the watermark trails the latest event time seen (default `0s`).
+    #[serde(default)]
+    pub delay: Option<String>,
 }
 
 impl TransformConfig {
@@ -99,7 +140,23 @@ impl TransformConfig {
         };
         let sql = self.sql.get_ref().clone();
         let sql_at = origin(file, self.sql.span());
-        match crate::sql::tables_named(&sql) {
+        let window = self.window(&sql, &sql_at, &table, &mut p);
+        if let Some(w) = &window
+            && w.window.table != source
+        {
+            p.push((
+                Some(self.sql.span()),
+                format!(
+                    "sql: the window is over {:?}; it must be over the source table {source:?}",
+                    w.window.table
+                ),
+            ));
+        }
+        let planned = match &window {
+            Some(w) => super::window::rewrite(&sql, &w.window, None),
+            None => sql.clone(),
+        };
+        match crate::sql::tables_named(&planned) {
             Err(e) => p.push((
                 Some(sql_at.span(&sql, e.place)),
                 format!("sql: {}", e.message),
@@ -136,6 +193,113 @@ impl TransformConfig {
             trigger,
             max_source_versions,
             sql_at,
+            window,
+        })
+    }
+
+    /// The window settings, when the SQL has a `TUMBLE` / `HOP` call.
+    fn window(
+        &self,
+        sql: &str,
+        sql_at: &SqlOrigin,
+        table: &str,
+        p: &mut Vec<ConfigProblem>,
+    ) -> Option<WindowSpec> {
+        let call = match super::window::find(sql) {
+            Ok(c) => c,
+            Err(e) => {
+                p.push((Some(sql_at.value.clone()), format!("sql: {e}")));
+                return None;
+            }
+        };
+        let Some(window) = call else {
+            for (key, span) in [
+                ("watermark", self.watermark.as_ref().map(Spanned::span)),
+                ("emit", self.emit.as_ref().map(Spanned::span)),
+                (
+                    "allowed_lateness",
+                    self.allowed_lateness.as_ref().map(Spanned::span),
+                ),
+                (
+                    "idle_timeout",
+                    self.idle_timeout.as_ref().map(Spanned::span),
+                ),
+                ("late_table", self.late_table.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    p.push((
+                        Some(span),
+                        format!("{key} is for windowed SQL (FROM TUMBLE(…) or HOP(…))"),
+                    ));
+                }
+            }
+            return None;
+        };
+        let mut duration = |v: Option<&Spanned<String>>, what: &str, default: Duration| match v {
+            None => default,
+            Some(t) => parse_duration(t.get_ref(), what).unwrap_or_else(|e| {
+                p.push((Some(t.span()), e));
+                default
+            }),
+        };
+        let allowed_lateness = duration(
+            self.allowed_lateness.as_ref(),
+            "allowed_lateness",
+            Duration::ZERO,
+        );
+        let idle_timeout = duration(
+            self.idle_timeout.as_ref(),
+            "idle_timeout",
+            Duration::from_secs(60),
+        );
+        let mut delay = Duration::ZERO;
+        if let Some(w) = &self.watermark {
+            let wm = w.get_ref();
+            if wm.column != window.column {
+                p.push((
+                    Some(w.span()),
+                    format!(
+                        "watermark column {:?} is not the window's time column {:?}",
+                        wm.column, window.column
+                    ),
+                ));
+            }
+            if let Some(d) = &wm.delay {
+                match parse_duration(d, "watermark.delay") {
+                    Ok(d) => delay = d,
+                    Err(e) => p.push((Some(w.span()), e)),
+                }
+            }
+        }
+        let emit = match self.emit.as_ref().map(|e| (e.get_ref().as_str(), e.span())) {
+            None | Some(("update", _)) => Emit::Update,
+            Some(("final", _)) => Emit::Final,
+            Some((other, span)) => {
+                p.push((
+                    Some(span),
+                    format!("emit {other:?}: write \"update\" or \"final\""),
+                ));
+                Emit::Update
+            }
+        };
+        let late_table = match &self.late_table {
+            Some(t) if !valid_name(t.get_ref()) => {
+                p.push((
+                    Some(t.span()),
+                    format!("invalid late_table name {:?}", t.get_ref()),
+                ));
+                String::new()
+            }
+            Some(t) => t.get_ref().clone(),
+            None => format!("{table}_late"),
+        };
+        Some(WindowSpec {
+            window,
+            delay,
+            emit,
+            allowed_lateness,
+            idle_timeout,
+            late_table,
         })
     }
 }

@@ -15,8 +15,11 @@
 //!   of the schemas to come, before anything runs;
 //! - [`plan`]: what a transform's SQL may do (per-row queries only);
 //! - [`changes`]: the files the source's commits after a version added;
-//! - [`run`](run::run): the loop — read new files, run the SQL, commit
-//!   files and checkpoint together;
+//! - [`run`](run::run): the loop and the per-row step — read new files,
+//!   run the SQL, commit files and checkpoint together; `runner`: what
+//!   every step shares (the tables, writing an answer, the fenced commit);
+//! - [`window`]: `TUMBLE(…)` / `HOP(…)` rewritten into plain SQL;
+//!   `windowed`: the windowed step (watermark, late rows, emit modes);
 //! - [`status`](status::status): a transform's position, from the lake;
 //! - [`checkpoint`]: the `txn` app ids.
 
@@ -25,12 +28,15 @@ pub mod checkpoint;
 pub mod config;
 pub mod plan;
 pub mod run;
+mod runner;
 pub mod spec;
 pub mod status;
 pub mod validate;
+pub mod window;
+mod windowed;
 
 pub use config::TransformConfig;
 pub use run::{RunSummary, TransformOptions, run};
-pub use spec::TransformSpec;
+pub use spec::{Emit, TransformSpec, WindowSpec};
 pub use status::{TransformStatus, status};
 pub use validate::{DeclaredTables, validate};

@@ -10,12 +10,16 @@ use deltalake::datafusion::logical_expr::LogicalPlan;
 use crate::sql::{SqlError, SqlErrorKind};
 
 /// Refuses plans whose answer would depend on how rows fall into steps.
-pub fn check_plan(plan: &LogicalPlan) -> Result<(), SqlError> {
+/// A windowed transform recomputes whole windows from the source, so its
+/// aggregates are exact.
+pub fn check_plan(plan: &LogicalPlan, windowed: bool) -> Result<(), SqlError> {
     let mut refused = None;
     plan.apply_with_subqueries(|node| {
         let what = match node {
-            LogicalPlan::Aggregate(_) => Some("an aggregate (GROUP BY, count, sum, …)"),
-            LogicalPlan::Distinct(_) => Some("DISTINCT"),
+            LogicalPlan::Aggregate(_) if !windowed => {
+                Some("an aggregate (GROUP BY, count, sum, …) without a window")
+            }
+            LogicalPlan::Distinct(_) if !windowed => Some("DISTINCT without a window"),
             LogicalPlan::Window(_) => Some("a window function (… OVER (…))"),
             LogicalPlan::Limit(_) => Some("LIMIT"),
             _ => None,
@@ -34,7 +38,8 @@ pub fn check_plan(plan: &LogicalPlan) -> Result<(), SqlError> {
             format!(
                 "{what} is not allowed in a transform: its SQL runs over each step's new rows, \
                  so the answer would depend on how rows fell into steps; keep it per row \
-                 (filter, project, join reference tables) and aggregate with a lake_sql task over the output"
+                 (filter, project, join reference tables), aggregate per window with FROM TUMBLE(…) or HOP(…), \
+                 or aggregate with a lake_sql task over the output"
             ),
         )),
     }

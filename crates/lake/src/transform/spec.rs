@@ -6,6 +6,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
+use super::window::Window;
 use crate::sql::Place;
 
 /// How often a transform looks for new source versions by default.
@@ -38,6 +39,56 @@ pub struct TransformSpec {
     /// Where the SQL text starts in the config file, and the whole value's
     /// span.
     pub sql_at: SqlOrigin,
+    /// The window, its watermark and when windows are written, for SQL
+    /// over `TUMBLE(…)` / `HOP(…)`.
+    pub window: Option<WindowSpec>,
+}
+
+impl TransformSpec {
+    /// The place of the window call in the SQL.
+    pub fn sql_at_window(&self) -> Option<Place> {
+        let w = self.window.as_ref()?;
+        let before = &self.sql[..w.window.at.start];
+        let line = before.matches('\n').count() as u64 + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
+        Some(Place { line, column })
+    }
+
+    /// The SQL as it is planned: a window call rewritten into plain SQL.
+    pub fn planned_sql(&self) -> String {
+        match &self.window {
+            Some(w) => super::window::rewrite(&self.sql, &w.window, None),
+            None => self.sql.clone(),
+        }
+    }
+}
+
+/// When a window's row is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// At every step that adds rows to the window, replacing its row.
+    Update,
+    /// Once, after the watermark passes its end (plus the allowed lateness).
+    Final,
+}
+
+/// A windowed transform's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// The `TUMBLE` / `HOP` call.
+    pub window: Window,
+    /// How far the watermark trails the latest event time seen.
+    pub delay: Duration,
+    /// When windows are written.
+    pub emit: Emit,
+    /// How long after the watermark passes a window's end its rows are
+    /// still taken; later ones go to `late_table`.
+    pub allowed_lateness: Duration,
+    /// A source partition (`_partition`) without rows for this long, by the
+    /// source's commit times, stops holding the watermark back.
+    pub idle_timeout: Duration,
+    /// Where late rows go.
+    pub late_table: String,
 }
 
 /// Where a transform's SQL is in its config file.

@@ -37,7 +37,7 @@ pub async fn validate(
     while !pending.is_empty() {
         let outputs: Vec<&str> = pending.iter().map(|s| s.table.as_str()).collect();
         let (ready, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|s| {
-            crate::sql::tables_named(&s.sql)
+            crate::sql::tables_named(&s.planned_sql())
                 .unwrap_or_default()
                 .iter()
                 .all(|n| !outputs.contains(&n.as_str()))
@@ -78,7 +78,8 @@ async fn check_one(
             format!("transform {:?}: sql: {msg}", spec.name),
         )
     };
-    let names = crate::sql::tables_named(&spec.sql).map_err(|e| at(e.place, e.message))?;
+    let sql = spec.planned_sql();
+    let names = crate::sql::tables_named(&sql).map_err(|e| at(e.place, e.message))?;
     let mut bound = BTreeMap::new();
     for n in &names {
         if let Some(s) = schemas.get(n) {
@@ -118,12 +119,39 @@ async fn check_one(
             ));
         }
     }
+    if let Some(w) = &spec.window {
+        let probe = format!(
+            "SELECT {} FROM {}",
+            crate::sql::write::quote_ident(&w.window.column),
+            crate::sql::write::quote_ident(&w.window.table)
+        );
+        let q = engine
+            .plan_bound(&probe, &bound)
+            .await
+            .map_err(|e| at(spec.sql_at_window(), e.message))?;
+        let ty = q.schema().field(0).data_type().clone();
+        if !matches!(ty, arrow::datatypes::DataType::Timestamp(..)) {
+            return Err(at(
+                spec.sql_at_window(),
+                format!(
+                    "the window's time column {:?} is {ty}, not a timestamp",
+                    w.window.column
+                ),
+            ));
+        }
+    }
     let query = engine
-        .plan_bound(&spec.sql, &bound)
+        .plan_bound(&sql, &bound)
         .await
         .map_err(|e| at(e.place, e.message))?;
-    check_plan(query.logical_plan()).map_err(|e| at(e.place, e.message))?;
+    check_plan(query.logical_plan(), spec.window.is_some()).map_err(|e| at(e.place, e.message))?;
     let answer = query.schema();
+    if spec.window.is_some() && answer.field_with_name("window_start").is_err() {
+        return Err(at(
+            None,
+            "a windowed transform's answer needs the window_start column (group by window_start, window_end)".into(),
+        ));
+    }
     for (column, span) in spec.partition_by.iter().zip(&spec.partition_spans) {
         if answer.field_with_name(column).is_err() {
             let columns: Vec<&str> = answer.fields().iter().map(|f| f.name().as_str()).collect();
