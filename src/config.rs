@@ -53,6 +53,19 @@ WHERE n.continent = 'Europe'
 """
 table = "users_enriched"
 partition_by = ["region"]
+
+[[transform]]
+name = "users_by_region_5m"
+source = "users_enriched"
+sql = """
+SELECT window_start, window_end, region, count(*) AS users,
+       avg(latitude) AS avg_latitude, avg(longitude) AS avg_longitude
+FROM TUMBLE(users_enriched, event_time, INTERVAL '5 minutes')
+GROUP BY window_start, window_end, region
+"""
+table = "users_by_region_5m"
+watermark = { column = "event_time", delay = "30s" }
+allowed_lateness = "5m"
 "#;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -645,7 +658,7 @@ rotaton = { max_rows = 5 }
         )
         .unwrap();
         assert_eq!(p.streams.len(), 1);
-        assert_eq!(p.transforms.len(), 1);
+        assert_eq!(p.transforms.len(), 2);
         assert_eq!(p.metrics.bind.as_deref(), Some("127.0.0.1:9464"));
     }
 

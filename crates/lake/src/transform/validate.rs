@@ -33,6 +33,7 @@ pub async fn validate(
         .filter_map(|(n, s)| Some((n.clone(), s.clone()?)))
         .collect();
     let mut problems = Vec::new();
+    let mut later = declared.clone();
     let mut pending: Vec<&Arc<TransformSpec>> = specs.iter().collect();
     while !pending.is_empty() {
         let outputs: Vec<&str> = pending.iter().map(|s| s.table.as_str()).collect();
@@ -57,8 +58,14 @@ pub async fn validate(
             break;
         }
         for spec in ready {
-            if let Err(p) = check_one(spec, engine, declared, &mut schemas).await {
-                problems.push(p);
+            match check_one(spec, engine, &later, &mut schemas).await {
+                Ok(true) => {}
+                // Checked once its tables exist: its output may be read
+                // before it exists too.
+                Ok(false) => {
+                    later.insert(spec.table.clone(), None);
+                }
+                Err(p) => problems.push(p),
             }
         }
         pending = waiting;
@@ -66,12 +73,15 @@ pub async fn validate(
     problems
 }
 
+/// Checks one transform: `Ok(false)` when a table it reads is written
+/// later by a DAG task (or by a transform waiting for one), so it is
+/// checked once that exists.
 async fn check_one(
     spec: &TransformSpec,
     engine: &SqlEngine,
     declared: &DeclaredTables,
     schemas: &mut BTreeMap<String, SchemaRef>,
-) -> Result<(), ConfigProblem> {
+) -> Result<bool, ConfigProblem> {
     let at = |place: Option<Place>, msg: String| {
         (
             Some(spec.sql_at.span(&spec.sql, place)),
@@ -94,7 +104,7 @@ async fn check_one(
             .unwrap_or(false);
         if !exists && declared.contains_key(n) {
             // A DAG task writes it: checked once it exists.
-            return Ok(());
+            return Ok(false);
         }
         if !exists {
             let mut known: Vec<String> = engine.catalog().list().await.unwrap_or_default();
@@ -166,7 +176,7 @@ async fn check_one(
         }
     }
     schemas.insert(spec.table.clone(), answer);
-    Ok(())
+    Ok(true)
 }
 
 /// Where a table name first appears in the SQL as a whole word.
