@@ -19,7 +19,8 @@
 //!   run the SQL, commit files and checkpoint together; `runner`: what
 //!   every step shares (the tables, writing an answer, the fenced commit);
 //! - [`window`]: `TUMBLE(…)` / `HOP(…)` rewritten into plain SQL;
-//!   `windowed`: the windowed step (watermark, late rows, emit modes);
+//!   `windowed`: the windowed step (late rows, emit modes); `watermark`:
+//!   its per-partition watermark state;
 //! - [`status`](status::status): a transform's position, from the lake;
 //! - [`checkpoint`]: the `txn` app ids.
 
@@ -32,6 +33,7 @@ mod runner;
 pub mod spec;
 pub mod status;
 pub mod validate;
+mod watermark;
 pub mod window;
 mod windowed;
 

@@ -30,98 +30,15 @@ use chrono::{DateTime, Utc};
 use deltalake::kernel::{Add, Remove};
 
 use super::changes::{Appended, appended, commit_time, snapshot_files};
-use super::checkpoint::{late_app_id, parse_app_id, state_app_id};
+use super::checkpoint::late_app_id;
 use super::plan::check_plan;
 use super::runner::{Change, Position, Runner, Step, references, sql_err};
 use super::spec::{Emit, WindowSpec};
+use super::watermark::{Watermarks, first_open, last_closed, micros};
 use super::window::{rewrite, ts_literal};
 use crate::LakeError;
 use crate::sql::write::quote_ident;
 use crate::sql::{Bound, SqlErrorKind};
-
-/// Per source partition: latest event time (µs) and when it last had rows
-/// (source commit ms); and the watermark so far (µs).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Watermarks {
-    parts: BTreeMap<String, (i64, i64)>,
-    watermark: Option<i64>,
-}
-
-impl Watermarks {
-    fn read(txns: &std::collections::HashMap<String, i64>, name: &str) -> Watermarks {
-        let mut w = Watermarks::default();
-        for (id, v) in txns {
-            match parse_app_id(id) {
-                Some((n, "wm", p)) if n == name => w.parts.entry(p.to_string()).or_default().0 = *v,
-                Some((n, "seen", p)) if n == name => {
-                    w.parts.entry(p.to_string()).or_default().1 = *v
-                }
-                Some((n, "watermark", _)) if n == name => w.watermark = Some(*v),
-                _ => {}
-            }
-        }
-        w
-    }
-
-    /// The watermark at source commit time `now_ms` (µs), never below the
-    /// last one.
-    fn at(&self, now_ms: i64, spec: &WindowSpec) -> Option<i64> {
-        let idle_ms = spec.idle_timeout.as_millis() as i64;
-        let active: Vec<i64> = self
-            .parts
-            .values()
-            .filter(|(_, seen)| now_ms - seen <= idle_ms)
-            .map(|(max, _)| *max)
-            .collect();
-        let least = if active.is_empty() {
-            self.parts.values().map(|(max, _)| *max).max()
-        } else {
-            active.into_iter().min()
-        };
-        let computed = least.map(|l| l - spec.delay.as_micros() as i64);
-        match (computed, self.watermark) {
-            (Some(c), Some(w)) => Some(c.max(w)),
-            (c, w) => c.or(w),
-        }
-    }
-
-    fn observe(&mut self, maxima: &BTreeMap<String, i64>, now_ms: i64) {
-        for (p, m) in maxima {
-            let e = self.parts.entry(p.clone()).or_insert((*m, now_ms));
-            e.0 = e.0.max(*m);
-            e.1 = now_ms;
-        }
-    }
-
-    fn entries(&self, name: &str) -> Vec<(String, i64)> {
-        let mut out = Vec::new();
-        for (p, (max, seen)) in &self.parts {
-            out.push((state_app_id(name, "wm", p), *max));
-            out.push((state_app_id(name, "seen", p), *seen));
-        }
-        if let Some(w) = self.watermark {
-            out.push((state_app_id(name, "watermark", "all"), w));
-        }
-        out
-    }
-}
-
-fn micros(t: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(t).unwrap_or_default()
-}
-
-/// The first window start (a multiple of the slide) whose window is still
-/// open at watermark `w`: `start + size + lateness > w`.
-fn first_open(w: i64, spec: &WindowSpec) -> i64 {
-    let slide = spec.window.slide.as_micros() as i64;
-    let reach = (spec.window.size + spec.allowed_lateness).as_micros() as i64;
-    (w - reach).div_euclid(slide) * slide + slide
-}
-
-/// The last window start whose window the watermark `w` has passed.
-fn last_closed(w: i64, spec: &WindowSpec) -> i64 {
-    first_open(w, spec) - spec.window.slide.as_micros() as i64
-}
 
 pub(super) async fn step(r: &mut Runner, pos: Position) -> Result<Step, LakeError> {
     let spec = r.spec.clone();
@@ -193,95 +110,14 @@ pub(super) async fn step(r: &mut Runner, pos: Position) -> Result<Step, LakeErro
     let after = marks.at(now_ms, w);
     marks.watermark = after;
 
-    // Late rows, to the late table (idempotent per source version).
-    let reach = format!(
-        "INTERVAL '{} microseconds'",
-        (w.window.size + w.allowed_lateness).as_micros()
-    );
-    let bin = format!(
-        "date_bin(INTERVAL '{} microseconds', {c})",
-        w.window.slide.as_micros()
-    );
-    let late = match before {
-        Some(b) => format!(
-            "{c} IS NULL OR {bin} + {reach} <= {}",
-            ts_literal(micros(b))
-        ),
-        None => format!("{c} IS NULL"),
-    };
-    let mark = before.map_or("NULL".to_string(), |b| ts_literal(micros(b)));
-    let late_sql = format!("SELECT *, CAST({mark} AS VARCHAR) AS _watermark FROM {t} WHERE {late}");
-    let late_rows = r
-        .engine
-        .plan_bound(&late_sql, &new_rows())
-        .await
-        .map_err(|e| sql_err(&spec, e))?
-        .collect(None)
-        .await
-        .map_err(|e| sql_err(&spec, e))?;
-    if late_rows.rows > 0 {
-        crate::sql::write::append_batches(
-            r.engine.catalog(),
-            &w.late_table,
-            late_rows.batches,
-            &[],
-            (&late_app_id(&spec.name), to as i64),
-        )
-        .await
-        .map_err(|e| sql_err(&spec, e))?;
-    }
-
-    // The windows this version writes: [lo, hi] of window starts.
-    let range = match w.emit {
-        Emit::Update => {
-            let touched = rows_of(
-                r,
-                &format!(
-                    "SELECT 'all' AS p, min({bin}) AS m FROM {t} WHERE NOT ({late}) \
-                     UNION ALL SELECT 'max' AS p, max({bin}) AS m FROM {t} WHERE NOT ({late})"
-                ),
-                &new_rows(),
-            )
-            .await?;
-            let get = |k: &str| touched.iter().find(|(p, _)| p == k).map(|(_, m)| *m);
-            match (get("all"), get("max")) {
-                (Some(min), Some(max)) => {
-                    let k = i64::from(w.window.copies()) - 1;
-                    let lo = min - k * w.window.slide.as_micros() as i64;
-                    let lo = before.map_or(lo, |b| lo.max(first_open(b, w)));
-                    (lo <= max).then_some((Some(lo), max))
-                }
-                _ => None,
-            }
-        }
-        Emit::Final => after.and_then(|a| {
-            let hi = last_closed(a, w);
-            let lo = before.map(|b| first_open(b, w));
-            lo.is_none_or(|lo| lo <= hi).then_some((lo, hi))
-        }),
-    };
+    let sql = Fragments::new(w, &spec.source, before);
+    write_late(r, &sql, &new_rows(), before, to).await?;
+    let range = windows_to_write(r, &sql, &new_rows(), before, after).await?;
     let (mut adds, mut removes, mut rows_out): (Vec<Add>, Vec<Remove>, u64) =
         (Vec::new(), Vec::new(), 0);
     if let Some((lo, hi)) = range {
-        let size = w.window.size.as_micros() as i64;
-        let inner = rewrite(
-            &spec.sql,
-            &w.window,
-            Some((lo.map(micros), micros(hi + size))),
-        );
-        let lo_cond = lo.map_or(String::new(), |lo| {
-            format!("__out.window_start >= {} AND ", ts_literal(micros(lo)))
-        });
-        let sql = format!(
-            "SELECT * FROM ({inner}) AS __out WHERE {lo_cond}__out.window_start <= {}",
-            ts_literal(micros(hi))
-        );
-        let query = r
-            .engine
-            .plan_bound(&sql, &whole)
-            .await
-            .map_err(|e| sql_err(&spec, e))?;
-        references = references_union(references, &query, &spec.source);
+        let query = recompute(r, &whole, lo, hi).await?;
+        references.extend(self::references(&query, &spec.source));
         if w.emit == Emit::Update {
             (adds, removes) = replaced(r, lo, hi).await?;
         }
@@ -305,13 +141,150 @@ pub(super) async fn step(r: &mut Runner, pos: Position) -> Result<Step, LakeErro
     .await
 }
 
-fn references_union(
-    mut a: BTreeMap<String, u64>,
-    q: &crate::sql::Query,
-    source: &str,
-) -> BTreeMap<String, u64> {
-    a.extend(references(q, source));
-    a
+/// SQL pieces of a step: the source, its time column, a row's latest
+/// window start (`bin`) and whether it is late against the watermark
+/// before this version.
+struct Fragments<'a> {
+    w: &'a WindowSpec,
+    t: String,
+    bin: String,
+    late: String,
+}
+
+impl<'a> Fragments<'a> {
+    fn new(w: &'a WindowSpec, source: &str, before: Option<i64>) -> Fragments<'a> {
+        let c = quote_ident(&w.window.column);
+        let reach = format!(
+            "INTERVAL '{} microseconds'",
+            (w.window.size + w.allowed_lateness).as_micros()
+        );
+        let bin = format!(
+            "date_bin(INTERVAL '{} microseconds', {c})",
+            w.window.slide.as_micros()
+        );
+        let late = match before {
+            Some(b) => format!(
+                "{c} IS NULL OR {bin} + {reach} <= {}",
+                ts_literal(micros(b))
+            ),
+            None => format!("{c} IS NULL"),
+        };
+        Fragments {
+            w,
+            t: quote_ident(source),
+            bin,
+            late,
+        }
+    }
+}
+
+/// Writes this version's late rows to the late table, with the watermark
+/// they missed (idempotent per source version: a replay after a crash
+/// finds them there).
+async fn write_late(
+    r: &Runner,
+    f: &Fragments<'_>,
+    new_rows: &BTreeMap<String, Bound>,
+    before: Option<i64>,
+    to: u64,
+) -> Result<(), LakeError> {
+    let spec = &r.spec;
+    let mark = before.map_or("NULL".to_string(), |b| ts_literal(micros(b)));
+    let sql = format!(
+        "SELECT *, CAST({mark} AS VARCHAR) AS _watermark FROM {} WHERE {}",
+        f.t, f.late
+    );
+    let late = r
+        .engine
+        .plan_bound(&sql, new_rows)
+        .await
+        .map_err(|e| sql_err(spec, e))?
+        .collect(None)
+        .await
+        .map_err(|e| sql_err(spec, e))?;
+    if late.rows > 0 {
+        crate::sql::write::append_batches(
+            r.engine.catalog(),
+            &f.w.late_table,
+            late.batches,
+            &[],
+            (&late_app_id(&spec.name), to as i64),
+        )
+        .await
+        .map_err(|e| sql_err(spec, e))?;
+    }
+    Ok(())
+}
+
+/// The window starts `[lo, hi]` this version writes: with `update`, the
+/// open windows its on-time rows fall in; with `final`, the windows the
+/// watermark passed at it (`lo` unbounded on a first step).
+async fn windows_to_write(
+    r: &Runner,
+    f: &Fragments<'_>,
+    new_rows: &BTreeMap<String, Bound>,
+    before: Option<i64>,
+    after: Option<i64>,
+) -> Result<Option<(Option<i64>, i64)>, LakeError> {
+    let w = f.w;
+    Ok(match w.emit {
+        Emit::Update => {
+            let (t, bin, late) = (&f.t, &f.bin, &f.late);
+            let touched = rows_of(
+                r,
+                &format!(
+                    "SELECT 'min' AS p, min({bin}) AS m FROM {t} WHERE NOT ({late}) \
+                     UNION ALL SELECT 'max' AS p, max({bin}) AS m FROM {t} WHERE NOT ({late})"
+                ),
+                new_rows,
+            )
+            .await?;
+            let get = |k: &str| touched.iter().find(|(p, _)| p == k).map(|(_, m)| *m);
+            match (get("min"), get("max")) {
+                (Some(min), Some(max)) => {
+                    let k = i64::from(w.window.copies()) - 1;
+                    let lo = min - k * w.window.slide.as_micros() as i64;
+                    let lo = before.map_or(lo, |b| lo.max(first_open(b, w)));
+                    (lo <= max).then_some((Some(lo), max))
+                }
+                _ => None,
+            }
+        }
+        Emit::Final => after.and_then(|a| {
+            let hi = last_closed(a, w);
+            let lo = before.map(|b| first_open(b, w));
+            lo.is_none_or(|lo| lo <= hi).then_some((lo, hi))
+        }),
+    })
+}
+
+/// The windows starting in `[lo, hi]`, computed from the source's rows in
+/// them (as of the step's version).
+async fn recompute(
+    r: &Runner,
+    whole: &BTreeMap<String, Bound>,
+    lo: Option<i64>,
+    hi: i64,
+) -> Result<crate::sql::Query, LakeError> {
+    let spec = &r.spec;
+    let w = spec.window.as_ref().expect("a windowed transform");
+    let size = w.window.size.as_micros() as i64;
+    let inner = rewrite(
+        &spec.sql,
+        &w.window,
+        Some((lo.map(micros), micros(hi + size))),
+    );
+    let lo_cond = lo.map_or(String::new(), |lo| {
+        format!("__out.window_start >= {} AND ", ts_literal(micros(lo)))
+    });
+    let sql = format!(
+        "SELECT * FROM ({inner}) AS __out WHERE {lo_cond}__out.window_start <= {}",
+        ts_literal(micros(hi))
+    );
+    r.engine
+        .plan_bound(&sql, whole)
+        .await
+        .map_err(|e| sql_err(spec, e))
 }
 
 /// Runs a query of two columns (text, timestamp) over `bound`: the
@@ -414,57 +387,4 @@ async fn replaced(
         .map_err(|e| sql_err(&spec, e))?;
     let (kept, _) = r.write_answer(query).await?;
     Ok((kept, removes))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::transform::window::find;
-
-    fn spec(sql: &str, lateness: u64) -> WindowSpec {
-        WindowSpec {
-            window: find(sql).unwrap().unwrap(),
-            delay: Duration::from_secs(10),
-            emit: Emit::Update,
-            allowed_lateness: Duration::from_secs(lateness),
-            idle_timeout: Duration::from_secs(60),
-            late_table: "late".into(),
-        }
-    }
-
-    #[test]
-    fn the_watermark_trails_the_slowest_active_partition_and_never_goes_back() {
-        let w = spec("SELECT * FROM TUMBLE(t, at, INTERVAL '1 minute')", 0);
-        let mut m = Watermarks::default();
-        let s = 1_000_000i64;
-        m.observe(
-            &BTreeMap::from([("0".into(), 100 * s), ("1".into(), 50 * s)]),
-            1_000,
-        );
-        assert_eq!(m.at(1_000, &w), Some(40 * s));
-        m.watermark = m.at(1_000, &w);
-        // Partition 1 idle for over a minute: no longer holds it back.
-        m.observe(&BTreeMap::from([("0".into(), 200 * s)]), 70_000);
-        assert_eq!(m.at(70_000, &w), Some(190 * s));
-        m.watermark = Some(190 * s);
-        // It wakes up far behind: the watermark stays.
-        m.observe(&BTreeMap::from([("1".into(), 60 * s)]), 71_000);
-        assert_eq!(m.at(71_000, &w), Some(190 * s));
-        let back = Watermarks::read(&m.entries("x").into_iter().collect(), "x");
-        assert_eq!(back, m);
-    }
-
-    #[test]
-    fn open_and_closed_windows_follow_size_slide_and_lateness() {
-        let w = spec(
-            "SELECT * FROM HOP(t, at, INTERVAL '1 minute', INTERVAL '3 minutes')",
-            60,
-        );
-        let min = 60_000_000i64;
-        // At 10:00 (600 min), windows ending after 9:59 are open: start > 9:56.
-        assert_eq!(first_open(600 * min, &w), 597 * min);
-        assert_eq!(last_closed(600 * min, &w), 596 * min);
-    }
 }
