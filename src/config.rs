@@ -250,48 +250,39 @@ impl Project {
 
     /// The stream of this name.
     pub fn stream(&self, name: &str) -> Result<Arc<StreamSpec>> {
-        self.streams
-            .iter()
-            .find(|s| s.name == name)
-            .cloned()
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
-                let hint = diag::suggest(name, &names)
-                    .map(|s| format!(" (did you mean {s:?}?)"))
-                    .unwrap_or_default();
-                anyhow!(
-                    "no stream {name:?} in {}{hint}; declared: {}",
-                    self.source(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )
-            })
+        self.named("stream", &self.streams, |s| &s.name, name)
     }
 
     /// The transform of this name.
     pub fn transform(&self, name: &str) -> Result<Arc<TransformSpec>> {
-        self.transforms
-            .iter()
-            .find(|t| t.name == name)
-            .cloned()
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.transforms.iter().map(|t| t.name.as_str()).collect();
-                let hint = diag::suggest(name, &names)
-                    .map(|s| format!(" (did you mean {s:?}?)"))
-                    .unwrap_or_default();
-                anyhow!(
-                    "no transform {name:?} in {}{hint}; declared: {}",
-                    self.source(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )
-            })
+        self.named("transform", &self.transforms, |t| &t.name, name)
+    }
+
+    /// The declaration of this name among `all`, or an error with a "did
+    /// you mean" and what is declared.
+    fn named<T>(
+        &self,
+        what: &str,
+        all: &[Arc<T>],
+        name_of: impl Fn(&T) -> &String,
+        name: &str,
+    ) -> Result<Arc<T>> {
+        if let Some(found) = all.iter().find(|x| name_of(x) == name) {
+            return Ok(found.clone());
+        }
+        let names: Vec<&str> = all.iter().map(|x| name_of(x).as_str()).collect();
+        let hint = diag::suggest(name, &names)
+            .map(|s| format!(" (did you mean {s:?}?)"))
+            .unwrap_or_default();
+        let declared = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        Err(anyhow!(
+            "no {what} {name:?} in {}{hint}; declared: {declared}",
+            self.source()
+        ))
     }
 
     /// Checks every transform's SQL against the tables it reads (stream
