@@ -1,7 +1,9 @@
 //! What every metric family shares: a latency histogram of atomics, the
-//! `# HELP` / `# TYPE` lines, and label escaping.
+//! `# HELP` / `# TYPE` lines, label escaping, and families of one number
+//! per labelled item.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -68,4 +70,48 @@ pub fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// A family of one number per item: name, help, and how to read it.
+pub type Family<M> = (&'static str, &'static str, fn(&M) -> u64);
+
+/// Renders `families` for every item, labelled `label="<item name>"`; a
+/// name ending in `_total` is a counter, any other a gauge.
+pub fn render_families<M>(
+    out: &mut String,
+    label: &str,
+    items: &[(String, Arc<M>)],
+    families: &[Family<M>],
+) {
+    for (name, help, get) in families {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        family(out, name, help, kind);
+        for (item, m) in items {
+            let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {}", escape(item), get(m));
+        }
+    }
+}
+
+/// Renders a `…_last_commit_timestamp_seconds` gauge from a Unix time in
+/// milliseconds per item.
+pub fn render_last_commit<M>(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    items: &[(String, Arc<M>)],
+    ms: fn(&M) -> u64,
+) {
+    family(out, name, "Time of the last commit.", "gauge");
+    for (item, m) in items {
+        let _ = writeln!(
+            out,
+            "{name}{{{label}=\"{}\"}} {}",
+            escape(item),
+            ms(m) as f64 / 1000.0
+        );
+    }
 }

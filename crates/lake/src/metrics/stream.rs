@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::histogram::{Histogram, escape, family};
+use super::histogram::{
+    Family, Histogram, escape, family, render_families, render_last_commit as render_last_commit_of,
+};
 
 /// Partition figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,8 +84,6 @@ impl StreamMetrics {
     }
 }
 
-type Getter = fn(&StreamMetrics) -> u64;
-
 /// Renders every stream's metrics.
 pub(super) fn render(out: &mut String, streams: &Streams) {
     render_counters(out, streams);
@@ -93,7 +93,7 @@ pub(super) fn render(out: &mut String, streams: &Streams) {
 }
 
 /// The per-stream counters and gauges that are one atomic each.
-const COUNTERS: [(&str, &str, Getter); 9] = [
+const COUNTERS: [Family<StreamMetrics>; 9] = [
     (
         "tributary_stream_records_in_total",
         "Records received from Kafka.",
@@ -142,31 +142,17 @@ const COUNTERS: [(&str, &str, Getter); 9] = [
 type Streams = [(String, Arc<StreamMetrics>)];
 
 fn render_counters(out: &mut String, streams: &Streams) {
-    for (name, help, get) in COUNTERS {
-        let kind = if name.ends_with("_total") {
-            "counter"
-        } else {
-            "gauge"
-        };
-        family(out, name, help, kind);
-        for (s, m) in streams {
-            let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", escape(s), get(m));
-        }
-    }
+    render_families(out, "stream", streams, &COUNTERS);
 }
 
 fn render_last_commit(out: &mut String, streams: &Streams) {
-    let name = "tributary_stream_last_commit_timestamp_seconds";
-    family(out, name, "Time of the last commit.", "gauge");
-    for (s, m) in streams {
-        let ms = m.last_commit_ms.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "{name}{{stream=\"{}\"}} {}",
-            escape(s),
-            ms as f64 / 1000.0
-        );
-    }
+    render_last_commit_of(
+        out,
+        "tributary_stream_last_commit_timestamp_seconds",
+        "stream",
+        streams,
+        |m| m.last_commit_ms.load(Ordering::Relaxed),
+    );
 }
 
 fn render_commit_latency(out: &mut String, streams: &Streams) {

@@ -2,12 +2,11 @@
 //! source versions), rows in and out, and the time from a source commit to
 //! the transform commit that carries it.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::histogram::{Histogram, escape, family};
+use super::histogram::{Family, Histogram, escape, family, render_families, render_last_commit};
 
 /// Metrics of one transform.
 #[derive(Debug, Default)]
@@ -48,9 +47,7 @@ impl TransformMetrics {
 }
 
 type Transforms = [(String, Arc<TransformMetrics>)];
-type Getter = fn(&TransformMetrics) -> u64;
-
-const GAUGES: [(&str, &str, Getter); 7] = [
+const FAMILIES: [Family<TransformMetrics>; 7] = [
     (
         "tributary_transform_rows_in_total",
         "Source rows read.",
@@ -93,28 +90,14 @@ pub(super) fn render(out: &mut String, transforms: &Transforms) {
     if transforms.is_empty() {
         return;
     }
-    for (name, help, get) in GAUGES {
-        let kind = if name.ends_with("_total") {
-            "counter"
-        } else {
-            "gauge"
-        };
-        family(out, name, help, kind);
-        for (t, m) in transforms {
-            let _ = writeln!(out, "{name}{{transform=\"{}\"}} {}", escape(t), get(m));
-        }
-    }
-    let name = "tributary_transform_last_commit_timestamp_seconds";
-    family(out, name, "Time of the last commit.", "gauge");
-    for (t, m) in transforms {
-        let ms = m.last_commit_ms.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "{name}{{transform=\"{}\"}} {}",
-            escape(t),
-            ms as f64 / 1000.0
-        );
-    }
+    render_families(out, "transform", transforms, &FAMILIES);
+    render_last_commit(
+        out,
+        "tributary_transform_last_commit_timestamp_seconds",
+        "transform",
+        transforms,
+        |m| m.last_commit_ms.load(Ordering::Relaxed),
+    );
     let name = "tributary_transform_commit_latency_seconds";
     family(
         out,
