@@ -45,26 +45,8 @@ fn nations(fr_region: &str) -> Value {
     ])
 }
 
-fn add_config(project: &Project, text: &str) {
-    let path = project.dir.path().join("tributary.toml");
-    let mut cfg = std::fs::read_to_string(&path).unwrap();
-    cfg.push_str(text);
-    std::fs::write(path, cfg).unwrap();
-}
-
-fn ok(project: &Project, args: &[&str]) -> String {
-    let out = project.cmd(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 fn status(project: &Project) -> Value {
-    let out = ok(project, &["transform", "list", "-o", "json"]);
+    let out = project.ok(&["transform", "list", "-o", "json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     v[0].clone()
 }
@@ -83,7 +65,7 @@ const DUPLICATES: &str =
 fn a_transform_killed_20_times_while_its_source_grows_holds_every_row_once() {
     let broker = dev_broker("events", 2);
     let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
-    add_config(&project, TRANSFORM);
+    project.add_config(TRANSFORM);
     let lake = project.dir.path().join("lake");
     python_write(&lake.join("nations"), &nations("Europe"), "overwrite");
     let mut writer = Guard(project.writer(false));
@@ -122,17 +104,7 @@ fn a_transform_killed_20_times_while_its_source_grows_holds_every_row_once() {
     let _ = writer.0.kill();
     let _ = writer.0.wait();
     project.catch_up();
-    ok(
-        &project,
-        &[
-            "transform",
-            "run",
-            "enriched",
-            "--until-caught-up",
-            "--metrics-bind",
-            "off",
-        ],
-    );
+    project.catch_up_transform("enriched");
 
     let want = duckdb(&lake, EXPECTED);
     let got = duckdb(&lake, GOT);
@@ -155,22 +127,12 @@ fn a_transform_killed_20_times_while_its_source_grows_holds_every_row_once() {
 fn each_commit_reads_the_reference_table_at_the_version_it_records() {
     let broker = dev_broker("events", 1);
     let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
-    add_config(&project, TRANSFORM);
+    project.add_config(TRANSFORM);
     let lake = project.dir.path().join("lake");
     let v0 = python_write(&lake.join("nations"), &nations("Europe"), "overwrite");
     produce(&broker.bootstrap, "events", 0, 50);
     project.catch_up();
-    ok(
-        &project,
-        &[
-            "transform",
-            "run",
-            "enriched",
-            "--until-caught-up",
-            "--metrics-bind",
-            "off",
-        ],
-    );
+    project.catch_up_transform("enriched");
     assert_eq!(status(&project)["references"]["nations"], json!(v0));
 
     let v1 = python_write(
@@ -181,17 +143,7 @@ fn each_commit_reads_the_reference_table_at_the_version_it_records() {
     assert!(v1 > v0);
     produce(&broker.bootstrap, "events", 50, 50);
     project.catch_up();
-    ok(
-        &project,
-        &[
-            "transform",
-            "run",
-            "enriched",
-            "--until-caught-up",
-            "--metrics-bind",
-            "off",
-        ],
-    );
+    project.catch_up_transform("enriched");
     assert_eq!(status(&project)["references"]["nations"], json!(v1));
 
     // FR rows (id % 5 == 0, not multiples of 3) before the change keep the
@@ -223,8 +175,7 @@ fn bad_transforms_are_reported_at_file_line_col_before_anything_runs() {
     let project = Project::new("127.0.0.1:9", "lake", "", "{ max_age = \"1s\" }");
     let lake = project.dir.path().join("lake");
     python_write(&lake.join("nations"), &nations("Europe"), "overwrite");
-    add_config(
-        &project,
+    project.add_config(
         r#"
 [[transform]]
 name = "typo_column"
@@ -324,54 +275,28 @@ fn a_transform_over_s3_catches_up_exactly_once() {
     let (url, storage, endpoint) = s3_lake("transform");
     let broker = dev_broker("events", 2);
     let project = Project::new(&broker.bootstrap, &url, &storage, "{ max_age = \"200ms\" }");
-    add_config(
-        &project,
-        &TRANSFORM.replace(
-            "JOIN nations n ON e.nation = n.code",
-            "CROSS JOIN (SELECT 'all' AS region) n",
-        ),
-    );
+    project.add_config(&TRANSFORM.replace(
+        "JOIN nations n ON e.nation = n.code",
+        "CROSS JOIN (SELECT 'all' AS region) n",
+    ));
     produce(&broker.bootstrap, "events", 0, 120);
     project.catch_up();
-    ok(
-        &project,
-        &[
-            "transform",
-            "run",
-            "enriched",
-            "--until-caught-up",
-            "--metrics-bind",
-            "off",
-        ],
-    );
+    project.catch_up_transform("enriched");
     produce(&broker.bootstrap, "events", 120, 60);
     project.catch_up();
     let first = status(&project);
-    ok(
-        &project,
-        &[
-            "transform",
-            "run",
-            "enriched",
-            "--until-caught-up",
-            "--metrics-bind",
-            "off",
-        ],
-    );
+    project.catch_up_transform("enriched");
     let done = status(&project);
     assert!(
         done["checkpoint"].as_u64() > first["checkpoint"].as_u64(),
         "{done:#}"
     );
-    let answer = ok(
-        &project,
-        &[
-            "sql",
-            "-o",
-            "json",
-            "SELECT count(*) AS n, count(DISTINCT id) AS d FROM events_enriched",
-        ],
-    );
+    let answer = project.ok(&[
+        "sql",
+        "-o",
+        "json",
+        "SELECT count(*) AS n, count(DISTINCT id) AS d FROM events_enriched",
+    ]);
     let expected = (0..180u64).filter(|i| i % 3 != 0).count();
     let v: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(v, json!([{"n": expected, "d": expected}]), "{answer}");

@@ -61,24 +61,6 @@ trigger = "100ms"
 idle_timeout = "2s"
 "#;
 
-fn add_config(project: &Project, text: &str) {
-    let path = project.dir.path().join("tributary.toml");
-    let mut cfg = std::fs::read_to_string(&path).unwrap();
-    cfg.push_str(text);
-    std::fs::write(path, cfg).unwrap();
-}
-
-fn ok(project: &Project, args: &[&str]) -> String {
-    let out = project.cmd(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// Produces `(partition, id, time)` events and waits for every delivery.
 fn produce(bootstrap: &str, events: &[(i32, u64, &str)]) {
     let nations = ["FR", "DE"];
@@ -101,17 +83,7 @@ fn produce(bootstrap: &str, events: &[(i32, u64, &str)]) {
 
 fn run_all(project: &Project) {
     for t in ["per_minute", "per_minute_final", "sliding"] {
-        ok(
-            project,
-            &[
-                "transform",
-                "run",
-                t,
-                "--until-caught-up",
-                "--metrics-bind",
-                "off",
-            ],
-        );
+        project.catch_up_transform(t);
     }
 }
 
@@ -201,7 +173,7 @@ fn windows_of(project: &Project, table: &str) -> Value {
 fn windows_match_the_watermark_rules_with_an_idle_partition_and_a_late_row() {
     let broker = dev_broker("events", 2);
     let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"100ms\" }");
-    add_config(&project, TRANSFORMS);
+    project.add_config(TRANSFORMS);
     let round = |events: &[(i32, u64, &str)]| {
         produce(&broker.bootstrap, events);
         project.catch_up();

@@ -154,6 +154,38 @@ rotation = {rotation}
         v
     }
 
+    /// Appends declarations to the project's `tributary.toml`.
+    pub fn add_config(&self, text: &str) {
+        let path = self.dir.path().join("tributary.toml");
+        let mut cfg = std::fs::read_to_string(&path).unwrap();
+        cfg.push_str(text);
+        std::fs::write(path, cfg).unwrap();
+    }
+
+    /// Runs the binary on the project; it must succeed. Its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} failed:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs a transform until it is caught up.
+    pub fn catch_up_transform(&self, name: &str) {
+        self.ok(&[
+            "transform",
+            "run",
+            name,
+            "--until-caught-up",
+            "--metrics-bind",
+            "off",
+        ]);
+    }
+
     pub fn table_path(&self) -> PathBuf {
         self.dir.path().join("lake/events")
     }
