@@ -133,7 +133,7 @@ fn web_line(settings: &Settings) -> Result<String, String> {
 async fn transforms_line(settings: &Settings) -> Result<String, String> {
     let p = &settings.project;
     let engine = super::transform::engine(p).map_err(text)?;
-    super::transform::check(settings, &engine)
+    super::transform::check(settings, &engine, None)
         .await
         .map_err(text)?;
     Ok(p.transforms.len().to_string())

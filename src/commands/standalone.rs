@@ -40,7 +40,7 @@ pub async fn run(settings: &Settings, a: &SchedulerArgs) -> Result<ExitCode> {
             s.dead_letter_table
         ));
     }
-    let transforms = match transform::spawn_all(settings, &metrics, &shutdown).await {
+    let transforms = match transform::spawn_all(settings, &process.bag, &metrics, &shutdown).await {
         Ok(handles) => {
             for t in &settings.project.transforms {
                 lines.push(format!(

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use lake::metrics::Metrics;
 use lake::sql::{Limits, SqlEngine};
 use lake::transform::{RunSummary, TransformOptions, TransformSpec};
+use scheduler::dagbag::DagBag;
 use tokio_util::sync::CancellationToken;
 
 use super::stream::{metrics_bind, serve_metrics};
@@ -34,10 +35,7 @@ pub fn engine(project: &Project) -> Result<SqlEngine> {
 
 /// The tables the DAGs' lake tasks write (`table` of `lake_sql` and the
 /// other `lake_*` kinds): a transform may read them before they exist.
-pub fn dag_tables(settings: &Settings) -> Vec<String> {
-    let Ok(bag) = settings.bag() else {
-        return Vec::new();
-    };
+pub fn dag_tables(bag: &DagBag) -> Vec<String> {
     let mut tables: Vec<String> = bag
         .dags
         .values()
@@ -50,12 +48,14 @@ pub fn dag_tables(settings: &Settings) -> Vec<String> {
     tables
 }
 
-/// Checks every transform of the project against the lake and the DAGs.
-pub async fn check(settings: &Settings, engine: &SqlEngine) -> Result<()> {
-    settings
-        .project
-        .check_transforms(engine, &dag_tables(settings))
-        .await
+/// Checks every transform of the project against the lake and the DAGs
+/// (`bag`, when the caller has loaded them already; else they are loaded).
+pub async fn check(settings: &Settings, engine: &SqlEngine, bag: Option<&DagBag>) -> Result<()> {
+    let tables = match bag {
+        Some(b) => dag_tables(b),
+        None => settings.bag().map(|b| dag_tables(&b)).unwrap_or_default(),
+    };
+    settings.project.check_transforms(engine, &tables).await
 }
 
 fn options(
@@ -79,6 +79,7 @@ fn options(
 /// runs the rest).
 pub async fn spawn_all(
     settings: &Settings,
+    bag: &DagBag,
     metrics: &Arc<Metrics>,
     stop: &CancellationToken,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
@@ -87,7 +88,7 @@ pub async fn spawn_all(
         return Ok(Vec::new());
     }
     let engine = engine(project)?;
-    check(settings, &engine).await?;
+    check(settings, &engine, Some(bag)).await?;
     let mut handles = Vec::new();
     for spec in &project.transforms {
         let opts = options(spec.clone(), &engine, metrics, false);
@@ -118,7 +119,7 @@ pub async fn run(settings: &Settings, c: &TransformCommand) -> Result<ExitCode> 
     match c {
         TransformCommand::List => list(settings).await,
         TransformCommand::Check => {
-            check(settings, &engine(project)?).await?;
+            check(settings, &engine(project)?, None).await?;
             println!(
                 "{} transform(s) OK in {}",
                 project.transforms.len(),
@@ -133,7 +134,7 @@ pub async fn run(settings: &Settings, c: &TransformCommand) -> Result<ExitCode> 
         } => {
             let spec = project.transform(name)?;
             let engine = engine(project)?;
-            check(settings, &engine).await?;
+            check(settings, &engine, None).await?;
             let metrics = Arc::new(Metrics::default());
             let stop = crate::shutdown::on_signals();
             let bind = metrics_bind(flag.as_deref(), project);
