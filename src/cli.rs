@@ -76,6 +76,11 @@ pub enum Command {
     /// Continuous SQL transforms: lake tables into lake tables, exactly once.
     #[command(subcommand)]
     Transform(TransformCommand),
+    /// Lambda views: a batch table refreshed on a schedule, the rows since
+    /// (speed) and an exact merge of both (live), as `batch.<view>`,
+    /// `speed.<view>` and `live.<view>` in SQL.
+    #[command(subcommand)]
+    View(ViewCommand),
     /// Lake tables: list, describe, verify, compact, vacuum.
     #[command(subcommand)]
     Lake(LakeCommand),
@@ -143,6 +148,20 @@ pub enum TransformCommand {
         /// [metrics] bind, else 127.0.0.1:9464; "off" to disable).
         #[arg(long)]
         metrics_bind: Option<String>,
+    },
+}
+
+/// `view` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ViewCommand {
+    /// The views the config declares: source, batch table, what the batch
+    /// covers and how far the source has moved since.
+    List,
+    /// Recompute a view's batch table from its source's latest version
+    /// (what a `lake_view` task does on a schedule).
+    Refresh {
+        /// View name.
+        name: String,
     },
 }
 

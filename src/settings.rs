@@ -65,7 +65,7 @@ impl Settings {
             })
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DAGS_FOLDER));
         let lake = match project.catalog() {
-            Ok(catalog) => tasks::Lake::new(catalog),
+            Ok(catalog) => tasks::Lake::new(catalog).with_views(project.views.clone()),
             Err(e) => tasks::Lake::unavailable(format!("{e:#}")),
         };
         Ok(Settings {

@@ -44,6 +44,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         line("metrics", metrics_line(settings)),
         line("streams", Ok(p.streams.len().to_string())),
         line("transforms", transforms_line(settings).await),
+        line("views", Ok(p.views.len().to_string())),
     ];
     for s in &p.streams {
         if let Some(lake) = &s.lake
@@ -88,6 +89,19 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             humantime::format_duration(t.trigger)
         );
     }
+    for v in &p.views {
+        println!(
+            "  {}: {} → batch table {} (live.{} = batch + speed{})",
+            v.name,
+            v.source,
+            v.table,
+            v.name,
+            match v.merge {
+                lake::view::Merge::Exact(_) => "",
+                lake::view::Merge::Recompute => "; merge = recompute",
+            }
+        );
+    }
     if problems > 0 {
         eprintln!(
             "{problems} problem{} in {}",
@@ -129,7 +143,8 @@ fn web_line(settings: &Settings) -> Result<String, String> {
     ))
 }
 
-/// The transforms, their SQL checked against the tables they read.
+/// The transforms and views, their SQL checked against the tables they
+/// read.
 async fn transforms_line(settings: &Settings) -> Result<String, String> {
     let p = &settings.project;
     let engine = super::transform::engine(p).map_err(text)?;

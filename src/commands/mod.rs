@@ -16,6 +16,7 @@ mod standalone;
 mod stream;
 mod tasks;
 mod transform;
+mod view;
 mod web;
 
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ pub async fn run(settings: &Settings, command: &Command) -> Result<ExitCode> {
         Command::Pools(c) => pools::run(settings, c).await,
         Command::Stream(c) => stream::run(settings, c).await,
         Command::Transform(c) => transform::run(settings, c).await,
+        Command::View(c) => view::run(settings, c).await,
         Command::Lake(c) => lake::run(settings, c).await,
         Command::Sql(a) => sql::run(settings, a).await,
         Command::Config => config::run(settings).await,

@@ -67,6 +67,9 @@ async fn print_table(query: lake::sql::Query, max_rows: u64, source: &str) -> Re
             if more == 1 { "" } else { "s" }
         );
     }
+    for m in &answer.made_of {
+        println!("{m}");
+    }
     let read: Vec<String> = answer
         .tables
         .iter()

@@ -58,6 +58,12 @@ pub async fn run(settings: &Settings, a: &SchedulerArgs) -> Result<ExitCode> {
             Vec::new()
         }
     };
+    for v in &settings.project.views {
+        lines.push(format!(
+            "  view       {}: live.{} = batch table {} + the rows of {} since (refresh: lake_view task or `tributary view refresh {}`)",
+            v.name, v.name, v.table, v.source, v.name
+        ));
+    }
     let bind = stream::metrics_bind(None, &settings.project);
     match stream::serve_metrics(&bind, metrics.clone(), shutdown.clone()).await {
         Ok(addr) => lines.push(format!("  metrics    http://{addr}/metrics")),

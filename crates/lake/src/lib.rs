@@ -33,6 +33,7 @@ pub mod table;
 pub mod tools;
 pub mod transform;
 pub mod units;
+pub mod view;
 pub mod writer;
 
 pub use deltalake;

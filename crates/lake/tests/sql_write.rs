@@ -64,6 +64,7 @@ fn spec(mode: WriteMode, run: &str, version: i64) -> WriteSpec {
             format!("tributary-task:users_daily:by_nation:{run}"),
             version,
         ),
+        also: Vec::new(),
         parquet: None,
         once: true,
     }

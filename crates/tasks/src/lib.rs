@@ -4,7 +4,7 @@
 //! Kinds: `shell` (a bash command), `noop` (does nothing; for joins and
 //! benchmarks), `random_user_to_kafka` and `http_json_to_kafka` (API → Kafka,
 //! [`ingest`]), and the batch work on the lake: `lake_sql`, `lake_check`,
-//! `lake_load`, `lake_maintenance` ([`lake_kinds`]). [`registry_with`] returns them all,
+//! `lake_load`, `lake_maintenance`, `lake_view` ([`lake_kinds`]). [`registry_with`] returns them all,
 //! working on the project's lake, for the binary to hand to the scheduler.
 
 pub mod dev;
@@ -34,7 +34,10 @@ pub fn registry_with(lake: Lake) -> Kinds {
         .register(Arc::new(lake_kinds::sql::LakeSqlKind(lake.clone())))
         .register(Arc::new(lake_kinds::check::LakeCheckKind(lake.clone())))
         .register(Arc::new(lake_kinds::load::LakeLoadKind(lake.clone())))
-        .register(Arc::new(lake_kinds::maintenance::LakeMaintenanceKind(lake)));
+        .register(Arc::new(lake_kinds::maintenance::LakeMaintenanceKind(
+            lake.clone(),
+        )))
+        .register(Arc::new(lake_kinds::view::LakeViewKind(lake)));
     k
 }
 

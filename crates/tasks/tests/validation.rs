@@ -318,6 +318,7 @@ fn json_schema_lists_kinds() {
             "lake_load",
             "lake_maintenance",
             "lake_sql",
+            "lake_view",
             "noop",
             "random_user_to_kafka",
             "shell"

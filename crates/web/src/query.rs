@@ -48,6 +48,9 @@ pub struct SqlAnswer {
     /// Each table the answer was read from, as named in the query, and the
     /// Delta version read.
     pub tables: BTreeMap<String, u64>,
+    /// What each view layer read is made of (`live.users_by_nation = batch
+    /// … + speed …`), one sentence per layer; empty without views.
+    pub made_of: Vec<String>,
     /// Planning and running, in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -76,6 +79,7 @@ pub(crate) async fn run(
         row_count: answer.rows,
         truncated: answer.kept() < answer.rows,
         tables: answer.tables.clone(),
+        made_of: answer.made_of.clone(),
         elapsed_ms: answer.elapsed.as_millis() as u64,
     };
     Ok((shaped, answer))

@@ -14,8 +14,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
+use deltalake::kernel::Add;
 
 use crate::LakeError;
 use crate::table::Location;
@@ -89,6 +93,59 @@ impl fmt::Display for TableRef {
     }
 }
 
+/// A name a query may use, bound to a table other than the catalog's.
+#[derive(Debug, Clone)]
+pub enum Bound {
+    /// A table as loaded (at its version), reading only these files.
+    Files {
+        /// The table, at the version to read.
+        table: DeltaTable,
+        /// The files to read (active in that version).
+        files: Vec<Add>,
+    },
+    /// A table as loaded (at its version), all of it.
+    Table(DeltaTable),
+    /// An empty table of this schema.
+    Empty(SchemaRef),
+    /// A table as loaded (at its version), the rows where `predicate` (SQL
+    /// over its columns) holds.
+    Where {
+        /// The table, at the version to read.
+        table: DeltaTable,
+        /// The condition rows must meet.
+        predicate: String,
+    },
+}
+
+/// Names under schemas other than the lake's own (`live.users_by_nation`),
+/// answered by whoever declares them: each is SQL over bound tables, which
+/// the engine plans as a view.
+#[async_trait::async_trait]
+pub trait Layers: Send + Sync + fmt::Debug {
+    /// The schema names answered (`batch`, `speed`, `live`).
+    fn schemas(&self) -> &'static [&'static str];
+    /// The names declared, for listings and "did you mean".
+    fn names(&self) -> Vec<String>;
+    /// What `schema.name` is; `None` when nothing of that name is declared.
+    async fn layer(
+        &self,
+        catalog: &LakeCatalog,
+        schema: &str,
+        name: &str,
+    ) -> Result<Option<Layer>, LakeError>;
+}
+
+/// A table a [`Layers`] answers: SQL over tables bound for it.
+#[derive(Debug)]
+pub struct Layer {
+    /// The query.
+    pub sql: String,
+    /// Names in it bound to tables other than the catalog's.
+    pub bound: BTreeMap<String, Bound>,
+    /// What the answer is made of, said for the reader of the answer.
+    pub made_of: String,
+}
+
 /// A table's columns as the query page lists them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TableColumns {
@@ -108,6 +165,7 @@ pub struct TableColumns {
 pub struct LakeCatalog {
     root: Location,
     elsewhere: BTreeMap<String, Location>,
+    layers: Option<Arc<dyn Layers>>,
 }
 
 impl LakeCatalog {
@@ -116,7 +174,19 @@ impl LakeCatalog {
         LakeCatalog {
             root,
             elsewhere: BTreeMap::new(),
+            layers: None,
         }
+    }
+
+    /// Adds names under other schemas (a project's views).
+    pub fn with_layers(mut self, layers: Arc<dyn Layers>) -> LakeCatalog {
+        self.layers = Some(layers);
+        self
+    }
+
+    /// The names under other schemas, when any are declared.
+    pub fn layers(&self) -> Option<&Arc<dyn Layers>> {
+        self.layers.as_ref()
     }
 
     /// Adds a table that lives under another lake root.

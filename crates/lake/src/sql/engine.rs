@@ -18,32 +18,15 @@ use deltalake::datafusion::execution::session_state::SessionStateBuilder;
 use deltalake::datafusion::logical_expr::LogicalPlan;
 use deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::datafusion::sql::parser::Statement as DfStatement;
-use deltalake::kernel::Add;
 use futures::StreamExt;
 use tokio::time::Instant as Deadline;
 
-use super::catalog::{LakeCatalog, TableRef};
+use super::catalog::{Bound, LakeCatalog, TableRef};
 use super::error::{SqlError, SqlErrorKind};
 
 /// The catalog and schema unqualified table names resolve in.
 const CATALOG: &str = "lake";
 const SCHEMA: &str = "public";
-
-/// A name a query may use, bound to a table other than the catalog's.
-#[derive(Debug, Clone)]
-pub enum Bound {
-    /// A table as loaded (at its version), reading only these files.
-    Files {
-        /// The table, at the version to read.
-        table: DeltaTable,
-        /// The files to read (active in that version).
-        files: Vec<Add>,
-    },
-    /// A table as loaded (at its version), all of it.
-    Table(DeltaTable),
-    /// An empty table of this schema.
-    Empty(SchemaRef),
-}
 
 /// Limits every query of an engine runs within.
 #[derive(Debug, Clone, Copy)]
@@ -71,10 +54,20 @@ pub struct SqlEngine {
     limits: Limits,
 }
 
+/// What a planned query reads.
+#[derive(Default)]
+struct Read {
+    /// Tables by the name the query (or a layer) uses, with versions.
+    tables: BTreeMap<String, u64>,
+    /// What each layer read is made of.
+    made_of: Vec<String>,
+}
+
 /// A planned query: its plan and the tables (with versions) it reads.
 pub struct Query {
     df: DataFrame,
     tables: BTreeMap<String, u64>,
+    made_of: Vec<String>,
     deadline: Deadline,
     limits: Limits,
     started: Instant,
@@ -91,6 +84,9 @@ pub struct Answer {
     pub rows: u64,
     /// Each table the answer was read from, as named, and its version.
     pub tables: BTreeMap<String, u64>,
+    /// What each view layer the query read is made of (`live.x = batch …
+    /// + speed …`).
+    pub made_of: Vec<String>,
     /// Planning and running.
     pub elapsed: Duration,
 }
@@ -143,9 +139,10 @@ impl SqlEngine {
         let started = Instant::now();
         let deadline = Deadline::now() + self.limits.timeout;
         match tokio::time::timeout_at(deadline, self.plan_inner(sql, bound)).await {
-            Ok(Ok((df, tables))) => Ok(Query {
+            Ok(Ok((df, read))) => Ok(Query {
                 df,
-                tables,
+                tables: read.tables,
+                made_of: read.made_of,
                 deadline,
                 limits: self.limits,
                 started,
@@ -159,7 +156,7 @@ impl SqlEngine {
         &self,
         sql: &str,
         bound: &BTreeMap<String, Bound>,
-    ) -> Result<(DataFrame, BTreeMap<String, u64>), SqlError> {
+    ) -> Result<(DataFrame, Read), SqlError> {
         let df_err = |e| SqlError::from_datafusion_in(e, self.limits.memory, sql);
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
@@ -186,60 +183,149 @@ impl SqlEngine {
 
         // Only the tables the query names are opened.
         let schema = Arc::new(MemorySchemaProvider::new());
-        let mut tables = BTreeMap::new();
+        let mut layer_schemas: BTreeMap<String, Arc<MemorySchemaProvider>> = BTreeMap::new();
+        let mut read = Read::default();
         for reference in references {
-            if reference.schema().is_some_and(|s| s != SCHEMA)
-                || reference.catalog().is_some_and(|c| c != CATALOG)
-            {
-                continue; // information_schema and the like
+            if reference.catalog().is_some_and(|c| c != CATALOG) {
+                continue;
             }
             let name = reference.table();
+            if let Some(layer) = reference.schema().filter(|s| *s != SCHEMA) {
+                let Some(layers) = self
+                    .catalog
+                    .layers()
+                    .filter(|l| l.schemas().contains(&layer))
+                else {
+                    continue; // information_schema and the like
+                };
+                let target = layer_schemas
+                    .entry(layer.to_string())
+                    .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
+                if target.table_exist(name) {
+                    continue;
+                }
+                let provider = self.layer(layers, layer, name, &mut read).await?;
+                target
+                    .register_table(name.to_string(), provider)
+                    .map_err(df_err)?;
+                continue;
+            }
             if schema.table_exist(name) || state.table_functions().contains_key(name) {
                 continue; // seen, or a table function (generate_series, range)
             }
-            let provider: Arc<dyn TableProvider> = match bound.get(name) {
-                Some(Bound::Empty(schema)) => {
-                    Arc::new(MemTable::try_new(schema.clone(), vec![vec![]]).map_err(df_err)?)
-                }
-                Some(Bound::Files { table, files }) => {
-                    tables.insert(name.to_string(), table.version().unwrap_or(0));
-                    let provider = table
-                        .table_provider()
-                        .with_adds(files.iter().cloned())
-                        .await
-                        .map_err(df_err)?;
-                    Arc::new(super::provider::LakeTable::new(provider))
-                }
-                Some(Bound::Table(table)) => {
-                    tables.insert(name.to_string(), table.version().unwrap_or(0));
-                    let provider = table.table_provider().await.map_err(df_err)?;
-                    Arc::new(super::provider::LakeTable::new(provider))
-                }
-                None => {
-                    let r = TableRef::parse(name)
-                        .map_err(|m| SqlError::new(SqlErrorKind::UnknownTable, m))?;
-                    let table = self.catalog.open(&r).await.map_err(SqlError::lake)?;
-                    let Some(table) = table else {
-                        return Err(self.unknown_table(&r.name).await);
-                    };
-                    tables.insert(r.to_string(), table.version().unwrap_or(0));
-                    let provider = table.table_provider().await.map_err(df_err)?;
-                    Arc::new(super::provider::LakeTable::new(provider))
-                }
-            };
+            let provider = self.provider(name, bound.get(name), &mut read).await?;
             schema
                 .register_table(name.to_string(), provider)
                 .map_err(df_err)?;
         }
-        ctx.catalog(CATALOG)
-            .expect("the default catalog exists")
-            .register_schema(SCHEMA, schema)
-            .map_err(df_err)?;
+        let catalog = ctx.catalog(CATALOG).expect("the default catalog exists");
+        catalog.register_schema(SCHEMA, schema).map_err(df_err)?;
+        for (name, layer) in layer_schemas {
+            catalog.register_schema(&name, layer).map_err(df_err)?;
+        }
 
         let plan = state.statement_to_plan(statement).await.map_err(df_err)?;
         refuse_writes(&plan)?;
         let df = ctx.execute_logical_plan(plan).await.map_err(df_err)?;
-        Ok((df, tables))
+        Ok((df, read))
+    }
+
+    /// The provider of a name in the lake's own schema: bound, or the
+    /// catalog's table (at the version the name says).
+    async fn provider(
+        &self,
+        name: &str,
+        bound: Option<&Bound>,
+        read: &mut Read,
+    ) -> Result<Arc<dyn TableProvider>, SqlError> {
+        let df_err = |e| SqlError::from_datafusion(e, self.limits.memory);
+        Ok(match bound {
+            Some(Bound::Empty(schema)) => {
+                Arc::new(MemTable::try_new(schema.clone(), vec![vec![]]).map_err(df_err)?)
+            }
+            Some(Bound::Files { table, files }) => {
+                read.tables
+                    .insert(name.to_string(), table.version().unwrap_or(0));
+                let provider = table
+                    .table_provider()
+                    .with_adds(files.iter().cloned())
+                    .await
+                    .map_err(df_err)?;
+                Arc::new(super::provider::LakeTable::new(provider))
+            }
+            Some(Bound::Table(table)) => {
+                read.tables
+                    .insert(name.to_string(), table.version().unwrap_or(0));
+                self.delta(table).await?
+            }
+            Some(Bound::Where { table, predicate }) => {
+                let inner = "rows";
+                let sql = format!("SELECT * FROM {inner} WHERE {predicate}");
+                let bound = BTreeMap::from([(inner.to_string(), Bound::Table(table.clone()))]);
+                let (df, _) = Box::pin(self.plan_inner(&sql, &bound)).await?;
+                read.tables
+                    .insert(name.to_string(), table.version().unwrap_or(0));
+                df.into_view()
+            }
+            None => {
+                let r = TableRef::parse(name)
+                    .map_err(|m| SqlError::new(SqlErrorKind::UnknownTable, m))?;
+                let table = self.catalog.open(&r).await.map_err(SqlError::lake)?;
+                let Some(table) = table else {
+                    return Err(self.unknown_table(&r.name).await);
+                };
+                read.tables
+                    .insert(r.to_string(), table.version().unwrap_or(0));
+                self.delta(&table).await?
+            }
+        })
+    }
+
+    /// A Delta table's provider (all of it, at its loaded version).
+    async fn delta(&self, table: &DeltaTable) -> Result<Arc<dyn TableProvider>, SqlError> {
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| SqlError::from_datafusion(e, self.limits.memory))?;
+        Ok(Arc::new(super::provider::LakeTable::new(provider)))
+    }
+
+    /// A name under a layer schema (`live.users_by_nation`): its SQL
+    /// planned as a view, what it read added to `read`.
+    async fn layer(
+        &self,
+        layers: &Arc<dyn super::catalog::Layers>,
+        schema: &str,
+        name: &str,
+        read: &mut Read,
+    ) -> Result<Arc<dyn TableProvider>, SqlError> {
+        let Some(layer) = layers
+            .layer(&self.catalog, schema, name)
+            .await
+            .map_err(SqlError::lake)?
+        else {
+            let names = layers.names();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let hint = diag::suggest(name, &refs)
+                .map(|s| format!("; did you mean {schema}.{s}?"))
+                .unwrap_or_default();
+            return Err(SqlError::new(
+                SqlErrorKind::UnknownTable,
+                format!(
+                    "no view {name:?} for {schema}.{name}{hint} (views: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+        };
+        let (df, inner) = Box::pin(self.plan_inner(&layer.sql, &layer.bound)).await?;
+        read.tables.extend(inner.tables);
+        read.made_of.extend(inner.made_of);
+        read.made_of.push(layer.made_of);
+        Ok(df.into_view())
     }
 
     async fn unknown_table(&self, name: &str) -> SqlError {
@@ -408,6 +494,11 @@ impl Query {
         &self.tables
     }
 
+    /// What each view layer the query reads is made of.
+    pub fn made_of(&self) -> &[String] {
+        &self.made_of
+    }
+
     /// Runs the query, keeping the first `limit` rows and counting the rest.
     pub async fn collect(self, limit: Option<u64>) -> Result<Answer, SqlError> {
         let schema = self.schema();
@@ -415,6 +506,7 @@ impl Query {
         let mut kept = 0u64;
         let limit = limit.unwrap_or(u64::MAX);
         let tables = self.tables.clone();
+        let made_of = self.made_of.clone();
         let started = self.started;
         let rows = self
             .for_each(|batch| {
@@ -431,6 +523,7 @@ impl Query {
             batches,
             rows,
             tables,
+            made_of,
             elapsed: started.elapsed(),
         })
     }

@@ -20,7 +20,7 @@ mod provider;
 pub mod template;
 pub mod write;
 
-pub use catalog::{AsOf, LakeCatalog, TableRef};
-pub use engine::{Answer, Batches, Bound, Limits, Query, SqlEngine, check, tables_named};
+pub use catalog::{AsOf, Bound, LakeCatalog, Layer, Layers, TableRef};
+pub use engine::{Answer, Batches, Limits, Query, SqlEngine, check, tables_named};
 pub use error::{Place, SqlError, SqlErrorKind};
 pub use write::{WriteMode, WriteReport, WriteSpec};

@@ -74,6 +74,9 @@ pub struct WriteSpec {
     pub partition_by: Vec<String>,
     /// The write's identity: `(app_id, version)`, recorded in the commit.
     pub txn: (String, i64),
+    /// More `txn` entries recorded in the same commit (what a batch view
+    /// covers).
+    pub also: Vec<(String, i64)>,
     /// Whether a table already holding `txn` makes this write a no-op
     /// (checked before writing: one pass over the table's log). An append
     /// needs it; a write that replaces what it wrote does not.
@@ -214,7 +217,9 @@ pub async fn write(
         }
         Target::Write(t) => t,
     };
-    let commit = txn_commit(app_id, txn_version);
+    let mut txns = vec![(app_id.clone(), txn_version)];
+    txns.extend(spec.also.iter().cloned());
+    let commit = txn_commit(&txns);
     let answer_schema = query.schema();
     let (state, plan) = query.into_parts();
     let session: Arc<dyn deltalake::datafusion::catalog::Session> = Arc::new(state.clone());
@@ -353,9 +358,13 @@ async fn target(
     }
 }
 
-/// Commit properties carrying a write's `txn`.
-fn txn_commit(app_id: &str, version: i64) -> CommitProperties {
-    CommitProperties::default().with_application_transaction(Transaction::new(app_id, version))
+/// Commit properties carrying a write's `txn` entries.
+fn txn_commit(txns: &[(String, i64)]) -> CommitProperties {
+    CommitProperties::default().with_application_transactions(
+        txns.iter()
+            .map(|(id, v)| Transaction::new(id, *v))
+            .collect(),
+    )
 }
 
 /// A handle on a table not created yet (its folder made), for a first write.
@@ -419,7 +428,7 @@ async fn write_batches(
     let mut w = t
         .write(batches)
         .with_save_mode(mode)
-        .with_commit_properties(txn_commit(txn.0, txn.1))
+        .with_commit_properties(txn_commit(&[(txn.0.to_string(), txn.1)]))
         .with_table_name(table);
     if new {
         w = w.with_partition_columns(partition_by.to_vec());

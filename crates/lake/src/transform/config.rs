@@ -306,7 +306,7 @@ impl TransformConfig {
 
 /// Where a string value's text starts: after `"`, `'`, `"""` or `'''`,
 /// and the newline TOML drops right after opening triple quotes.
-fn origin(file: &str, value: std::ops::Range<usize>) -> SqlOrigin {
+pub(crate) fn origin(file: &str, value: std::ops::Range<usize>) -> SqlOrigin {
     let raw = file.get(value.clone()).unwrap_or("");
     let mut start = value.start;
     if raw.starts_with("\"\"\"") || raw.starts_with("'''") {

@@ -73,20 +73,24 @@ pub(super) async fn step(r: &mut Runner, pos: Position) -> Result<Step, LakeErro
     };
     let whole = BTreeMap::from([(spec.source.clone(), Bound::Table(source.clone()))]);
 
-    // The output table exists before anything is written to it.
-    let probe = match r.engine.plan_bound(&spec.planned_sql(), &whole).await {
-        Ok(q) => q,
-        Err(e) if e.kind == SqlErrorKind::UnknownTable => {
-            return Ok(Step::Waiting(format!(
-                "transform {}: {}",
-                spec.name, e.message
-            )));
-        }
-        Err(e) => return Err(sql_err(&spec, e)),
-    };
-    check_plan(probe.logical_plan(), true).map_err(|e| sql_err(&spec, e))?;
-    r.output_table(&probe.schema()).await?;
-    let mut references = references(&probe, &spec.source);
+    // The output table exists before anything is written to it (created
+    // from the answer's columns on the first step).
+    if r.output.is_none() {
+        let probe = match r.engine.plan_bound(&spec.planned_sql(), &whole).await {
+            Ok(q) => q,
+            Err(e) if e.kind == SqlErrorKind::UnknownTable => {
+                return Ok(Step::Waiting(format!(
+                    "transform {}: {}",
+                    spec.name, e.message
+                )));
+            }
+            Err(e) => return Err(sql_err(&spec, e)),
+        };
+        check_plan(probe.logical_plan(), true).map_err(|e| sql_err(&spec, e))?;
+        r.output_table(&probe.schema()).await?;
+    }
+    // The reference tables this step reads, with their versions.
+    let mut references = BTreeMap::new();
 
     let mut marks = Watermarks::read(r.output.as_ref().expect("created").txns(), &spec.name);
     let before = marks.at(now_ms, w);

@@ -1,7 +1,8 @@
 //! The task kinds of batch work on the lake: `lake_sql` (a query into a
 //! table, [`sql`]), `lake_check` (data-quality expectations, [`check`]),
 //! `lake_load` (a seed file into a table, [`load`]) and `lake_maintenance`
-//! (optimize, vacuum, checkpoint, [`maintenance`]).
+//! (optimize, vacuum, checkpoint, [`maintenance`]) and `lake_view` (a
+//! Lambda view's batch refreshed, [`view`]).
 //!
 //! What they share lives here: the [`Lake`] they work on (handed to
 //! [`crate::registry_with`] by the binary), the task's SQL (`sql` or
@@ -15,34 +16,62 @@ pub mod maintenance;
 pub mod quality;
 pub mod source;
 pub mod sql;
+pub mod view;
 
 use std::sync::Arc;
 
 use lake::sql::{LakeCatalog, SqlError, SqlErrorKind};
+use lake::view::ViewSpec;
 use scheduler::operator::{KindSettings, SettingsError, TaskContext, TaskError};
 
 /// The lake the lake task kinds read and write, or why this process has
 /// none (its `[lake] url` could not be resolved).
 #[derive(Debug, Clone)]
-pub struct Lake(Arc<Result<LakeCatalog, String>>);
+pub struct Lake {
+    catalog: Arc<Result<LakeCatalog, String>>,
+    views: Arc<Vec<Arc<ViewSpec>>>,
+}
 
 impl Lake {
     /// The lake of a catalog.
     pub fn new(catalog: LakeCatalog) -> Lake {
-        Lake(Arc::new(Ok(catalog)))
+        Lake {
+            catalog: Arc::new(Ok(catalog)),
+            views: Arc::default(),
+        }
     }
 
     /// No lake: lake tasks fail with `why`.
     pub fn unavailable(why: impl Into<String>) -> Lake {
-        Lake(Arc::new(Err(why.into())))
+        Lake {
+            catalog: Arc::new(Err(why.into())),
+            views: Arc::default(),
+        }
+    }
+
+    /// The project's Lambda views (`lake_view` tasks refresh them).
+    pub fn with_views(mut self, views: Vec<Arc<ViewSpec>>) -> Lake {
+        self.views = Arc::new(views);
+        self
     }
 
     /// The catalog, or the try's (fatal) error.
     pub fn catalog(&self) -> Result<&LakeCatalog, TaskError> {
-        self.0
+        self.catalog
             .as_ref()
             .as_ref()
             .map_err(|why| TaskError::Fatal(format!("no lake to work on: {why}")))
+    }
+
+    /// Whether this process knows the project's views (a lake is set):
+    /// only then is a view name checked when a DAG is loaded.
+    pub(crate) fn knows_views(&self) -> bool {
+        self.catalog.is_ok()
+    }
+
+    /// The views declared.
+    pub(crate) fn views(&self) -> &[Arc<ViewSpec>] {
+        &self.views
     }
 }
 

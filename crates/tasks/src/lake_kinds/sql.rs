@@ -247,6 +247,7 @@ impl Operator for LakeSql {
             mode: mode.clone(),
             partition_by: self.partition_by.clone(),
             txn: (super::app_id(&ctx, &self.table), version),
+            also: Vec::new(),
             parquet: self.parquet.clone(),
             once: self.mode == Mode::Append,
         };

@@ -39,6 +39,7 @@ struct QueryPage {
     c: Chrome,
     sql: String,
     tables: Vec<TableColumns>,
+    views: Vec<String>,
     answer: Option<AnswerView>,
     error: Option<String>,
     csv_href: String,
@@ -51,6 +52,7 @@ struct AnswerView {
     row_count: u64,
     more: u64,
     read: String,
+    made_of: Vec<String>,
     elapsed_ms: u64,
     chart: Option<Chart>,
 }
@@ -79,6 +81,7 @@ fn view(a: SqlAnswer) -> AnswerView {
             .map(|(t, v)| format!("{t} v{v}"))
             .collect::<Vec<_>>()
             .join(", "),
+        made_of: a.made_of,
         elapsed_ms: a.elapsed_ms,
         columns: a.columns,
         chart,
@@ -136,6 +139,13 @@ pub(crate) async fn query_page(
         csv_href: format!("/query.csv?sql={}", encode_query(&p.sql)),
         sql: p.sql,
         tables,
+        views: s
+            .0
+            .sql
+            .as_ref()
+            .and_then(|e| e.catalog().layers())
+            .map(|l| l.names())
+            .unwrap_or_default(),
         answer,
         error,
         example,
