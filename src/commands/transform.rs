@@ -59,17 +59,24 @@ pub async fn check(settings: &Settings, engine: &SqlEngine, bag: Option<&DagBag>
 }
 
 fn options(
+    project: &Project,
     spec: Arc<TransformSpec>,
     engine: &SqlEngine,
     metrics: &Metrics,
     until_caught_up: bool,
-) -> TransformOptions {
-    TransformOptions {
+) -> Result<TransformOptions> {
+    // Only a sink talks to Kafka.
+    let kafka = match &spec.sink {
+        Some(_) => Some(project.kafka_source()?),
+        None => None,
+    };
+    Ok(TransformOptions {
         metrics: metrics.transform(&spec.name),
+        kafka,
         spec,
         engine: engine.clone(),
         until_caught_up,
-    }
+    })
 }
 
 /// Checks every transform, then runs each until `stop` (used by
@@ -91,7 +98,7 @@ pub async fn spawn_all(
     check(settings, &engine, Some(bag)).await?;
     let mut handles = Vec::new();
     for spec in &project.transforms {
-        let opts = options(spec.clone(), &engine, metrics, false);
+        let opts = options(project, spec.clone(), &engine, metrics, false)?;
         let stop = stop.clone();
         handles.push(tokio::spawn(async move {
             let mut pause = Duration::from_secs(1);
@@ -154,7 +161,7 @@ pub async fn run(settings: &Settings, c: &TransformCommand) -> Result<ExitCode> 
                     "Ctrl-C stops"
                 }
             );
-            let opts = options(spec.clone(), &engine, &metrics, *until_caught_up);
+            let opts = options(project, spec.clone(), &engine, &metrics, *until_caught_up)?;
             let summary = lake::transform::run(opts, stop.clone())
                 .await
                 .with_context(|| format!("transform {name}"))?;
@@ -162,21 +169,26 @@ pub async fn run(settings: &Settings, c: &TransformCommand) -> Result<ExitCode> 
             if settings.json() {
                 output::json(&summary)?;
             } else {
-                println!("{}", summary_line(&spec.name, &summary));
+                println!("{}", summary_line(&spec, &summary));
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn summary_line(name: &str, s: &RunSummary) -> String {
+fn summary_line(spec: &TransformSpec, s: &RunSummary) -> String {
     format!(
-        "transform {name}: {} commits, {} source rows in, {} rows out, checkpoint {}, table version {}",
+        "transform {}: {} commits, {} source rows in, {} rows out, checkpoint {}, table version {}{}",
+        spec.name,
         s.commits,
         s.rows_in,
         s.rows_out,
         s.checkpoint.map_or("-".into(), |c| c.to_string()),
-        s.version.map_or("-".into(), |v| v.to_string())
+        s.version.map_or("-".into(), |v| v.to_string()),
+        spec.sink
+            .as_ref()
+            .map(|k| format!(", {} rows published to {}", s.rows_published, k.topic))
+            .unwrap_or_default()
     )
 }
 

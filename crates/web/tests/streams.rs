@@ -99,6 +99,7 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
         max_source_versions: 100,
         sql_at: Default::default(),
         window: None,
+        sink: None,
     });
     let engine = lake::sql::SqlEngine::new(
         lake::sql::LakeCatalog::new(location.clone()),
@@ -111,6 +112,7 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
             engine: engine.clone(),
             until_caught_up: true,
             metrics: metrics.transform("french"),
+            kafka: None,
         },
         CancellationToken::new(),
     )

@@ -10,7 +10,8 @@ use toml::Spanned;
 use std::time::Duration;
 
 use super::spec::{
-    DEFAULT_MAX_SOURCE_VERSIONS, DEFAULT_TRIGGER, Emit, SqlOrigin, TransformSpec, WindowSpec,
+    DEFAULT_MAX_SOURCE_VERSIONS, DEFAULT_TRIGGER, Delivery, Emit, SinkSpec, SqlOrigin,
+    TransformSpec, WindowSpec,
 };
 use crate::config::{ConfigProblem, valid_name};
 use crate::units::parse_duration;
@@ -71,6 +72,28 @@ pub struct TransformConfig {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub late_table: Option<Spanned<String>>,
+    /// Publish each new output row to a Kafka topic as well:
+    /// `{ topic = "…", key = "<column>", delivery = "exactly_once" |
+    /// "at_least_once" }`.
+    #[serde(default)]
+    #[schemars(with = "Option<SinkConfig>")]
+    pub sink: Option<Spanned<SinkConfig>>,
+}
+
+/// `sink = { topic = "…", key = "…", delivery = "…" }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// The Kafka topic.
+    pub topic: String,
+    /// An output column whose value keys each record (default: the row's
+    /// id, `version/file/row`).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// `"exactly_once"` (default: one Kafka transaction per output version)
+    /// or `"at_least_once"` (brokers without transactions).
+    #[serde(default)]
+    pub delivery: Option<String>,
 }
 
 /// `watermark = { column = "…", delay = "…" }`.
@@ -180,6 +203,7 @@ impl TransformConfig {
                 }
             }
         }
+        let sink = self.sink(&mut p);
         if !p.is_empty() {
             return Err(p);
         }
@@ -194,6 +218,43 @@ impl TransformConfig {
             max_source_versions,
             sql_at,
             window,
+            sink,
+        })
+    }
+
+    /// The sink settings, when there is a `sink`.
+    fn sink(&self, p: &mut Vec<ConfigProblem>) -> Option<SinkSpec> {
+        let s = self.sink.as_ref()?;
+        let c = s.get_ref();
+        let valid_topic = !c.topic.is_empty()
+            && c.topic.len() <= 249
+            && c.topic
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'));
+        if !valid_topic {
+            p.push((
+                Some(s.span()),
+                format!(
+                    "sink topic {:?}: a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'",
+                    c.topic
+                ),
+            ));
+        }
+        let delivery = match c.delivery.as_deref() {
+            None | Some("exactly_once") => Delivery::ExactlyOnce,
+            Some("at_least_once") => Delivery::AtLeastOnce,
+            Some(other) => {
+                p.push((
+                    Some(s.span()),
+                    format!("sink delivery {other:?}: write \"exactly_once\" or \"at_least_once\""),
+                ));
+                Delivery::ExactlyOnce
+            }
+        };
+        Some(SinkSpec {
+            topic: c.topic.clone(),
+            key: c.key.clone(),
+            delivery,
         })
     }
 

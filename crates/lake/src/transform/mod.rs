@@ -21,6 +21,7 @@
 //! - [`window`]: `TUMBLE(…)` / `HOP(…)` rewritten into plain SQL;
 //!   `windowed`: the windowed step (late rows, emit modes); `watermark`:
 //!   its per-partition watermark state;
+//! - [`sink`]: the output's rows published to a Kafka topic as well;
 //! - [`status`](status::status): a transform's position, from the lake;
 //! - [`checkpoint`]: the `txn` app ids.
 
@@ -30,6 +31,7 @@ pub mod config;
 pub mod plan;
 pub mod run;
 mod runner;
+pub mod sink;
 pub mod spec;
 pub mod status;
 pub mod validate;
@@ -39,6 +41,6 @@ mod windowed;
 
 pub use config::TransformConfig;
 pub use run::{RunSummary, TransformOptions, run};
-pub use spec::{Emit, TransformSpec, WindowSpec};
+pub use spec::{Delivery, Emit, SinkSpec, TransformSpec, WindowSpec};
 pub use status::{TransformStatus, status};
 pub use validate::{DeclaredTables, validate};

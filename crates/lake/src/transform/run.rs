@@ -16,8 +16,10 @@ use super::changes::{appended, snapshot_files};
 use super::plan::check_plan;
 pub use super::runner::RunSummary;
 use super::runner::{Change, Runner, Step, references, sql_err};
+use super::sink::Sink;
 use super::spec::TransformSpec;
 use crate::LakeError;
+use crate::kafka::KafkaSource;
 use crate::metrics::TransformMetrics;
 use crate::sql::{Bound, SqlEngine, SqlErrorKind};
 
@@ -32,6 +34,8 @@ pub struct TransformOptions {
     pub until_caught_up: bool,
     /// Where figures go.
     pub metrics: Arc<TransformMetrics>,
+    /// The Kafka a `sink` publishes to (required when the spec has one).
+    pub kafka: Option<KafkaSource>,
 }
 
 /// Runs a transform until `stop` (or, with `until_caught_up`, until the
@@ -47,11 +51,32 @@ pub async fn run(opts: TransformOptions, stop: CancellationToken) -> Result<RunS
     };
     let mut target = None;
     let mut waiting_said = None;
+    let mut sink = match (&opts.spec.sink, &opts.kafka) {
+        (None, _) => None,
+        (Some(s), Some(k)) => Some(Sink::open(&opts.spec.name, &opts.spec.table, s, k).await?),
+        (Some(s), None) => {
+            return Err(LakeError::Config(format!(
+                "transform {}: sink to topic {:?} needs a Kafka ([kafka] bootstrap_servers)",
+                opts.spec.name, s.topic
+            )));
+        }
+    };
     loop {
         let step = tokio::select! {
             s = step(&mut r, &mut target, opts.until_caught_up) => s?,
             _ = stop.cancelled() => break,
         };
+        // The output's new versions go to the sink's topic (a version at a
+        // time, each whole or not at all).
+        if let Some(s) = sink.as_mut()
+            && matches!(step, Step::Committed | Step::CaughtUp)
+        {
+            let rows = tokio::select! {
+                n = s.publish(&opts.engine) => n?,
+                _ = stop.cancelled() => break,
+            };
+            r.summary.rows_published += rows;
+        }
         match step {
             Step::Committed | Step::Fenced => continue,
             Step::CaughtUp if opts.until_caught_up => break,

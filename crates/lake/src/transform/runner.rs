@@ -88,6 +88,8 @@ pub struct RunSummary {
     pub checkpoint: Option<u64>,
     /// The output table's version.
     pub version: Option<u64>,
+    /// Rows the sink published to its topic.
+    pub rows_published: u64,
 }
 
 pub(super) fn sql_err(spec: &TransformSpec, e: SqlError) -> LakeError {

@@ -42,6 +42,29 @@ pub struct TransformSpec {
     /// The window, its watermark and when windows are written, for SQL
     /// over `TUMBLE(…)` / `HOP(…)`.
     pub window: Option<WindowSpec>,
+    /// A Kafka topic the output's rows are published to as well.
+    pub sink: Option<SinkSpec>,
+}
+
+/// Where a transform's output rows are published as well
+/// (`sink = { topic = "…" }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkSpec {
+    /// The topic.
+    pub topic: String,
+    /// The output column whose value keys each record (else the row's id).
+    pub key: Option<String>,
+    /// How records are delivered.
+    pub delivery: Delivery,
+}
+
+/// How a sink delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Each output version in one Kafka transaction (the default).
+    ExactlyOnce,
+    /// An idempotent producer; a version may be sent again after a crash.
+    AtLeastOnce,
 }
 
 impl TransformSpec {
