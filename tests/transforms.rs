@@ -214,6 +214,13 @@ FROM TUMBLE(events, nation, INTERVAL '5 minutes')
 GROUP BY window_start
 """
 table = "t5"
+
+[[transform]]
+name = "bad_key"
+source = "events"
+sql = "SELECT id, nation FROM events"
+table = "t6"
+sink = { topic = "t6", key = "user_id" }
 "#,
     );
     let out = project.cmd(&["transform", "check"]).output().unwrap();
@@ -253,6 +260,10 @@ table = "t5"
     let l = line_of("FROM TUMBLE(events, nation");
     assert!(
         err.contains(&format!("{file}:{l}:6: transform \"text_window\": sql: the window's time column \"nation\" is Utf8, not a timestamp")),
+        "{err}"
+    );
+    assert!(
+        err.contains("transform \"bad_key\": sql: the sink's key \"user_id\" is not a column of the answer (columns: id, nation)"),
         "{err}"
     );
     // `transform run` refuses to start on the same problems.

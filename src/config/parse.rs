@@ -378,6 +378,13 @@ name = "t4"
 source = "users"
 sql = "SELECT window_start, count(*) FROM HOP(users, event_time, INTERVAL '2 minutes', INTERVAL '5 minutes') GROUP BY 1"
 table = "out4"
+
+[[transform]]
+name = "t5"
+source = "users"
+sql = "SELECT * FROM users"
+table = "out5"
+sink = { topic = "has space", delivery = "twice" }
 "#;
         let errs: Vec<String> = parse("f.toml", text, &schema_catalog())
             .unwrap_err()
@@ -400,6 +407,16 @@ table = "out4"
         assert!(all.contains("f.toml:19:8: transform \"t2\": sql:"), "{all}");
         assert!(
             all.contains("f.toml:21:23: transform \"t2\": max_source_versions must be at least 1"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "f.toml:41:8: transform \"t5\": sink topic \"has space\": a Kafka topic name is"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("transform \"t5\": sink delivery \"twice\": write \"exactly_once\" or \"at_least_once\""),
             "{all}"
         );
     }

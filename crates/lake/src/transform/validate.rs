@@ -175,6 +175,18 @@ async fn check_one(
             ));
         }
     }
+    if let Some(key) = spec.sink.as_ref().and_then(|s| s.key.as_ref())
+        && answer.field_with_name(key).is_err()
+    {
+        let columns: Vec<&str> = answer.fields().iter().map(|f| f.name().as_str()).collect();
+        return Err(at(
+            None,
+            format!(
+                "the sink's key {key:?} is not a column of the answer (columns: {})",
+                columns.join(", ")
+            ),
+        ));
+    }
     schemas.insert(spec.table.clone(), answer);
     Ok(true)
 }
