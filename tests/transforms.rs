@@ -16,7 +16,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::lake::{Guard, Project, duckdb, produce, python_write, s3_lake};
+use common::lake::{Guard, Project, duckdb, produce, python_count_s3, python_write, s3_lake};
 use common::{dev_broker, text};
 use serde_json::{Value, json};
 
@@ -313,24 +313,6 @@ fn a_transform_over_s3_catches_up_exactly_once() {
     assert_eq!(v, json!([{"n": expected, "d": expected}]), "{answer}");
     // An outside reader sees the same table on S3.
     let table = format!("{url}/events_enriched");
-    let rows = python_count(&table, &endpoint);
+    let rows = python_count_s3(&table, &endpoint);
     assert_eq!(rows, expected as u64);
-}
-
-fn python_count(table: &str, endpoint: &str) -> u64 {
-    let script = r#"
-import os, sys
-from deltalake import DeltaTable
-opts = {"AWS_ENDPOINT_URL": sys.argv[2], "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-print(DeltaTable(sys.argv[1], storage_options=opts).to_pyarrow_table().num_rows)
-sys.stdout.flush()
-os._exit(0)
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script, table, endpoint])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).trim().parse().unwrap()
 }

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::lake::{Guard, Project, duckdb, produce};
+use common::lake::{Guard, Project, duckdb, produce, python_count_s3, s3_lake};
 use common::{dev_broker, text};
 use serde_json::Value;
 
@@ -245,5 +245,39 @@ sql = "SELECT natoin, count(*) AS n FROM events GROUP BY natoin"
     assert!(
         all.contains("refresh.toml:8:8:") && all.contains("no view \"by_natoin\""),
         "{all}"
+    );
+}
+
+#[test]
+fn live_is_exact_over_a_stream_table_on_s3() {
+    let (url, storage, endpoint) = s3_lake("views");
+    let broker = dev_broker("events", 2);
+    let project = Project::new(&broker.bootstrap, &url, &storage, "{ max_age = \"200ms\" }");
+    project.add_config(VIEW);
+    produce(&broker.bootstrap, "events", 0, 80);
+    project.catch_up();
+    project.ok(&["view", "refresh", "by_nation"]);
+    produce(&broker.bootstrap, "events", 80, 50);
+    project.catch_up();
+    let live = rows(&project, "SELECT * FROM live.by_nation ORDER BY nation");
+    let whole = rows(
+        &project,
+        "SELECT nation, count(*) AS n, sum(id) AS ids, avg(id) AS mean_id, min(at) AS first_at, \
+         max(id) AS top FROM events WHERE id % 7 <> 3 GROUP BY nation ORDER BY nation",
+    );
+    assert_same(
+        &live,
+        &whole,
+        &ALL,
+        "live vs the SQL over the source, on S3",
+    );
+    let counted: u64 = live.iter().map(|r| r["n"].as_u64().unwrap()).sum();
+    assert_eq!(counted, (0..130u64).filter(|i| i % 7 != 3).count() as u64);
+    // The source and the batch are real Delta tables to an outside reader.
+    assert_eq!(python_count_s3(&format!("{url}/events"), &endpoint), 130);
+    assert_eq!(
+        python_count_s3(&format!("{url}/by_nation_batch"), &endpoint),
+        5,
+        "one partial row per nation"
     );
 }

@@ -333,3 +333,22 @@ os._exit(0)
     );
     text(&out.stdout).trim().parse().unwrap()
 }
+
+/// Rows of a Delta table on the moto S3 server, read by Python `deltalake`.
+pub fn python_count_s3(table: &str, endpoint: &str) -> u64 {
+    let script = r#"
+import os, sys
+from deltalake import DeltaTable
+opts = {"AWS_ENDPOINT_URL": sys.argv[2], "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+print(DeltaTable(sys.argv[1], storage_options=opts).to_pyarrow_table().num_rows)
+sys.stdout.flush()
+os._exit(0)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, table, endpoint])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().parse().unwrap()
+}

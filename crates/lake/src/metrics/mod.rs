@@ -117,7 +117,18 @@ mod tests {
         t.source_version.store(12, Ordering::Relaxed);
         t.checkpoint_plus_one.store(10, Ordering::Relaxed);
         t.observe_latency(Duration::from_millis(700));
+        t.last_version.store(8, Ordering::Relaxed);
+        t.published_plus_one.store(6, Ordering::Relaxed);
+        t.rows_published.store(40, Ordering::Relaxed);
         let text = m.render();
+        assert!(
+            text.contains("tributary_transform_sink_versions_behind{transform=\"enriched\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tributary_transform_sink_rows_total{transform=\"enriched\"} 40"),
+            "{text}"
+        );
         assert!(
             text.contains("tributary_transform_source_versions_behind{transform=\"enriched\"} 3"),
             "{text}"

@@ -27,6 +27,10 @@ pub struct TransformMetrics {
     pub last_commit_ms: AtomicU64,
     /// Output table version of the last commit.
     pub last_version: AtomicU64,
+    /// Rows the sink published to its Kafka topic.
+    pub rows_published: AtomicU64,
+    /// The last output version the sink published (+1; 0 = none yet).
+    pub published_plus_one: AtomicU64,
     latency: Histogram,
 }
 
@@ -47,7 +51,7 @@ impl TransformMetrics {
 }
 
 type Transforms = [(String, Arc<TransformMetrics>)];
-const FAMILIES: [Family<TransformMetrics>; 7] = [
+const FAMILIES: [Family<TransformMetrics>; 9] = [
     (
         "tributary_transform_rows_in_total",
         "Source rows read.",
@@ -82,6 +86,19 @@ const FAMILIES: [Family<TransformMetrics>; 7] = [
         "tributary_transform_output_version",
         "Output table version of the last commit.",
         |m| m.last_version.load(Ordering::Relaxed),
+    ),
+    (
+        "tributary_transform_sink_rows_total",
+        "Rows the sink published to its Kafka topic.",
+        |m| m.rows_published.load(Ordering::Relaxed),
+    ),
+    (
+        "tributary_transform_sink_versions_behind",
+        "Output versions the sink has not published yet.",
+        |m| match m.published_plus_one.load(Ordering::Relaxed) {
+            0 => 0,
+            p => m.last_version.load(Ordering::Relaxed).saturating_sub(p - 1),
+        },
     ),
 ];
 

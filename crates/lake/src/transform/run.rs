@@ -76,6 +76,14 @@ pub async fn run(opts: TransformOptions, stop: CancellationToken) -> Result<RunS
                 _ = stop.cancelled() => break,
             };
             r.summary.rows_published += rows;
+            opts.metrics
+                .rows_published
+                .fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+            if let Some(v) = s.published() {
+                opts.metrics
+                    .published_plus_one
+                    .store(v + 1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         match step {
             Step::Committed | Step::Fenced => continue,
