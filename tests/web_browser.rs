@@ -368,5 +368,18 @@ async fn a_user_triggers_a_dag_and_watches_it_succeed_in_the_browser() {
     b.find("#query-chart rect.bar").await;
     b.screenshot("query.png").await;
 
+    // A Lambda view's live layer from the list of views; the answer says
+    // what it is made of.
+    let sql = b.find("#sql").await;
+    b.fill(&sql, "SELECT count(*) AS nations FROM ").await;
+    let live = b
+        .find("#lake-views button.insert[data-insert='live.users_by_nation']")
+        .await;
+    b.click(&live).await;
+    let run = b.find("#run-query").await;
+    b.click(&run).await;
+    let made_of = b.text_of("p.made-of, #query-error").await;
+    assert!(made_of.starts_with("live.users_by_nation = "), "{made_of}");
+
     b.call(reqwest::Method::DELETE, "", None).await;
 }

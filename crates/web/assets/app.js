@@ -82,8 +82,11 @@
     document.addEventListener("click", function (e) {
       var b = e.target.closest && e.target.closest("button.insert");
       if (!b) { return; }
-      var name = b.dataset.insert;
-      if (!/^[a-z_][a-z0-9_]*$/.test(name)) { name = '"' + name.replace(/"/g, '""') + '"'; }
+      // Each part of a qualified name (live.users_by_nation) is quoted on
+      // its own when it is not a plain lower-case identifier.
+      var name = b.dataset.insert.split(".").map(function (part) {
+        return /^[a-z_][a-z0-9_]*$/.test(part) ? part : '"' + part.replace(/"/g, '""') + '"';
+      }).join(".");
       var at = sql.selectionStart, end = sql.selectionEnd, v = sql.value;
       var before = v.slice(0, at), after = v.slice(end);
       var pad = before && !/[\s(,.]$/.test(before) ? " " : "";
