@@ -9,6 +9,9 @@
 #   transform_*    the users_enriched transform (filter + join with the
 #                  `nations` seed, as shipped) catches up from empty over
 #                  the 2M-row table: source rows/s and CPU-seconds;
+#   window_*       the users_by_region_5m windowed transform (5-minute
+#                  windows per region over users_enriched) catching up:
+#                  source rows/s and CPU-seconds;
 #   duckdb_*       DuckDB computing the same join over the whole table into
 #                  Parquet (one batch query), for scale;
 #   view_*         the users_by_nation Lambda view: a batch refresh over
@@ -50,6 +53,12 @@ cfg = tomllib.load(open(sys.argv[1], "rb"))
 print(next(t for t in cfg["transform"] if t["name"] == "users_enriched")["sql"])
 PY
 )
+window_sql=$(python3 - "$PWD/tributary.example.toml" <<'PY'
+import sys, tomllib
+cfg = tomllib.load(open(sys.argv[1], "rb"))
+print(next(t for t in cfg["transform"] if t["name"] == "users_by_region_5m")["sql"])
+PY
+)
 
 source bench/lib.sh
 
@@ -84,6 +93,16 @@ $transform_sql
 """
 table = "users_enriched"
 partition_by = ["region"]
+
+[[transform]]
+name = "users_by_region_5m"
+source = "users_enriched"
+sql = """
+$window_sql
+"""
+table = "users_by_region_5m"
+watermark = { column = "event_time", delay = "30s" }
+allowed_lateness = "5m"
 EOF
 
 # The reference table, as the nations DAG's lake_load would write it.
@@ -114,6 +133,13 @@ out_rows=$("$bin" sql "SELECT count(*) AS n FROM users_enriched" -o csv | tail -
 want_rows=$("$bin" sql "SELECT count(*) AS n FROM users u JOIN nations n ON u.nation = n.nation WHERE n.continent = 'Europe'" -o csv | tail -1)
 [ "$out_rows" = "$want_rows" ] || { echo "users_enriched holds $out_rows rows, the SQL over users gives $want_rows" >&2; exit 1; }
 python3 -c "print(f'transform_catch_up_s {$t_el:.2f} s'); print(f'transform_rows_per_s {$RECORDS / $t_el:.0f} rows/s'); print(f'transform_cpu_s {$t_us + $t_sy:.2f} s'); print('transform_rows_out $out_rows rows')"
+
+# The windowed transform over the enriched rows (5-minute windows per
+# region, watermark and late rows as shipped).
+timed "$work/window.time" "$bin" transform run users_by_region_5m --until-caught-up >"$work/window.out" 2>&1
+read -r x_el x_us x_sy <"$work/window.time"
+window_in=$out_rows
+python3 -c "print(f'window_catch_up_s {$x_el:.2f} s'); print(f'window_rows_per_s {$window_in / $x_el:.0f} rows/s'); print(f'window_cpu_s {$x_us + $x_sy:.2f} s')"
 
 python3 - "$work/lake" "$transform_sql" <<'PY'
 import glob, os, site, sys, time

@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::lake::{Guard, Project, duckdb, produce, python_count_s3, python_write, s3_lake};

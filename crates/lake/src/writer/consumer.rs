@@ -9,9 +9,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext};
 
 use crate::LakeError;
@@ -91,42 +94,84 @@ impl ClientContext for WriterContext {
 }
 
 impl ConsumerContext for WriterContext {
-    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            for e in tpl.elements() {
-                tracing::info!(stream = %self.stream, topic = e.topic(), partition = e.partition(), "partition revoked");
-                let tp = TopicPartition::new(e.topic(), e.partition());
-                self.rebalances.push(|q| q.revoked.push(tp));
-                self.metrics
-                    .partition(e.topic(), e.partition(), |f| f.assigned = false);
+    /// librdkafka's rebalance, with every newly assigned partition
+    /// positioned from the table log **before** it is assigned: assigning
+    /// first and seeking after would start a fetch from the group's
+    /// committed offset (there is none: the table holds the offsets), which
+    /// `auto.offset.reset = error` reports as an error on every first start.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.position(tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
             }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoked(tpl);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(stream = %self.stream, error = ?other, "rebalance error");
+                Ok(())
+            }
+        };
+        if let Err(err) = done {
+            tracing::warn!(stream = %self.stream, %err, "cannot apply the rebalance");
         }
     }
+}
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            // Position every partition from the table log, not the group.
-            let mut positioned = TopicPartitionList::new();
-            let mut assigned = Vec::new();
-            for e in tpl.elements() {
-                let tp = TopicPartition::new(e.topic(), e.partition());
-                let offset = match self.log_offsets.get(&tp) {
-                    Some(c) => Offset::Offset(c + 1),
-                    None => Offset::Beginning,
-                };
-                if let Err(err) = positioned.add_partition_offset(e.topic(), e.partition(), offset)
-                {
-                    tracing::warn!(stream = %self.stream, %err, "cannot position partition");
-                }
-                tracing::info!(stream = %self.stream, topic = e.topic(), partition = e.partition(), ?offset, "partition assigned");
-                self.metrics
-                    .partition(e.topic(), e.partition(), |f| f.assigned = true);
-                assigned.push(tp);
+impl WriterContext {
+    /// Sets each partition's offset from the table log (the earliest
+    /// record when the log holds none) and queues the assignment.
+    fn position(&self, tpl: &mut TopicPartitionList) {
+        let mut assigned = Vec::new();
+        for (topic, partition) in tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect::<Vec<_>>()
+        {
+            let tp = TopicPartition::new(topic.as_str(), partition);
+            let offset = match self.log_offsets.get(&tp) {
+                Some(c) => Offset::Offset(c + 1),
+                None => Offset::Beginning,
+            };
+            if let Err(err) = tpl.set_partition_offset(&topic, partition, offset) {
+                tracing::warn!(stream = %self.stream, %err, "cannot position partition");
             }
-            self.rebalances.push(|q| q.assigned.extend(assigned));
-            if let Err(err) = consumer.assign(&positioned) {
-                tracing::warn!(stream = %self.stream, %err, "cannot assign positioned partitions");
-            }
+            tracing::info!(stream = %self.stream, topic, partition, ?offset, "partition assigned");
+            self.metrics
+                .partition(&topic, partition, |f| f.assigned = true);
+            assigned.push(tp);
+        }
+        self.rebalances.push(|q| q.assigned.extend(assigned));
+    }
+
+    /// Queues the revocation.
+    fn revoked(&self, tpl: &TopicPartitionList) {
+        for e in tpl.elements() {
+            tracing::info!(stream = %self.stream, topic = e.topic(), partition = e.partition(), "partition revoked");
+            let tp = TopicPartition::new(e.topic(), e.partition());
+            self.rebalances.push(|q| q.revoked.push(tp));
+            self.metrics
+                .partition(e.topic(), e.partition(), |f| f.assigned = false);
         }
     }
 }
