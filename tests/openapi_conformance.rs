@@ -95,7 +95,9 @@ fn get(bind: &str, path: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap()
 }
 
-/// How many operations (path and method) an OpenAPI document declares.
+/// How many operations (path and method) an OpenAPI document declares,
+/// but for `/openapi.json` itself: schemathesis loads the document from
+/// it and leaves it out of what it tests.
 fn operations_in(doc: &serde_json::Value) -> usize {
     const METHODS: [&str; 8] = [
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -103,8 +105,9 @@ fn operations_in(doc: &serde_json::Value) -> usize {
     doc["paths"]
         .as_object()
         .expect("paths")
-        .values()
-        .map(|ops| {
+        .iter()
+        .filter(|(path, _)| path.as_str() != "/openapi.json")
+        .map(|(_, ops)| {
             ops.as_object().map_or(0, |o| {
                 o.keys().filter(|k| METHODS.contains(&k.as_str())).count()
             })
