@@ -12,34 +12,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::lake::{Guard, Project, duckdb, produce};
-use common::{BIN, BrokerProcess};
+use common::{BrokerProcess, dev_broker_with};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The dev broker with the source topic and the sink's topic.
 fn broker() -> BrokerProcess {
-    let mut child = Command::new(BIN)
-        .args(["dev", "kafka", "--topic", "events:2", "--topic", "kept:3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let bootstrap = line
-        .split_whitespace()
-        .find(|w| w.contains(':') && w.chars().next().is_some_and(|c| c.is_ascii_digit()))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    BrokerProcess { child, bootstrap }
+    dev_broker_with(&[("events", 2), ("kept", 3)])
 }
 
 fn transform(delivery: &str) -> String {
@@ -151,14 +135,7 @@ fn kill_rounds(project: &Project, bootstrap: &str, rounds: u64) -> u64 {
     let _ = writer.0.kill();
     let _ = writer.0.wait();
     project.catch_up();
-    let out = project.ok(&[
-        "transform",
-        "run",
-        "kept",
-        "--until-caught-up",
-        "--metrics-bind",
-        "off",
-    ]);
+    let out = project.catch_up_transform("kept");
     assert!(out.contains("published to kept"), "{out}");
     ids
 }
@@ -192,14 +169,7 @@ fn a_sink_killed_while_publishing_puts_every_output_row_in_the_topic_once() {
         assert_eq!(r.key, r.id.to_string(), "keyed by the key column");
     }
     // A run with nothing new publishes nothing.
-    let again = project.ok(&[
-        "transform",
-        "run",
-        "kept",
-        "--until-caught-up",
-        "--metrics-bind",
-        "off",
-    ]);
+    let again = project.catch_up_transform("kept");
     assert!(again.contains("0 rows published"), "{again}");
     assert_eq!(consume(&broker.bootstrap, "kept").len(), records.len());
 }

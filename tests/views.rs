@@ -60,6 +60,10 @@ fn assert_same(got: &[Value], want: &[Value], columns: &[&str], what: &str) {
     }
 }
 
+/// The view's SQL over the whole source, by our own engine.
+const WHOLE: &str = "SELECT nation, count(*) AS n, sum(id) AS ids, avg(id) AS mean_id, min(at) AS first_at, \
+     max(id) AS top FROM events WHERE id % 7 <> 3 GROUP BY nation ORDER BY nation";
+
 const ALL: [&str; 6] = ["nation", "n", "ids", "mean_id", "first_at", "top"];
 const NUMERIC: [&str; 5] = ["nation", "n", "ids", "mean_id", "top"];
 
@@ -68,11 +72,7 @@ const NUMERIC: [&str; 5] = ["nation", "n", "ids", "mean_id", "top"];
 fn live_is_exact(project: &Project, moment: &str) {
     let lake = project.dir.path().join("lake");
     let live = rows(project, "SELECT * FROM live.by_nation ORDER BY nation");
-    let whole = rows(
-        project,
-        "SELECT nation, count(*) AS n, sum(id) AS ids, avg(id) AS mean_id, min(at) AS first_at, \
-         max(id) AS top FROM events WHERE id % 7 <> 3 GROUP BY nation ORDER BY nation",
-    );
+    let whole = rows(project, WHOLE);
     assert_same(
         &live,
         &whole,
@@ -260,11 +260,7 @@ fn live_is_exact_over_a_stream_table_on_s3() {
     produce(&broker.bootstrap, "events", 80, 50);
     project.catch_up();
     let live = rows(&project, "SELECT * FROM live.by_nation ORDER BY nation");
-    let whole = rows(
-        &project,
-        "SELECT nation, count(*) AS n, sum(id) AS ids, avg(id) AS mean_id, min(at) AS first_at, \
-         max(id) AS top FROM events WHERE id % 7 <> 3 GROUP BY nation ORDER BY nation",
-    );
+    let whole = rows(&project, WHOLE);
     assert_same(
         &live,
         &whole,

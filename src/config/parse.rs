@@ -144,62 +144,40 @@ fn parse_streams<'a>(
     streams
 }
 
-/// Every `[[transform]]`, each resolved on its own; names and output
-/// tables are unique, and no output is a stream's table.
-fn parse_transforms<'a>(
+/// The tables of an array (`[[transform]]`, `[[view]]`), each
+/// deserialized as `C` and resolved on its own (`resolve`: the spec, or its
+/// problems); `clash` says where and why a resolved spec collides with the
+/// ones kept so far (then it is not kept).
+fn declarations<'a, C, S>(
     d: &mut Diags<'a>,
     value: Spanned<DeValue<'a>>,
-    text: &str,
-    streams: &[Arc<StreamSpec>],
-) -> Vec<Arc<TransformSpec>> {
+    what: &str,
+    name_of: impl Fn(&C) -> String,
+    resolve: impl Fn(&C) -> Result<S, Vec<lake::config::ConfigProblem>>,
+    clash: impl Fn(&C, &S, &[Arc<S>]) -> Option<(std::ops::Range<usize>, String)>,
+) -> Vec<Arc<S>>
+where
+    C: serde::de::DeserializeOwned + schemars::JsonSchema + 'static,
+{
     let span = value.span();
     let DeValue::Array(items) = value.into_inner() else {
-        d.err(Some(span), "transform: write [[transform]] tables");
+        d.err(Some(span), format!("{what}: write [[{what}]] tables"));
         return Vec::new();
     };
-    let mut out: Vec<Arc<TransformSpec>> = Vec::new();
+    let mut out: Vec<Arc<S>> = Vec::new();
     for item in items {
-        let Some(cfg) = d.de::<TransformConfig>(item, "[[transform]]", &[]) else {
+        let Some(cfg) = d.de::<C>(item, &format!("[[{what}]]"), &[]) else {
             continue;
         };
-        let name = cfg.name.get_ref().clone();
-        match cfg.resolve(text) {
-            Ok(spec) => {
-                let clash = if out.iter().any(|t| t.name == spec.name) {
-                    Some((
-                        cfg.name.span(),
-                        format!("transform {name:?} is declared twice"),
-                    ))
-                } else if let Some(o) = out.iter().find(|t| t.table == spec.table) {
-                    Some((
-                        cfg.table.span(),
-                        format!(
-                            "transforms {:?} and {name:?} write the same table {:?}",
-                            o.name, spec.table
-                        ),
-                    ))
-                } else {
-                    streams
-                        .iter()
-                        .find(|s| s.table == spec.table || s.dead_letter_table == spec.table)
-                        .map(|s| {
-                            (
-                                cfg.table.span(),
-                                format!(
-                                    "transform {name:?}: table {:?} is written by stream {:?}; write the output to a table of its own",
-                                    spec.table, s.name
-                                ),
-                            )
-                        })
-                };
-                match clash {
-                    Some((at, msg)) => d.err(Some(at), msg),
-                    None => out.push(Arc::new(spec)),
-                }
-            }
+        let name = name_of(&cfg);
+        match resolve(&cfg) {
+            Ok(spec) => match clash(&cfg, &spec, &out) {
+                Some((at, msg)) => d.err(Some(at), msg),
+                None => out.push(Arc::new(spec)),
+            },
             Err(problems) => {
                 for (sp, msg) in problems {
-                    d.err(sp, format!("transform {name:?}: {msg}"));
+                    d.err(sp, format!("{what} {name:?}: {msg}"));
                 }
             }
         }
@@ -207,8 +185,60 @@ fn parse_transforms<'a>(
     out
 }
 
-/// Every `[[view]]`, each resolved on its own; names and batch tables are
-/// unique, and no batch table is written by anything else.
+/// The stream writing `table` (or its dead letters), said for a message.
+fn stream_writing(streams: &[Arc<StreamSpec>], table: &str) -> Option<String> {
+    streams
+        .iter()
+        .find(|s| s.table == table || s.dead_letter_table == table)
+        .map(|s| format!("stream {:?}", s.name))
+}
+
+/// Every `[[transform]]`: names and output tables are unique, and no
+/// output is a stream's table.
+fn parse_transforms<'a>(
+    d: &mut Diags<'a>,
+    value: Spanned<DeValue<'a>>,
+    text: &str,
+    streams: &[Arc<StreamSpec>],
+) -> Vec<Arc<TransformSpec>> {
+    declarations(
+        d,
+        value,
+        "transform",
+        |c: &TransformConfig| c.name.get_ref().clone(),
+        |c| c.resolve(text),
+        |cfg, spec: &TransformSpec, kept| {
+            let name = &spec.name;
+            if kept.iter().any(|t| t.name == spec.name) {
+                return Some((
+                    cfg.name.span(),
+                    format!("transform {name:?} is declared twice"),
+                ));
+            }
+            if let Some(o) = kept.iter().find(|t| t.table == spec.table) {
+                return Some((
+                    cfg.table.span(),
+                    format!(
+                        "transforms {:?} and {name:?} write the same table {:?}",
+                        o.name, spec.table
+                    ),
+                ));
+            }
+            stream_writing(streams, &spec.table).map(|w| {
+                (
+                    cfg.table.span(),
+                    format!(
+                        "transform {name:?}: table {:?} is written by {w}; write the output to a table of its own",
+                        spec.table
+                    ),
+                )
+            })
+        },
+    )
+}
+
+/// Every `[[view]]`: names and batch tables are unique, and no batch table
+/// is written by anything else.
 fn parse_views<'a>(
     d: &mut Diags<'a>,
     value: Spanned<DeValue<'a>>,
@@ -216,60 +246,38 @@ fn parse_views<'a>(
     streams: &[Arc<StreamSpec>],
     transforms: &[Arc<TransformSpec>],
 ) -> Vec<Arc<ViewSpec>> {
-    let span = value.span();
-    let DeValue::Array(items) = value.into_inner() else {
-        d.err(Some(span), "view: write [[view]] tables");
-        return Vec::new();
-    };
-    let mut out: Vec<Arc<ViewSpec>> = Vec::new();
-    for item in items {
-        let Some(cfg) = d.de::<ViewConfig>(item, "[[view]]", &[]) else {
-            continue;
-        };
-        let name = cfg.name.get_ref().clone();
-        let at = cfg.table.as_ref().map_or(cfg.name.span(), Spanned::span);
-        match cfg.resolve(text) {
-            Ok(spec) => {
-                let writer = streams
-                    .iter()
-                    .find(|s| s.table == spec.table || s.dead_letter_table == spec.table)
-                    .map(|s| format!("stream {:?}", s.name))
-                    .or_else(|| {
-                        transforms
-                            .iter()
-                            .find(|t| t.table == spec.table)
-                            .map(|t| format!("transform {:?}", t.name))
-                    })
-                    .or_else(|| {
-                        out.iter()
-                            .find(|v| v.table == spec.table)
-                            .map(|v| format!("view {:?}", v.name))
-                    });
-                if out.iter().any(|v| v.name == spec.name) {
-                    d.err(
-                        Some(cfg.name.span()),
-                        format!("view {name:?} is declared twice"),
-                    );
-                } else if let Some(w) = writer {
-                    d.err(
-                        Some(at),
-                        format!(
-                            "view {name:?}: table {:?} is written by {w}; give the batch view a table of its own",
-                            spec.table
-                        ),
-                    );
-                } else {
-                    out.push(Arc::new(spec));
-                }
+    declarations(
+        d,
+        value,
+        "view",
+        |c: &ViewConfig| c.name.get_ref().clone(),
+        |c| c.resolve(text),
+        |cfg, spec: &ViewSpec, kept| {
+            let name = &spec.name;
+            if kept.iter().any(|v| v.name == spec.name) {
+                return Some((cfg.name.span(), format!("view {name:?} is declared twice")));
             }
-            Err(problems) => {
-                for (sp, msg) in problems {
-                    d.err(sp, format!("view {name:?}: {msg}"));
-                }
-            }
-        }
-    }
-    out
+            let writer = stream_writing(streams, &spec.table)
+                .or_else(|| {
+                    transforms
+                        .iter()
+                        .find(|t| t.table == spec.table)
+                        .map(|t| format!("transform {:?}", t.name))
+                })
+                .or_else(|| {
+                    kept.iter()
+                        .find(|v| v.table == spec.table)
+                        .map(|v| format!("view {:?}", v.name))
+                })?;
+            Some((
+                cfg.table.as_ref().map_or(cfg.name.span(), Spanned::span),
+                format!(
+                    "view {name:?}: table {:?} is written by {writer}; give the batch view a table of its own",
+                    spec.table
+                ),
+            ))
+        },
+    )
 }
 
 #[cfg(test)]

@@ -174,8 +174,8 @@ rotation = {rotation}
         text(&out.stdout)
     }
 
-    /// Runs a transform until it is caught up.
-    pub fn catch_up_transform(&self, name: &str) {
+    /// Runs a transform until it is caught up; its stdout (the summary).
+    pub fn catch_up_transform(&self, name: &str) -> String {
         self.ok(&[
             "transform",
             "run",
@@ -183,7 +183,7 @@ rotation = {rotation}
             "--until-caught-up",
             "--metrics-bind",
             "off",
-        ]);
+        ])
     }
 
     pub fn table_path(&self) -> PathBuf {

@@ -219,8 +219,17 @@ impl Drop for BrokerProcess {
 
 /// `tributary dev kafka`: librdkafka's mock cluster in a separate process.
 pub fn dev_broker(topic: &str, partitions: i32) -> BrokerProcess {
-    let mut child = Command::new(BIN)
-        .args(["dev", "kafka", "--topic", &format!("{topic}:{partitions}")])
+    dev_broker_with(&[(topic, partitions)])
+}
+
+/// The dev broker with several topics (name, partitions).
+pub fn dev_broker_with(topics: &[(&str, i32)]) -> BrokerProcess {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["dev", "kafka"]);
+    for (topic, partitions) in topics {
+        cmd.args(["--topic", &format!("{topic}:{partitions}")]);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

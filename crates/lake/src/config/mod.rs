@@ -21,5 +21,5 @@ mod tests;
 pub use file::{
     ColumnSpec, LateDataConfig, LatePolicy, ParquetConfig, RotationConfig, SchemaSpec, StreamConfig,
 };
-pub use resolve::{ConfigProblem, SchemaCatalog, valid_name, writer_properties};
+pub use resolve::{ConfigProblem, SchemaCatalog, checked_name, valid_name, writer_properties};
 pub use spec::{Codec, DEFAULT_MEMORY_BUDGET, Dictionary, LateData, Rotation, StreamSpec};

@@ -31,6 +31,23 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// The name a declaration gives under a key, a problem at the key when it
+/// is not [`valid_name`] (`what` says what it names: "view", "table").
+pub fn checked_name(
+    value: &Spanned<String>,
+    what: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> String {
+    let n = value.get_ref().clone();
+    if !valid_name(&n) {
+        problems.push((
+            Some(value.span()),
+            format!("invalid {what} name {n:?}: use letters, digits, '_' or '-'"),
+        ));
+    }
+    n
+}
+
 /// Problems found so far.
 #[derive(Default)]
 struct Problems(Vec<ConfigProblem>);
@@ -46,8 +63,8 @@ impl StreamConfig {
     /// every problem.
     pub fn resolve(&self, catalog: &SchemaCatalog) -> Result<StreamSpec, Vec<ConfigProblem>> {
         let mut p = Problems::default();
-        let name = checked_name(&self.name, "stream", &mut p);
-        let table = checked_name(&self.table, "table", &mut p);
+        let name = checked_name(&self.name, "stream", &mut p.0);
+        let table = checked_name(&self.table, "table", &mut p.0);
         let topics = self.topics.get_ref().clone();
         if topics.is_empty() {
             p.at(self.topics.span(), "topics: name at least one topic");
@@ -119,17 +136,6 @@ impl StreamConfig {
             }
         }
     }
-}
-
-fn checked_name(name: &Spanned<String>, what: &str, p: &mut Problems) -> String {
-    let n = name.get_ref().clone();
-    if !valid_name(&n) {
-        p.at(
-            name.span(),
-            format!("invalid {what} name {n:?}: use letters, digits, '_' or '-'"),
-        );
-    }
-    n
 }
 
 fn dead_letter_table(given: Option<&Spanned<String>>, table: &str, p: &mut Problems) -> String {

@@ -13,7 +13,7 @@ use super::spec::{
     DEFAULT_MAX_SOURCE_VERSIONS, DEFAULT_TRIGGER, Delivery, Emit, SinkSpec, SqlOrigin,
     TransformSpec, WindowSpec,
 };
-use crate::config::{ConfigProblem, valid_name};
+use crate::config::{ConfigProblem, checked_name, valid_name};
 use crate::units::parse_duration;
 
 /// One `[[transform]]` table as written.
@@ -112,19 +112,9 @@ impl TransformConfig {
     /// find where the SQL starts inside its quotes).
     pub fn resolve(&self, file: &str) -> Result<TransformSpec, Vec<ConfigProblem>> {
         let mut p: Vec<ConfigProblem> = Vec::new();
-        let mut name_of = |v: &Spanned<String>, what: &str| {
-            let n = v.get_ref().clone();
-            if !valid_name(&n) {
-                p.push((
-                    Some(v.span()),
-                    format!("invalid {what} name {n:?}: use letters, digits, '_' or '-'"),
-                ));
-            }
-            n
-        };
-        let name = name_of(&self.name, "transform");
-        let source = name_of(&self.source, "source table");
-        let table = name_of(&self.table, "table");
+        let name = checked_name(&self.name, "transform", &mut p);
+        let source = checked_name(&self.source, "source table", &mut p);
+        let table = checked_name(&self.table, "table", &mut p);
         let partition_by: Vec<String> = self
             .partition_by
             .iter()

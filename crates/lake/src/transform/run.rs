@@ -13,15 +13,14 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::changes::{appended, snapshot_files};
-use super::plan::check_plan;
 pub use super::runner::RunSummary;
-use super::runner::{Change, Runner, Step, references, sql_err};
+use super::runner::{Change, Planned, Runner, Step, references};
 use super::sink::Sink;
 use super::spec::TransformSpec;
 use crate::LakeError;
 use crate::kafka::KafkaSource;
 use crate::metrics::TransformMetrics;
-use crate::sql::{Bound, SqlEngine, SqlErrorKind};
+use crate::sql::{Bound, SqlEngine};
 
 /// What a transform run needs.
 #[derive(Debug, Clone)]
@@ -158,22 +157,11 @@ async fn per_row_step(
             files: added.files.clone(),
         }
     };
-    let query = match r
-        .engine
-        .plan_bound(&spec.sql, &BTreeMap::from([(spec.source.clone(), bound)]))
-        .await
-    {
-        Ok(q) => q,
-        // A reference table a DAG task has not written yet.
-        Err(e) if e.kind == SqlErrorKind::UnknownTable => {
-            return Ok(Step::Waiting(format!(
-                "transform {}: {}",
-                spec.name, e.message
-            )));
-        }
-        Err(e) => return Err(sql_err(&spec, e)),
+    let bound = BTreeMap::from([(spec.source.clone(), bound)]);
+    let query = match r.plan(&spec.sql, &bound, false).await? {
+        Planned::Query(q) => *q,
+        Planned::Waiting(step) => return Ok(step),
     };
-    check_plan(query.logical_plan(), false).map_err(|e| sql_err(&spec, e))?;
     let references = references(&query, &spec.source);
     let (adds, rows_out) = r.write_answer(query).await?;
     r.commit(

@@ -18,7 +18,7 @@ use super::checkpoint::{reference_app_id, source_app_id};
 use super::spec::TransformSpec;
 use crate::LakeError;
 use crate::metrics::TransformMetrics;
-use crate::sql::{Query, SqlEngine, SqlError};
+use crate::sql::{Bound, Query, SqlEngine, SqlError, SqlErrorKind};
 use crate::table::{CommitOutcome, DeltaTableHandle, OffsetUpdate};
 
 /// Output rows gathered before they are written as files.
@@ -92,11 +92,42 @@ pub struct RunSummary {
     pub rows_published: u64,
 }
 
+/// A step's planned SQL, or why the step waits.
+pub(super) enum Planned {
+    /// The query, checked against what a transform's SQL may do.
+    Query(Box<Query>),
+    /// A table the SQL reads does not exist yet (a DAG task writes it).
+    Waiting(Step),
+}
+
 pub(super) fn sql_err(spec: &TransformSpec, e: SqlError) -> LakeError {
     LakeError::Config(format!("transform {}: sql {e}", spec.name))
 }
 
 impl Runner {
+    /// Plans `sql` with `bound` names and checks it (`windowed`: the
+    /// windowed step's rules); an unknown table makes the step wait.
+    pub async fn plan(
+        &self,
+        sql: &str,
+        bound: &BTreeMap<String, Bound>,
+        windowed: bool,
+    ) -> Result<Planned, LakeError> {
+        let spec = &self.spec;
+        let query = match self.engine.plan_bound(sql, bound).await {
+            Ok(q) => q,
+            Err(e) if e.kind == SqlErrorKind::UnknownTable => {
+                return Ok(Planned::Waiting(Step::Waiting(format!(
+                    "transform {}: {}",
+                    spec.name, e.message
+                ))));
+            }
+            Err(e) => return Err(sql_err(spec, e)),
+        };
+        super::plan::check_plan(query.logical_plan(), windowed).map_err(|e| sql_err(spec, e))?;
+        Ok(Planned::Query(Box::new(query)))
+    }
+
     /// The last source version the output holds.
     pub fn checkpoint(&self) -> Option<u64> {
         let id = source_app_id(&self.spec.name, &self.spec.source);

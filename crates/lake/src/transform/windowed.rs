@@ -31,14 +31,13 @@ use deltalake::kernel::{Add, Remove};
 
 use super::changes::{Appended, appended, commit_time, snapshot_files};
 use super::checkpoint::late_app_id;
-use super::plan::check_plan;
-use super::runner::{Change, Position, Runner, Step, references, sql_err};
+use super::runner::{Change, Planned, Position, Runner, Step, references, sql_err};
 use super::spec::{Emit, WindowSpec};
 use super::watermark::{Watermarks, first_open, last_closed, micros};
 use super::window::{rewrite, ts_literal};
 use crate::LakeError;
+use crate::sql::Bound;
 use crate::sql::write::quote_ident;
-use crate::sql::{Bound, SqlErrorKind};
 
 pub(super) async fn step(r: &mut Runner, pos: Position) -> Result<Step, LakeError> {
     let spec = r.spec.clone();
@@ -76,17 +75,10 @@ pub(super) async fn step(r: &mut Runner, pos: Position) -> Result<Step, LakeErro
     // The output table exists before anything is written to it (created
     // from the answer's columns on the first step).
     if r.output.is_none() {
-        let probe = match r.engine.plan_bound(&spec.planned_sql(), &whole).await {
-            Ok(q) => q,
-            Err(e) if e.kind == SqlErrorKind::UnknownTable => {
-                return Ok(Step::Waiting(format!(
-                    "transform {}: {}",
-                    spec.name, e.message
-                )));
-            }
-            Err(e) => return Err(sql_err(&spec, e)),
+        let probe = match r.plan(&spec.planned_sql(), &whole, true).await? {
+            Planned::Query(q) => *q,
+            Planned::Waiting(step) => return Ok(step),
         };
-        check_plan(probe.logical_plan(), true).map_err(|e| sql_err(&spec, e))?;
         r.output_table(&probe.schema()).await?;
     }
     // The reference tables this step reads, with their versions.

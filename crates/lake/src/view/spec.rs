@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::merge::MergePlan;
-use crate::config::{ConfigProblem, valid_name};
+use crate::config::{ConfigProblem, checked_name};
 use crate::transform::config::origin;
 use crate::transform::spec::SqlOrigin;
 
@@ -80,20 +80,10 @@ impl ViewConfig {
     /// Validates the declaration; `file` is the config file's text.
     pub fn resolve(&self, file: &str) -> Result<ViewSpec, Vec<ConfigProblem>> {
         let mut p: Vec<ConfigProblem> = Vec::new();
-        let mut name_of = |v: &Spanned<String>, what: &str| {
-            let n = v.get_ref().clone();
-            if !valid_name(&n) {
-                p.push((
-                    Some(v.span()),
-                    format!("invalid {what} name {n:?}: use letters, digits, '_' or '-'"),
-                ));
-            }
-            n
-        };
-        let name = name_of(&self.name, "view");
-        let source = name_of(&self.source, "source table");
+        let name = checked_name(&self.name, "view", &mut p);
+        let source = checked_name(&self.source, "source table", &mut p);
         let table = match &self.table {
-            Some(t) => name_of(t, "table"),
+            Some(t) => checked_name(t, "table", &mut p),
             None => format!("{name}_batch"),
         };
         let table_span = self.table.as_ref().map_or(self.name.span(), Spanned::span);
