@@ -60,8 +60,8 @@ pub async fn run(settings: &Settings, a: &SchedulerArgs) -> Result<ExitCode> {
     };
     for v in &settings.project.views {
         lines.push(format!(
-            "  view       {}: live.{} = batch table {} + the rows of {} since (refresh: lake_view task or `tributary view refresh {}`)",
-            v.name, v.name, v.table, v.source, v.name
+            "  view       {}: table {} → batch table {}; query live.{}",
+            v.name, v.source, v.table, v.name
         ));
     }
     let bind = stream::metrics_bind(None, &settings.project);
