@@ -204,7 +204,7 @@ q = sql.replace("FROM users", f"FROM delta_scan('{lake}/users')")
 best = 1e9
 for _ in range(5):
     t = time.perf_counter()
-    con.execute(q).fetchall()
+    con.execute(q).fetch_arrow_table()
     best = min(best, time.perf_counter() - t)
 print(f"{best:.4f}")
 sys.stdout.flush()
