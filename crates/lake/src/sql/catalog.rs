@@ -207,6 +207,12 @@ impl LakeCatalog {
         self.elsewhere.get(table).unwrap_or(&self.root)
     }
 
+    /// Opens a table at its latest commit; `None` when there is no such
+    /// table.
+    pub async fn latest(&self, name: &str) -> Result<Option<DeltaTable>, LakeError> {
+        self.location(name).open(name).await
+    }
+
     /// Opens a table as of a commit; `None` when there is no such table.
     pub async fn open(&self, r: &TableRef) -> Result<Option<DeltaTable>, LakeError> {
         let location = self.location(&r.name);

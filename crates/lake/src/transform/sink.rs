@@ -34,7 +34,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use super::spec::{Delivery, SinkSpec};
 use crate::LakeError;
 use crate::kafka::KafkaSource;
-use crate::sql::{AsOf, Bound, SqlEngine, TableRef};
+use crate::sql::{Bound, SqlEngine};
 
 /// How long broker calls (metadata, transactions, a tail read) may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -120,14 +120,7 @@ impl Sink {
             self.published = self.read_position().await?;
             self.positioned = true;
         }
-        let Some(table) = engine
-            .catalog()
-            .open(&TableRef {
-                name: self.table.clone(),
-                as_of: AsOf::Latest,
-            })
-            .await?
-        else {
+        let Some(table) = engine.catalog().latest(&self.table).await? else {
             return Ok(0);
         };
         let latest = table.version().unwrap_or(0);
@@ -311,8 +304,9 @@ fn tail_version(
             let deadline = std::time::Instant::now() + TIMEOUT;
             loop {
                 let Some(m) = consumer.poll(Duration::from_millis(200)) else {
-                    let (pos_done, _) = position_reached(consumer, topic, p.id(), end);
-                    if pos_done || std::time::Instant::now() > deadline {
+                    if position_reached(consumer, topic, p.id(), end)
+                        || std::time::Instant::now() > deadline
+                    {
                         break;
                     }
                     continue;
@@ -340,7 +334,7 @@ fn tail_version(
 }
 
 /// Whether the consumer's position in a partition is at or past `end`.
-fn position_reached(consumer: &BaseConsumer, topic: &str, partition: i32, end: i64) -> (bool, i64) {
+fn position_reached(consumer: &BaseConsumer, topic: &str, partition: i32, end: i64) -> bool {
     let pos = consumer
         .position()
         .ok()
@@ -349,7 +343,7 @@ fn position_reached(consumer: &BaseConsumer, topic: &str, partition: i32, end: i
                 .and_then(|e| e.offset().to_raw())
         })
         .unwrap_or(-1);
-    (pos >= end, pos)
+    pos >= end
 }
 
 fn version_of(m: &rdkafka::message::BorrowedMessage<'_>, transform: &str) -> Option<u64> {

@@ -17,7 +17,7 @@ use super::coverage::{Coverage, keyed_by_offset};
 use super::spec::{LAYERS, Merge, ViewSpec};
 use crate::LakeError;
 use crate::sql::write::quote_ident;
-use crate::sql::{AsOf, Bound, LakeCatalog, Layer, Layers, TableRef};
+use crate::sql::{Bound, LakeCatalog, Layer, Layers};
 use crate::transform::changes::{appended, commit_time};
 
 /// The views of a project.
@@ -46,23 +46,14 @@ struct Opened {
     batch: Option<(DeltaTable, Coverage)>,
 }
 
-async fn latest(catalog: &LakeCatalog, name: &str) -> Result<Option<DeltaTable>, LakeError> {
-    catalog
-        .open(&TableRef {
-            name: name.to_string(),
-            as_of: AsOf::Latest,
-        })
-        .await
-}
-
 async fn open(catalog: &LakeCatalog, spec: &ViewSpec) -> Result<Opened, LakeError> {
-    let source = latest(catalog, &spec.source).await?.ok_or_else(|| {
+    let source = catalog.latest(&spec.source).await?.ok_or_else(|| {
         LakeError::Config(format!(
             "view {}: its source table {:?} does not exist yet",
             spec.name, spec.source
         ))
     })?;
-    let batch = match latest(catalog, &spec.table).await? {
+    let batch = match catalog.latest(&spec.table).await? {
         Some(t) => {
             let txns = crate::table::all_txns(&t, t.version().unwrap_or(0)).await?;
             Coverage::read(&txns, &spec.name).map(|c| (t, c))

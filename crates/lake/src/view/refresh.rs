@@ -13,7 +13,7 @@ use arrow::array::Array;
 use super::coverage::{Coverage, keyed_by_offset, offsets_sql};
 use super::spec::ViewSpec;
 use crate::sql::write::write;
-use crate::sql::{AsOf, Bound, SqlEngine, SqlError, SqlErrorKind, TableRef, WriteMode, WriteSpec};
+use crate::sql::{Bound, SqlEngine, SqlError, SqlErrorKind, WriteMode, WriteSpec};
 
 /// What a refresh did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -37,10 +37,7 @@ pub async fn refresh(engine: &SqlEngine, spec: &ViewSpec) -> Result<Refreshed, S
     let started = Instant::now();
     let source = engine
         .catalog()
-        .open(&TableRef {
-            name: spec.source.clone(),
-            as_of: AsOf::Latest,
-        })
+        .latest(&spec.source)
         .await
         .map_err(SqlError::lake)?
         .ok_or_else(|| {

@@ -4,7 +4,7 @@
 use super::coverage::Coverage;
 use super::spec::{Merge, ViewSpec};
 use crate::LakeError;
-use crate::sql::{AsOf, LakeCatalog, TableRef};
+use crate::sql::LakeCatalog;
 
 /// A view's state.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,16 +29,12 @@ pub struct ViewStatus {
 
 /// Reads a view's state.
 pub async fn status(spec: &ViewSpec, catalog: &LakeCatalog) -> Result<ViewStatus, LakeError> {
-    let open = |name: &str| {
-        let r = TableRef {
-            name: name.to_string(),
-            as_of: AsOf::Latest,
-        };
-        async move { catalog.open(&r).await }
-    };
-    let source_version = open(&spec.source).await?.map(|t| t.version().unwrap_or(0));
+    let source_version = catalog
+        .latest(&spec.source)
+        .await?
+        .map(|t| t.version().unwrap_or(0));
     let (mut batch_version, mut coverage) = (None, None);
-    if let Some(t) = open(&spec.table).await? {
+    if let Some(t) = catalog.latest(&spec.table).await? {
         let v = t.version().unwrap_or(0);
         batch_version = Some(v);
         coverage = Coverage::read(&crate::table::all_txns(&t, v).await?, &spec.name);
