@@ -99,7 +99,7 @@ def mark(now):
     least = min(active) if active else (max(m for m, _ in parts.values()) if parts else None)
     if least is None: return watermark
     return least if watermark is None else max(least, watermark)
-windows, late, closed = {}, [], set()
+windows, late, marks = {}, [], []
 for f in sorted(glob.glob(f"{table}/_delta_log/*.json")):
     actions = [json.loads(l) for l in open(f) if l.strip()]
     now = next(a["commitInfo"]["timestamp"] for a in actions if "commitInfo" in a)
@@ -115,7 +115,7 @@ for f in sorted(glob.glob(f"{table}/_delta_log/*.json")):
         b = at - at % slide
         starts = [b - i * slide for i in range(size // slide)]
         if before is not None and b + size + lateness <= before:
-            late.append(r["id"]); continue
+            late.append(r["id"]); marks.append(before); continue
         for s in starts:
             if before is not None and s + size + lateness <= before:
                 continue
@@ -128,7 +128,7 @@ for f in sorted(glob.glob(f"{table}/_delta_log/*.json")):
 out = sorted(windows.items())
 if emit == "final":
     out = [(s, w) for s, w in out if watermark is not None and s + size + lateness <= watermark]
-print(json.dumps({"windows": [{"start_us": s, "n": w[0], "ids": w[1]} for s, w in out], "late": sorted(late)}))
+print(json.dumps({"windows": [{"start_us": s, "n": w[0], "ids": w[1]} for s, w in out], "late": sorted(late), "late_marks_us": marks}))
 sys.stdout.flush()
 os._exit(0)
 "#;
@@ -186,8 +186,11 @@ fn windows_match_the_watermark_rules_with_an_idle_partition_and_a_late_row() {
     // commit time): partition 0 alone moves the watermark to 10:03.
     std::thread::sleep(Duration::from_millis(2500));
     round(&[(0, 6, "10:03:00")]);
-    // Partition 1 wakes up behind the watermark: its row is late.
-    round(&[(1, 7, "10:00:45"), (0, 8, "10:03:30")]);
+    // Partition 1 wakes up behind the watermark: its row is late. It is
+    // landed on its own, so the watermark it is judged by is 10:03 (row 8
+    // in the same round could land first and move the watermark on).
+    round(&[(1, 7, "10:00:45")]);
+    round(&[(0, 8, "10:03:30")]);
     // A killed run changes nothing: the next one goes on from the log.
     let mut killed = project
         .cmd(&["transform", "run", "sliding", "--metrics-bind", "off"])
@@ -225,4 +228,11 @@ fn windows_match_the_watermark_rules_with_an_idle_partition_and_a_late_row() {
     assert_eq!(late.len(), 1, "{late:?}");
     assert_eq!(late[0]["id"], json!(7));
     assert_eq!(late[0]["_watermark"], json!("2026-12-01T10:03:00.000000Z"));
+    let marks = simulate(&project, 60, 60, "update")["late_marks_us"].clone();
+    let ours = duckdb(
+        &project.dir.path().join("lake"),
+        "SELECT epoch_us(strptime(_watermark, '%Y-%m-%dT%H:%M:%S.%fZ')) AS w \
+         FROM delta_scan('{path}/per_minute_late')",
+    );
+    assert_eq!(json!([ours[0]["w"]]), marks, "the late row's watermark");
 }
