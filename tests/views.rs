@@ -5,7 +5,9 @@
 //! - `live` equals the view's SQL over the whole source at every moment:
 //!   before the first refresh, right after one, after more rows landed,
 //!   after the source was compacted (the speed layer is keyed on offsets,
-//!   so rewritten files change nothing), and while a refresh is running;
+//!   so rewritten files change nothing), while a refresh is running, and
+//!   after another writer deleted rows the batch counted (live recomputes
+//!   and says why until the next refresh);
 //! - `batch` and `speed` split the rows at the offsets the batch recorded;
 //! - a view that cannot be merged, or reads a column that does not exist,
 //!   is refused at its `file:line:col`; so is a `lake_view` task naming a
@@ -13,7 +15,7 @@
 
 mod common;
 
-use common::lake::{Guard, Project, duckdb, produce, python_count_s3, s3_lake};
+use common::lake::{Guard, Project, duckdb, produce, python_count_s3, python_delete, s3_lake};
 use common::{dev_broker, text};
 use serde_json::Value;
 
@@ -174,6 +176,24 @@ fn live_equals_the_view_over_the_whole_source_at_every_moment() {
         speed.is_empty(),
         "nothing arrived since the refresh: {speed:#?}"
     );
+
+    // Another writer deletes rows the batch counted: batch + speed would
+    // count them still, so live recomputes over the whole source and says
+    // why until the next refresh.
+    produce(&broker.bootstrap, "events", 210, 30);
+    project.catch_up();
+    let deleted = python_delete(&lake.join("events"), "id % 5 = 0");
+    live_is_exact(&project, "after another writer deleted rows");
+    let said = project.ok(&["sql", "SELECT * FROM live.by_nation"]);
+    assert!(
+        said.contains("the view over all of events")
+            && said.contains(&format!("events@{deleted} removed rows after the batch")),
+        "{said}"
+    );
+    project.ok(&["view", "refresh", "by_nation"]);
+    live_is_exact(&project, "after a refresh that followed the delete");
+    let said = project.ok(&["sql", "SELECT * FROM live.by_nation"]);
+    assert!(said.contains("past that mark"), "{said}");
 }
 
 #[test]

@@ -334,6 +334,31 @@ os._exit(0)
     text(&out.stdout).trim().parse().unwrap()
 }
 
+/// Deletes the rows where `predicate` holds from a local Delta table with
+/// Python `deltalake` (a `DELETE` by another writer); returns the table's
+/// version after.
+pub fn python_delete(path: &std::path::Path, predicate: &str) -> u64 {
+    let script = r#"
+import os, sys
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1])
+t.delete(sys.argv[2])
+print(DeltaTable(sys.argv[1]).version())
+sys.stdout.flush()
+os._exit(0)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, path.to_str().unwrap(), predicate])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python deltalake delete failed (./scripts/test.sh installs deltalake):\n{}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().parse().unwrap()
+}
+
 /// Rows of a Delta table on the moto S3 server, read by Python `deltalake`.
 pub fn python_count_s3(table: &str, endpoint: &str) -> u64 {
     let script = r#"

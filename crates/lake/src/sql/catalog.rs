@@ -11,10 +11,9 @@
 //! In SQL such a name is a quoted identifier, because `@` is not an
 //! identifier character.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
@@ -107,11 +106,11 @@ pub enum Bound {
     Table(DeltaTable),
     /// An empty table of this schema.
     Empty(SchemaRef),
-    /// A table as loaded (at its version), the rows where `predicate` (SQL
-    /// over its columns) holds.
+    /// The rows of another binding where `predicate` (SQL over its
+    /// columns) holds.
     Where {
-        /// The table, at the version to read.
-        table: DeltaTable,
+        /// The rows to filter.
+        rows: Box<Bound>,
         /// The condition rows must meet.
         predicate: String,
     },
@@ -166,6 +165,56 @@ pub struct LakeCatalog {
     root: Location,
     elsewhere: BTreeMap<String, Location>,
     layers: Option<Arc<dyn Layers>>,
+    kept: Kept,
+}
+
+/// Tables opened at their latest commit, kept (shared by the catalog's
+/// clones) so that the next open reads only the commits made since: a
+/// server answering many queries would otherwise replay each table's log
+/// from its last checkpoint every time. Tables are never deleted and made
+/// again under the same name (a Kappa swap commits to the same log), so a
+/// kept table only ever moves forward.
+#[derive(Clone, Default)]
+struct Kept(Arc<Mutex<HashMap<String, DeltaTable>>>);
+
+impl fmt::Debug for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.lock().keys().cloned().collect();
+        f.debug_tuple("Kept").field(&names).finish()
+    }
+}
+
+impl Kept {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, DeltaTable>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The kept table brought up to its latest commit, if one is kept and
+    /// its log still reads.
+    async fn latest(&self, name: &str) -> Option<DeltaTable> {
+        let mut t = self.lock().get(name).cloned()?;
+        match t.update_incremental(None).await {
+            Ok(()) => {
+                self.keep(name, &t);
+                Some(t)
+            }
+            Err(_) => {
+                self.lock().remove(name);
+                None
+            }
+        }
+    }
+
+    /// Keeps a table at its loaded version unless a later one is kept.
+    fn keep(&self, name: &str, t: &DeltaTable) {
+        let mut kept = self.lock();
+        let newer = kept
+            .get(name)
+            .is_none_or(|k| k.version().unwrap_or(0) < t.version().unwrap_or(0));
+        if newer {
+            kept.insert(name.to_string(), t.clone());
+        }
+    }
 }
 
 impl LakeCatalog {
@@ -175,6 +224,7 @@ impl LakeCatalog {
             root,
             elsewhere: BTreeMap::new(),
             layers: None,
+            kept: Kept::default(),
         }
     }
 
@@ -210,14 +260,21 @@ impl LakeCatalog {
     /// Opens a table at its latest commit; `None` when there is no such
     /// table.
     pub async fn latest(&self, name: &str) -> Result<Option<DeltaTable>, LakeError> {
-        self.location(name).open(name).await
+        if let Some(t) = self.kept.latest(name).await {
+            return Ok(Some(t));
+        }
+        let t = self.location(name).open(name).await?;
+        if let Some(t) = &t {
+            self.kept.keep(name, t);
+        }
+        Ok(t)
     }
 
     /// Opens a table as of a commit; `None` when there is no such table.
     pub async fn open(&self, r: &TableRef) -> Result<Option<DeltaTable>, LakeError> {
         let location = self.location(&r.name);
         if r.as_of == AsOf::Latest {
-            return location.open(&r.name).await;
+            return self.latest(&r.name).await;
         }
         // Checks existence the cheap way first.
         if !location.open_log_exists(&r.name).await? {
@@ -248,7 +305,7 @@ impl LakeCatalog {
     /// A table's latest version and its columns (name, Arrow type), or
     /// `None` when there is no such table.
     pub async fn columns(&self, name: &str) -> Result<Option<TableColumns>, LakeError> {
-        let Some(t) = self.location(name).open(name).await? else {
+        let Some(t) = self.latest(name).await? else {
             return Ok(None);
         };
         let snap = t.snapshot()?;

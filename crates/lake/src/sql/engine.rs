@@ -258,13 +258,14 @@ impl SqlEngine {
                     .insert(name.to_string(), table.version().unwrap_or(0));
                 self.delta(table).await?
             }
-            Some(Bound::Where { table, predicate }) => {
+            Some(Bound::Where { rows, predicate }) => {
                 let inner = "rows";
                 let sql = format!("SELECT * FROM {inner} WHERE {predicate}");
-                let bound = BTreeMap::from([(inner.to_string(), Bound::Table(table.clone()))]);
-                let (df, _) = Box::pin(self.plan_inner(&sql, &bound)).await?;
-                read.tables
-                    .insert(name.to_string(), table.version().unwrap_or(0));
+                let bound = BTreeMap::from([(inner.to_string(), (**rows).clone())]);
+                let (df, inner_read) = Box::pin(self.plan_inner(&sql, &bound)).await?;
+                if let Some(v) = inner_read.tables.get(inner) {
+                    read.tables.insert(name.to_string(), *v);
+                }
                 df.into_view()
             }
             None => {

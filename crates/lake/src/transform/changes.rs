@@ -7,6 +7,8 @@
 //! `dataChange = true` removes) cannot be followed by appending, and stops
 //! the transform with the version and what to do.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::kernel::{Action, Add};
@@ -34,6 +36,30 @@ pub fn file_rows(add: &Add) -> u64 {
         .unwrap_or(0)
 }
 
+/// The actions of version `v` of `table`; `None` when log retention has
+/// removed the commit.
+async fn commit_actions(
+    table: &DeltaTable,
+    name: &str,
+    v: u64,
+) -> Result<Option<Vec<Action>>, LakeError> {
+    let Some(bytes) = table.log_store().read_commit_entry(v).await? else {
+        return Ok(None);
+    };
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            serde_json::from_slice(line).map_err(|e| {
+                LakeError::Config(format!(
+                    "table {name}: version {v} has an unreadable action: {e}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<Action>, _>>()
+        .map(Some)
+}
+
 /// The files versions `after + 1 ..= to` of `table` added.
 pub async fn appended(
     table: &DeltaTable,
@@ -41,21 +67,15 @@ pub async fn appended(
     after: u64,
     to: u64,
 ) -> Result<Appended, LakeError> {
-    let log = table.log_store();
     let mut out = Appended::default();
     for v in after + 1..=to {
-        let Some(bytes) = log.read_commit_entry(v).await? else {
+        let Some(actions) = commit_actions(table, name, v).await? else {
             return Err(LakeError::Config(format!(
                 "table {name}: version {v} is no longer in the Delta log (log retention removed it) \
                  before the transform read it; rebuild the transform's table from the source (a new table name)"
             )));
         };
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let action: Action = serde_json::from_slice(line).map_err(|e| {
-                LakeError::Config(format!(
-                    "table {name}: version {v} has an unreadable action: {e}"
-                ))
-            })?;
+        for action in actions {
             match action {
                 Action::Add(a) if a.data_change => {
                     out.rows += file_rows(&a);
@@ -81,6 +101,64 @@ pub async fn appended(
     Ok(out)
 }
 
+/// What a table's versions after some version did to its files.
+#[derive(Debug, Clone)]
+pub enum Since {
+    /// Only appends and rearrangements: the files added after it that the
+    /// last version still holds. Every row the table gained is in one of
+    /// them (a compaction's new files too, which may also hold older rows).
+    Files {
+        /// The files.
+        files: Vec<Add>,
+        /// Whether a commit rearranged files (`dataChange = false`).
+        rearranged: bool,
+    },
+    /// This version removed rows (`DELETE`, `UPDATE`, an overwrite).
+    Rewritten(u64),
+    /// The versions are too many to read one by one, or log retention has
+    /// removed one of them.
+    Unknown,
+}
+
+/// The files versions `after + 1 ..= to` of `table` added and `to` still
+/// holds, reading at most `most` commits.
+pub async fn added_since(
+    table: &DeltaTable,
+    name: &str,
+    after: u64,
+    to: u64,
+    most: u64,
+) -> Result<Since, LakeError> {
+    if to.saturating_sub(after) > most {
+        return Ok(Since::Unknown);
+    }
+    let mut files: BTreeMap<String, Add> = BTreeMap::new();
+    let mut rearranged = false;
+    for v in after + 1..=to {
+        let Some(actions) = commit_actions(table, name, v).await? else {
+            return Ok(Since::Unknown);
+        };
+        for action in actions {
+            match action {
+                Action::Remove(r) if r.data_change => return Ok(Since::Rewritten(v)),
+                Action::Remove(r) => {
+                    rearranged = true;
+                    files.remove(&r.path);
+                }
+                Action::Add(a) => {
+                    rearranged |= !a.data_change;
+                    files.insert(a.path.clone(), a);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(Since::Files {
+        files: files.into_values().collect(),
+        rearranged,
+    })
+}
+
 /// Every file of the table as of its loaded version: the first run of a
 /// transform reads the whole source once.
 pub fn snapshot_files(table: &DeltaTable) -> Result<Appended, LakeError> {
@@ -98,16 +176,12 @@ pub fn snapshot_files(table: &DeltaTable) -> Result<Appended, LakeError> {
 
 /// When version `v` of a table was committed (its `commitInfo`).
 pub async fn commit_time(table: &DeltaTable, v: u64) -> Result<Option<DateTime<Utc>>, LakeError> {
-    let Some(bytes) = table.log_store().read_commit_entry(v).await? else {
-        return Ok(None);
-    };
-    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        if let Ok(Action::CommitInfo(c)) = serde_json::from_slice::<Action>(line) {
-            return Ok(c
-                .in_commit_timestamp
-                .or(c.timestamp)
-                .and_then(DateTime::from_timestamp_millis));
-        }
-    }
-    Ok(None)
+    let actions = commit_actions(table, "", v).await?.unwrap_or_default();
+    Ok(actions.into_iter().find_map(|a| match a {
+        Action::CommitInfo(c) => c
+            .in_commit_timestamp
+            .or(c.timestamp)
+            .and_then(DateTime::from_timestamp_millis),
+        _ => None,
+    }))
 }

@@ -18,7 +18,7 @@ use super::spec::{LAYERS, Merge, ViewSpec};
 use crate::LakeError;
 use crate::sql::write::quote_ident;
 use crate::sql::{Bound, LakeCatalog, Layer, Layers};
-use crate::transform::changes::{appended, commit_time};
+use crate::transform::changes::{Since, added_since, appended, commit_time};
 
 /// The views of a project.
 #[derive(Debug, Default)]
@@ -63,24 +63,81 @@ async fn open(catalog: &LakeCatalog, spec: &ViewSpec) -> Result<Opened, LakeErro
     Ok(Opened { source, batch })
 }
 
-/// The source rows past the batch's mark (all of them without a batch).
-async fn speed_rows(spec: &ViewSpec, o: &Opened) -> Result<Bound, LakeError> {
+/// The most source commits a query reads to find the files added since
+/// the batch; past that (a stale batch) the speed rows are found by
+/// scanning the whole source with the offset predicate instead.
+const MOST_COMMITS_READ: u64 = 500;
+
+/// The speed layer's rows, and whether batch + speed is the source.
+struct Speed {
+    /// The source rows past the batch's mark (all of them without a
+    /// batch); `None` when they cannot be told apart (a derived source that
+    /// removed rows after the batch).
+    rows: Option<Bound>,
+    /// Why the batch no longer merges: the source removed rows after it (a
+    /// `DELETE`, an overwrite), so the batch counts rows the source no
+    /// longer holds and only a recomputation is exact.
+    stale: Option<String>,
+}
+
+async fn speed(spec: &ViewSpec, o: &Opened) -> Result<Speed, LakeError> {
+    let source = || o.source.clone();
     let Some((_, coverage)) = &o.batch else {
-        return Ok(Bound::Table(o.source.clone()));
-    };
-    let schema = o.source.snapshot()?.snapshot().arrow_schema();
-    if keyed_by_offset(&schema) {
-        return Ok(Bound::Where {
-            table: o.source.clone(),
-            predicate: coverage.speed_predicate(),
+        return Ok(Speed {
+            rows: Some(Bound::Table(source())),
+            stale: None,
         });
-    }
+    };
+    let keyed = keyed_by_offset(&o.source.snapshot()?.snapshot().arrow_schema());
     let to = o.source.version().unwrap_or(0);
-    let added = appended(&o.source, &spec.source, coverage.version, to).await?;
-    Ok(Bound::Files {
-        table: o.source.clone(),
-        files: added.files,
-    })
+    let since = added_since(
+        &o.source,
+        &spec.source,
+        coverage.version,
+        to,
+        MOST_COMMITS_READ,
+    )
+    .await?;
+    let stale = match since {
+        Since::Rewritten(v) => Some(format!(
+            "{}@{v} removed rows after the batch (refresh it)",
+            spec.source
+        )),
+        _ => None,
+    };
+    let files = |files| Bound::Files {
+        table: source(),
+        files,
+    };
+    let rows = match (since, keyed) {
+        // A stream table's files added since may also hold rows the batch
+        // has (a compaction rewrites old rows with new): the offsets decide,
+        // and decide alone over the whole table when the files are unknown.
+        (Since::Files { files: f, .. }, true) => Some(files(f)),
+        (_, true) => Some(Bound::Table(source())),
+        // A derived table's rows carry no mark of their own: the appends.
+        (
+            Since::Files {
+                files: f,
+                rearranged: false,
+            },
+            false,
+        ) => Some(files(f)),
+        (Since::Rewritten(_), false) => None,
+        (_, false) => Some(files(
+            appended(&o.source, &spec.source, coverage.version, to)
+                .await?
+                .files,
+        )),
+    };
+    let rows = match rows {
+        Some(rows) if keyed => Some(Bound::Where {
+            rows: Box::new(rows),
+            predicate: coverage.speed_predicate(),
+        }),
+        rows => rows,
+    };
+    Ok(Speed { rows, stale })
 }
 
 /// `table vN (covers, refreshed at T)`.
@@ -137,21 +194,35 @@ impl Layers for Views {
                     Some((_, c)) => format!("past {}", c.describe(&spec.source)),
                     None => "all of them: no batch yet".to_string(),
                 };
+                let speed = speed(spec, &o).await?;
+                let Some(rows) = speed.rows else {
+                    return Err(LakeError::Config(format!(
+                        "view {name}: no speed rows: {}",
+                        speed.stale.unwrap_or_default()
+                    )));
+                };
                 Layer {
                     sql: spec.sql.clone(),
-                    bound: BTreeMap::from([(spec.source.clone(), speed_rows(spec, &o).await?)]),
+                    bound: BTreeMap::from([(spec.source.clone(), rows)]),
                     made_of: format!("speed.{name} = the view over the rows of {source_at} {past}"),
                 }
             }
-            _ => match (&spec.merge, &o.batch) {
-                (Merge::Exact(plan), Some((t, c))) => {
+            _ => match (&spec.merge, &o.batch, speed(spec, &o).await?) {
+                (
+                    Merge::Exact(plan),
+                    Some((t, c)),
+                    Speed {
+                        rows: Some(rows),
+                        stale: None,
+                    },
+                ) => {
                     let batch = quote_ident(&spec.table);
                     let speed = format!("({}) AS speed", plan.partial_sql);
                     Layer {
                         sql: plan.combined_sql(&plan.stacked(&batch, &speed)),
                         bound: BTreeMap::from([
                             (spec.table.clone(), Bound::Table(t.clone())),
-                            (spec.source.clone(), speed_rows(spec, &o).await?),
+                            (spec.source.clone(), rows),
                         ]),
                         made_of: format!(
                             "live.{name} = batch {} + speed: the rows of {source_at} past that mark",
@@ -159,14 +230,22 @@ impl Layers for Views {
                         ),
                     }
                 }
-                (Merge::Exact(_), None) => Layer {
+                (Merge::Exact(_), Some(_), Speed { stale, .. }) => Layer {
+                    sql: spec.sql.clone(),
+                    bound: whole(),
+                    made_of: format!(
+                        "live.{name} = the view over all of {source_at} ({})",
+                        stale.unwrap_or_default()
+                    ),
+                },
+                (Merge::Exact(_), None, _) => Layer {
                     sql: spec.sql.clone(),
                     bound: whole(),
                     made_of: format!(
                         "live.{name} = the view over all of {source_at} (no batch yet: refresh it with `tributary view refresh {name}`)"
                     ),
                 },
-                (Merge::Recompute, _) => Layer {
+                (Merge::Recompute, _, _) => Layer {
                     sql: spec.sql.clone(),
                     bound: whole(),
                     made_of: format!(
