@@ -182,10 +182,79 @@ pub enum LakeCommand {
     },
     /// Read every committed file and prove exactly once: no offset twice,
     /// offsets contiguous up to the committed one, rows match the log.
-    /// Exits 1 when a check fails.
+    /// `TABLE@vN --against TABLE` also compares a generation with the live
+    /// table (and records the outcome for `lake swap`). Exits 1 when a
+    /// check fails.
     Verify {
-        /// Table name.
+        /// Table name, or a generation (users@v2).
         table: String,
+        /// With a generation: the live table to compare it with.
+        #[arg(long)]
+        against: Option<String>,
+    },
+    /// Replay a stream's topics into a new generation of its table (the
+    /// same writer, this or another declaration); run again, it resumes
+    /// the unfinished one.
+    Replay {
+        /// The stream's table.
+        table: String,
+        /// Where to start: earliest (default), an RFC 3339 time, or offsets
+        /// (users:0=1200,users:1=1180).
+        #[arg(long)]
+        from: Option<String>,
+        /// Another config file declaring the stream (new columns,
+        /// partitioning, decode rules).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Start a new generation even if an unfinished one exists.
+        #[arg(long = "new")]
+        fresh: bool,
+    },
+    /// Make a generation the live table's in one fenced commit, while its
+    /// writer runs (which goes on from the generation's offsets).
+    Swap {
+        /// The stream's table.
+        table: String,
+        /// The generation (users@v2).
+        generation: String,
+        /// The config file the generation was replayed with.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Swap even if the generation is not verified or failed.
+        #[arg(long)]
+        force: bool,
+        /// Give up if the generation has not caught up by then.
+        #[arg(long, default_value = "10m")]
+        timeout: String,
+    },
+    /// Return the table to the generation the last swap replaced, with its
+    /// rows and offsets as they were (the writer re-reads what came after).
+    Rollback {
+        /// The stream's table.
+        table: String,
+    },
+    /// A table's generations: state, rows, files, when, verified, and
+    /// what made each.
+    Generations {
+        /// The stream's table.
+        table: String,
+    },
+    /// replay → verify → swap in one command.
+    Rebuild {
+        /// The stream's table.
+        table: String,
+        /// Where the replay starts (as `lake replay --from`).
+        #[arg(long)]
+        from: Option<String>,
+        /// Another config file declaring the stream.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Stop after a passing verify.
+        #[arg(long)]
+        no_swap: bool,
+        /// Give up the swap if the generation has not caught up by then.
+        #[arg(long, default_value = "10m")]
+        timeout: String,
     },
     /// Compact small files into larger ones (Delta OPTIMIZE).
     Optimize {

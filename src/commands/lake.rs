@@ -1,4 +1,6 @@
-//! `tributary lake`: describe, verify, compact and vacuum lake tables.
+//! `tributary lake`: describe, verify, compact and vacuum lake tables; the
+//! generation commands (replay, swap, rollback, rebuild) are in
+//! `generations`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,7 +30,62 @@ pub async fn run(settings: &Settings, c: &LakeCommand) -> Result<ExitCode> {
     match c {
         LakeCommand::Tables => tables(settings).await,
         LakeCommand::Ls { table, history } => ls(settings, table, *history).await,
-        LakeCommand::Verify { table } => verify(settings, table).await,
+        LakeCommand::Verify { table, against } => {
+            match super::generations::parse_generation_ref(table) {
+                Some((base, n)) => {
+                    super::generations::verify(settings, base, n, against.as_deref()).await
+                }
+                None if against.is_some() => {
+                    bail!("--against compares a generation (e.g. {table}@v2) with {table}")
+                }
+                None => verify(settings, table).await,
+            }
+        }
+        LakeCommand::Replay {
+            table,
+            from,
+            config,
+            fresh,
+        } => {
+            super::generations::replay(settings, table, from.as_deref(), config.as_deref(), *fresh)
+                .await
+        }
+        LakeCommand::Swap {
+            table,
+            generation,
+            config,
+            force,
+            timeout,
+        } => {
+            super::generations::swap(
+                settings,
+                table,
+                generation,
+                config.as_deref(),
+                *force,
+                timeout,
+            )
+            .await
+        }
+        LakeCommand::Rollback { table } => super::generations::rollback(settings, table).await,
+        LakeCommand::Generations { table } => super::generations::list(settings, table).await,
+        LakeCommand::Rebuild {
+            table,
+            from,
+            config,
+            no_swap,
+            timeout,
+        } => {
+            super::generations::rebuild(
+                settings,
+                table,
+                from.as_deref(),
+                config.as_deref(),
+                *no_swap,
+                timeout,
+            )
+            .await
+        }
         LakeCommand::Optimize { table, target_size } => {
             optimize(settings, table, target_size).await
         }

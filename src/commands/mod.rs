@@ -7,6 +7,7 @@ mod config;
 mod dags;
 mod db;
 mod dev;
+mod generations;
 mod lake;
 mod pools;
 mod runs;

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod decode;
 pub mod fingerprint;
+pub mod generation;
 pub mod kafka;
 pub mod lifetimes;
 pub mod location;

@@ -236,6 +236,19 @@ impl Location {
         schema: &Schema,
         partition_by: &[String],
     ) -> Result<DeltaTable, LakeError> {
+        self.open_or_create_with(table, schema, partition_by, &[])
+            .await
+    }
+
+    /// [`open_or_create`](Self::open_or_create) that sets these table
+    /// properties (Delta `configuration`) on a table it creates.
+    pub async fn open_or_create_with(
+        &self,
+        table: &str,
+        schema: &Schema,
+        partition_by: &[String],
+        properties: &[(String, String)],
+    ) -> Result<DeltaTable, LakeError> {
         if let Some(t) = self.open(table).await? {
             check_compatible(table, &t, schema, partition_by)?;
             return Ok(t);
@@ -254,6 +267,14 @@ impl Location {
             .with_partition_columns(partition_by.to_vec())
             .with_save_mode(deltalake::protocol::SaveMode::Ignore)
             .with_configuration_property(deltalake::TableProperty::CheckpointInterval, Some("50"))
+            // Our own properties (`tributary.*`) are not Delta's.
+            .with_raise_if_key_not_exists(properties.is_empty())
+            .with_configuration(
+                properties
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect::<Vec<_>>(),
+            )
             .await;
         match created {
             Ok(t) => Ok(t),
@@ -269,7 +290,9 @@ impl Location {
     }
 }
 
-fn check_compatible(
+/// Refuses a table whose columns or partitioning differ from a
+/// declaration's.
+pub(crate) fn check_compatible(
     name: &str,
     t: &DeltaTable,
     schema: &Schema,
@@ -290,7 +313,8 @@ fn check_compatible(
     if have != want || parts != partition_by {
         return Err(LakeError::Config(format!(
             "table {name} exists with columns [{}] partitioned by [{}], but its declaration (stream or transform) gives [{}] partitioned by [{}]; \
-             write to a new table (Kappa: replay into users_v2) or restore the declaration",
+             write to a new table, replay it into a new generation (`tributary lake replay {name} --config …`), \
+             or, if a generation made with another declaration was swapped in (`tributary lake generations {name}`), declare that one",
             have.join(", "),
             parts.join(", "),
             want.join(", "),

@@ -259,6 +259,31 @@ impl DeltaTableHandle {
         } else {
             OutputMode::Update
         };
+        let op = DeltaOperation::StreamingUpdate {
+            output_mode,
+            query_id: stream.to_string(),
+            epoch_id: epoch,
+        };
+        self.commit_built(updates, op, |_| {
+            let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
+            actions.extend(removes.iter().cloned().map(Action::Remove));
+            Ok(actions)
+        })
+        .await
+    }
+
+    /// The fenced commit: refreshes the log, refuses when an update's
+    /// expected offset is not the log's ([`CommitOutcome::Fenced`]), else
+    /// commits the actions `build` makes from the refreshed table with the
+    /// updates' `txn` entries. `build` runs again after a lost race, so
+    /// actions that depend on the table's files (a swap removing all of
+    /// them) are made from the version the commit follows.
+    pub async fn commit_built(
+        &mut self,
+        updates: &[OffsetUpdate],
+        op: DeltaOperation,
+        mut build: impl FnMut(&DeltaTable) -> Result<Vec<Action>, LakeError>,
+    ) -> Result<CommitOutcome, LakeError> {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -272,8 +297,7 @@ impl DeltaTableHandle {
                 return Ok(CommitOutcome::Fenced(fenced));
             }
             let now_ms = chrono::Utc::now().timestamp_millis();
-            let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
-            actions.extend(removes.iter().cloned().map(Action::Remove));
+            let mut actions = build(&self.table)?;
             actions.extend(updates.iter().map(|u| {
                 Action::Txn(Transaction::new_with_last_update(
                     &u.app_id,
@@ -281,11 +305,6 @@ impl DeltaTableHandle {
                     Some(now_ms),
                 ))
             }));
-            let op = DeltaOperation::StreamingUpdate {
-                output_mode,
-                query_id: stream.to_string(),
-                epoch_id: epoch,
-            };
             let started = Instant::now();
             // No deltalake retries: a lost race must re-check our offsets.
             let props = CommitProperties::default()
@@ -293,7 +312,11 @@ impl DeltaTableHandle {
                 .with_max_retries(0);
             let result = CommitBuilder::from(props)
                 .with_actions(actions)
-                .build(Some(self.table.snapshot()?), self.table.log_store(), op)
+                .build(
+                    Some(self.table.snapshot()?),
+                    self.table.log_store(),
+                    op.clone(),
+                )
                 .await;
             match result {
                 Ok(done) => {

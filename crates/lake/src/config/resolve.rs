@@ -113,6 +113,7 @@ impl StreamConfig {
             dictionary: parquet.dictionary,
             memory_budget,
             consumer: self.consumer.clone(),
+            start: BTreeMap::new(),
         })
     }
 

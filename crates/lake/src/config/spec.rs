@@ -122,6 +122,11 @@ pub struct StreamSpec {
     pub memory_budget: u64,
     /// Extra consumer properties.
     pub consumer: BTreeMap<String, String>,
+    /// The first offset to read of a (topic, partition) the table holds no
+    /// offset of; the earliest where none is given. Empty for a declared
+    /// stream; a replay from a point in the log sets it
+    /// (`crate::generation`).
+    pub start: BTreeMap<(String, i32), i64>,
 }
 
 /// Default memory budget of a stream.

@@ -202,6 +202,40 @@ impl OffsetReader {
         log_ranges(&self.consumer, topics, timeout)
     }
 
+    /// The first offset of each partition of `topics` whose record's
+    /// timestamp is at or after `at` (the end offset where none is that
+    /// recent): where a replay "from a time" starts. Blocks.
+    pub fn offsets_at(
+        &self,
+        topics: &[String],
+        at: chrono::DateTime<chrono::Utc>,
+        timeout: Duration,
+    ) -> Result<BTreeMap<(String, i32), i64>, LakeError> {
+        let ranges = self.log_ranges(topics, timeout)?;
+        let mut tpl = TopicPartitionList::new();
+        for tp in ranges.keys() {
+            let _ = tpl.add_partition_offset(
+                &tp.topic,
+                tp.partition,
+                Offset::Offset(at.timestamp_millis()),
+            );
+        }
+        let found = self
+            .consumer
+            .offsets_for_times(tpl, timeout)
+            .map_err(|e| LakeError::Kafka(format!("cannot look up offsets by time: {e}")))?;
+        Ok(found
+            .elements()
+            .iter()
+            .map(|e| {
+                let tp = TopicPartition::new(e.topic(), e.partition());
+                let end = ranges.get(&tp).map_or(0, |r| r.end);
+                let o = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(end);
+                ((e.topic().to_string(), e.partition()), o)
+            })
+            .collect())
+    }
+
     /// [`last_offsets`] of `topics`. Blocks; call it from a blocking thread.
     pub fn last_offsets(
         &self,

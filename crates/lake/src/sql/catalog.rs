@@ -32,10 +32,14 @@ pub enum AsOf {
     Version(u64),
     /// The latest commit at or before a time.
     Time(DateTime<Utc>),
+    /// A generation of a stream table (`crate::generation`): the live table
+    /// while it is current, the live table as it last was while current,
+    /// or its own table when it was never swapped in.
+    Generation(u32),
 }
 
 /// A table name as a query writes it: `users`, `users@12`,
-/// `users@2026-11-21T10:00:00Z`.
+/// `users@2026-11-21T10:00:00Z`, `users@v2` (a generation).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TableRef {
     /// The table's name (its folder under the lake).
@@ -45,7 +49,7 @@ pub struct TableRef {
 }
 
 impl TableRef {
-    /// Parses a name with an optional `@version` or `@time`.
+    /// Parses a name with an optional `@version`, `@time` or `@vN`.
     pub fn parse(text: &str) -> Result<TableRef, String> {
         let (name, at) = match text.split_once('@') {
             Some((n, a)) => (n, Some(a)),
@@ -61,11 +65,13 @@ impl TableRef {
             Some(a) => {
                 if let Ok(v) = a.parse::<u64>() {
                     AsOf::Version(v)
+                } else if let Some(n) = crate::generation::parse_generation(a) {
+                    AsOf::Generation(n)
                 } else if let Ok(t) = DateTime::parse_from_rfc3339(a) {
                     AsOf::Time(t.with_timezone(&Utc))
                 } else {
                     return Err(format!(
-                        "{text:?}: after `@` comes a version number (users@12) or an RFC 3339 time (users@2026-11-21T10:00:00Z), not {a:?}"
+                        "{text:?}: after `@` comes a version number (users@12), an RFC 3339 time (users@2026-11-21T10:00:00Z) or a generation (users@v2), not {a:?}"
                     ));
                 }
             }
@@ -82,6 +88,7 @@ impl fmt::Display for TableRef {
         match self.as_of {
             AsOf::Latest => write!(f, "{}", self.name),
             AsOf::Version(v) => write!(f, "{}@{v}", self.name),
+            AsOf::Generation(n) => write!(f, "{}@v{n}", self.name),
             AsOf::Time(t) => write!(
                 f,
                 "{}@{}",
@@ -280,6 +287,9 @@ impl LakeCatalog {
         if !location.open_log_exists(&r.name).await? {
             return Ok(None);
         }
+        if let AsOf::Generation(n) = r.as_of {
+            return self.generation(&r.name, n).await.map(Some);
+        }
         let mut t = location.builder(&r.name)?.build()?;
         let loaded = match r.as_of {
             AsOf::Version(v) => t
@@ -290,7 +300,9 @@ impl LakeCatalog {
                 .load_with_datetime(at)
                 .await
                 .map_err(|e| (format!("no version at or before {}", at.to_rfc3339()), e)),
-            AsOf::Latest => t.load().await.map_err(|e| ("cannot load".to_string(), e)),
+            AsOf::Latest | AsOf::Generation(_) => {
+                t.load().await.map_err(|e| ("cannot load".to_string(), e))
+            }
         };
         loaded.map_err(|(what, e)| {
             LakeError::Config(format!(
@@ -300,6 +312,41 @@ impl LakeCatalog {
             ))
         })?;
         Ok(Some(t))
+    }
+
+    /// Generation `n` of a table: the live table while it is current, the
+    /// live table at its last version while current, else its own table.
+    async fn generation(&self, name: &str, n: u32) -> Result<DeltaTable, LakeError> {
+        use crate::generation::{Ledger, storage_name};
+        let location = self.location(name);
+        let live = self
+            .latest(name)
+            .await?
+            .ok_or_else(|| LakeError::Config(format!("no table {name}")))?;
+        let ledger = Ledger::read(
+            crate::table::DeltaTableHandle::new(name, live.clone())
+                .await?
+                .txns(),
+        );
+        if n == ledger.current {
+            return Ok(live);
+        }
+        if let Some(until) = ledger.until.get(&n) {
+            let mut t = location.builder(name)?.build()?;
+            t.load_version(*until).await?;
+            return Ok(t);
+        }
+        let own = if n >= 2 {
+            location.open(&storage_name(name, n)).await?
+        } else {
+            None
+        };
+        own.ok_or_else(|| {
+            LakeError::Config(format!(
+                "table {name} has no generation {n} (it is at generation {}; `tributary lake generations {name}` lists them)",
+                ledger.current
+            ))
+        })
     }
 
     /// A table's latest version and its columns (name, Arrow type), or
@@ -362,6 +409,9 @@ mod tests {
         assert_eq!(r.to_string(), "users@12");
         let r = TableRef::parse("users@2026-11-21T10:00:00+01:00").unwrap();
         assert_eq!(r.to_string(), "users@2026-11-21T09:00:00Z");
+        let r = TableRef::parse("users@v2").unwrap();
+        assert_eq!(r.as_of, AsOf::Generation(2));
+        assert_eq!(r.to_string(), "users@v2");
     }
 
     #[test]

@@ -52,14 +52,18 @@ impl Writer {
         }
         // Done when the table holds every partition up to its end offset,
         // whoever wrote it: partitions of a member that died stay pending
-        // until the group gives them to someone (maybe us).
+        // until the group gives them to someone (maybe us). A partition
+        // whose start lies past its end has nothing to read.
         let pending = |w: &Self| {
+            let spec = &w.opts.spec;
             targets
                 .iter()
                 .filter(|(tp, last)| {
+                    let start = spec.start.get(&(tp.topic.to_string(), tp.partition));
                     **last >= 0
+                        && start.is_none_or(|s| s <= *last)
                         && w.main
-                            .offset(&app_id(&w.opts.spec.name, &tp.topic, tp.partition))
+                            .offset(&app_id(&spec.name, &tp.topic, tp.partition))
                             .is_none_or(|c| c < **last)
                 })
                 .count()

@@ -5,7 +5,7 @@
 //! the consumer group) and queues the event, and the loop applies the queue
 //! before the messages that follow it (`Writer::handle_rebalance`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -78,6 +78,8 @@ pub(super) struct WriterContext {
     pub log_offsets: LogOffsets,
     pub metrics: Arc<StreamMetrics>,
     pub stream: String,
+    /// Where a partition without a log offset starts (`StreamSpec::start`).
+    pub start: BTreeMap<(String, i32), i64>,
 }
 
 impl ClientContext for WriterContext {
@@ -138,8 +140,9 @@ impl ConsumerContext for WriterContext {
 }
 
 impl WriterContext {
-    /// Sets each partition's offset from the table log (the earliest
-    /// record when the log holds none) and queues the assignment.
+    /// Sets each partition's offset from the table log (the stream's start
+    /// offset, else the earliest record, when the log holds none) and
+    /// queues the assignment.
     fn position(&self, tpl: &mut TopicPartitionList) {
         let mut assigned = Vec::new();
         for (topic, partition) in tpl
@@ -151,7 +154,10 @@ impl WriterContext {
             let tp = TopicPartition::new(topic.as_str(), partition);
             let offset = match self.log_offsets.get(&tp) {
                 Some(c) => Offset::Offset(c + 1),
-                None => Offset::Beginning,
+                None => match self.start.get(&(topic.clone(), partition)) {
+                    Some(s) => Offset::Offset(*s),
+                    None => Offset::Beginning,
+                },
             };
             if let Err(err) = tpl.set_partition_offset(&topic, partition, offset) {
                 tracing::warn!(stream = %self.stream, %err, "cannot position partition");

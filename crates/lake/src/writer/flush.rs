@@ -125,9 +125,25 @@ impl Writer {
                         ms = started.elapsed().as_millis() as u64, "flushed");
                     return Ok(());
                 }
-                CommitOutcome::Fenced(moved) => self.fenced(&mut keys, moved),
-                // The files written for this attempt are now orphans
-                // (invisible; vacuum removes them). Rewrite the rest.
+                CommitOutcome::Fenced(moved) => {
+                    self.fenced(&mut keys, moved);
+                    // A swap (`lake swap`) may have brought another
+                    // generation's columns or partitioning: writing on
+                    // with this declaration would mix shapes.
+                    let spec = self.spec();
+                    let parts: Vec<String> = spec
+                        .partition_by
+                        .iter()
+                        .map(|p| p.name().to_string())
+                        .collect();
+                    crate::location::check_compatible(
+                        &spec.table,
+                        self.main.table(),
+                        &spec.table_schema,
+                        &parts,
+                    )?;
+                } // The files written for this attempt are now orphans
+                  // (invisible; vacuum removes them). Rewrite the rest.
             }
         }
         Ok(())

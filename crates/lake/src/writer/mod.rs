@@ -163,6 +163,7 @@ pub async fn run(opts: WriterOptions, stop: CancellationToken) -> Result<RunSumm
             log_offsets: log_offsets.clone(),
             metrics: opts.metrics.clone(),
             stream: spec.name.clone(),
+            start: spec.start.clone(),
         },
     )?;
     let mut w = Writer {

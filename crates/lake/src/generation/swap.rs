@@ -1,0 +1,376 @@
+//! `lake swap` and `lake rollback`: the live table switches generation in
+//! one fenced commit while its writer runs.
+//!
+//! A swap keeps the generation's writer following the topics (a short
+//! rotation age, so it stays close to the log's end) and waits for the
+//! moment its offsets are at or past the live table's in every partition;
+//! then it switches the dead-letter table, then the table (`switch`). A live
+//! writer's commit in between moves the live offsets: the attempt is
+//! fenced and the swap waits for the next moment (and switches the dead
+//! letters again, so none the live writer added meanwhile is lost). A rollback switches back
+//! to the previous generation's files and offsets as readers last saw them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::ledger::{Ledger, relative_folder};
+use super::replay::open_generation;
+use super::switch::{Switched, Target, files_of, fingerprints_of, switch};
+use super::verify::verified;
+use crate::LakeError;
+use crate::config::StreamSpec;
+use crate::kafka::KafkaSource;
+use crate::metrics::StreamMetrics;
+use crate::table::{DeltaTableHandle, Location};
+use crate::writer::{WriterOptions, run};
+
+/// How long a generation's follower waits before flushing while a swap
+/// waits for it.
+const FOLLOW_AGE: Duration = Duration::from_millis(200);
+
+/// Everything a swap needs.
+#[derive(Debug, Clone)]
+pub struct SwapOptions {
+    /// The lake.
+    pub location: Location,
+    /// The stream's cluster.
+    pub kafka: KafkaSource,
+    /// The stream as declared for the live table.
+    pub live: Arc<StreamSpec>,
+    /// The declaration the generation was replayed with.
+    pub spec: Arc<StreamSpec>,
+    /// The generation to make current.
+    pub generation: u32,
+    /// Swap a generation that is not verified (or failed verification).
+    pub force: bool,
+    /// Give up when the generation has not caught up by then.
+    pub timeout: Duration,
+    /// The follower's counters.
+    pub metrics: Arc<StreamMetrics>,
+}
+
+/// What a swap or rollback did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SwitchReport {
+    /// The live table.
+    pub table: String,
+    /// The generation it was.
+    pub from: u32,
+    /// The generation it is.
+    pub to: u32,
+    /// The live table's version that made the switch.
+    pub version: u64,
+    /// Files the switch removed and added.
+    pub files_removed: u64,
+    /// Files added (the generation's, where they are).
+    pub files_added: u64,
+    /// Rows the table holds now.
+    pub rows: u64,
+    /// The stream's offsets now: `topic/partition` → last offset.
+    pub offsets: BTreeMap<String, i64>,
+    /// Commit attempts (a live writer's commit fences one).
+    pub attempts: u32,
+    /// From start to the moment the generation had caught up, in ms.
+    pub waited_ms: u64,
+    /// The switching commit itself, in ms.
+    pub commit_ms: u64,
+    /// The dead-letter table's version after its switch.
+    pub dead_letters_version: Option<u64>,
+}
+
+async fn handle(location: &Location, table: &str) -> Result<Option<DeltaTableHandle>, LakeError> {
+    match location.open(table).await? {
+        Some(t) => Ok(Some(DeltaTableHandle::new(table, t).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn must(location: &Location, table: &str) -> Result<DeltaTableHandle, LakeError> {
+    handle(location, table)
+        .await?
+        .ok_or_else(|| LakeError::NoTable(table.to_string(), location.table_url(table).to_string()))
+}
+
+/// Whether `generation` holds every offset `live` holds.
+fn caught_up(stream: &str, generation: &DeltaTableHandle, live: &DeltaTableHandle) -> bool {
+    let have = generation.stream_offsets(stream);
+    live.stream_offsets(stream)
+        .iter()
+        .all(|(k, o)| have.get(k).is_some_and(|g| g >= o))
+}
+
+/// The switch to generation `n`'s files as `g` holds them.
+fn target_of(
+    stream: &str,
+    g: &DeltaTableHandle,
+    n: u32,
+    previous: u32,
+) -> Result<Target, LakeError> {
+    Ok(Target {
+        generation: n,
+        previous: Some(previous),
+        files: files_of(g.table(), &relative_folder(n))?,
+        metadata: g.table().snapshot()?.metadata().clone(),
+        offsets: g.stream_offsets(stream),
+        fingerprints: fingerprints_of(g, stream),
+    })
+}
+
+/// Makes generation `o.generation` the live table's.
+pub async fn swap(o: SwapOptions, stop: CancellationToken) -> Result<SwitchReport, LakeError> {
+    let n = o.generation;
+    let name = o.live.name.clone();
+    let table = o.live.table.clone();
+    let generation = open_generation(&o.location, &o.live, &o.spec, n).await?;
+    let mut live = must(&o.location, &table).await?;
+    let from = Ledger::read(live.txns()).current;
+    if from == n {
+        return Err(LakeError::Config(format!(
+            "{table}@v{n} is already the current generation"
+        )));
+    }
+    let mut g = must(&o.location, &generation.spec.table).await?;
+    if !o.force {
+        verified(&g, &table, n)?;
+    }
+    let mut follow = (*generation.spec).clone();
+    follow.rotation.max_age = follow.rotation.max_age.min(FOLLOW_AGE);
+    let follower_stop = stop.child_token();
+    let mut follower = tokio::spawn(run(
+        WriterOptions {
+            spec: Arc::new(follow),
+            location: o.location.clone(),
+            kafka: o.kafka.clone(),
+            until_caught_up: false,
+            metrics: o.metrics.clone(),
+        },
+        follower_stop.clone(),
+    ));
+    let mut live_dlq = handle(&o.location, &o.live.dead_letter_table).await?;
+    let mut g_dlq = handle(&o.location, &generation.spec.dead_letter_table).await?;
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    let mut dead_letters_version = None;
+    let outcome: Result<(u64, u64, u64), LakeError> = loop {
+        if follower.is_finished() {
+            break Err(match (&mut follower).await {
+                Ok(Err(e)) => e,
+                _ => LakeError::Config(format!("the writer of {table}@v{n} stopped")),
+            });
+        }
+        if started.elapsed() > o.timeout {
+            break Err(LakeError::Config(format!(
+                "{table}@v{n} did not catch up with the live table within {}; is the live writer far ahead, or the topic unreachable?",
+                humantime::format_duration(o.timeout)
+            )));
+        }
+        let step = async {
+            // The generation's dead letters are read after its table, so
+            // they hold every rejected record up to the table's offsets.
+            g.refresh().await?;
+            if let Some(gd) = g_dlq.as_mut() {
+                gd.refresh().await?;
+            }
+            live.refresh().await?;
+            if !caught_up(&name, &g, &live) {
+                return Ok::<_, LakeError>(None);
+            }
+            attempts += 1;
+            // The dead letters switch first, every attempt, to the
+            // generation's as of this read with the table's offsets: a
+            // live writer that adds dead letters before the table's switch
+            // lands fences it, and the next attempt replaces them with the
+            // generation's, which hold them too.
+            if let (Some(ld), Some(gd)) = (live_dlq.as_mut(), g_dlq.as_ref()) {
+                ld.refresh().await?;
+                let dl = Ledger::read(ld.txns());
+                let previous = if dl.current == n {
+                    dl.previous.get(&n).copied()
+                } else {
+                    Some(dl.current)
+                };
+                let t = Target {
+                    previous,
+                    offsets: g.stream_offsets(&name),
+                    fingerprints: fingerprints_of(&g, &name),
+                    ..target_of(&name, gd, n, dl.current)?
+                };
+                let read = ld.version();
+                match switch(ld, &name, read, &t).await? {
+                    Switched::Committed(v) => dead_letters_version = Some(v),
+                    Switched::Moved => return Ok(None),
+                }
+            }
+            let t = target_of(&name, &g, n, from)?;
+            let removed = live.table().snapshot()?.log_data().num_files() as u64;
+            let read = live.version();
+            let t0 = Instant::now();
+            Ok(match switch(&mut live, &name, read, &t).await? {
+                Switched::Committed(v) => Some((v, removed, t0.elapsed().as_millis() as u64)),
+                Switched::Moved => None,
+            })
+        };
+        match step.await {
+            Ok(Some(done)) => break Ok(done),
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break Err(LakeError::Config("stopped before the swap".into())),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    };
+    follower_stop.cancel();
+    let _ = follower.await;
+    let (version, removed, commit_ms) = outcome?;
+    let snapshot = live.table().snapshot()?;
+    Ok(SwitchReport {
+        table,
+        from,
+        to: n,
+        version,
+        files_removed: removed,
+        files_added: snapshot.log_data().num_files() as u64,
+        rows: rows_of(live.table())?,
+        offsets: offsets_text(&live, &name),
+        attempts,
+        waited_ms: started.elapsed().as_millis() as u64 - commit_ms,
+        commit_ms,
+        dead_letters_version,
+    })
+}
+
+/// Returns the live table to the generation it replaced, with that
+/// generation's files and offsets as of its last live version; the writer
+/// re-reads what came after from Kafka.
+pub async fn rollback(location: &Location, live: &StreamSpec) -> Result<SwitchReport, LakeError> {
+    let name = live.name.clone();
+    let started = Instant::now();
+    let mut main = must(location, &live.table).await?;
+    let ledger = Ledger::read(main.txns());
+    let Some(&to) = ledger.previous.get(&ledger.current) else {
+        return Err(LakeError::Config(format!(
+            "{} is at generation {} and has no earlier generation to return to",
+            live.table, ledger.current
+        )));
+    };
+    let mut dead_letters_version = None;
+    if let Some(mut d) = handle(location, &live.dead_letter_table).await? {
+        let dl = Ledger::read(d.txns());
+        if dl.current != to {
+            let (v, _, _) = switch_back(location, &mut d, &name, to).await?;
+            dead_letters_version = Some(v);
+        }
+    }
+    let removed = main.table().snapshot()?.log_data().num_files() as u64;
+    let (version, attempts, commit_ms) = switch_back(location, &mut main, &name, to).await?;
+    let snapshot = main.table().snapshot()?;
+    Ok(SwitchReport {
+        table: live.table.clone(),
+        from: ledger.current,
+        to,
+        version,
+        files_removed: removed,
+        files_added: snapshot.log_data().num_files() as u64,
+        rows: rows_of(main.table())?,
+        offsets: offsets_text(&main, &name),
+        attempts,
+        waited_ms: started.elapsed().as_millis() as u64 - commit_ms,
+        commit_ms,
+        dead_letters_version,
+    })
+}
+
+/// Switches a table back to generation `to` as of its last live version:
+/// (version, attempts, commit ms).
+async fn switch_back(
+    location: &Location,
+    h: &mut DeltaTableHandle,
+    stream: &str,
+    to: u32,
+) -> Result<(u64, u32, u64), LakeError> {
+    let ledger = Ledger::read(h.txns());
+    let Some(&until) = ledger.until.get(&to) else {
+        return Err(LakeError::Config(format!(
+            "{}: the log does not record generation {to}'s last version",
+            h.name()
+        )));
+    };
+    let mut old = location.builder(h.name())?.build()?;
+    old.load_version(until).await?;
+    let old = DeltaTableHandle::new(h.name(), old).await?;
+    let files = files_of(old.table(), "")?;
+    check_files_exist(location, h.name(), &files).await?;
+    let target = Target {
+        generation: to,
+        previous: None,
+        files,
+        metadata: old.table().snapshot()?.metadata().clone(),
+        offsets: old.stream_offsets(stream),
+        fingerprints: fingerprints_of(&old, stream),
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        h.refresh().await?;
+        let read = h.version();
+        let t0 = Instant::now();
+        if let Switched::Committed(v) = switch(h, stream, read, &target).await? {
+            return Ok((v, attempts, t0.elapsed().as_millis() as u64));
+        }
+        if attempts > 1000 {
+            return Err(LakeError::Commit(format!(
+                "{}: gave up after {attempts} attempts (the table keeps moving)",
+                h.name()
+            )));
+        }
+    }
+}
+
+/// Refuses a rollback whose files a vacuum has deleted.
+async fn check_files_exist(
+    location: &Location,
+    table: &str,
+    files: &[deltalake::kernel::Add],
+) -> Result<(), LakeError> {
+    use futures::StreamExt;
+    use object_store::ObjectStoreExt;
+    use object_store::path::Path;
+    let t = location.builder(table)?.build()?;
+    let store = t.log_store().object_store(None);
+    let missing: Vec<String> = futures::stream::iter(files.iter().map(|f| {
+        let store = store.clone();
+        let path = Path::parse(&f.path).unwrap_or_else(|_| Path::from(f.path.as_str()));
+        async move { store.head(&path).await.err().map(|_| path.to_string()) }
+    }))
+    .buffer_unordered(32)
+    .filter_map(|m| async move { m })
+    .collect()
+    .await;
+    if let Some(first) = missing.first() {
+        return Err(LakeError::Config(format!(
+            "{table}: {} file(s) of the earlier generation are gone (vacuumed?), e.g. {first}; it cannot be restored",
+            missing.len()
+        )));
+    }
+    Ok(())
+}
+
+fn rows_of(table: &deltalake::DeltaTable) -> Result<u64, LakeError> {
+    Ok(table
+        .snapshot()?
+        .log_data()
+        .iter()
+        .map(|f| f.num_records().unwrap_or(0) as u64)
+        .sum())
+}
+
+fn offsets_text(h: &DeltaTableHandle, stream: &str) -> BTreeMap<String, i64> {
+    h.stream_offsets(stream)
+        .into_iter()
+        .map(|((t, p), o)| (format!("{t}/{p}"), o))
+        .collect()
+}

@@ -1,0 +1,281 @@
+//! Kappa generations end to end: the real binary, the dev broker, the
+//! `events` stream; DuckDB's `delta_scan` and Python `deltalake` as the
+//! outside readers.
+//!
+//! - a replay of the whole topic equals the live table row for row; a swap
+//!   refuses it until verified; swapped in while the live writer runs and
+//!   records keep arriving, the table then holds every offset exactly once
+//!   and the writer goes on from the generation's offsets; a rollback
+//!   returns the old rows and offsets and the writer refills the rest;
+//! - a replay with another declaration (partitioned by nation only) is
+//!   verified with the change reported, swapped, and the old declaration's
+//!   writer refuses to write into the new shape;
+//! - a replay killed with SIGKILL resumes (nothing twice);
+//! - bad arguments say what is wrong.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::lake::{Guard, Project, duckdb, produce, python_rows};
+use common::{dev_broker, text};
+use serde_json::Value;
+
+fn json(project: &Project, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let out = project.ok(&all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn count(project: &Project, table: &str) -> u64 {
+    let v = json(
+        project,
+        &[
+            "sql",
+            &format!("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM \"{table}\""),
+        ],
+    );
+    assert_eq!(v[0]["n"], v[0]["ids"], "{table}: an id twice: {v:#}");
+    v[0]["n"].as_u64().unwrap()
+}
+
+/// Waits (bounded) until `check` holds.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn fails(project: &Project, args: &[&str]) -> String {
+    let out = project.cmd(args).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "{args:?} succeeded:\n{}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
+fn state_of(project: &Project, n: u64) -> String {
+    let gens = json(project, &["lake", "generations", "events"]);
+    gens.as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["generation"] == n)
+        .map(|g| g["state"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no generation {n}: {gens:#}"))
+}
+
+#[test]
+fn replay_verify_swap_while_writing_then_roll_back() {
+    let broker = dev_broker("events", 2);
+    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
+    produce(&broker.bootstrap, "events", 0, 150);
+    project.catch_up();
+
+    // The replay reads the whole topic into events@v2: the same rows.
+    let out = project.ok(&["lake", "replay", "events"]);
+    assert!(out.contains("replaying into events@v2"), "{out}");
+    assert_eq!(count(&project, "events@v2"), 150);
+    let diff = json(
+        &project,
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM (SELECT id, nation, at, _partition, _offset FROM events \
+             EXCEPT SELECT id, nation, at, _partition, _offset FROM \"events@v2\")",
+        ],
+    );
+    assert_eq!(diff[0]["n"], 0, "row for row");
+    assert_eq!(state_of(&project, 2), "replayed");
+
+    // Not verified yet: the swap refuses.
+    let err = fails(&project, &["lake", "swap", "events", "events@v2"]);
+    assert!(err.contains("has not been verified"), "{err}");
+    let v = json(
+        &project,
+        &["lake", "verify", "events@v2", "--against", "events"],
+    );
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["partitions"].as_array().unwrap().len(), 2, "{v:#}");
+
+    // The live writer runs and records keep coming while the swap happens.
+    let writer = Guard(project.writer(false));
+    produce(&broker.bootstrap, "events", 150, 50);
+    let swapped = project.ok(&["lake", "swap", "events", "events@v2"]);
+    assert!(swapped.contains("generation 1 → 2"), "{swapped}");
+    produce(&broker.bootstrap, "events", 200, 50);
+    eventually("the writer to land every record after the swap", || {
+        count(&project, "events") == 250
+    });
+    drop(writer);
+    project.verify();
+    assert_eq!(state_of(&project, 2), "current");
+    assert_eq!(state_of(&project, 1), "previous");
+    // Outside readers see the generation's files where they were written.
+    let lake = project.dir.path().join("lake");
+    assert_eq!(python_rows(&project.table_path()), 250);
+    let duck = duckdb(
+        &lake,
+        "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM delta_scan('{path}/events')",
+    );
+    assert_eq!(
+        (duck[0]["n"].clone(), duck[0]["ids"].clone()),
+        (250.into(), 250.into())
+    );
+    let log = std::fs::read_dir(project.table_path().join("_delta_log"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .collect::<String>();
+    assert!(log.contains("\"path\":\"_generations/v2/"), "zero copy");
+
+    // Rollback: generation 1's rows and offsets as the swap found them;
+    // the writer re-reads the rest from Kafka.
+    let before = json(
+        &project,
+        &["sql", "SELECT count(*) AS n FROM \"events@v1\""],
+    )[0]["n"]
+        .as_u64()
+        .unwrap();
+    assert!((150..=250).contains(&before), "{before}");
+    let back = project.ok(&["lake", "rollback", "events"]);
+    assert!(back.contains("generation 2 → 1"), "{back}");
+    assert_eq!(count(&project, "events"), before);
+    assert_eq!(state_of(&project, 1), "current");
+    project.catch_up();
+    assert_eq!(count(&project, "events"), 250);
+    project.verify();
+}
+
+#[test]
+fn a_replay_with_another_partitioning_is_verified_and_swapped() {
+    let broker = dev_broker("events", 2);
+    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
+    produce(&broker.bootstrap, "events", 0, 80);
+    project.catch_up();
+    let old = std::fs::read_to_string(project.dir.path().join("tributary.toml")).unwrap();
+    let new = old.replace(
+        "partition_by = [\"nation\", \"date(at)\"]",
+        "partition_by = [\"nation\"]",
+    );
+    assert_ne!(old, new);
+    let other = project.dir.path().join("by_nation.toml");
+    std::fs::write(&other, &new).unwrap();
+    let other = other.to_str().unwrap();
+
+    let out = project.ok(&["lake", "replay", "events", "--config", other]);
+    assert!(out.contains("events@v2"), "{out}");
+    let v = json(
+        &project,
+        &["lake", "verify", "events@v2", "--against", "events"],
+    );
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    let changes = v["schema_changes"].to_string();
+    assert!(changes.contains("] → [nation]"), "{changes}");
+    // Swapping needs the declaration the generation was made with.
+    let err = fails(&project, &["lake", "swap", "events", "events@v2"]);
+    assert!(err.contains("pass that config"), "{err}");
+    project.ok(&["lake", "swap", "events", "events@v2", "--config", other]);
+    produce(&broker.bootstrap, "events", 80, 20);
+    // The old declaration's writer refuses the new shape.
+    let mut w = Guard(project.writer(true));
+    let status = w.wait_for(Duration::from_secs(120)).unwrap();
+    assert!(!status.success());
+    assert!(
+        project.writer_log().contains("partitioned by [nation]"),
+        "{}",
+        project.writer_log()
+    );
+    // The new one writes on.
+    let mut w = Guard(
+        project
+            .cmd(&["stream", "run", "events", "--until-caught-up"])
+            .env("TRIBUTARY_CONFIG", other)
+            .spawn()
+            .unwrap(),
+    );
+    assert!(w.wait_for(Duration::from_secs(120)).unwrap().success());
+    assert_eq!(count(&project, "events"), 100);
+    let parts = json(&project, &["lake", "ls", "events"])["partition_columns"].clone();
+    assert_eq!(parts, serde_json::json!(["nation"]));
+}
+
+#[test]
+fn a_killed_replay_resumes_and_holds_nothing_twice() {
+    let broker = dev_broker("events", 2);
+    let project = Project::new(
+        &broker.bootstrap,
+        "lake",
+        "",
+        "{ max_rows = 20, max_age = \"100ms\" }",
+    );
+    produce(&broker.bootstrap, "events", 0, 400);
+    project.catch_up();
+    let gen_log = project.table_path().join("_generations/v2/_delta_log");
+    let mut replay = Guard(project.cmd(&["lake", "replay", "events"]).spawn().unwrap());
+    // Killed once it has committed some rows, before it is done.
+    eventually("the replay's first data commit", || {
+        gen_log.join("00000000000000000002.json").exists() || replay.0.try_wait().unwrap().is_some()
+    });
+    replay.0.kill().unwrap();
+    replay.0.wait().unwrap();
+    let out = project.ok(&["lake", "replay", "events"]);
+    assert!(out.contains("resuming events@v2"), "{out}");
+    assert_eq!(count(&project, "events@v2"), 400);
+    let v = json(
+        &project,
+        &["lake", "verify", "events@v2", "--against", "events"],
+    );
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    // --new starts another generation.
+    let out = project.ok(&["lake", "replay", "events", "--new", "--from", "0=100,1=100"]);
+    assert!(
+        out.contains("replaying into events@v3: replay from offsets events:0=100,events:1=100"),
+        "{out}"
+    );
+    let v3 = json(&project, &["lake", "verify", "events@v3"]);
+    assert_eq!(v3["problems"], serde_json::json!([]), "{v3:#}");
+    for p in v3["partitions"].as_array().unwrap() {
+        assert_eq!(
+            p["from"], 100,
+            "the common range starts where v3 did: {v3:#}"
+        );
+    }
+    assert_eq!(count(&project, "events@v3"), 400 - 2 * 100);
+}
+
+#[test]
+fn bad_generation_arguments_say_what_is_wrong() {
+    let broker = dev_broker("events", 1);
+    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
+    produce(&broker.bootstrap, "events", 0, 10);
+    project.catch_up();
+    let err = fails(
+        &project,
+        &["lake", "replay", "events", "--from", "yesterday"],
+    );
+    assert!(err.contains("--from") && err.contains("RFC 3339"), "{err}");
+    let err = fails(
+        &project,
+        &["lake", "replay", "events", "--from", "orders:0=1"],
+    );
+    assert!(err.contains("does not read topic \"orders\""), "{err}");
+    let err = fails(&project, &["lake", "swap", "events", "users@v2"]);
+    assert!(err.contains("name a generation of events"), "{err}");
+    let err = fails(
+        &project,
+        &["lake", "verify", "events@v9", "--against", "events"],
+    );
+    assert!(
+        err.contains("events/_generations/v9") || err.contains("v9"),
+        "{err}"
+    );
+    let err = fails(&project, &["lake", "rollback", "events"]);
+    assert!(err.contains("no earlier generation"), "{err}");
+    let err = fails(&project, &["lake", "generations", "nowhere"]);
+    assert!(err.contains("not the table of a stream"), "{err}");
+    let err = fails(&project, &["sql", "SELECT * FROM \"events@v7\""]);
+    assert!(err.contains("no generation 7"), "{err}");
+}
