@@ -16,13 +16,13 @@ use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use deltalake::DeltaTable;
-use deltalake::datafusion::prelude::SessionContext;
 use deltalake::protocol::{DeltaOperation, OutputMode};
 
 use super::ledger::{Ledger, storage_name};
 use crate::LakeError;
 use crate::config::StreamSpec;
 use crate::schema::{COL_OFFSET, COL_PARTITION, COL_TOPIC};
+use crate::sql::{Bound, LakeCatalog, Limits, SqlEngine};
 use crate::table::{DeltaTableHandle, Location, OffsetUpdate};
 use crate::tools::{VerifyReport, verify};
 
@@ -191,11 +191,14 @@ pub async fn verify_against(
     let count_sql = format!(
         "SELECT {COL_TOPIC} AS t, {COL_PARTITION} AS p, count(*) AS n FROM rows WHERE {predicate} GROUP BY 1, 2"
     );
+    let engine = SqlEngine::new(LakeCatalog::new(location.clone()), Limits::default())
+        .map_err(compare_err)?;
     let counts = |t: Option<DeltaTable>| {
         let sql = count_sql.clone();
+        let engine = &engine;
         async move {
             match t {
-                Some(t) => per_partition(&t, &sql).await,
+                Some(t) => per_partition(engine, &t, &sql).await,
                 None => Ok(BTreeMap::new()),
             }
         }
@@ -231,8 +234,8 @@ pub async fn verify_against(
         }
         diff.partitions.push(d);
     }
-    diff.aggregates = aggregates(&l, &g, &predicate).await?;
-    diff.table_partitions = table_partitions(&l, &g, &predicate).await?;
+    diff.aggregates = aggregates(&engine, &l, &g, &predicate).await?;
+    diff.table_partitions = table_partitions(&engine, &l, &g, &predicate).await?;
     record(location, &g_name, diff).await
 }
 
@@ -301,37 +304,36 @@ fn schema_changes(l: &DeltaTable, g: &DeltaTable) -> Result<Vec<String>, LakeErr
     Ok(out)
 }
 
-async fn context(t: &DeltaTable) -> Result<SessionContext, LakeError> {
-    let ctx = SessionContext::new();
-    let provider = t
-        .table_provider()
-        .await
-        .map_err(|e| LakeError::Config(format!("cannot read the table: {e}")))?;
-    ctx.register_table("rows", provider)
-        .map_err(|e| LakeError::Config(format!("cannot read the table: {e}")))?;
-    Ok(ctx)
+fn compare_err(e: crate::sql::SqlError) -> LakeError {
+    LakeError::Config(format!("cannot compare the generations: {e}"))
 }
 
-async fn collect(t: &DeltaTable, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, LakeError> {
-    let ctx = context(t).await?;
-    let fail = |e: deltalake::datafusion::error::DataFusionError| {
-        LakeError::Config(format!("cannot compare the generations: {e}"))
-    };
-    ctx.sql(sql)
+/// Runs `sql` with `rows` bound to `t` (at its loaded version), through
+/// the lake's SQL engine like every other lake query.
+async fn collect(
+    engine: &SqlEngine,
+    t: &DeltaTable,
+    sql: &str,
+) -> Result<Vec<arrow::array::RecordBatch>, LakeError> {
+    let bound = BTreeMap::from([("rows".to_string(), Bound::Table(t.clone()))]);
+    let answer = engine
+        .plan_bound(sql, &bound)
         .await
-        .map_err(fail)?
-        .collect()
+        .map_err(compare_err)?
+        .collect(None)
         .await
-        .map_err(fail)
+        .map_err(compare_err)?;
+    Ok(answer.batches)
 }
 
 /// `(topic, partition) → n` from a query returning `t, p, n`.
 async fn per_partition(
+    engine: &SqlEngine,
     t: &DeltaTable,
     sql: &str,
 ) -> Result<BTreeMap<(String, i32), u64>, LakeError> {
     let mut out = BTreeMap::new();
-    for b in collect(t, sql).await? {
+    for b in collect(engine, t, sql).await? {
         let topics = cast(b.column(0), &DataType::Utf8)?;
         let parts = cast(b.column(1), &DataType::Int64)?;
         let n = cast(b.column(2), &DataType::Int64)?;
@@ -353,6 +355,7 @@ async fn per_partition(
 /// Sums of the numeric columns both tables have (Kafka coordinates aside)
 /// that differ over the common range.
 async fn aggregates(
+    engine: &SqlEngine,
     l: &DeltaTable,
     g: &DeltaTable,
     predicate: &str,
@@ -391,7 +394,10 @@ async fn aggregates(
             })
             .collect()
     };
-    let (lv, gv) = (row(collect(l, &sql).await?)?, row(collect(g, &sql).await?)?);
+    let (lv, gv) = (
+        row(collect(engine, l, &sql).await?)?,
+        row(collect(engine, g, &sql).await?)?,
+    );
     Ok(both
         .into_iter()
         .zip(lv.into_iter().zip(gv))
@@ -407,6 +413,7 @@ async fn aggregates(
 /// Table partitions (`nation=FR/…`) whose row counts over the common range
 /// differ, when both tables are partitioned the same way (at most 20).
 async fn table_partitions(
+    engine: &SqlEngine,
     l: &DeltaTable,
     g: &DeltaTable,
     predicate: &str,
@@ -441,8 +448,8 @@ async fn table_partitions(
             Ok(out)
         };
     let (lc, gc) = (
-        counts(collect(l, &sql).await?)?,
-        counts(collect(g, &sql).await?)?,
+        counts(collect(engine, l, &sql).await?)?,
+        counts(collect(engine, g, &sql).await?)?,
     );
     let keys: BTreeSet<&String> = lc.keys().chain(gc.keys()).collect();
     Ok(keys
