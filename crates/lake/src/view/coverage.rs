@@ -99,46 +99,6 @@ impl Coverage {
         past.join(" OR ")
     }
 
-    /// Where a stream table's file lies against the mark, from its log
-    /// statistics (min and max of `_topic`, `_partition`, `_offset`): a
-    /// file of one topic-partition wholly past or wholly within it needs
-    /// no row to be tested — what a query of the speed layer mostly
-    /// reads, the writer's files since the batch, then skips the
-    /// predicate (and its per-file statistics and bloom filter checks).
-    pub fn classify(&self, stats: Option<&str>) -> Side {
-        let Some(stats) = stats.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        else {
-            return Side::Mixed;
-        };
-        let (min, max) = (&stats["minValues"], &stats["maxValues"]);
-        let (Some(topic), Some(max_topic)) = (min[COL_TOPIC].as_str(), max[COL_TOPIC].as_str())
-        else {
-            return Side::Mixed;
-        };
-        let (Some(part), Some(max_part)) =
-            (min[COL_PARTITION].as_i64(), max[COL_PARTITION].as_i64())
-        else {
-            return Side::Mixed;
-        };
-        let (Some(low), Some(high)) = (min[COL_OFFSET].as_i64(), max[COL_OFFSET].as_i64()) else {
-            return Side::Mixed;
-        };
-        if topic != max_topic || part != max_part {
-            return Side::Mixed;
-        }
-        let Ok(part) = i32::try_from(part) else {
-            return Side::Mixed;
-        };
-        match self.offsets.get(&(topic.to_string(), part)) {
-            // A topic-partition the batch never saw: all past (as the
-            // predicate's NOT IN branches say).
-            None => Side::Past,
-            Some(h) if low > *h => Side::Past,
-            Some(h) if high <= *h => Side::Within,
-            Some(_) => Side::Mixed,
-        }
-    }
-
     /// Said for a reader: `users@12 (offsets users/0 ≤ 41, users/1 ≤ 38)`.
     pub fn describe(&self, source: &str) -> String {
         if self.offsets.is_empty() {
@@ -151,17 +111,6 @@ impl Coverage {
             .collect();
         format!("{source}@{} (offsets {})", self.version, marks.join(", "))
     }
-}
-
-/// A file against a batch's mark ([`Coverage::classify`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// Every row is past the mark (speed).
-    Past,
-    /// Every row is within it (batch).
-    Within,
-    /// Some of each, or the statistics do not say.
-    Mixed,
 }
 
 /// Whether a table's columns are a stream table's (rows keyed by offset).
@@ -211,41 +160,5 @@ mod tests {
             c.describe("users"),
             "users@12 (offsets users/0 ≤ 41, users/1 ≤ 38)"
         );
-    }
-
-    #[test]
-    fn files_are_placed_against_the_mark_by_their_statistics() {
-        let c = Coverage {
-            version: 3,
-            offsets: BTreeMap::from([(("users".into(), 0), 41)]),
-        };
-        let file = |topics: (&str, &str), parts: (i32, i32), offsets: (i64, i64)| {
-            serde_json::json!({
-                "numRecords": 5,
-                "minValues": {"_topic": topics.0, "_partition": parts.0, "_offset": offsets.0},
-                "maxValues": {"_topic": topics.1, "_partition": parts.1, "_offset": offsets.1},
-            })
-            .to_string()
-        };
-        let side = |s: String| c.classify(Some(&s));
-        assert_eq!(side(file(("users", "users"), (0, 0), (42, 90))), Side::Past);
-        assert_eq!(
-            side(file(("users", "users"), (0, 0), (0, 41))),
-            Side::Within
-        );
-        assert_eq!(
-            side(file(("users", "users"), (0, 0), (30, 50))),
-            Side::Mixed
-        );
-        // Another partition or topic than the batch saw: past.
-        assert_eq!(side(file(("users", "users"), (1, 1), (0, 9))), Side::Past);
-        assert_eq!(side(file(("other", "other"), (0, 0), (0, 9))), Side::Past);
-        // Several partitions in one file (a compaction), or no statistics.
-        assert_eq!(
-            side(file(("users", "users"), (0, 1), (42, 90))),
-            Side::Mixed
-        );
-        assert_eq!(c.classify(None), Side::Mixed);
-        assert_eq!(c.classify(Some("{\"numRecords\": 5}")), Side::Mixed);
     }
 }

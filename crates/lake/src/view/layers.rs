@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use deltalake::DeltaTable;
 
-use super::coverage::{Coverage, Side, keyed_by_offset};
+use super::coverage::{Coverage, keyed_by_offset};
 use super::spec::{LAYERS, Merge, ViewSpec};
 use crate::LakeError;
 use crate::sql::write::quote_ident;
@@ -131,30 +131,12 @@ async fn speed(spec: &ViewSpec, o: &Opened) -> Result<Speed, LakeError> {
         )),
     };
     let rows = match rows {
-        // Files wholly past the mark need no row tested, files wholly
-        // within it none read; the predicate only when a file straddles.
-        Some(Bound::Files { table, files }) if keyed => {
-            let mut straddle = false;
-            let files: Vec<_> = files
-                .into_iter()
-                .filter(|f| match coverage.classify(f.stats.as_deref()) {
-                    Side::Past => true,
-                    Side::Within => false,
-                    Side::Mixed => {
-                        straddle = true;
-                        true
-                    }
-                })
-                .collect();
-            let rows = Bound::Files { table, files };
-            Some(if straddle {
-                Bound::Where {
-                    rows: Box::new(rows),
-                    predicate: coverage.speed_predicate(),
-                }
-            } else {
-                rows
-            })
+        // A writer's append after the batch holds only offsets past the
+        // mark (each of its commits is fenced on the offsets before it),
+        // so the speed rows need no test unless a compaction's files,
+        // which may hold older rows, are among them.
+        Some(Bound::Files { table, files }) if keyed && files.iter().all(|f| f.data_change) => {
+            Some(Bound::Files { table, files })
         }
         Some(rows) if keyed => Some(Bound::Where {
             rows: Box::new(rows),
