@@ -39,35 +39,7 @@ helper="$PWD/target/release/examples/lake_bench"
 
 source bench/lib.sh
 
-start_tansu "$work/tansu.log"
-"$helper" create "$bootstrap" users 8
-"$helper" produce "$bootstrap" users "$RECORDS" >"$work/produce.out"
-
-cd "$work"
-mkdir dags
-cat >tributary.toml <<EOF
-database_url = "sqlite://$work/meta.db"
-[kafka]
-bootstrap_servers = "$bootstrap"
-[lake]
-url = "lake"
-[metrics]
-bind = "off"
-[[stream]]
-name = "users"
-topics = ["users"]
-table = "users"
-schema = "random_user"
-partition_by = ["nation", "date(event_time)"]
-memory_budget = "256MiB"
-rotation = { max_rows = 1000000, max_bytes = "128MiB", max_age = "1s" }
-EOF
-
-timed() { # output file, command… → runs it, writes "elapsed user sys"
-  local out=$1
-  shift
-  /usr/bin/time -f "%e %U %S" -o "$out" "$@"
-}
+users_project "$RECORDS"
 
 timed "$work/writer.time" "$bin" stream run users --until-caught-up >"$work/writer.out" 2>&1
 read -r w_el w_us w_sy <"$work/writer.time"

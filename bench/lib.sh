@@ -18,3 +18,40 @@ start_tansu() {
   wait_port "$port"
   bootstrap="127.0.0.1:$port"
 }
+
+# Starts Tansu, makes topic `users` (8 partitions) holding $1 random-user
+# records (via $helper, logs under $work), then a project in $work (cd
+# there) whose tributary.toml streams them into the `users` table; a
+# bench appends its own declarations.
+users_project() {
+  start_tansu "$work/tansu.log"
+  "$helper" create "$bootstrap" users 8
+  "$helper" produce "$bootstrap" users "$1" >"$work/produce.out"
+  cd "$work"
+  mkdir -p dags
+  cat >tributary.toml <<TOML
+database_url = "sqlite://$work/meta.db"
+[kafka]
+bootstrap_servers = "$bootstrap"
+[lake]
+url = "lake"
+[metrics]
+bind = "off"
+[[stream]]
+name = "users"
+topics = ["users"]
+table = "users"
+schema = "random_user"
+partition_by = ["nation", "date(event_time)"]
+memory_budget = "256MiB"
+rotation = { max_rows = 1000000, max_bytes = "128MiB", max_age = "1s" }
+TOML
+}
+
+# Runs a command (after the output file), writing "elapsed user sys" to
+# that file.
+timed() {
+  local out=$1
+  shift
+  /usr/bin/time -f "%e %U %S" -o "$out" "$@"
+}

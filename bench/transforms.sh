@@ -65,28 +65,8 @@ PY
 
 source bench/lib.sh
 
-start_tansu "$work/tansu.log"
-"$helper" create "$bootstrap" users 8
-"$helper" produce "$bootstrap" users "$RECORDS" >"$work/produce.out"
-
-cd "$work"
-mkdir dags
-cat >tributary.toml <<EOF
-database_url = "sqlite://$work/meta.db"
-[kafka]
-bootstrap_servers = "$bootstrap"
-[lake]
-url = "lake"
-[metrics]
-bind = "off"
-[[stream]]
-name = "users"
-topics = ["users"]
-table = "users"
-schema = "random_user"
-partition_by = ["nation", "date(event_time)"]
-memory_budget = "256MiB"
-rotation = { max_rows = 1000000, max_bytes = "128MiB", max_age = "1s" }
+users_project "$RECORDS"
+cat >>tributary.toml <<EOF
 
 [[transform]]
 name = "users_enriched"
@@ -118,11 +98,6 @@ sys.stdout.flush()
 os._exit(0)
 PY
 
-timed() { # output file, command… → runs it, writes "elapsed user sys"
-  local out=$1
-  shift
-  /usr/bin/time -f "%e %U %S" -o "$out" "$@"
-}
 
 timed "$work/writer.time" "$bin" stream run users --until-caught-up >"$work/writer.out" 2>&1
 rows=$("$bin" sql "SELECT count(*) AS n FROM users" -o csv | tail -1)

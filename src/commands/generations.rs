@@ -163,10 +163,10 @@ async fn run_replay(
             .await??;
     // Offsets to read per partition: from where the replay starts (or the
     // table's offset, when resuming) to the end seen now.
-    let done_at_start = lake::tools::describe(location, &r.spec.table, Some(&r.spec.name), 0)
-        .await
-        .map(|i| i.offsets)
-        .unwrap_or_default();
+    let table = location.open_existing(&r.spec.table).await?;
+    let done_at_start = lake::table::DeltaTableHandle::new(&r.spec.table, table)
+        .await?
+        .stream_offsets(&r.spec.name);
     let mut total = 0i64;
     let mut base = 0i64;
     for (tp, range) in &ranges {
@@ -178,7 +178,7 @@ async fn run_replay(
             .unwrap_or(range.start)
             .max(range.start);
         total += (range.end - start).max(0);
-        if let Some(c) = done_at_start.get(&format!("{}/{}", tp.topic, tp.partition)) {
+        if let Some(c) = done_at_start.get(&(tp.topic.to_string(), tp.partition)) {
             base += (c + 1 - start).clamp(0, range.end - start);
         }
     }

@@ -292,15 +292,27 @@ pub fn s3_lake(prefix: &str) -> (String, String, String) {
     (format!("s3://{bucket}/lake"), storage, endpoint)
 }
 
+/// Runs a Python script with arguments; it must succeed. The number it
+/// prints. `what` names it in the failure.
+fn python_number(script: &str, args: &[&str], what: &str) -> u64 {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed (./scripts/test.sh installs deltalake and pyarrow):\n{}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().parse().unwrap()
+}
+
 /// Rows of a local Delta table as Python `deltalake` reads them.
 pub fn python_rows(path: &std::path::Path) -> u64 {
     let script = "import sys, os\nfrom deltalake import DeltaTable\nprint(DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows)\nsys.stdout.flush()\nos._exit(0)";
-    let out = Command::new("python3")
-        .args(["-c", script, path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).trim().parse().unwrap()
+    python_number(script, &[path.to_str().unwrap()], "python deltalake reader")
 }
 
 /// Writes rows (JSON objects, one column each key) to a local Delta table
@@ -316,22 +328,11 @@ print(DeltaTable(sys.argv[1]).version())
 sys.stdout.flush()
 os._exit(0)
 "#;
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            path.to_str().unwrap(),
-            &rows.to_string(),
-            mode,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python deltalake writer failed (./scripts/test.sh installs deltalake and pyarrow):\n{}",
-        text(&out.stderr)
-    );
-    text(&out.stdout).trim().parse().unwrap()
+    python_number(
+        script,
+        &[path.to_str().unwrap(), &rows.to_string(), mode],
+        "python deltalake writer",
+    )
 }
 
 /// Deletes the rows where `predicate` holds from a local Delta table with
@@ -347,16 +348,11 @@ print(DeltaTable(sys.argv[1]).version())
 sys.stdout.flush()
 os._exit(0)
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, path.to_str().unwrap(), predicate])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python deltalake delete failed (./scripts/test.sh installs deltalake):\n{}",
-        text(&out.stderr)
-    );
-    text(&out.stdout).trim().parse().unwrap()
+    python_number(
+        script,
+        &[path.to_str().unwrap(), predicate],
+        "python deltalake delete",
+    )
 }
 
 /// Rows of a Delta table on the moto S3 server, read by Python `deltalake`.
@@ -370,10 +366,5 @@ print(DeltaTable(sys.argv[1], storage_options=opts).to_pyarrow_table().num_rows)
 sys.stdout.flush()
 os._exit(0)
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, table, endpoint])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).trim().parse().unwrap()
+    python_number(script, &[table, endpoint], "python deltalake reader (S3)")
 }

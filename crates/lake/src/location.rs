@@ -216,6 +216,21 @@ impl Location {
         }
     }
 
+    /// Opens an existing table at its latest version; no table there is
+    /// [`LakeError::NoTable`].
+    pub async fn open_existing(&self, table: &str) -> Result<DeltaTable, LakeError> {
+        self.open(table)
+            .await?
+            .ok_or_else(|| LakeError::NoTable(table.to_string(), self.table_url(table).to_string()))
+    }
+
+    /// Opens a table at a version.
+    pub async fn open_at(&self, table: &str, version: u64) -> Result<DeltaTable, LakeError> {
+        let mut t = self.builder(table)?.build()?;
+        t.load_version(version).await?;
+        Ok(t)
+    }
+
     /// Creates a local table's folder (object stores need none).
     pub fn create_folder(&self, table: &str) -> Result<(), LakeError> {
         let url = self.table_url(table);

@@ -82,13 +82,6 @@ fn partition_path(
         .join("/")
 }
 
-async fn open_existing(location: &Location, table: &str) -> Result<DeltaTable, LakeError> {
-    location
-        .open(table)
-        .await?
-        .ok_or_else(|| LakeError::NoTable(table.to_string(), location.table_url(table).to_string()))
-}
-
 /// Describes a table: versions, files, rows, partitions and the stream's
 /// offsets (of `stream`, or of every stream that wrote to it).
 pub async fn describe(
@@ -97,7 +90,7 @@ pub async fn describe(
     stream: Option<&str>,
     history: usize,
 ) -> Result<TableInfo, LakeError> {
-    let t = open_existing(location, table).await?;
+    let t = location.open_existing(table).await?;
     let snap = t.snapshot()?;
     let columns = snap.metadata().partition_columns().to_vec();
     let mut info = TableInfo {
@@ -282,7 +275,7 @@ pub async fn verify(
     dead_letter: Option<&str>,
     stream: Option<&str>,
 ) -> Result<VerifyReport, LakeError> {
-    let t = open_existing(location, table).await?;
+    let t = location.open_existing(table).await?;
     let (main, rows_read, rows_in_log) = coordinates(&t).await?;
     let (dlq, rejected_read) = match dead_letter {
         Some(d) => match location.open(d).await? {
@@ -530,7 +523,7 @@ pub async fn optimize(
     zorder_by: &[String],
 ) -> Result<OptimizeReport, LakeError> {
     use deltalake::operations::optimize::OptimizeType;
-    let t = open_existing(location, table).await?;
+    let t = location.open_existing(table).await?;
     let target = std::num::NonZeroU64::new(target_size.max(1)).expect("at least 1");
     let kind = if zorder_by.is_empty() {
         OptimizeType::Compact
@@ -554,7 +547,7 @@ pub async fn optimize(
 /// its whole state, so readers replay no more JSON commits than those
 /// after it); returns that version.
 pub async fn checkpoint(location: &Location, table: &str) -> Result<u64, LakeError> {
-    let t = open_existing(location, table).await?;
+    let t = location.open_existing(table).await?;
     deltalake::checkpoints::create_checkpoint(&t, None).await?;
     Ok(t.version().unwrap_or(0))
 }
@@ -567,7 +560,7 @@ pub async fn vacuum(
     retention: Duration,
     dry_run: bool,
 ) -> Result<Vec<String>, LakeError> {
-    let t = open_existing(location, table).await?;
+    let t = location.open_existing(table).await?;
     let (_, metrics) = t
         .vacuum()
         .with_retention_period(

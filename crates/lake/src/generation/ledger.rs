@@ -18,7 +18,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::table::OffsetUpdate;
+use deltalake::DeltaTable;
+
+use crate::LakeError;
+use crate::table::{DeltaTableHandle, OffsetUpdate};
 
 /// The app id of the current generation.
 pub const CURRENT: &str = "tributary-generation";
@@ -52,6 +55,17 @@ pub fn parse_generation(text: &str) -> Option<u32> {
         return None;
     }
     n.parse().ok().filter(|n| *n >= 1)
+}
+
+/// Where a generation's rows are read ([`Ledger::source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The live table, latest.
+    Live,
+    /// The live table at this version.
+    LiveAt(u64),
+    /// Its own table (`storage_name`), never swapped in.
+    Own,
 }
 
 /// The generation ledger as of one live version.
@@ -101,6 +115,26 @@ impl Ledger {
             }
         }
         l
+    }
+
+    /// The ledger of a table as loaded.
+    pub async fn of(name: &str, table: &DeltaTable) -> Result<Ledger, LakeError> {
+        Ok(Ledger::read(
+            DeltaTableHandle::new(name, table.clone()).await?.txns(),
+        ))
+    }
+
+    /// Where generation `n`'s rows are read: the live table while it is
+    /// current, the live table at its last version while current once,
+    /// else its own table.
+    pub fn source(&self, n: u32) -> Source {
+        if n == self.current {
+            Source::Live
+        } else if let Some(v) = self.until.get(&n) {
+            Source::LiveAt(*v)
+        } else {
+            Source::Own
+        }
     }
 
     /// Whether generation `n` has ever been the live table's.

@@ -17,14 +17,14 @@ pub mod verify;
 
 use chrono::{DateTime, Utc};
 
-pub use ledger::{Ledger, parse_generation, storage_name};
+pub use ledger::{Ledger, Source, parse_generation, storage_name};
 pub use replay::{Replay, ReplayFrom, ReplayRequest, open_generation, prepare};
 pub use swap::{SwapOptions, SwitchReport, rollback, swap};
 pub use verify::{GenerationDiff, verify_against};
 
 use crate::LakeError;
 use crate::table::{DeltaTableHandle, Location};
-use crate::transform::changes::commit_time;
+use crate::transform::changes::{commit_time, table_rows};
 
 /// Where a generation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -70,13 +70,8 @@ pub async fn generations(
     location: &Location,
     table: &str,
 ) -> Result<Vec<GenerationInfo>, LakeError> {
-    let Some(live) = location.open(table).await? else {
-        return Err(LakeError::NoTable(
-            table.to_string(),
-            location.table_url(table).to_string(),
-        ));
-    };
-    let ledger = Ledger::read(DeltaTableHandle::new(table, live.clone()).await?.txns());
+    let live = location.open_existing(table).await?;
+    let ledger = Ledger::of(table, &live).await?;
     let stored = replay::stored(location, table).await?;
     let top = stored.last().copied().unwrap_or(1).max(ledger.current);
     let mut out = Vec::new();
@@ -96,14 +91,10 @@ pub async fn generations(
         } else {
             State::Replayed
         };
-        let (read_name, read) = match (state, ledger.until.get(&n)) {
-            (State::Current, _) => (table.to_string(), live.clone()),
-            (_, Some(until)) => {
-                let mut t = location.builder(table)?.build()?;
-                t.load_version(*until).await?;
-                (table.to_string(), t)
-            }
-            _ => match &own {
+        let (read_name, read) = match ledger.source(n) {
+            Source::Live => (table.to_string(), live.clone()),
+            Source::LiveAt(v) => (table.to_string(), location.open_at(table, v).await?),
+            Source::Own => match &own {
                 Some((name, t)) => (name.clone(), t.clone()),
                 None => continue,
             },
@@ -112,13 +103,7 @@ pub async fn generations(
         let (created, made_by, verified) = match &own {
             Some((name, t)) => {
                 let h = DeltaTableHandle::new(name, t.clone()).await?;
-                let passed = h.txns().get(verify::VERIFIED).copied();
-                let failed = h.txns().get(verify::VERIFY_FAILED).copied();
-                let verified = match (passed, failed) {
-                    (None, None) => None,
-                    (p, Some(f)) if p.is_none_or(|p| p < f) => Some(false),
-                    _ => Some(true),
-                };
+                let verified = verify::verdict(&h).map(|(passed, _)| passed);
                 let made_by = t
                     .snapshot()?
                     .metadata()
@@ -139,11 +124,7 @@ pub async fn generations(
             state,
             table: read_name,
             version: read.version().unwrap_or(0),
-            rows: snap
-                .log_data()
-                .iter()
-                .map(|f| f.num_records().unwrap_or(0) as u64)
-                .sum(),
+            rows: table_rows(&read)?,
             files: snap.log_data().num_files() as u64,
             created,
             made_by,

@@ -20,7 +20,7 @@ use crate::LakeError;
 use crate::config::StreamSpec;
 use crate::kafka::{KafkaSource, OffsetReader};
 use crate::schema::dead_letter_schema;
-use crate::table::{DeltaTableHandle, Location};
+use crate::table::Location;
 
 /// Table property: the generation's number.
 pub const PROP_GENERATION: &str = "tributary.generation";
@@ -181,13 +181,8 @@ pub async fn prepare(
             live.topics.join(", ")
         )));
     }
-    let Some(table) = location.open(&live.table).await? else {
-        return Err(LakeError::NoTable(
-            live.table.clone(),
-            location.table_url(&live.table).to_string(),
-        ));
-    };
-    let ledger = Ledger::read(DeltaTableHandle::new(&live.table, table).await?.txns());
+    let table = location.open_existing(&live.table).await?;
+    let ledger = Ledger::of(&live.table, &table).await?;
     let stored = stored(location, &live.table).await?;
     let top = stored.last().copied().unwrap_or(1);
     let parts: Vec<String> = req

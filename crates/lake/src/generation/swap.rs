@@ -25,6 +25,7 @@ use crate::config::StreamSpec;
 use crate::kafka::KafkaSource;
 use crate::metrics::StreamMetrics;
 use crate::table::{DeltaTableHandle, Location};
+use crate::transform::changes::table_rows;
 use crate::writer::{WriterOptions, run};
 
 /// How long a generation's follower waits before flushing while a swap
@@ -89,9 +90,7 @@ async fn handle(location: &Location, table: &str) -> Result<Option<DeltaTableHan
 }
 
 async fn must(location: &Location, table: &str) -> Result<DeltaTableHandle, LakeError> {
-    handle(location, table)
-        .await?
-        .ok_or_else(|| LakeError::NoTable(table.to_string(), location.table_url(table).to_string()))
+    DeltaTableHandle::new(table, location.open_existing(table).await?).await
 }
 
 /// Whether `generation` holds every offset `live` holds.
@@ -225,21 +224,58 @@ pub async fn swap(o: SwapOptions, stop: CancellationToken) -> Result<SwitchRepor
     };
     follower_stop.cancel();
     let _ = follower.await;
-    let (version, removed, commit_ms) = outcome?;
-    let snapshot = live.table().snapshot()?;
+    let (version, files_removed, commit_ms) = outcome?;
+    report(
+        &live,
+        &name,
+        started,
+        Switch {
+            from,
+            to: n,
+            version,
+            files_removed,
+            attempts,
+            commit_ms,
+            dead_letters_version,
+        },
+    )
+}
+
+/// What a switch did, before the table is read for the rest.
+struct Switch {
+    from: u32,
+    to: u32,
+    version: u64,
+    files_removed: u64,
+    attempts: u32,
+    commit_ms: u64,
+    dead_letters_version: Option<u64>,
+}
+
+/// The report of a switch of `h` that began at `started`.
+fn report(
+    h: &DeltaTableHandle,
+    stream: &str,
+    started: Instant,
+    s: Switch,
+) -> Result<SwitchReport, LakeError> {
     Ok(SwitchReport {
-        table,
-        from,
-        to: n,
-        version,
-        files_removed: removed,
-        files_added: snapshot.log_data().num_files() as u64,
-        rows: rows_of(live.table())?,
-        offsets: offsets_text(&live, &name),
-        attempts,
-        waited_ms: started.elapsed().as_millis() as u64 - commit_ms,
-        commit_ms,
-        dead_letters_version,
+        table: h.name().to_string(),
+        from: s.from,
+        to: s.to,
+        version: s.version,
+        files_removed: s.files_removed,
+        files_added: h.table().snapshot()?.log_data().num_files() as u64,
+        rows: table_rows(h.table())?,
+        offsets: h
+            .stream_offsets(stream)
+            .into_iter()
+            .map(|((t, p), o)| (format!("{t}/{p}"), o))
+            .collect(),
+        attempts: s.attempts,
+        waited_ms: started.elapsed().as_millis() as u64 - s.commit_ms,
+        commit_ms: s.commit_ms,
+        dead_letters_version: s.dead_letters_version,
     })
 }
 
@@ -265,23 +301,22 @@ pub async fn rollback(location: &Location, live: &StreamSpec) -> Result<SwitchRe
             dead_letters_version = Some(v);
         }
     }
-    let removed = main.table().snapshot()?.log_data().num_files() as u64;
+    let files_removed = main.table().snapshot()?.log_data().num_files() as u64;
     let (version, attempts, commit_ms) = switch_back(location, &mut main, &name, to).await?;
-    let snapshot = main.table().snapshot()?;
-    Ok(SwitchReport {
-        table: live.table.clone(),
-        from: ledger.current,
-        to,
-        version,
-        files_removed: removed,
-        files_added: snapshot.log_data().num_files() as u64,
-        rows: rows_of(main.table())?,
-        offsets: offsets_text(&main, &name),
-        attempts,
-        waited_ms: started.elapsed().as_millis() as u64 - commit_ms,
-        commit_ms,
-        dead_letters_version,
-    })
+    report(
+        &main,
+        &name,
+        started,
+        Switch {
+            from: ledger.current,
+            to,
+            version,
+            files_removed,
+            attempts,
+            commit_ms,
+            dead_letters_version,
+        },
+    )
 }
 
 /// Switches a table back to generation `to` as of its last live version:
@@ -299,9 +334,7 @@ async fn switch_back(
             h.name()
         )));
     };
-    let mut old = location.builder(h.name())?.build()?;
-    old.load_version(until).await?;
-    let old = DeltaTableHandle::new(h.name(), old).await?;
+    let old = DeltaTableHandle::new(h.name(), location.open_at(h.name(), until).await?).await?;
     let files = files_of(old.table(), "")?;
     check_files_exist(location, h.name(), &files).await?;
     let target = Target {
@@ -357,20 +390,4 @@ async fn check_files_exist(
         )));
     }
     Ok(())
-}
-
-fn rows_of(table: &deltalake::DeltaTable) -> Result<u64, LakeError> {
-    Ok(table
-        .snapshot()?
-        .log_data()
-        .iter()
-        .map(|f| f.num_records().unwrap_or(0) as u64)
-        .sum())
-}
-
-fn offsets_text(h: &DeltaTableHandle, stream: &str) -> BTreeMap<String, i64> {
-    h.stream_offsets(stream)
-        .into_iter()
-        .map(|((t, p), o)| (format!("{t}/{p}"), o))
-        .collect()
 }

@@ -19,6 +19,7 @@ use super::ledger::Ledger;
 use crate::LakeError;
 use crate::fingerprint::{fingerprint_id, parse_fingerprint_id};
 use crate::table::{CommitOutcome, DeltaTableHandle, OffsetUpdate, app_id};
+use crate::transform::changes::snapshot_files;
 
 /// What a table switches to.
 #[derive(Debug, Clone)]
@@ -64,20 +65,13 @@ pub enum Switched {
 /// table's folder: `prefix` is where the table lies under it (empty for
 /// the live table itself).
 pub fn files_of(table: &DeltaTable, prefix: &str) -> Result<Vec<Add>, LakeError> {
-    let snapshot = table.snapshot()?;
-    Ok(snapshot
-        .log_data()
-        .iter()
-        .map(|f| {
-            #[allow(deprecated)]
-            let mut add = f.add_action();
-            if !prefix.is_empty() {
-                add.path = format!("{prefix}/{}", add.path);
-            }
-            add.data_change = true;
-            add
-        })
-        .collect())
+    let mut files = snapshot_files(table)?.files;
+    if !prefix.is_empty() {
+        for add in &mut files {
+            add.path = format!("{prefix}/{}", add.path);
+        }
+    }
+    Ok(files)
 }
 
 /// Makes `live` hold `target`, if it is still at version `read` with the

@@ -31,20 +31,29 @@ pub const VERIFIED: &str = "tributary-verified";
 /// App id of the last generation version that failed it.
 pub const VERIFY_FAILED: &str = "tributary-verify-failed";
 
+/// A generation's last verification, from its log: whether it passed and
+/// the version it verified; `None` when it was never verified.
+pub fn verdict(g: &DeltaTableHandle) -> Option<(bool, i64)> {
+    let passed = g.txns().get(VERIFIED).copied();
+    match (passed, g.txns().get(VERIFY_FAILED).copied()) {
+        (None, None) => None,
+        (p, Some(f)) if p.is_none_or(|p| p < f) => Some((false, f)),
+        (p, _) => p.map(|p| (true, p)),
+    }
+}
+
 /// Refuses a generation whose last verification is missing or failed.
 pub fn verified(g: &DeltaTableHandle, table: &str, n: u32) -> Result<(), LakeError> {
-    let passed = g.txns().get(VERIFIED).copied();
-    let failed = g.txns().get(VERIFY_FAILED).copied();
     let hint =
         format!("run `tributary lake verify {table}@v{n} --against {table}`, or swap with --force");
-    match (passed, failed) {
-        (None, None) => Err(LakeError::Config(format!(
+    match verdict(g) {
+        None => Err(LakeError::Config(format!(
             "{table}@v{n} has not been verified: {hint}"
         ))),
-        (p, Some(f)) if p.is_none_or(|p| p < f) => Err(LakeError::Config(format!(
+        Some((false, f)) => Err(LakeError::Config(format!(
             "{table}@v{n} failed verification at its version {f}: {hint}"
         ))),
-        _ => Ok(()),
+        Some((true, _)) => Ok(()),
     }
 }
 
@@ -112,12 +121,6 @@ pub async fn verify_against(
     let g_name = storage_name(&live.table, n);
     let g_dlq = storage_name(&live.dead_letter_table, n);
     let check = verify(location, &g_name, Some(&g_dlq), Some(&live.name)).await?;
-    let open = |name: String| async move {
-        location
-            .open(&name)
-            .await?
-            .ok_or_else(|| LakeError::NoTable(name.clone(), location.table_url(&name).to_string()))
-    };
     let live_check = verify(
         location,
         &live.table,
@@ -128,11 +131,11 @@ pub async fn verify_against(
     // The versions the checks read; the dead-letter tables after them
     // (they are committed first, so they hold every rejected record up to
     // those versions' offsets).
-    let mut g = open(g_name.clone()).await?;
+    let mut g = location.open_existing(&g_name).await?;
     g.load_version(check.version).await?;
-    let mut l = open(live.table.clone()).await?;
+    let mut l = location.open_existing(&live.table).await?;
     l.load_version(live_check.version).await?;
-    let against = Ledger::read(DeltaTableHandle::new(&live.table, l.clone()).await?.txns()).current;
+    let against = Ledger::of(&live.table, &l).await?.current;
     let g_dl = location.open(&g_dlq).await?;
     let l_dl = location.open(&live.dead_letter_table).await?;
     let mut diff = GenerationDiff {
@@ -245,11 +248,7 @@ async fn record(
     g_name: &str,
     diff: GenerationDiff,
 ) -> Result<GenerationDiff, LakeError> {
-    let t = location
-        .open(g_name)
-        .await?
-        .ok_or_else(|| LakeError::NoTable(g_name.into(), location.table_url(g_name).to_string()))?;
-    let mut h = DeltaTableHandle::new(g_name, t).await?;
+    let mut h = DeltaTableHandle::new(g_name, location.open_existing(g_name).await?).await?;
     let id = if diff.ok() { VERIFIED } else { VERIFY_FAILED };
     let update = OffsetUpdate {
         app_id: id.to_string(),

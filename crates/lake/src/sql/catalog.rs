@@ -300,9 +300,7 @@ impl LakeCatalog {
                 .load_with_datetime(at)
                 .await
                 .map_err(|e| (format!("no version at or before {}", at.to_rfc3339()), e)),
-            AsOf::Latest | AsOf::Generation(_) => {
-                t.load().await.map_err(|e| ("cannot load".to_string(), e))
-            }
+            AsOf::Latest | AsOf::Generation(_) => unreachable!("opened above"),
         };
         loaded.map_err(|(what, e)| {
             LakeError::Config(format!(
@@ -317,29 +315,18 @@ impl LakeCatalog {
     /// Generation `n` of a table: the live table while it is current, the
     /// live table at its last version while current, else its own table.
     async fn generation(&self, name: &str, n: u32) -> Result<DeltaTable, LakeError> {
-        use crate::generation::{Ledger, storage_name};
+        use crate::generation::{Ledger, Source, storage_name};
         let location = self.location(name);
         let live = self
             .latest(name)
             .await?
             .ok_or_else(|| LakeError::Config(format!("no table {name}")))?;
-        let ledger = Ledger::read(
-            crate::table::DeltaTableHandle::new(name, live.clone())
-                .await?
-                .txns(),
-        );
-        if n == ledger.current {
-            return Ok(live);
-        }
-        if let Some(until) = ledger.until.get(&n) {
-            let mut t = location.builder(name)?.build()?;
-            t.load_version(*until).await?;
-            return Ok(t);
-        }
-        let own = if n >= 2 {
-            location.open(&storage_name(name, n)).await?
-        } else {
-            None
+        let ledger = Ledger::of(name, &live).await?;
+        let own = match ledger.source(n) {
+            Source::Live => return Ok(live),
+            Source::LiveAt(v) => return location.open_at(name, v).await,
+            Source::Own if n >= 2 => location.open(&storage_name(name, n)).await?,
+            Source::Own => None,
         };
         own.ok_or_else(|| {
             LakeError::Config(format!(

@@ -174,6 +174,16 @@ pub fn snapshot_files(table: &DeltaTable) -> Result<Appended, LakeError> {
     Ok(out)
 }
 
+/// Rows of a table as loaded (from the log's statistics).
+pub fn table_rows(table: &DeltaTable) -> Result<u64, LakeError> {
+    Ok(table
+        .snapshot()?
+        .log_data()
+        .iter()
+        .map(|f| f.num_records().unwrap_or(0) as u64)
+        .sum())
+}
+
 /// When version `v` of a table was committed (its `commitInfo`).
 pub async fn commit_time(table: &DeltaTable, v: u64) -> Result<Option<DateTime<Utc>>, LakeError> {
     let actions = commit_actions(table, "", v).await?.unwrap_or_default();

@@ -109,12 +109,25 @@ async fn speed(spec: &ViewSpec, o: &Opened) -> Result<Speed, LakeError> {
         table: source(),
         files,
     };
+    let filtered = |rows| Bound::Where {
+        rows: Box::new(rows),
+        predicate: coverage.speed_predicate(),
+    };
     let rows = match (since, keyed) {
-        // A stream table's files added since may also hold rows the batch
-        // has (a compaction rewrites old rows with new): the offsets decide,
-        // and decide alone over the whole table when the files are unknown.
-        (Since::Files { files: f, .. }, true) => Some(files(f)),
-        (_, true) => Some(Bound::Table(source())),
+        // A stream table: a writer's appends after the batch hold only
+        // offsets past the mark (each of its commits is fenced on the
+        // offsets before it), so they need no test; a compaction's files
+        // may also hold rows the batch has, so then the offsets decide row
+        // by row, and over the whole table when the files are unknown.
+        (
+            Since::Files {
+                files: f,
+                rearranged: false,
+            },
+            true,
+        ) => Some(files(f)),
+        (Since::Files { files: f, .. }, true) => Some(filtered(files(f))),
+        (_, true) => Some(filtered(Bound::Table(source()))),
         // A derived table's rows carry no mark of their own: the appends.
         (
             Since::Files {
@@ -129,20 +142,6 @@ async fn speed(spec: &ViewSpec, o: &Opened) -> Result<Speed, LakeError> {
                 .await?
                 .files,
         )),
-    };
-    let rows = match rows {
-        // A writer's append after the batch holds only offsets past the
-        // mark (each of its commits is fenced on the offsets before it),
-        // so the speed rows need no test unless a compaction's files,
-        // which may hold older rows, are among them.
-        Some(Bound::Files { table, files }) if keyed && files.iter().all(|f| f.data_change) => {
-            Some(Bound::Files { table, files })
-        }
-        Some(rows) if keyed => Some(Bound::Where {
-            rows: Box::new(rows),
-            predicate: coverage.speed_predicate(),
-        }),
-        rows => rows,
     };
     Ok(Speed { rows, stale })
 }
