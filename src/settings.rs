@@ -39,6 +39,46 @@ pub struct Settings {
     pub kinds: Kinds,
 }
 
+/// The lake tasks' view of the project's streams (the generation kinds
+/// replay, verify and swap their tables). A stream whose lake cannot be
+/// resolved is left out: its tasks fail naming the table.
+fn with_streams(lake: tasks::Lake, project: &Project) -> tasks::Lake {
+    let tables = project
+        .streams
+        .iter()
+        .filter_map(|s| {
+            let location = project.location(s.lake.as_deref()).ok()?;
+            Some(tasks::StreamTable {
+                spec: s.clone(),
+                location,
+            })
+        })
+        .collect();
+    lake.with_streams(tables, Arc::new(TaskProject(project.clone())))
+}
+
+/// The project as the generation task kinds ask it: its Kafka cluster,
+/// resolved when a task runs, and the stream declarations of other config
+/// files, relative to the project's folder (their `config`).
+struct TaskProject(Project);
+
+impl tasks::StreamProject for TaskProject {
+    fn kafka(&self) -> Result<lake::kafka::KafkaSource, String> {
+        self.0.kafka_source().map_err(|e| format!("{e:#}"))
+    }
+
+    fn stream(&self, config: &str, stream: &str) -> Result<Arc<lake::config::StreamSpec>, String> {
+        let path = self.0.base_dir.join(config);
+        let other = Project::load(Some(&path)).map_err(|e| format!("{e:#}"))?;
+        other.stream(stream).map_err(|e| {
+            format!(
+                "{e:#} ({} must declare the stream that writes the table)",
+                path.display()
+            )
+        })
+    }
+}
+
 impl Settings {
     /// Resolves the global flags against the config file they name.
     pub fn resolve(cli: &Cli) -> Result<Settings> {
@@ -68,6 +108,7 @@ impl Settings {
             Ok(catalog) => tasks::Lake::new(catalog).with_views(project.views.clone()),
             Err(e) => tasks::Lake::unavailable(format!("{e:#}")),
         };
+        let lake = with_streams(lake, &project);
         Ok(Settings {
             database_url,
             dags_folder,

@@ -148,51 +148,15 @@ async fn replay_generation(
     Ok(r.generation)
 }
 
-/// Runs the replay's writer until it has caught up with the end offsets
-/// seen at its start, showing offsets done / to do, records/s and ETA.
+/// Runs the replay until it has caught up with the end offsets seen at its
+/// start, showing offsets done / to do, records/s and ETA.
 async fn run_replay(
     settings: &Settings,
     location: &Location,
     r: &Replay,
 ) -> Result<lake::writer::RunSummary> {
     let kafka = settings.project.kafka_source()?;
-    let reader = lake::kafka::OffsetReader::new(&kafka)?;
-    let topics = r.spec.topics.clone();
-    let ranges =
-        tokio::task::spawn_blocking(move || reader.log_ranges(&topics, Duration::from_secs(30)))
-            .await??;
-    // Offsets to read per partition: from where the replay starts (or the
-    // table's offset, when resuming) to the end seen now.
-    let table = location.open_existing(&r.spec.table).await?;
-    let done_at_start = lake::table::DeltaTableHandle::new(&r.spec.table, table)
-        .await?
-        .stream_offsets(&r.spec.name);
-    let mut total = 0i64;
-    let mut base = 0i64;
-    for (tp, range) in &ranges {
-        let start = r
-            .spec
-            .start
-            .get(&(tp.topic.to_string(), tp.partition))
-            .copied()
-            .unwrap_or(range.start)
-            .max(range.start);
-        total += (range.end - start).max(0);
-        if let Some(c) = done_at_start.get(&(tp.topic.to_string(), tp.partition)) {
-            base += (c + 1 - start).clamp(0, range.end - start);
-        }
-    }
-    let metrics = Arc::new(Metrics::default());
-    let opts = lake::writer::WriterOptions {
-        spec: r.spec.clone(),
-        location: location.clone(),
-        kafka,
-        until_caught_up: true,
-        metrics: metrics.stream(&r.spec.name),
-    };
-    let stop = crate::shutdown::on_signals();
-    let m = opts.metrics.clone();
-    let mut writer = tokio::spawn(lake::writer::run(opts, stop));
+    let metrics = Arc::new(Metrics::default()).stream(&r.spec.name);
     let tty = std::io::stderr().is_terminal() && !settings.json();
     let bar = indicatif::ProgressBar::hidden();
     if tty {
@@ -201,35 +165,33 @@ async fn run_replay(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} offsets · {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        bar.set_length(total as u64);
     }
-    let started = Instant::now();
     let mut last_line = Instant::now();
-    let summary = loop {
-        tokio::select! {
-            done = &mut writer => break done??,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-        let read = m.records_in.load(std::sync::atomic::Ordering::Relaxed) as i64;
-        let pos = (base + read).min(total);
-        let rate = read as f64 / started.elapsed().as_secs_f64().max(0.001);
-        let eta = if rate > 0.0 {
-            humantime::format_duration(Duration::from_secs(((total - pos) as f64 / rate) as u64))
-                .to_string()
-        } else {
-            "-".into()
-        };
-        let msg = format!("{rate:.0} records/s · ETA {eta}");
-        if tty {
-            bar.set_position(pos as u64);
-            bar.set_message(msg);
-        } else if last_line.elapsed() >= Duration::from_secs(10) && !settings.json() {
-            last_line = Instant::now();
-            println!("{pos}/{total} offsets · {msg}");
-        }
-    };
+    let summary = generation::progress::run(
+        location,
+        &kafka,
+        r,
+        metrics,
+        crate::shutdown::on_signals(),
+        |t| {
+            let msg = format!("{:.0} records/s · ETA {}", t.records_per_s, eta(t.eta));
+            if tty {
+                bar.set_length(t.total as u64);
+                bar.set_position(t.done as u64);
+                bar.set_message(msg);
+            } else if last_line.elapsed() >= Duration::from_secs(10) && !settings.json() {
+                last_line = Instant::now();
+                println!("{}/{} offsets · {msg}", t.done, t.total);
+            }
+        },
+    )
+    .await?;
     bar.finish_and_clear();
     Ok(summary)
+}
+
+fn eta(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| humantime::format_duration(d).to_string())
 }
 
 /// `lake verify TABLE@vN [--against TABLE]`.
@@ -284,36 +246,8 @@ fn print_diff(d: &GenerationDiff) {
         ],
         &rows,
     );
-    println!(
-        "{}@v{} (version {}, {} rows) against {}@v{}: exactly once {}",
-        d.table,
-        d.generation,
-        d.check.version,
-        d.check.rows_read,
-        d.table,
-        d.against,
-        if d.check.ok() { "holds" } else { "FAILS" }
-    );
-    for c in &d.schema_changes {
-        println!("schema: {c}");
-    }
-    for p in &d.table_partitions {
-        println!("partition {p}");
-    }
-    for a in &d.aggregates {
-        println!(
-            "sum({}): {} live, {} in the generation",
-            a.column, a.live, a.generation
-        );
-    }
-    for p in d.check.problems.iter().chain(&d.problems) {
-        println!("PROBLEM: {p}");
-    }
-    if d.ok() {
-        println!(
-            "OK: every record of the common offsets is accounted for once on both sides; recorded in {}@v{}'s log",
-            d.table, d.generation
-        );
+    for line in d.summary() {
+        println!("{line}");
     }
 }
 
@@ -363,27 +297,9 @@ fn print_switch(settings: &Settings, what: &str, r: &SwitchReport) -> Result<Exi
         output::json(r)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{what} {}: generation {} → {} at version {} ({} files out, {} in, {} rows; commit {} ms after {} ms waiting, {} attempt(s))",
-        r.table,
-        r.from,
-        r.to,
-        r.version,
-        r.files_removed,
-        r.files_added,
-        r.rows,
-        r.commit_ms,
-        r.waited_ms,
-        r.attempts
-    );
-    println!(
-        "offsets now {}; a running writer of the table goes on from them",
-        r.offsets
-            .iter()
-            .map(|(k, v)| format!("{k} ≤ {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    for line in r.summary(what) {
+        println!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

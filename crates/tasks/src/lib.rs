@@ -4,7 +4,8 @@
 //! Kinds: `shell` (a bash command), `noop` (does nothing; for joins and
 //! benchmarks), `random_user_to_kafka` and `http_json_to_kafka` (API → Kafka,
 //! [`ingest`]), and the batch work on the lake: `lake_sql`, `lake_check`,
-//! `lake_load`, `lake_maintenance`, `lake_view` ([`lake_kinds`]). [`registry_with`] returns them all,
+//! `lake_load`, `lake_maintenance`, `lake_view`, and Kappa reprocessing:
+//! `lake_replay`, `lake_verify`, `lake_swap` ([`lake_kinds`]). [`registry_with`] returns them all,
 //! working on the project's lake, for the binary to hand to the scheduler.
 
 pub mod dev;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use scheduler::operator::Kinds;
 
-pub use lake_kinds::Lake;
+pub use lake_kinds::{Lake, StreamProject, StreamTable};
 
 /// Every task kind this build knows, the lake kinds working on `lake`.
 pub fn registry_with(lake: Lake) -> Kinds {
@@ -37,7 +38,14 @@ pub fn registry_with(lake: Lake) -> Kinds {
         .register(Arc::new(lake_kinds::maintenance::LakeMaintenanceKind(
             lake.clone(),
         )))
-        .register(Arc::new(lake_kinds::view::LakeViewKind(lake)));
+        .register(Arc::new(lake_kinds::view::LakeViewKind(lake.clone())))
+        .register(Arc::new(lake_kinds::generation::LakeReplayKind(
+            lake.clone(),
+        )))
+        .register(Arc::new(lake_kinds::generation::LakeVerifyKind(
+            lake.clone(),
+        )))
+        .register(Arc::new(lake_kinds::generation::LakeSwapKind(lake)));
     k
 }
 

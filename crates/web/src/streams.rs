@@ -12,7 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use lake::LakeError;
 use lake::config::StreamSpec;
-use lake::kafka::{KafkaSource, OffsetReader, TopicPartition};
+use lake::generation::{GenerationInfo, Progress, State};
+use lake::kafka::{KafkaSource, LogRange, OffsetReader, TopicPartition};
 use lake::metrics::Metrics;
 use lake::table::Location;
 use lake::tools::{TableInfo, describe};
@@ -83,6 +84,19 @@ pub(crate) struct StreamStatus {
     pub partition_columns: Vec<String>,
     pub problems: Vec<String>,
     pub live: Option<Live>,
+    /// The table's generations (Kappa reprocessing), oldest first; empty
+    /// until a replay made a second one.
+    pub generations: Vec<Generation>,
+}
+
+/// One generation of a stream table, and a replayed one's progress.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub(crate) struct Generation {
+    #[serde(flatten)]
+    pub info: GenerationInfo,
+    /// Offsets done and to do, from where its replay starts to the end of
+    /// the log (replayed generations, when Kafka answered).
+    pub progress: Option<Progress>,
 }
 
 /// One partition folder of a table.
@@ -162,6 +176,14 @@ pub(crate) async fn status(
         }
     };
     let live = metrics.and_then(|m| live_counters(m, &spec.name));
+    let generations = if info.is_some() {
+        generations(s, &lag).await.unwrap_or_else(|e| {
+            problems.push(format!("generations of {}: {e}", spec.table));
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
     problems.extend(lag.iter().filter_map(|l| l.problem.clone()));
     let state = match (&info, total_lag) {
         _ if lag.iter().any(|l| l.problem.is_some()) => "log mismatch",
@@ -200,7 +222,52 @@ pub(crate) async fn status(
         partitions: info.map(table_partitions).unwrap_or_default(),
         problems,
         live,
+        generations,
     }
+}
+
+/// The generations of the stream's table, with each replayed one's
+/// progress against the log ranges `lag` was read with. A table never
+/// replayed has one generation and shows none.
+async fn generations(s: &StreamSource, lag: &[PartitionLag]) -> Result<Vec<Generation>, LakeError> {
+    let all = lake::generation::generations(&s.location, &s.spec.table).await?;
+    if all.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let ranges: HashMap<TopicPartition, LogRange> = lag
+        .iter()
+        .map(|l| {
+            (
+                TopicPartition {
+                    topic: Arc::from(l.topic.as_str()),
+                    partition: l.partition,
+                },
+                LogRange {
+                    start: l.start_offset,
+                    end: l.end_offset,
+                },
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for info in all {
+        let progress = if info.state == State::Replayed && !ranges.is_empty() {
+            Some(
+                lake::generation::progress::of_generation(
+                    &s.location,
+                    &s.spec.table,
+                    &s.spec.name,
+                    info.generation,
+                    &ranges,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        out.push(Generation { info, progress });
+    }
+    Ok(out)
 }
 
 /// The broker's log against the table's committed offset, per partition

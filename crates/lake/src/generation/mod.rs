@@ -10,6 +10,7 @@
 //! same commits that switch files and offsets (`switch`).
 
 pub mod ledger;
+pub mod progress;
 pub mod replay;
 pub mod swap;
 pub mod switch;
@@ -17,6 +18,7 @@ pub mod verify;
 
 use chrono::{DateTime, Utc};
 
+pub use progress::{Progress, Tick};
 pub use ledger::{Ledger, Source, parse_generation, storage_name};
 pub use replay::{Replay, ReplayFrom, ReplayRequest, open_generation, prepare};
 pub use swap::{SwapOptions, SwitchReport, rollback, swap};
@@ -27,7 +29,7 @@ use crate::table::{DeltaTableHandle, Location};
 use crate::transform::changes::{commit_time, table_rows};
 
 /// Where a generation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// The live table's.
@@ -41,7 +43,7 @@ pub enum State {
 }
 
 /// One generation in `lake generations`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct GenerationInfo {
     /// Its number (`users@v2`).
     pub generation: u32,
@@ -65,6 +67,13 @@ pub struct GenerationInfo {
     pub verified: Option<bool>,
 }
 
+/// The newest generation of a stream table: the highest-numbered one
+/// stored (the latest replay's), or the current one if higher.
+pub async fn newest(location: &Location, table: &str, ledger: &Ledger) -> Result<u32, LakeError> {
+    let stored = replay::stored(location, table).await?;
+    Ok(stored.last().copied().unwrap_or(1).max(ledger.current))
+}
+
 /// The generations of a stream table, oldest first.
 pub async fn generations(
     location: &Location,
@@ -72,8 +81,7 @@ pub async fn generations(
 ) -> Result<Vec<GenerationInfo>, LakeError> {
     let live = location.open_existing(table).await?;
     let ledger = Ledger::of(table, &live).await?;
-    let stored = replay::stored(location, table).await?;
-    let top = stored.last().copied().unwrap_or(1).max(ledger.current);
+    let top = newest(location, table, &ledger).await?;
     let mut out = Vec::new();
     for n in 1..=top {
         let own = if n >= 2 {

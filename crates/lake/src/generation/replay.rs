@@ -111,7 +111,7 @@ fn format_start(m: &BTreeMap<(String, i32), i64>) -> String {
         .join(",")
 }
 
-fn parse_start(text: &str) -> BTreeMap<(String, i32), i64> {
+pub(crate) fn parse_start(text: &str) -> BTreeMap<(String, i32), i64> {
     text.split(',')
         .filter_map(|item| {
             let (tp, o) = item.split_once('=')?;

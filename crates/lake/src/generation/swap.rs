@@ -82,6 +82,35 @@ pub struct SwitchReport {
     pub dead_letters_version: Option<u64>,
 }
 
+impl SwitchReport {
+    /// What it did, in two lines: `what` is `swapped` or `rolled back`.
+    pub fn summary(&self, what: &str) -> [String; 2] {
+        [
+            format!(
+                "{what} {}: generation {} → {} at version {} ({} files out, {} in, {} rows; commit {} ms after {} ms waiting, {} attempt(s))",
+                self.table,
+                self.from,
+                self.to,
+                self.version,
+                self.files_removed,
+                self.files_added,
+                self.rows,
+                self.commit_ms,
+                self.waited_ms,
+                self.attempts
+            ),
+            format!(
+                "offsets now {}; a running writer of the table goes on from them",
+                self.offsets
+                    .iter()
+                    .map(|(k, v)| format!("{k} ≤ {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ]
+    }
+}
+
 async fn handle(location: &Location, table: &str) -> Result<Option<DeltaTableHandle>, LakeError> {
     match location.open(table).await? {
         Some(t) => Ok(Some(DeltaTableHandle::new(table, t).await?)),

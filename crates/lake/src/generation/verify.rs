@@ -109,6 +109,43 @@ impl GenerationDiff {
     pub fn ok(&self) -> bool {
         self.problems.is_empty() && self.check.ok()
     }
+
+    /// What it found, a sentence per line (the per-partition figures are
+    /// in `partitions`).
+    pub fn summary(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "{}@v{} (version {}, {} rows) against {}@v{}: exactly once {}",
+            self.table,
+            self.generation,
+            self.check.version,
+            self.check.rows_read,
+            self.table,
+            self.against,
+            if self.check.ok() { "holds" } else { "FAILS" }
+        )];
+        out.extend(self.schema_changes.iter().map(|c| format!("schema: {c}")));
+        out.extend(self.table_partitions.iter().map(|p| format!("partition {p}")));
+        out.extend(self.aggregates.iter().map(|a| {
+            format!(
+                "sum({}): {} live, {} in the generation",
+                a.column, a.live, a.generation
+            )
+        }));
+        out.extend(
+            self.check
+                .problems
+                .iter()
+                .chain(&self.problems)
+                .map(|p| format!("PROBLEM: {p}")),
+        );
+        if self.ok() {
+            out.push(format!(
+                "OK: every record of the common offsets is accounted for once on both sides; recorded in {}@v{}'s log",
+                self.table, self.generation
+            ));
+        }
+        out
+    }
 }
 
 /// Verifies generation `n` of a stream's table against the live table and

@@ -36,10 +36,15 @@ pub enum AsOf {
     /// while it is current, the live table as it last was while current,
     /// or its own table when it was never swapped in.
     Generation(u32),
+    /// The newest generation of a stream table (`users@newest`): the one
+    /// the latest replay writes, or the current one when none was made
+    /// since.
+    NewestGeneration,
 }
 
 /// A table name as a query writes it: `users`, `users@12`,
-/// `users@2026-11-21T10:00:00Z`, `users@v2` (a generation).
+/// `users@2026-11-21T10:00:00Z`, `users@v2` (a generation), `users@newest`
+/// (the newest generation).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TableRef {
     /// The table's name (its folder under the lake).
@@ -67,11 +72,13 @@ impl TableRef {
                     AsOf::Version(v)
                 } else if let Some(n) = crate::generation::parse_generation(a) {
                     AsOf::Generation(n)
+                } else if a == "newest" {
+                    AsOf::NewestGeneration
                 } else if let Ok(t) = DateTime::parse_from_rfc3339(a) {
                     AsOf::Time(t.with_timezone(&Utc))
                 } else {
                     return Err(format!(
-                        "{text:?}: after `@` comes a version number (users@12), an RFC 3339 time (users@2026-11-21T10:00:00Z) or a generation (users@v2), not {a:?}"
+                        "{text:?}: after `@` comes a version number (users@12), an RFC 3339 time (users@2026-11-21T10:00:00Z), a generation (users@v2) or the newest generation (users@newest), not {a:?}"
                     ));
                 }
             }
@@ -89,6 +96,7 @@ impl fmt::Display for TableRef {
             AsOf::Latest => write!(f, "{}", self.name),
             AsOf::Version(v) => write!(f, "{}@{v}", self.name),
             AsOf::Generation(n) => write!(f, "{}@v{n}", self.name),
+            AsOf::NewestGeneration => write!(f, "{}@newest", self.name),
             AsOf::Time(t) => write!(
                 f,
                 "{}@{}",
@@ -287,8 +295,10 @@ impl LakeCatalog {
         if !location.open_log_exists(&r.name).await? {
             return Ok(None);
         }
-        if let AsOf::Generation(n) = r.as_of {
-            return self.generation(&r.name, n).await.map(Some);
+        match r.as_of {
+            AsOf::Generation(n) => return self.generation(&r.name, Some(n)).await.map(Some),
+            AsOf::NewestGeneration => return self.generation(&r.name, None).await.map(Some),
+            _ => {}
         }
         let mut t = location.builder(&r.name)?.build()?;
         let loaded = match r.as_of {
@@ -300,7 +310,9 @@ impl LakeCatalog {
                 .load_with_datetime(at)
                 .await
                 .map_err(|e| (format!("no version at or before {}", at.to_rfc3339()), e)),
-            AsOf::Latest | AsOf::Generation(_) => unreachable!("opened above"),
+            AsOf::Latest | AsOf::Generation(_) | AsOf::NewestGeneration => {
+                unreachable!("opened above")
+            }
         };
         loaded.map_err(|(what, e)| {
             LakeError::Config(format!(
@@ -312,9 +324,10 @@ impl LakeCatalog {
         Ok(Some(t))
     }
 
-    /// Generation `n` of a table: the live table while it is current, the
-    /// live table at its last version while current, else its own table.
-    async fn generation(&self, name: &str, n: u32) -> Result<DeltaTable, LakeError> {
+    /// Generation `n` of a table (`None`: the newest): the live table while
+    /// it is current, the live table at its last version while current,
+    /// else its own table.
+    async fn generation(&self, name: &str, n: Option<u32>) -> Result<DeltaTable, LakeError> {
         use crate::generation::{Ledger, Source, storage_name};
         let location = self.location(name);
         let live = self
@@ -322,6 +335,10 @@ impl LakeCatalog {
             .await?
             .ok_or_else(|| LakeError::Config(format!("no table {name}")))?;
         let ledger = Ledger::of(name, &live).await?;
+        let n = match n {
+            Some(n) => n,
+            None => crate::generation::newest(location, name, &ledger).await?,
+        };
         let own = match ledger.source(n) {
             Source::Live => return Ok(live),
             Source::LiveAt(v) => return location.open_at(name, v).await,
@@ -399,6 +416,9 @@ mod tests {
         let r = TableRef::parse("users@v2").unwrap();
         assert_eq!(r.as_of, AsOf::Generation(2));
         assert_eq!(r.to_string(), "users@v2");
+        let r = TableRef::parse("users@newest").unwrap();
+        assert_eq!(r.as_of, AsOf::NewestGeneration);
+        assert_eq!(r.to_string(), "users@newest");
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl TaskKind for LakeCheckKind {
                 Some(Scope::Query(q))
             }
             (Some(t), Ok(None)) => {
-                p.table_name("table", t);
+                p.table_ref("table", t);
                 let filter = match &s.filter {
                     None => None,
                     Some(f) => match checked_in("SELECT * FROM t WHERE (", f, ")") {

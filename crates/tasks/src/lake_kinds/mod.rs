@@ -1,8 +1,10 @@
 //! The task kinds of batch work on the lake: `lake_sql` (a query into a
 //! table, [`sql`]), `lake_check` (data-quality expectations, [`check`]),
 //! `lake_load` (a seed file into a table, [`load`]) and `lake_maintenance`
-//! (optimize, vacuum, checkpoint, [`maintenance`]) and `lake_view` (a
-//! Lambda view's batch refreshed, [`view`]).
+//! (optimize, vacuum, checkpoint, [`maintenance`]), `lake_view` (a
+//! Lambda view's batch refreshed, [`view`]), and Kappa reprocessing of a
+//! stream table: `lake_replay`, `lake_verify`, `lake_swap`
+//! ([`generation`]).
 //!
 //! What they share lives here: the [`Lake`] they work on (handed to
 //! [`crate::registry_with`] by the binary), the task's SQL (`sql` or
@@ -11,6 +13,7 @@
 
 pub mod check;
 pub mod expect;
+pub mod generation;
 pub mod load;
 pub mod maintenance;
 pub mod quality;
@@ -20,7 +23,10 @@ pub mod view;
 
 use std::sync::Arc;
 
+use lake::config::StreamSpec;
+use lake::kafka::KafkaSource;
 use lake::sql::{LakeCatalog, SqlError, SqlErrorKind};
+use lake::table::Location;
 use lake::view::ViewSpec;
 use scheduler::operator::{KindSettings, SettingsError, TaskContext, TaskError};
 
@@ -30,6 +36,43 @@ use scheduler::operator::{KindSettings, SettingsError, TaskContext, TaskError};
 pub struct Lake {
     catalog: Arc<Result<LakeCatalog, String>>,
     views: Arc<Vec<Arc<ViewSpec>>>,
+    streams: Arc<Streams>,
+}
+
+/// A stream table the generation kinds work on: the stream as declared
+/// and where its lake is.
+#[derive(Debug, Clone)]
+pub struct StreamTable {
+    /// The stream as the project declares it.
+    pub spec: Arc<StreamSpec>,
+    /// Where its table lies.
+    pub location: Location,
+}
+
+/// What the generation kinds ask the project at run time.
+pub trait StreamProject: Send + Sync {
+    /// The project's Kafka cluster, resolved now (`standalone` provides
+    /// its dev broker's address only once the broker is up).
+    fn kafka(&self) -> Result<KafkaSource, String>;
+    /// The declaration of `stream` in the config file `config` (a path
+    /// relative to the project's folder: the changed declaration a
+    /// generation is replayed with), or why there is none.
+    fn stream(&self, config: &str, stream: &str) -> Result<Arc<StreamSpec>, String>;
+}
+
+/// The project's stream tables and what to ask it.
+#[derive(Default)]
+struct Streams {
+    tables: Vec<StreamTable>,
+    project: Option<Arc<dyn StreamProject>>,
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams")
+            .field("tables", &self.tables)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Lake {
@@ -38,6 +81,7 @@ impl Lake {
         Lake {
             catalog: Arc::new(Ok(catalog)),
             views: Arc::default(),
+            streams: Arc::default(),
         }
     }
 
@@ -46,6 +90,7 @@ impl Lake {
         Lake {
             catalog: Arc::new(Err(why.into())),
             views: Arc::default(),
+            streams: Arc::default(),
         }
     }
 
@@ -53,6 +98,61 @@ impl Lake {
     pub fn with_views(mut self, views: Vec<Arc<ViewSpec>>) -> Lake {
         self.views = Arc::new(views);
         self
+    }
+
+    /// The project's stream tables, and the project to ask for its Kafka
+    /// cluster and other config files' declarations: the generation kinds
+    /// replay, verify and swap these tables.
+    pub fn with_streams(mut self, tables: Vec<StreamTable>, project: Arc<dyn StreamProject>) -> Lake {
+        self.streams = Arc::new(Streams {
+            tables,
+            project: Some(project),
+        });
+        self
+    }
+
+    /// Whether this process knows the project's streams: only then is a
+    /// stream table's name checked when a DAG is loaded.
+    pub(crate) fn knows_streams(&self) -> bool {
+        self.streams.project.is_some()
+    }
+
+    /// The stream tables declared.
+    pub(crate) fn stream_tables(&self) -> &[StreamTable] {
+        &self.streams.tables
+    }
+
+    /// The stream whose table is `table`, or the try's (fatal) error.
+    pub(crate) fn stream_table(&self, table: &str) -> Result<&StreamTable, TaskError> {
+        self.streams
+            .tables
+            .iter()
+            .find(|s| s.spec.table == table)
+            .ok_or_else(|| {
+                TaskError::Fatal(format!(
+                    "{table} is not the table of a stream declared in the project config"
+                ))
+            })
+    }
+
+    /// The project's Kafka cluster, or the try's (fatal) error.
+    pub(crate) fn kafka(&self) -> Result<KafkaSource, TaskError> {
+        match &self.streams.project {
+            Some(p) => p
+                .kafka()
+                .map_err(|why| TaskError::Fatal(format!("no Kafka cluster: {why}"))),
+            None => Err(TaskError::Fatal(
+                "this process was started without the project's streams".into(),
+            )),
+        }
+    }
+
+    /// `stream`'s declaration in the config file `config`.
+    pub(crate) fn declaration(&self, config: &str, stream: &str) -> Result<Arc<StreamSpec>, String> {
+        match &self.streams.project {
+            Some(p) => p.stream(config, stream),
+            None => Err("this process was started without the project's config".into()),
+        }
     }
 
     /// The catalog, or the try's (fatal) error.
@@ -113,6 +213,14 @@ impl<'s, 'a> Problems<'s, 'a> {
                     diag::cut(name, 80)
                 ),
             );
+        }
+    }
+
+    /// Checks a table reference given under `key`: a name, optionally
+    /// with `@version`, `@time`, `@vN` or `@newest`.
+    pub(crate) fn table_ref(&mut self, key: &str, text: &str) {
+        if let Err(e) = lake::sql::TableRef::parse(text) {
+            self.at(key, format!("{key}: {e}"));
         }
     }
 

@@ -68,12 +68,56 @@ fn transform_view(t: TransformInfo) -> TransformView {
 
 struct StreamView {
     s: StreamStatus,
+    generations: Vec<GenerationView>,
     state_class: String,
     last_commit: String,
     size: String,
     version: String,
     lag: String,
     partitions: Vec<(String, u64, u64, String)>,
+}
+
+/// A generation's row on the page.
+struct GenerationView {
+    name: String,
+    state: String,
+    rows: u64,
+    files: u64,
+    created: String,
+    verified: &'static str,
+    made_by: String,
+    /// Offsets done, to do, and the percentage, while replayed.
+    progress: Option<(i64, i64, String)>,
+}
+
+fn generation_views(st: &StreamStatus) -> Vec<GenerationView> {
+    st.generations
+        .iter()
+        .map(|g| GenerationView {
+            name: format!("{}@v{}", st.table, g.info.generation),
+            state: serde_json::to_value(g.info.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            rows: g.info.rows,
+            files: g.info.files,
+            created: opt_ts(g.info.created),
+            verified: match g.info.verified {
+                Some(true) => "passed",
+                Some(false) => "FAILED",
+                None => "-",
+            },
+            made_by: g.info.made_by.clone(),
+            progress: g.progress.as_ref().map(|p| {
+                let pct = if p.total == 0 {
+                    100.0
+                } else {
+                    p.done as f64 * 100.0 / p.total as f64
+                };
+                (p.done, p.total, format!("{pct:.0}%"))
+            }),
+        })
+        .collect()
 }
 
 pub(crate) async fn streams(
@@ -90,6 +134,7 @@ pub(crate) async fn streams(
             size: bytes(st.bytes),
             version: st.version.map_or("-".into(), |v| v.to_string()),
             lag: st.total_lag.map_or("unknown".into(), |l| l.to_string()),
+            generations: generation_views(&st),
             partitions: st
                 .partitions
                 .iter()
