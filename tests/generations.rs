@@ -293,13 +293,22 @@ fn bad_generation_arguments_say_what_is_wrong() {
          [[task.expect]]\nassert = \"count(*) > 0\"\n",
     )
     .unwrap();
-    let out = project.cmd(&["dags", "validate", dag.to_str().unwrap()]).output().unwrap();
+    let out = project
+        .cmd(&["dags", "validate", dag.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     for (place, says) in [
-        (":5:9:", "\"event\" is not the table of a stream in the project config (did you mean \"events\"?)"),
+        (
+            ":5:9:",
+            "\"event\" is not the table of a stream in the project config (did you mean \"events\"?)",
+        ),
         (":10:8:", "does not read topic \"orders\""),
-        (":11:10:", "config \"missing.toml\": cannot read the config file"),
+        (
+            ":11:10:",
+            "config \"missing.toml\": cannot read the config file",
+        ),
         (":16:14:", "replayed generations are 2 and up"),
         (":20:9:", "after `@` comes a version number"),
     ] {
@@ -392,8 +401,7 @@ fn the_kappa_rebuild_users_example_runs_in_standalone() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let status: Value =
-        serde_json::from_str(&curl(&format!("{web}api/v1/streams/users"))).unwrap();
+    let status: Value = serde_json::from_str(&curl(&format!("{web}api/v1/streams/users"))).unwrap();
     let g = status["generations"].as_array().unwrap();
     let states: Vec<&str> = g.iter().map(|g| g["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["previous", "current", "replayed"], "{status:#}");

@@ -9,6 +9,7 @@
 //! generation is current and where each ended (`ledger`), written by the
 //! same commits that switch files and offsets (`switch`).
 
+pub mod derived;
 pub mod ledger;
 pub mod progress;
 pub mod replay;
@@ -18,8 +19,8 @@ pub mod verify;
 
 use chrono::{DateTime, Utc};
 
-pub use progress::{Progress, Tick};
 pub use ledger::{Ledger, Source, parse_generation, storage_name};
+pub use progress::{Progress, Tick};
 pub use replay::{Replay, ReplayFrom, ReplayRequest, open_generation, prepare};
 pub use swap::{SwapOptions, SwitchReport, rollback, swap};
 pub use verify::{GenerationDiff, verify_against};
@@ -118,7 +119,7 @@ pub async fn generations(
                     .configuration()
                     .get(replay::PROP_MADE_BY)
                     .cloned()
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| "a rebuild from its lake source".to_string());
                 (commit_time(t, 0).await?, made_by, verified)
             }
             None => (

@@ -166,9 +166,8 @@ pub async fn run(
         let read = metrics.records_in.load(Ordering::Relaxed) as i64;
         let done = (at_start.done + read).min(at_start.total);
         let records_per_s = read as f64 / started.elapsed().as_secs_f64().max(0.001);
-        let eta = (records_per_s > 0.0).then(|| {
-            Duration::from_secs(((at_start.total - done) as f64 / records_per_s) as u64)
-        });
+        let eta = (records_per_s > 0.0)
+            .then(|| Duration::from_secs(((at_start.total - done) as f64 / records_per_s) as u64));
         on_tick(&Tick {
             done,
             total: at_start.total,

@@ -99,14 +99,18 @@ impl SwitchReport {
                 self.waited_ms,
                 self.attempts
             ),
-            format!(
-                "offsets now {}; a running writer of the table goes on from them",
-                self.offsets
-                    .iter()
-                    .map(|(k, v)| format!("{k} ≤ {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            if self.offsets.is_empty() {
+                "a running transform of the table goes on from the generation's checkpoint".into()
+            } else {
+                format!(
+                    "offsets now {}; a running writer of the table goes on from them",
+                    self.offsets
+                        .iter()
+                        .map(|(k, v)| format!("{k} ≤ {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
         ]
     }
 }
@@ -144,6 +148,7 @@ fn target_of(
         metadata: g.table().snapshot()?.metadata().clone(),
         offsets: g.stream_offsets(stream),
         fingerprints: fingerprints_of(g, stream),
+        txns: BTreeMap::new(),
     })
 }
 
@@ -281,6 +286,33 @@ struct Switch {
     dead_letters_version: Option<u64>,
 }
 
+/// The report of a switch of `h` (its writer's or transform's name
+/// `owner`) from generation `from` to `to` that began at `started`:
+/// (version, files removed, attempts, commit ms).
+pub(crate) fn report_of(
+    h: &DeltaTableHandle,
+    owner: &str,
+    started: Instant,
+    from: u32,
+    to: u32,
+    (version, files_removed, attempts, commit_ms): (u64, u64, u32, u64),
+) -> Result<SwitchReport, LakeError> {
+    report(
+        h,
+        owner,
+        started,
+        Switch {
+            from,
+            to,
+            version,
+            files_removed,
+            attempts,
+            commit_ms,
+            dead_letters_version: None,
+        },
+    )
+}
+
 /// The report of a switch of `h` that began at `started`.
 fn report(
     h: &DeltaTableHandle,
@@ -312,29 +344,47 @@ fn report(
 /// generation's files and offsets as of its last live version; the writer
 /// re-reads what came after from Kafka.
 pub async fn rollback(location: &Location, live: &StreamSpec) -> Result<SwitchReport, LakeError> {
-    let name = live.name.clone();
+    rollback_table(
+        location,
+        &live.name,
+        &live.table,
+        Some(&live.dead_letter_table),
+    )
+    .await
+}
+
+/// Returns `table` (written by the writer or transform `owner`) to the
+/// generation it replaced, its side table (dead letters, late rows) first.
+pub async fn rollback_table(
+    location: &Location,
+    owner: &str,
+    table: &str,
+    side: Option<&str>,
+) -> Result<SwitchReport, LakeError> {
     let started = Instant::now();
-    let mut main = must(location, &live.table).await?;
+    let mut main = must(location, table).await?;
     let ledger = Ledger::read(main.txns());
     let Some(&to) = ledger.previous.get(&ledger.current) else {
         return Err(LakeError::Config(format!(
-            "{} is at generation {} and has no earlier generation to return to",
-            live.table, ledger.current
+            "{table} is at generation {} and has no earlier generation to return to",
+            ledger.current
         )));
     };
     let mut dead_letters_version = None;
-    if let Some(mut d) = handle(location, &live.dead_letter_table).await? {
+    if let Some(side) = side
+        && let Some(mut d) = handle(location, side).await?
+    {
         let dl = Ledger::read(d.txns());
-        if dl.current != to {
-            let (v, _, _) = switch_back(location, &mut d, &name, to).await?;
+        if dl.current != to && dl.until.contains_key(&to) {
+            let (v, _, _) = switch_back(location, &mut d, owner, to).await?;
             dead_letters_version = Some(v);
         }
     }
     let files_removed = main.table().snapshot()?.log_data().num_files() as u64;
-    let (version, attempts, commit_ms) = switch_back(location, &mut main, &name, to).await?;
+    let (version, attempts, commit_ms) = switch_back(location, &mut main, owner, to).await?;
     report(
         &main,
-        &name,
+        owner,
         started,
         Switch {
             from: ledger.current,
@@ -373,6 +423,7 @@ async fn switch_back(
         metadata: old.table().snapshot()?.metadata().clone(),
         offsets: old.stream_offsets(stream),
         fingerprints: fingerprints_of(&old, stream),
+        txns: super::derived::transform_txns(&old, stream),
     };
     let mut attempts = 0;
     loop {

@@ -38,6 +38,10 @@ pub struct Target {
     /// The fingerprints of the records at those offsets
     /// (`crate::fingerprint`), where recorded.
     pub fingerprints: BTreeMap<(String, i32), i64>,
+    /// Other `txn` entries it sets (app id → value), fenced on their
+    /// values as read: a transform's checkpoint and state
+    /// (`crate::transform::checkpoint`).
+    pub txns: BTreeMap<String, i64>,
 }
 
 /// A table's recorded fingerprints of a stream: (topic, partition) → value.
@@ -107,6 +111,13 @@ pub async fn switch(
             app_id: fingerprint_id(stream, &key.0, key.1),
             expected: prints.get(key).copied(),
             last: target.fingerprints.get(key).copied().unwrap_or(0),
+        });
+    }
+    for (id, v) in &target.txns {
+        updates.push(OffsetUpdate {
+            app_id: id.clone(),
+            expected: live.txns().get(id).copied(),
+            last: *v,
         });
     }
     updates.extend(ledger.change(target.generation, read, target.previous));

@@ -124,7 +124,11 @@ impl GenerationDiff {
             if self.check.ok() { "holds" } else { "FAILS" }
         )];
         out.extend(self.schema_changes.iter().map(|c| format!("schema: {c}")));
-        out.extend(self.table_partitions.iter().map(|p| format!("partition {p}")));
+        out.extend(
+            self.table_partitions
+                .iter()
+                .map(|p| format!("partition {p}")),
+        );
         out.extend(self.aggregates.iter().map(|a| {
             format!(
                 "sum({}): {} live, {} in the generation",
@@ -285,25 +289,45 @@ async fn record(
     g_name: &str,
     diff: GenerationDiff,
 ) -> Result<GenerationDiff, LakeError> {
+    record_verdict(
+        location,
+        g_name,
+        diff.ok(),
+        diff.check.version,
+        diff.generation,
+    )
+    .await?;
+    Ok(diff)
+}
+
+/// Records a verification of generation `n` (stored as `g_name`) at its
+/// `version` in its own log, where `lake swap` looks for it.
+pub(crate) async fn record_verdict(
+    location: &Location,
+    g_name: &str,
+    passed: bool,
+    version: u64,
+    n: u32,
+) -> Result<(), LakeError> {
     let mut h = DeltaTableHandle::new(g_name, location.open_existing(g_name).await?).await?;
-    let id = if diff.ok() { VERIFIED } else { VERIFY_FAILED };
+    let id = if passed { VERIFIED } else { VERIFY_FAILED };
     let update = OffsetUpdate {
         app_id: id.to_string(),
         expected: h.txns().get(id).copied(),
-        last: diff.check.version as i64,
+        last: version as i64,
     };
     let op = DeltaOperation::StreamingUpdate {
         output_mode: OutputMode::Append,
         query_id: "tributary-verify".into(),
-        epoch_id: i64::from(diff.generation),
+        epoch_id: i64::from(n),
     };
     // A writer may be following the generation: a lost race re-reads.
     h.commit_built(&[update], op, |_| Ok(Vec::new())).await?;
-    Ok(diff)
+    Ok(())
 }
 
 /// Columns added, dropped or retyped, and a partitioning change.
-fn schema_changes(l: &DeltaTable, g: &DeltaTable) -> Result<Vec<String>, LakeError> {
+pub(crate) fn schema_changes(l: &DeltaTable, g: &DeltaTable) -> Result<Vec<String>, LakeError> {
     let (ls, gs) = (l.snapshot()?, g.snapshot()?);
     let fields = |s: &arrow::datatypes::Schema| -> BTreeMap<String, DataType> {
         s.fields()
@@ -340,7 +364,7 @@ fn schema_changes(l: &DeltaTable, g: &DeltaTable) -> Result<Vec<String>, LakeErr
     Ok(out)
 }
 
-fn compare_err(e: crate::sql::SqlError) -> LakeError {
+pub(crate) fn compare_err(e: crate::sql::SqlError) -> LakeError {
     LakeError::Config(format!("cannot compare the generations: {e}"))
 }
 
@@ -390,7 +414,7 @@ async fn per_partition(
 
 /// Sums of the numeric columns both tables have (Kafka coordinates aside)
 /// that differ over the common range.
-async fn aggregates(
+pub(crate) async fn aggregates(
     engine: &SqlEngine,
     l: &DeltaTable,
     g: &DeltaTable,

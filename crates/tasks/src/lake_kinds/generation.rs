@@ -342,13 +342,8 @@ impl Operator for LakeReplay {
         ));
         let metrics = Arc::new(Metrics::default()).stream(&r.spec.name);
         let mut last = std::time::Instant::now();
-        let summary = generation::progress::run(
-            &st.location,
-            &kafka,
-            &r,
-            metrics,
-            ctx.cancel.clone(),
-            |t| {
+        let summary =
+            generation::progress::run(&st.location, &kafka, &r, metrics, ctx.cancel.clone(), |t| {
                 if last.elapsed() >= PROGRESS_EVERY {
                     last = std::time::Instant::now();
                     ctx.log.line(format!(
@@ -356,14 +351,13 @@ impl Operator for LakeReplay {
                         t.done,
                         t.total,
                         t.records_per_s,
-                        t.eta.map_or("-".into(), |d| humantime::format_duration(d)
-                            .to_string())
+                        t.eta
+                            .map_or("-".into(), |d| humantime::format_duration(d).to_string())
                     ));
                 }
-            },
-        )
-        .await
-        .map_err(|e| lake_error(&format!("replaying {}@v{}", self.table, r.generation), e))?;
+            })
+            .await
+            .map_err(|e| lake_error(&format!("replaying {}@v{}", self.table, r.generation), e))?;
         if ctx.cancel.is_cancelled() {
             return Err(TaskError::Retryable(
                 "cancelled (the replay resumes where it stopped)".into(),

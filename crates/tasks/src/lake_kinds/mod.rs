@@ -103,7 +103,11 @@ impl Lake {
     /// The project's stream tables, and the project to ask for its Kafka
     /// cluster and other config files' declarations: the generation kinds
     /// replay, verify and swap these tables.
-    pub fn with_streams(mut self, tables: Vec<StreamTable>, project: Arc<dyn StreamProject>) -> Lake {
+    pub fn with_streams(
+        mut self,
+        tables: Vec<StreamTable>,
+        project: Arc<dyn StreamProject>,
+    ) -> Lake {
         self.streams = Arc::new(Streams {
             tables,
             project: Some(project),
@@ -148,7 +152,11 @@ impl Lake {
     }
 
     /// `stream`'s declaration in the config file `config`.
-    pub(crate) fn declaration(&self, config: &str, stream: &str) -> Result<Arc<StreamSpec>, String> {
+    pub(crate) fn declaration(
+        &self,
+        config: &str,
+        stream: &str,
+    ) -> Result<Arc<StreamSpec>, String> {
         match &self.streams.project {
             Some(p) => p.stream(config, stream),
             None => Err("this process was started without the project's config".into()),

@@ -1,5 +1,9 @@
 //! `tributary lake replay | verify TABLE@vN | swap | rollback | generations
-//! | rebuild`: Kappa reprocessing of a stream table (`lake::generation`).
+//! | rebuild`: Kappa reprocessing (`lake::generation`) of a stream table
+//! (here) or a transform's table (`derived`), and the rebuild's cascade to
+//! what derives from a rebuilt table.
+
+mod derived;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -70,6 +74,11 @@ pub async fn replay(
     config: Option<&Path>,
     fresh: bool,
 ) -> Result<ExitCode> {
+    if let Some(t) = derived::transform_of(&settings.project, table) {
+        derived::refuse_stream_flags(from, fresh)?;
+        derived::replay(settings, &t, config).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     replay_generation(settings, table, from, config, fresh).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -201,12 +210,15 @@ pub async fn verify(
     n: u32,
     against: Option<&str>,
 ) -> Result<ExitCode> {
-    let (live, location) = stream_table(&settings.project, table)?;
     if let Some(a) = against
         && a != table
     {
         bail!("--against {a}: {table}@v{n} is compared with its own live table, {table}");
     }
+    if let Some(t) = derived::transform_of(&settings.project, table) {
+        return derived::verify(settings, &t, n).await;
+    }
+    let (live, location) = stream_table(&settings.project, table)?;
     let diff = generation::verify_against(&location, &live, n).await?;
     if settings.json() {
         output::json(&diff)?;
@@ -263,6 +275,10 @@ pub async fn swap(
     let Some((base, n)) = parse_generation_ref(to).filter(|(b, _)| *b == table) else {
         bail!("{to:?}: name a generation of {table}, as {table}@v2");
     };
+    if let Some(t) = derived::transform_of(&settings.project, table) {
+        let report = derived::swap(settings, &t, n, config, force).await?;
+        return print_switch(settings, "swapped", &report);
+    }
     let (live, location) = stream_table(&settings.project, base)?;
     let (spec, _) = declaration(&settings.project, &live, config)?;
     let timeout = humantime::parse_duration(timeout)
@@ -287,8 +303,13 @@ pub async fn swap(
 
 /// `lake rollback TABLE`.
 pub async fn rollback(settings: &Settings, table: &str) -> Result<ExitCode> {
-    let (live, location) = stream_table(&settings.project, table)?;
-    let report = generation::rollback(&location, &live).await?;
+    let report = match derived::transform_of(&settings.project, table) {
+        Some(t) => derived::rollback(settings, &t).await?,
+        None => {
+            let (live, location) = stream_table(&settings.project, table)?;
+            generation::rollback(&location, &live).await?
+        }
+    };
     print_switch(settings, "rolled back", &report)
 }
 
@@ -305,7 +326,10 @@ fn print_switch(settings: &Settings, what: &str, r: &SwitchReport) -> Result<Exi
 
 /// `lake generations TABLE`.
 pub async fn list(settings: &Settings, table: &str) -> Result<ExitCode> {
-    let (_, location) = stream_table(&settings.project, table)?;
+    let location = match derived::transform_of(&settings.project, table) {
+        Some(_) => settings.project.catalog()?.location(table).clone(),
+        None => stream_table(&settings.project, table)?.1,
+    };
     let gens = generation::generations(&location, table).await?;
     if settings.json() {
         output::json(&gens)?;
@@ -347,7 +371,9 @@ pub async fn list(settings: &Settings, table: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `lake rebuild TABLE`: replay → verify → swap.
+/// `lake rebuild TABLE`: replay → verify → swap, then the same for every
+/// transform that derives from the table (in order), then a refresh of
+/// every view over a rebuilt table.
 pub async fn rebuild(
     settings: &Settings,
     table: &str,
@@ -356,6 +382,10 @@ pub async fn rebuild(
     no_swap: bool,
     timeout: &str,
 ) -> Result<ExitCode> {
+    if let Some(t) = derived::transform_of(&settings.project, table) {
+        derived::refuse_stream_flags(from, false)?;
+        return derived::rebuild(settings, &t, config, no_swap).await;
+    }
     // An unfinished replay of the same shape is resumed (a rebuild killed
     // half way goes on where it stopped).
     let n = replay_generation(settings, table, from, config, false).await?;
@@ -377,5 +407,6 @@ pub async fn rebuild(
         false,
         timeout,
     )
-    .await
+    .await?;
+    derived::cascade(settings, table).await
 }

@@ -1,0 +1,221 @@
+//! Rebuilding what derives from a rebuilt table: the real binary, the
+//! `events` stream from the dev broker, two chained transforms
+//! (`events` → `events_kept` → `events_kept_fr`) and a Lambda view over
+//! the first; DuckDB's `delta_scan` judges every table.
+//!
+//! `lake rebuild events` replays, verifies and swaps the stream table, then
+//! each transform's table in order (rebuilt from its lake source, verified
+//! by recomputing its SQL, swapped), then refreshes the view; afterwards
+//! the writer and the transforms go on from the new generations' offsets
+//! and checkpoints, and every table equals its SQL over its source, no row
+//! twice. A transform's table rolls back to its previous generation, and
+//! is rebuilt with a changed declaration (`--config`).
+
+mod common;
+
+use common::dev_broker;
+use common::lake::{Project, duckdb, produce};
+use serde_json::Value;
+
+const DERIVED: &str = r#"
+[[transform]]
+name = "kept"
+source = "events"
+sql = "SELECT id, nation, at FROM events WHERE id % 2 = 0"
+table = "events_kept"
+trigger = "100ms"
+
+[[transform]]
+name = "kept_fr"
+source = "events_kept"
+sql = "SELECT id, at FROM events_kept WHERE nation = 'FR'"
+table = "events_kept_fr"
+trigger = "100ms"
+
+[[view]]
+name = "kept_by_nation"
+source = "events_kept"
+sql = "SELECT nation, count(*) AS n FROM events_kept GROUP BY nation"
+"#;
+
+fn json(project: &Project, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let out = project.ok(&all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Rows and ids twice in a table, by DuckDB.
+fn rows(project: &Project, table: &str) -> (u64, u64) {
+    let lake = project.dir.path().join("lake");
+    let r = duckdb(
+        &lake,
+        &format!(
+            "SELECT count(*) AS n, count(*) - count(DISTINCT id) AS twice FROM delta_scan('{{path}}/{table}')"
+        ),
+    );
+    (r[0]["n"].as_u64().unwrap(), r[0]["twice"].as_u64().unwrap())
+}
+
+/// What each derived table must hold over `0..n` events (ids even; FR
+/// every fifth event, as `common::lake::record` makes them).
+fn expected(project: &Project) -> ((u64, u64), (u64, u64)) {
+    let lake = project.dir.path().join("lake");
+    let count = |sql: &str| duckdb(&lake, sql)[0]["n"].as_u64().unwrap();
+    (
+        (
+            count("SELECT count(*) AS n FROM delta_scan('{path}/events') WHERE id % 2 = 0"),
+            0,
+        ),
+        (
+            count(
+                "SELECT count(*) AS n FROM delta_scan('{path}/events') WHERE id % 2 = 0 AND nation = 'FR'",
+            ),
+            0,
+        ),
+    )
+}
+
+#[test]
+fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
+    let broker = dev_broker("events", 2);
+    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
+    project.add_config(DERIVED);
+    produce(&broker.bootstrap, "events", 0, 120);
+    project.catch_up();
+    project.catch_up_transform("kept");
+    project.catch_up_transform("kept_fr");
+    let (kept, fr) = expected(&project);
+    assert!(kept.0 > 0 && fr.0 > 0);
+    assert_eq!(
+        (
+            rows(&project, "events_kept"),
+            rows(&project, "events_kept_fr")
+        ),
+        (kept, fr)
+    );
+
+    let out = project.ok(&["lake", "rebuild", "events"]);
+    for says in [
+        "swapped events: generation 1 → 2",
+        "transform kept reads events: rebuilding events_kept",
+        "the transform's SQL over events at that version answers",
+        "swapped events_kept: generation 1 → 2",
+        "transform kept_fr reads events_kept: rebuilding events_kept_fr",
+        "swapped events_kept_fr: generation 1 → 2",
+        "view kept_by_nation: batch table",
+    ] {
+        assert!(out.contains(says), "{says:?} in:\n{out}");
+    }
+    // Events first, then kept, then kept_fr: each after its source.
+    let at = |s: &str| out.find(s).unwrap();
+    assert!(at("swapped events:") < at("swapped events_kept:"));
+    assert!(at("swapped events_kept:") < at("swapped events_kept_fr:"));
+    assert_eq!(
+        (
+            rows(&project, "events_kept"),
+            rows(&project, "events_kept_fr")
+        ),
+        (kept, fr)
+    );
+    for table in ["events_kept", "events_kept_fr"] {
+        let gens = json(&project, &["lake", "generations", table]);
+        assert_eq!(gens[0]["state"], "previous", "{gens:#}");
+        assert_eq!(gens[1]["state"], "current", "{gens:#}");
+        assert_eq!(gens[1]["verified"], true, "{gens:#}");
+        assert_eq!(
+            gens[1]["made_by"], "a rebuild from its lake source",
+            "{gens:#}"
+        );
+    }
+
+    // The writer and the transforms go on from the new generations.
+    produce(&broker.bootstrap, "events", 120, 80);
+    project.catch_up();
+    project.catch_up_transform("kept");
+    project.catch_up_transform("kept_fr");
+    let (kept2, fr2) = expected(&project);
+    assert!(kept2.0 > kept.0 && fr2.0 > fr.0);
+    assert_eq!(rows(&project, "events_kept"), kept2);
+    assert_eq!(rows(&project, "events_kept_fr"), fr2);
+    let live = json(
+        &project,
+        &["sql", "SELECT sum(n) AS n FROM live.kept_by_nation"],
+    );
+    assert_eq!(live[0]["n"], kept2.0, "{live:#}");
+
+    // A transform's table rolls back to the generation it replaced.
+    let back = project.ok(&["lake", "rollback", "events_kept_fr"]);
+    assert!(back.contains("generation 2 → 1"), "{back}");
+    assert_eq!(rows(&project, "events_kept_fr"), fr);
+}
+
+#[test]
+fn a_transform_table_is_rebuilt_with_a_changed_declaration_and_bad_flags_are_refused() {
+    let broker = dev_broker("events", 1);
+    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
+    project.add_config(DERIVED);
+    produce(&broker.bootstrap, "events", 0, 60);
+    project.catch_up();
+    project.catch_up_transform("kept");
+
+    // The same transform, now keeping every event and a new column.
+    let other = project.dir.path().join("all.toml");
+    let base = std::fs::read_to_string(project.dir.path().join("tributary.toml")).unwrap();
+    std::fs::write(
+        &other,
+        base.replace(
+            "SELECT id, nation, at FROM events WHERE id % 2 = 0",
+            "SELECT id, nation, at, id % 2 = 0 AS even FROM events",
+        ),
+    )
+    .unwrap();
+    let out = project.ok(&[
+        "lake",
+        "rebuild",
+        "events_kept",
+        "--config",
+        other.to_str().unwrap(),
+        "--no-swap",
+    ]);
+    assert!(
+        out.contains("events_kept@v2: 60 source rows in, 60 rows out"),
+        "{out}"
+    );
+    assert!(out.contains("schema: added column even (Boolean)"), "{out}");
+    assert!(
+        out.contains("--no-swap: events_kept@v2 is verified"),
+        "{out}"
+    );
+    let v2 = json(
+        &project,
+        &[
+            "sql",
+            "SELECT count(*) AS n, sum(CAST(even AS INT)) AS e FROM \"events_kept@v2\"",
+        ],
+    );
+    assert_eq!(
+        (v2[0]["n"].as_u64(), v2[0]["e"].as_u64()),
+        (Some(60), Some(30))
+    );
+
+    for (args, says) in [
+        (
+            vec!["lake", "rebuild", "events_kept", "--from", "earliest"],
+            "--from is for a stream's table",
+        ),
+        (
+            vec!["lake", "replay", "events_kept", "--new"],
+            "--new is for a stream's table",
+        ),
+        (
+            vec!["lake", "generations", "nowhere"],
+            "not the table of a stream",
+        ),
+    ] {
+        let o = project.cmd(&args).output().unwrap();
+        assert!(!o.status.success(), "{args:?}");
+        let err = common::text(&o.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
