@@ -39,6 +39,16 @@ pub mod writer;
 
 pub use deltalake;
 
+/// Crash-test hook: when `TRIBUTARY_FAILPOINT` names this point, the
+/// process kills itself with SIGKILL here — the crash a test needs at an
+/// exact step (between two commits of a swap, after a task's commit),
+/// with no chance to clean up.
+pub fn failpoint(name: &str) {
+    if std::env::var("TRIBUTARY_FAILPOINT").is_ok_and(|v| v == name) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 /// Errors of the lake.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {

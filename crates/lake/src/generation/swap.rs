@@ -211,6 +211,7 @@ pub async fn swap(o: SwapOptions, stop: CancellationToken) -> Result<SwitchRepor
             if !caught_up(&name, &g, &live) {
                 return Ok::<_, LakeError>(None);
             }
+            crate::failpoint("swap:before_commit");
             attempts += 1;
             // The dead letters switch first, every attempt, to the
             // generation's as of this read with the table's offsets: a
@@ -237,6 +238,7 @@ pub async fn swap(o: SwapOptions, stop: CancellationToken) -> Result<SwitchRepor
                     Switched::Moved => return Ok(None),
                 }
             }
+            crate::failpoint("swap:between_commits");
             let t = target_of(&name, &g, n, from)?;
             let removed = live.table().snapshot()?.log_data().num_files() as u64;
             let read = live.version();
@@ -259,6 +261,7 @@ pub async fn swap(o: SwapOptions, stop: CancellationToken) -> Result<SwitchRepor
     follower_stop.cancel();
     let _ = follower.await;
     let (version, files_removed, commit_ms) = outcome?;
+    crate::failpoint("swap:after_commit");
     report(
         &live,
         &name,

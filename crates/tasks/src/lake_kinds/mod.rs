@@ -323,15 +323,6 @@ pub(crate) fn app_id(ctx: &TaskContext, target: &str) -> String {
     )
 }
 
-/// Crash-test hook: when `TRIBUTARY_FAILPOINT` names this point, the
-/// process kills itself with SIGKILL here — the crash a test needs between
-/// a commit and the try's end state, with no chance to clean up.
-pub(crate) fn failpoint(name: &str) {
-    if std::env::var("TRIBUTARY_FAILPOINT").is_ok_and(|v| v == name) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
 /// Runs `work` unless the try is cancelled first.
 pub(crate) async fn unless_cancelled<T>(
     ctx: &TaskContext,

@@ -274,7 +274,7 @@ impl Operator for LakeSql {
             }
         })
         .await?;
-        super::failpoint("lake_sql:after_commit");
+        lake::failpoint("lake_sql:after_commit");
         log_report(&ctx, &report, &mode);
         Ok(TaskOutcome::Success)
     }
