@@ -160,7 +160,7 @@ async fn rebuild_one(
         return Ok(false);
     }
     let r = swap(settings, t, n, config, false).await?;
-    super::print_switch(settings, "swapped", &r)?;
+    super::show::print_switch(settings, "swapped", &r)?;
     Ok(true)
 }
 

@@ -4,6 +4,9 @@
 //! what derives from a rebuilt table.
 
 mod derived;
+mod show;
+
+use show::print_switch;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -13,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use lake::config::StreamSpec;
-use lake::generation::{
-    self, GenerationDiff, Replay, ReplayFrom, ReplayRequest, SwapOptions, SwitchReport,
-};
+use lake::generation::{self, GenerationDiff, Replay, ReplayFrom, ReplayRequest, SwapOptions};
 use lake::metrics::Metrics;
 use lake::table::Location;
 
@@ -311,17 +312,6 @@ pub async fn rollback(settings: &Settings, table: &str) -> Result<ExitCode> {
         }
     };
     print_switch(settings, "rolled back", &report)
-}
-
-fn print_switch(settings: &Settings, what: &str, r: &SwitchReport) -> Result<ExitCode> {
-    if settings.json() {
-        output::json(r)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for line in r.summary(what) {
-        println!("{line}");
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `lake generations TABLE`.

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ledger::{Ledger, relative_folder, storage_name};
 use super::swap::{SwitchReport, report_of};
-use super::switch::{Switched, Target, files_of, switch};
+use super::switch::{Switched, Target, files_of, switch, transform_txns};
 use super::verify::{
     AggregateDiff, aggregates, compare_err, record_verdict, schema_changes, verified,
 };
@@ -243,16 +243,6 @@ pub async fn verify_transform(
     };
     record_verdict(&location, &g_name, diff.ok(), g.version(), n).await?;
     Ok(diff)
-}
-
-/// The transform's `txn` entries in `h` (checkpoint, reference versions,
-/// window state).
-pub(crate) fn transform_txns(h: &DeltaTableHandle, transform: &str) -> BTreeMap<String, i64> {
-    h.txns()
-        .iter()
-        .filter(|(id, _)| parse_app_id(id).is_some_and(|(t, _, _)| t == transform))
-        .map(|(id, v)| (id.clone(), *v))
-        .collect()
 }
 
 /// Makes generation `n` of the transform's table current: catches it up

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ledger::{Ledger, relative_folder};
 use super::replay::open_generation;
-use super::switch::{Switched, Target, files_of, fingerprints_of, switch};
+use super::switch::{Switched, Target, files_of, fingerprints_of, switch, transform_txns};
 use super::verify::verified;
 use crate::LakeError;
 use crate::config::StreamSpec;
@@ -426,7 +426,7 @@ async fn switch_back(
         metadata: old.table().snapshot()?.metadata().clone(),
         offsets: old.stream_offsets(stream),
         fingerprints: fingerprints_of(&old, stream),
-        txns: super::derived::transform_txns(&old, stream),
+        txns: transform_txns(&old, stream),
     };
     let mut attempts = 0;
     loop {

@@ -20,6 +20,7 @@ use crate::LakeError;
 use crate::fingerprint::{fingerprint_id, parse_fingerprint_id};
 use crate::table::{CommitOutcome, DeltaTableHandle, OffsetUpdate, app_id};
 use crate::transform::changes::snapshot_files;
+use crate::transform::checkpoint::parse_app_id;
 
 /// What a table switches to.
 #[derive(Debug, Clone)]
@@ -52,6 +53,16 @@ pub fn fingerprints_of(h: &DeltaTableHandle, stream: &str) -> BTreeMap<(String, 
             let (s, t, p) = parse_fingerprint_id(id)?;
             (s == stream).then(|| ((t.to_string(), p), *v))
         })
+        .collect()
+}
+
+/// A transform's `txn` entries in `h` (checkpoint, reference versions,
+/// window state: `crate::transform::checkpoint`).
+pub fn transform_txns(h: &DeltaTableHandle, transform: &str) -> BTreeMap<String, i64> {
+    h.txns()
+        .iter()
+        .filter(|(id, _)| parse_app_id(id).is_some_and(|(t, _, _)| t == transform))
+        .map(|(id, v)| (id.clone(), *v))
         .collect()
 }
 
