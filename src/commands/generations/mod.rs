@@ -122,6 +122,9 @@ async fn replay_generation(
         r.generation,
         r.made_by
     );
+    if let Some(f) = &r.refilled {
+        println!("{}", f.summary(table));
+    }
     let summary = run_replay(settings, &location, &r).await?;
     let info = lake::tools::describe(&location, &r.spec.table, Some(&live.name), 0).await?;
     if settings.json() {
@@ -135,6 +138,7 @@ async fn replay_generation(
             "files": info.files,
             "rejected": summary.rejected,
             "offsets": info.offsets,
+            "refilled": r.refilled,
         }))?;
     } else {
         println!(

@@ -12,6 +12,7 @@
 pub mod derived;
 pub mod ledger;
 pub mod progress;
+pub mod refill;
 pub mod replay;
 pub mod swap;
 pub mod switch;

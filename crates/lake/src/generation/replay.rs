@@ -133,6 +133,9 @@ pub struct Replay {
     /// The stream as the writer runs it: the generation's tables, its own
     /// consumer group, its start offsets.
     pub spec: Arc<StreamSpec>,
+    /// What was refilled from the current generation because Kafka no
+    /// longer holds it (`super::refill`), when anything was.
+    pub refilled: Option<super::refill::Refilled>,
 }
 
 /// What a replay needs to know.
@@ -167,6 +170,27 @@ pub async fn stored(location: &Location, table: &str) -> Result<Vec<u32>, LakeEr
 /// Picks (and creates) the generation a replay writes: the unfinished one
 /// with the same shape, else the next number.
 pub async fn prepare(
+    location: &Location,
+    kafka: &KafkaSource,
+    req: ReplayRequest<'_>,
+) -> Result<Replay, LakeError> {
+    let live = req.live.clone();
+    let mut r = pick(location, kafka, req).await?;
+    // Offsets Kafka's retention deleted come from the live table's rows,
+    // in the generation's first commit (nothing when it has one already).
+    let reader = OffsetReader::new(kafka)?;
+    let topics = live.topics.clone();
+    let ranges =
+        tokio::task::spawn_blocking(move || reader.log_ranges(&topics, Duration::from_secs(30)))
+            .await
+            .map_err(|e| LakeError::Kafka(format!("offset lookup stopped: {e}")))??;
+    r.refilled = super::refill::refill(location, &live, &r.spec, &ranges).await?;
+    Ok(r)
+}
+
+/// The generation a replay writes: the unfinished one with the same
+/// shape, else a new one, created.
+async fn pick(
     location: &Location,
     kafka: &KafkaSource,
     req: ReplayRequest<'_>,
@@ -228,6 +252,7 @@ pub async fn prepare(
         resumed: false,
         made_by,
         spec: Arc::new(spec),
+        refilled: None,
     })
 }
 
@@ -305,6 +330,7 @@ pub async fn open_generation(
             n,
             start,
         )),
+        refilled: None,
     })
 }
 

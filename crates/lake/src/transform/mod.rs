@@ -41,6 +41,7 @@ mod windowed;
 
 pub use config::TransformConfig;
 pub use run::{RunSummary, TransformOptions, run};
+pub(crate) use runner::{conform, default_properties};
 pub use spec::{Delivery, Emit, SinkSpec, TransformSpec, WindowSpec};
 pub use status::{TransformStatus, status};
 pub use validate::{DeclaredTables, validate};

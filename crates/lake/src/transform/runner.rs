@@ -341,7 +341,7 @@ fn plain_type(t: &arrow::datatypes::DataType) -> arrow::datatypes::DataType {
 }
 
 /// An answer batch in the table's column types.
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, LakeError> {
+pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, LakeError> {
     let columns = schema
         .fields()
         .iter()
@@ -357,8 +357,9 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, LakeE
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-/// Parquet settings of transform output: zstd level 1, page statistics.
-fn default_properties() -> parquet::file::properties::WriterProperties {
+/// Parquet settings of transform output (and of a replay's refilled rows):
+/// zstd level 1, page statistics.
+pub(crate) fn default_properties() -> parquet::file::properties::WriterProperties {
     parquet::file::properties::WriterProperties::builder()
         .set_compression(crate::config::Codec::Zstd(1).compression())
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)

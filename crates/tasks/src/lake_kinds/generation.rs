@@ -340,6 +340,9 @@ impl Operator for LakeReplay {
             r.generation,
             r.made_by
         ));
+        if let Some(f) = &r.refilled {
+            ctx.log.line(f.summary(&self.table));
+        }
         let metrics = Arc::new(Metrics::default()).stream(&r.spec.name);
         let mut last = std::time::Instant::now();
         let summary =
