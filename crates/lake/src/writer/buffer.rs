@@ -102,6 +102,44 @@ impl PartitionBuffer {
         freed
     }
 
+    /// After a fence moved the log's offset to `g` (a swap caught up to
+    /// within this buffer): keeps the records past `g`, which continue it
+    /// exactly, and returns the bytes freed. `None` when `g + 1` is not
+    /// within the buffer (the caller resets it and seeks to `g + 1`).
+    /// Every record is decoded before a flush, so only decoded rows and
+    /// dead letters are trimmed.
+    pub fn trim_to(&mut self, g: i64) -> Option<u64> {
+        let (first, last) = (self.first?, self.last?);
+        if !self.staged.is_empty() || g < first - 1 || g >= last {
+            return None;
+        }
+        let mut rows = Vec::with_capacity(self.rows.len());
+        let mut count = 0u64;
+        for b in &self.rows {
+            let offsets = b
+                .column_by_name(crate::schema::COL_OFFSET)?
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()?;
+            let keep =
+                arrow::compute::kernels::cmp::gt(offsets, &arrow::array::Int64Array::new_scalar(g))
+                    .ok()?;
+            let kept = arrow::compute::filter_record_batch(b, &keep).ok()?;
+            if kept.num_rows() > 0 {
+                count += kept.num_rows() as u64;
+                rows.push(kept);
+            }
+        }
+        self.rows = rows;
+        self.row_count = count;
+        self.rejected.retain(|r| r.offset > g);
+        let before = self.bytes;
+        // Bytes are counted per record: keep the share of the records kept.
+        self.bytes = (before as u128 * (last - g) as u128 / (last - first + 1) as u128) as u64;
+        self.base = Some(g);
+        self.first = Some(g + 1);
+        Some(before - self.bytes)
+    }
+
     /// Drops what the buffer holds and makes it continue the log offset
     /// `base` (a fence, or a reassignment that found the log moved on).
     /// The caller seeks the consumer to `base + 1`.
@@ -119,5 +157,74 @@ impl PartitionBuffer {
         self.oldest = None;
         self.base = base;
         self.next = base.map(|c| c + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    /// A buffer continuing offset 9 and holding decoded rows 10..=19, with
+    /// 14 a dead letter.
+    fn held() -> PartitionBuffer {
+        let mut p = PartitionBuffer::new(Arc::from("t"), 0, Some(9));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            crate::schema::COL_OFFSET,
+            DataType::Int64,
+            false,
+        )]));
+        let batch = |o: Vec<i64>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(o))]).unwrap()
+        };
+        p.rows = vec![batch(vec![10, 11, 12, 13]), batch(vec![15, 16, 17, 18, 19])];
+        p.row_count = 9;
+        p.rejected = vec![Rejected {
+            topic: Arc::from("t"),
+            partition: 0,
+            offset: 14,
+            timestamp_ms: None,
+            key: None,
+            value: None,
+            error: "bad".into(),
+        }];
+        (p.first, p.last, p.bytes, p.next) = (Some(10), Some(19), 1000, Some(20));
+        p
+    }
+
+    #[test]
+    fn a_fence_within_the_buffer_keeps_the_records_past_it() {
+        let mut p = held();
+        assert_eq!(p.trim_to(13), Some(400), "6 of 10 records stay");
+        assert_eq!(
+            (p.base, p.first, p.last, p.next),
+            (Some(13), Some(14), Some(19), Some(20))
+        );
+        assert_eq!(p.row_count, 5);
+        assert_eq!(p.rows.len(), 1, "the batch wholly at or below 13 is gone");
+        assert_eq!(p.rejected.len(), 1, "14 is past 13");
+        let mut p = held();
+        assert_eq!(p.trim_to(16).map(|_| p.rejected.len()), Some(0));
+        assert_eq!(p.row_count, 3);
+        // At the buffer's own base: everything stays.
+        let mut p = held();
+        assert_eq!(p.trim_to(9), Some(0));
+        assert_eq!(p.row_count, 9);
+    }
+
+    #[test]
+    fn a_fence_outside_the_buffer_leaves_it_to_a_reset() {
+        // Past the last record, or behind where the buffer starts (a
+        // rollback), or with records not decoded yet: not trimmed.
+        assert_eq!(held().trim_to(19), None);
+        assert_eq!(held().trim_to(25), None);
+        assert_eq!(held().trim_to(5), None);
+        let mut p = held();
+        p.staged.push(20, None, None, Some(b"{}"));
+        assert_eq!(p.trim_to(13), None);
     }
 }

@@ -88,8 +88,9 @@ impl Writer {
     }
 
     /// Writes and commits the buffers of these partitions. A fenced
-    /// partition is reset to the log's offset and left out; the others are
-    /// written again and committed without it.
+    /// partition continues the log's new offset: with what its buffer holds
+    /// past it, written again with the others, or (when the buffer does
+    /// not reach past it, or starts after it) reset and left out.
     pub(super) async fn flush(&mut self, mut keys: Vec<TopicPartition>) -> Result<(), LakeError> {
         keys.retain(|k| self.buffers.get(k).is_some_and(PartitionBuffer::has_data));
         while !keys.is_empty() {
@@ -249,13 +250,17 @@ impl Writer {
         self.summary.fenced += 1;
         for (id, now) in &moved {
             tracing::warn!(stream = %name, app_id = %id, log_offset = ?now,
-                "another writer committed this partition: dropping its buffer and resuming after the log's offset");
+                "another writer committed this partition: keeping what the buffer holds past the log's offset, or re-reading from there");
         }
         let moved: HashMap<String, Option<i64>> = moved.into_iter().collect();
         let mut stay = Vec::with_capacity(keys.len());
         for k in keys.drain(..) {
             match moved.get(&app_id(&name, &k.topic, k.partition)) {
-                Some(now) => self.reset_partition(&k, *now),
+                Some(now) => {
+                    if self.rebase_partition(&k, *now) {
+                        stay.push(k);
+                    }
+                }
                 None => stay.push(k),
             }
         }

@@ -249,6 +249,24 @@ impl Writer {
         record_committed(&self.log_offsets, &self.opts.metrics, tp, offset);
     }
 
+    /// After a fence that moved a partition's log offset to `now`: keeps
+    /// the records its buffer holds past `now` when they continue it (a
+    /// swap caught up to within the buffer), else drops the buffer and
+    /// seeks to `now + 1`. Whether records were kept.
+    fn rebase_partition(&mut self, tp: &TopicPartition, now: Option<i64>) -> bool {
+        if let (Some(g), Some(p)) = (now, self.buffers.get_mut(tp))
+            && let Some(freed) = p.trim_to(g)
+        {
+            let kept = p.has_data();
+            self.buffered -= freed.min(self.buffered);
+            self.opts.metrics.set_buffered(self.buffered);
+            self.record_committed(tp, now);
+            return kept;
+        }
+        self.reset_partition(tp, now);
+        false
+    }
+
     /// Drops a partition's buffer and continues it from the log offset
     /// `base` (after a fence, or a reassignment that found the log moved).
     fn reset_partition(&mut self, tp: &TopicPartition, base: Option<i64>) {
