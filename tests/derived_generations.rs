@@ -1,7 +1,8 @@
 //! Rebuilding what derives from a rebuilt table: the real binary, the
 //! `events` stream from the dev broker, two chained transforms
-//! (`events` → `events_kept` → `events_kept_fr`) and a Lambda view over
-//! the first; DuckDB's `delta_scan` judges every table.
+//! (`events` → `events_kept` → `events_kept_fr`), a windowed one
+//! (`events_per_minute`) and a Lambda view over the first; DuckDB's
+//! `delta_scan` judges every table.
 //!
 //! `lake rebuild events` replays, verifies and swaps the stream table, then
 //! each transform's table in order (rebuilt from its lake source, verified
@@ -32,6 +33,19 @@ sql = "SELECT id, at FROM events_kept WHERE nation = 'FR'"
 table = "events_kept_fr"
 trigger = "100ms"
 
+[[transform]]
+name = "per_minute"
+source = "events"
+sql = """
+SELECT window_start, window_end, count(*) AS n
+FROM TUMBLE(events, at, INTERVAL '1 minute')
+GROUP BY window_start, window_end
+"""
+table = "events_per_minute"
+trigger = "100ms"
+# Events take three times in turn: a week's delay makes none of them late.
+watermark = { column = "at", delay = "7d" }
+
 [[view]]
 name = "kept_by_nation"
 source = "events_kept"
@@ -55,6 +69,18 @@ fn rows(project: &Project, table: &str) -> (u64, u64) {
         ),
     );
     (r[0]["n"].as_u64().unwrap(), r[0]["twice"].as_u64().unwrap())
+}
+
+/// Windows and the events they count in `events_per_minute`.
+fn windows(project: &Project) -> (u64, u64) {
+    let v = json(
+        project,
+        &[
+            "sql",
+            "SELECT count(*) AS w, sum(n) AS n FROM events_per_minute",
+        ],
+    );
+    (v[0]["w"].as_u64().unwrap(), v[0]["n"].as_u64().unwrap())
 }
 
 /// What each derived table must hold over `0..n` events (ids even; FR
@@ -85,8 +111,11 @@ fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
     project.catch_up();
     project.catch_up_transform("kept");
     project.catch_up_transform("kept_fr");
+    project.catch_up_transform("per_minute");
     let (kept, fr) = expected(&project);
     assert!(kept.0 > 0 && fr.0 > 0);
+    // Events fall on three minutes (`common::lake::record`).
+    assert_eq!(windows(&project), (3, 120));
     assert_eq!(
         (
             rows(&project, "events_kept"),
@@ -103,6 +132,8 @@ fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
         "swapped events_kept: generation 1 → 2",
         "transform kept_fr reads events_kept: rebuilding events_kept_fr",
         "swapped events_kept_fr: generation 1 → 2",
+        "transform per_minute reads events: rebuilding events_per_minute",
+        "swapped events_per_minute: generation 1 → 2",
         "view kept_by_nation: batch table",
     ] {
         assert!(out.contains(says), "{says:?} in:\n{out}");
@@ -118,7 +149,8 @@ fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
         ),
         (kept, fr)
     );
-    for table in ["events_kept", "events_kept_fr"] {
+    assert_eq!(windows(&project), (3, 120));
+    for table in ["events_kept", "events_kept_fr", "events_per_minute"] {
         let gens = json(&project, &["lake", "generations", table]);
         assert_eq!(gens[0]["state"], "previous", "{gens:#}");
         assert_eq!(gens[1]["state"], "current", "{gens:#}");
@@ -134,6 +166,8 @@ fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
     project.catch_up();
     project.catch_up_transform("kept");
     project.catch_up_transform("kept_fr");
+    project.catch_up_transform("per_minute");
+    assert_eq!(windows(&project), (3, 200), "windows updated past the swap");
     let (kept2, fr2) = expected(&project);
     assert!(kept2.0 > kept.0 && fr2.0 > fr.0);
     assert_eq!(rows(&project, "events_kept"), kept2);
