@@ -58,25 +58,39 @@ pub(super) async fn claim(
     let from = TaskState::Scheduled;
     let queued = from.apply(TaskEvent::Queue)?;
     let failed = from.apply(TaskEvent::Fail)?;
-    for i in ok {
-        let ti = &candidates[i].0;
-        let r = sqlx::query(
-            "UPDATE task_instances SET state = $4, queued_at = $1, heartbeat_at = $1, lease_owner = $2 \
-             WHERE id = $3 AND state = $5",
-        )
+    // One statement for the whole claim (not one per task): the rows are
+    // locked (PostgreSQL) or the database is (SQLite), and the state
+    // condition still guards each row.
+    let ids: Vec<i64> = ok.iter().map(|&i| candidates[i].0.id).collect();
+    if !ids.is_empty() {
+        let list = ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "UPDATE task_instances SET state = $3, queued_at = $1, heartbeat_at = $1, lease_owner = $2 \
+             WHERE id IN ({list}) AND state = $4 RETURNING id"
+        ))
         .bind(t)
         .bind(owner)
-        .bind(ti.id)
         .bind(queued.as_str())
         .bind(from.as_str())
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        if r.rows_affected() == 1 {
-            let mut ti = ti.clone();
-            ti.state = queued;
-            ti.queued_at = Some(now);
-            ti.lease_owner = Some(owner.to_string());
-            claim.claimed.push(ti);
+        let updated: std::collections::HashSet<i64> = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        for i in ok {
+            let ti = &candidates[i].0;
+            if updated.contains(&ti.id) {
+                let mut ti = ti.clone();
+                ti.state = queued;
+                ti.queued_at = Some(now);
+                ti.lease_owner = Some(owner.to_string());
+                claim.claimed.push(ti);
+            }
         }
     }
     for i in missing {
