@@ -289,6 +289,7 @@ async fn dags_list(settings: &Settings, tags: &[String]) -> Result<ExitCode> {
         .map(|d| (d.dag_id.clone(), d))
         .collect();
     let now = Utc::now();
+    let mut runs = store.runs_of_every_dag(5).await?;
     let mut rows = Vec::new();
     let mut items = Vec::new();
     for dag in bag.dags.values() {
@@ -296,11 +297,11 @@ async fn dags_list(settings: &Settings, tags: &[String]) -> Result<ExitCode> {
             continue;
         }
         let paused = records.get(&dag.dag_id).is_some_and(|r| r.is_paused);
-        let last = store.last_scheduled_run(&dag.dag_id).await?;
+        let last = runs.last_scheduled.remove(&dag.dag_id);
         let next = dag
             .timetable
             .next_dagrun(last.as_ref().map(|r| &r.data_interval), now);
-        let recent = store.list_runs(&dag.dag_id, 5).await?;
+        let recent = runs.recent.remove(&dag.dag_id).unwrap_or_default();
         let marks: String = recent
             .iter()
             .rev()

@@ -69,6 +69,7 @@ conformance!(
     change_feed_wakes_on_another_connections_write,
     expired_leases_and_fencing,
     claims_respect_limits_and_never_overlap,
+    runs_of_every_dag_in_two_statements,
 );
 
 fn t(h: u32) -> DateTime<Utc> {
@@ -765,4 +766,45 @@ async fn claims_respect_limits_and_never_overlap(s: Arc<SqlStore>) {
     assert_eq!(all.len(), n, "a task was claimed twice");
     // 40 tasks: one failed for its pool, the third "two" task waits for a pool slot.
     assert_eq!(n, 38);
+}
+
+/// The DAG lists' reads: each DAG's newest runs and latest scheduled run,
+/// for every DAG at once.
+async fn runs_of_every_dag_in_two_statements(s: Arc<SqlStore>) {
+    s.sync_dags(&[dag_record("d"), dag_record("e"), dag_record("f")], &[])
+        .await
+        .unwrap();
+    for (dag, h, ty) in [
+        ("d", 1, RunType::Scheduled),
+        ("d", 3, RunType::Manual),
+        ("d", 5, RunType::Scheduled),
+        ("d", 7, RunType::Manual),
+        ("e", 2, RunType::Manual),
+    ] {
+        s.create_run(&new_run(dag, h, ty), &seeds(&["x"]))
+            .await
+            .unwrap();
+    }
+    let runs = s.runs_of_every_dag(2).await.unwrap();
+    let dates = |dag: &str| -> Vec<DateTime<Utc>> {
+        runs.recent
+            .get(dag)
+            .map(|r| r.iter().map(|r| r.logical_date).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(dates("d"), vec![t(7), t(5)], "newest first, two");
+    assert_eq!(dates("e"), vec![t(2)]);
+    assert!(dates("f").is_empty());
+    assert_eq!(runs.last_scheduled["d"].logical_date, t(5));
+    assert!(!runs.last_scheduled.contains_key("e"));
+    // The same as the per-DAG reads.
+    assert_eq!(
+        runs.recent["d"],
+        s.list_runs("d", 2).await.unwrap(),
+        "as list_runs"
+    );
+    assert_eq!(
+        Some(&runs.last_scheduled["d"]),
+        s.last_scheduled_run("d").await.unwrap().as_ref()
+    );
 }

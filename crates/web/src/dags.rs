@@ -143,22 +143,24 @@ pub(crate) async fn summaries(
 ) -> Result<Vec<DagSummary>, Failure> {
     let now = Utc::now();
     let counts = store.run_counts().await?;
+    let mut runs = store.runs_of_every_dag(RECENT_RUNS).await?;
     let mut out = Vec::new();
     for rec in store.list_dags().await? {
         if !rec.is_active || tag.is_some_and(|t| !rec.tags.iter().any(|x| x == t)) {
             continue;
         }
         let dag = cache.parse(&rec)?;
-        let last = store.last_scheduled_run(&rec.dag_id).await?;
+        let last = runs.last_scheduled.remove(&rec.dag_id);
         let next = if rec.is_paused {
             None
         } else {
             dag.timetable
                 .next_dagrun(last.as_ref().map(|r| &r.data_interval), now)
         };
-        let mut recent: Vec<RunMark> = store
-            .list_runs(&rec.dag_id, RECENT_RUNS)
-            .await?
+        let mut recent: Vec<RunMark> = runs
+            .recent
+            .remove(&rec.dag_id)
+            .unwrap_or_default()
             .into_iter()
             .map(|r| RunMark {
                 run_id: r.run_id,

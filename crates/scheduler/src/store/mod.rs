@@ -69,6 +69,15 @@ pub fn admit(
     (ok, missing)
 }
 
+/// Runs grouped by DAG for the DAG lists ([`Store::runs_of_every_dag`]).
+#[derive(Debug, Default)]
+pub struct RunsByDag {
+    /// Each DAG's newest runs, newest first.
+    pub recent: std::collections::HashMap<String, Vec<RunRecord>>,
+    /// Each DAG's latest scheduled run.
+    pub last_scheduled: std::collections::HashMap<String, RunRecord>,
+}
+
 /// The metadata store. Every state change is a conditional update on the
 /// expected previous state, so concurrent actors cannot both apply one.
 #[async_trait]
@@ -115,6 +124,10 @@ pub trait Store: Send + Sync + 'static {
     async fn active_runs(&self) -> Result<Vec<RunRecord>>;
     /// The scheduled run with the latest logical date.
     async fn last_scheduled_run(&self, dag_id: &str) -> Result<Option<RunRecord>>;
+    /// The newest `limit` runs of every DAG (as [`Store::list_runs`] per
+    /// DAG), and each DAG's latest scheduled run (as
+    /// [`Store::last_scheduled_run`]), in two statements for the DAG lists.
+    async fn runs_of_every_dag(&self, limit: i64) -> Result<RunsByDag>;
     /// Changes a run's state if it is still `from`; sets start/end dates.
     async fn set_run_state(
         &self,

@@ -103,6 +103,10 @@ impl Store for SqlStore {
         runs::last_scheduled_run(self, dag_id).await
     }
 
+    async fn runs_of_every_dag(&self, limit: i64) -> Result<crate::store::RunsByDag> {
+        runs::runs_of_every_dag(self, limit).await
+    }
+
     async fn set_run_state(
         &self,
         run_pk: i64,

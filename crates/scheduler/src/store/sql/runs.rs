@@ -177,6 +177,43 @@ pub(super) async fn last_scheduled_run(
     Ok(store.fetch_runs(&sql, &[dag_id]).await?.pop())
 }
 
+/// Every DAG's newest `limit` runs and latest scheduled run. Each DAG's
+/// runs are found through the `(dag_id, logical_date)` index by a
+/// subquery per DAG inside one statement (both databases plan it so), not
+/// by a window over every run.
+pub(super) async fn runs_of_every_dag(
+    store: &SqlStore,
+    limit: i64,
+) -> Result<crate::store::RunsByDag> {
+    let pick = |filter: &str, n: &str| {
+        format!(
+            "SELECT {cols} FROM dags d JOIN dag_runs r ON r.id IN (\
+             SELECT r2.id FROM dag_runs r2 WHERE r2.dag_id = d.dag_id{filter} \
+             ORDER BY r2.logical_date DESC LIMIT {n}) \
+             ORDER BY r.dag_id, r.logical_date DESC",
+            cols = RUN_COLS
+                .split(',')
+                .map(|c| format!("r.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut out = crate::store::RunsByDag::default();
+    for run in store
+        .fetch_runs(&pick("", &limit.max(0).to_string()), &[])
+        .await?
+    {
+        out.recent.entry(run.dag_id.clone()).or_default().push(run);
+    }
+    for run in store
+        .fetch_runs(&pick(" AND r2.run_type = 'scheduled'", "1"), &[])
+        .await?
+    {
+        out.last_scheduled.insert(run.dag_id.clone(), run);
+    }
+    Ok(out)
+}
+
 pub(super) async fn set_run_state(
     store: &SqlStore,
     run_pk: i64,
