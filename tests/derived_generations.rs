@@ -16,7 +16,6 @@ mod common;
 
 use common::dev_broker;
 use common::lake::{Project, duckdb, produce};
-use serde_json::Value;
 
 const DERIVED: &str = r#"
 [[transform]]
@@ -52,13 +51,6 @@ source = "events_kept"
 sql = "SELECT nation, count(*) AS n FROM events_kept GROUP BY nation"
 "#;
 
-fn json(project: &Project, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let out = project.ok(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
 /// Rows and ids twice in a table, by DuckDB.
 fn rows(project: &Project, table: &str) -> (u64, u64) {
     let lake = project.dir.path().join("lake");
@@ -73,13 +65,10 @@ fn rows(project: &Project, table: &str) -> (u64, u64) {
 
 /// Windows and the events they count in `events_per_minute`.
 fn windows(project: &Project) -> (u64, u64) {
-    let v = json(
-        project,
-        &[
-            "sql",
-            "SELECT count(*) AS w, sum(n) AS n FROM events_per_minute",
-        ],
-    );
+    let v = project.json(&[
+        "sql",
+        "SELECT count(*) AS w, sum(n) AS n FROM events_per_minute",
+    ]);
     (v[0]["w"].as_u64().unwrap(), v[0]["n"].as_u64().unwrap())
 }
 
@@ -151,7 +140,7 @@ fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
     );
     assert_eq!(windows(&project), (3, 120));
     for table in ["events_kept", "events_kept_fr", "events_per_minute"] {
-        let gens = json(&project, &["lake", "generations", table]);
+        let gens = project.json(&["lake", "generations", table]);
         assert_eq!(gens[0]["state"], "previous", "{gens:#}");
         assert_eq!(gens[1]["state"], "current", "{gens:#}");
         assert_eq!(gens[1]["verified"], true, "{gens:#}");
@@ -172,10 +161,7 @@ fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
     assert!(kept2.0 > kept.0 && fr2.0 > fr.0);
     assert_eq!(rows(&project, "events_kept"), kept2);
     assert_eq!(rows(&project, "events_kept_fr"), fr2);
-    let live = json(
-        &project,
-        &["sql", "SELECT sum(n) AS n FROM live.kept_by_nation"],
-    );
+    let live = project.json(&["sql", "SELECT sum(n) AS n FROM live.kept_by_nation"]);
     assert_eq!(live[0]["n"], kept2.0, "{live:#}");
 
     // A transform's table rolls back to the generation it replaced.
@@ -221,13 +207,10 @@ fn a_transform_table_is_rebuilt_with_a_changed_declaration_and_bad_flags_are_ref
         out.contains("--no-swap: events_kept@v2 is verified"),
         "{out}"
     );
-    let v2 = json(
-        &project,
-        &[
-            "sql",
-            "SELECT count(*) AS n, sum(CAST(even AS INT)) AS e FROM \"events_kept@v2\"",
-        ],
-    );
+    let v2 = project.json(&[
+        "sql",
+        "SELECT count(*) AS n, sum(CAST(even AS INT)) AS e FROM \"events_kept@v2\"",
+    ]);
     assert_eq!(
         (v2[0]["n"].as_u64(), v2[0]["e"].as_u64()),
         (Some(60), Some(30))

@@ -23,21 +23,11 @@ use common::lake::{Guard, Project, duckdb, produce, python_rows};
 use common::{dev_broker, text};
 use serde_json::Value;
 
-fn json(project: &Project, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let out = project.ok(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
 fn count(project: &Project, table: &str) -> u64 {
-    let v = json(
-        project,
-        &[
-            "sql",
-            &format!("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM \"{table}\""),
-        ],
-    );
+    let v = project.json(&[
+        "sql",
+        &format!("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM \"{table}\""),
+    ]);
     assert_eq!(v[0]["n"], v[0]["ids"], "{table}: an id twice: {v:#}");
     v[0]["n"].as_u64().unwrap()
 }
@@ -61,16 +51,6 @@ fn fails(project: &Project, args: &[&str]) -> String {
     text(&out.stderr)
 }
 
-fn state_of(project: &Project, n: u64) -> String {
-    let gens = json(project, &["lake", "generations", "events"]);
-    gens.as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["generation"] == n)
-        .map(|g| g["state"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no generation {n}: {gens:#}"))
-}
-
 #[test]
 fn replay_verify_swap_while_writing_then_roll_back() {
     let broker = dev_broker("events", 2);
@@ -82,24 +62,18 @@ fn replay_verify_swap_while_writing_then_roll_back() {
     let out = project.ok(&["lake", "replay", "events"]);
     assert!(out.contains("replaying into events@v2"), "{out}");
     assert_eq!(count(&project, "events@v2"), 150);
-    let diff = json(
-        &project,
-        &[
-            "sql",
-            "SELECT count(*) AS n FROM (SELECT id, nation, at, _partition, _offset FROM events \
+    let diff = project.json(&[
+        "sql",
+        "SELECT count(*) AS n FROM (SELECT id, nation, at, _partition, _offset FROM events \
              EXCEPT SELECT id, nation, at, _partition, _offset FROM \"events@v2\")",
-        ],
-    );
+    ]);
     assert_eq!(diff[0]["n"], 0, "row for row");
-    assert_eq!(state_of(&project, 2), "replayed");
+    assert_eq!(project.generation_state(2), "replayed");
 
     // Not verified yet: the swap refuses.
     let err = fails(&project, &["lake", "swap", "events", "events@v2"]);
     assert!(err.contains("has not been verified"), "{err}");
-    let v = json(
-        &project,
-        &["lake", "verify", "events@v2", "--against", "events"],
-    );
+    let v = project.json(&["lake", "verify", "events@v2", "--against", "events"]);
     assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
     assert_eq!(v["partitions"].as_array().unwrap().len(), 2, "{v:#}");
 
@@ -114,8 +88,8 @@ fn replay_verify_swap_while_writing_then_roll_back() {
     });
     drop(writer);
     project.verify();
-    assert_eq!(state_of(&project, 2), "current");
-    assert_eq!(state_of(&project, 1), "previous");
+    assert_eq!(project.generation_state(2), "current");
+    assert_eq!(project.generation_state(1), "previous");
     // Outside readers see the generation's files where they were written.
     let lake = project.dir.path().join("lake");
     assert_eq!(python_rows(&project.table_path()), 250);
@@ -135,17 +109,14 @@ fn replay_verify_swap_while_writing_then_roll_back() {
 
     // Rollback: generation 1's rows and offsets as the swap found them;
     // the writer re-reads the rest from Kafka.
-    let before = json(
-        &project,
-        &["sql", "SELECT count(*) AS n FROM \"events@v1\""],
-    )[0]["n"]
+    let before = project.json(&["sql", "SELECT count(*) AS n FROM \"events@v1\""])[0]["n"]
         .as_u64()
         .unwrap();
     assert!((150..=250).contains(&before), "{before}");
     let back = project.ok(&["lake", "rollback", "events"]);
     assert!(back.contains("generation 2 → 1"), "{back}");
     assert_eq!(count(&project, "events"), before);
-    assert_eq!(state_of(&project, 1), "current");
+    assert_eq!(project.generation_state(1), "current");
     project.catch_up();
     assert_eq!(count(&project, "events"), 250);
     project.verify();
@@ -169,10 +140,7 @@ fn a_replay_with_another_partitioning_is_verified_and_swapped() {
 
     let out = project.ok(&["lake", "replay", "events", "--config", other]);
     assert!(out.contains("events@v2"), "{out}");
-    let v = json(
-        &project,
-        &["lake", "verify", "events@v2", "--against", "events"],
-    );
+    let v = project.json(&["lake", "verify", "events@v2", "--against", "events"]);
     assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
     let changes = v["schema_changes"].to_string();
     assert!(changes.contains("] → [nation]"), "{changes}");
@@ -200,7 +168,7 @@ fn a_replay_with_another_partitioning_is_verified_and_swapped() {
     );
     assert!(w.wait_for(Duration::from_secs(120)).unwrap().success());
     assert_eq!(count(&project, "events"), 100);
-    let parts = json(&project, &["lake", "ls", "events"])["partition_columns"].clone();
+    let parts = project.json(&["lake", "ls", "events"])["partition_columns"].clone();
     assert_eq!(parts, serde_json::json!(["nation"]));
 }
 
@@ -226,10 +194,7 @@ fn a_killed_replay_resumes_and_holds_nothing_twice() {
     let out = project.ok(&["lake", "replay", "events"]);
     assert!(out.contains("resuming events@v2"), "{out}");
     assert_eq!(count(&project, "events@v2"), 400);
-    let v = json(
-        &project,
-        &["lake", "verify", "events@v2", "--against", "events"],
-    );
+    let v = project.json(&["lake", "verify", "events@v2", "--against", "events"]);
     assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
     // --new starts another generation.
     let out = project.ok(&["lake", "replay", "events", "--new", "--from", "0=100,1=100"]);
@@ -237,7 +202,7 @@ fn a_killed_replay_resumes_and_holds_nothing_twice() {
         out.contains("replaying into events@v3: replay from offsets events:0=100,events:1=100"),
         "{out}"
     );
-    let v3 = json(&project, &["lake", "verify", "events@v3"]);
+    let v3 = project.json(&["lake", "verify", "events@v3"]);
     assert_eq!(v3["problems"], serde_json::json!([]), "{v3:#}");
     for p in v3["partitions"].as_array().unwrap() {
         assert_eq!(

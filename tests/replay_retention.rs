@@ -10,14 +10,6 @@ mod common;
 
 use common::dev_broker;
 use common::lake::{Project, produce, record};
-use serde_json::Value;
-
-fn json(project: &Project, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let out = project.ok(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
 
 /// About 60 KB that compresses badly, so the broker counts it in full.
 fn pad() -> String {
@@ -85,15 +77,10 @@ fn a_replay_refills_what_retention_deleted_from_the_current_generation() {
         "{line}"
     );
 
-    let v = json(
-        &project,
-        &["lake", "verify", "events@v2", "--against", "events"],
-    );
+    let v = project.json(&["lake", "verify", "events@v2", "--against", "events"]);
     assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
     assert_eq!(v["check"]["problems"], serde_json::json!([]), "{v:#}");
-    let rows = json(
-        &project,
-        &[
+    let rows = project.json(&[
             "sql",
             "SELECT count(*) AS n, count(DISTINCT id) AS ids, count(*) FILTER (WHERE hour = 10) AS at_ten, \
              min(_offset) AS first FROM \"events@v2\"",
@@ -117,13 +104,10 @@ fn a_replay_refills_what_retention_deleted_from_the_current_generation() {
     std::fs::copy(&other, project.dir.path().join("tributary.toml")).unwrap();
     produce(&broker.bootstrap, "events", next, 10);
     project.catch_up();
-    let all = json(
-        &project,
-        &[
-            "sql",
-            "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM events",
-        ],
-    );
+    let all = project.json(&[
+        "sql",
+        "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM events",
+    ]);
     assert_eq!(
         (all[0]["n"].clone(), all[0]["ids"].clone()),
         ((next + 10).into(), (next + 10).into())

@@ -13,34 +13,13 @@ use std::time::{Duration, Instant};
 
 use common::dev_broker;
 use common::lake::{Guard, Project, produce, python_count_s3, s3_lake};
-use serde_json::Value;
-
-fn json(project: &Project, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let out = project.ok(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-fn state_of(project: &Project, n: u32) -> String {
-    let gens = json(project, &["lake", "generations", "events"]);
-    gens.as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["generation"] == n)
-        .map(|g| g["state"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no generation {n}: {gens:#}"))
-}
 
 /// Rows and distinct ids of the live table, by our SQL.
 fn rows(project: &Project) -> (u64, u64) {
-    let v = json(
-        project,
-        &[
-            "sql",
-            "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM events",
-        ],
-    );
+    let v = project.json(&[
+        "sql",
+        "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM events",
+    ]);
     (v[0]["n"].as_u64().unwrap(), v[0]["ids"].as_u64().unwrap())
 }
 
@@ -86,7 +65,7 @@ fn a_swap_killed_at_each_step_leaves_the_old_or_the_new_table_and_the_writer_goe
             Some(9),
             "{point}: the swap was not killed"
         );
-        let state = state_of(&project, n);
+        let state = project.generation_state(n);
         assert_eq!(state, if lands { "current" } else { "replayed" }, "{point}");
         // Old or new, never a mix: every offset the table holds, once.
         project.verify();
@@ -100,7 +79,7 @@ fn a_swap_killed_at_each_step_leaves_the_old_or_the_new_table_and_the_writer_goe
                 "{point}: {done}"
             );
         }
-        assert_eq!(state_of(&project, n), "current", "{point}");
+        assert_eq!(project.generation_state(n), "current", "{point}");
         produce(&broker.bootstrap, "events", produced, 30);
         produced += 30;
         let deadline = Instant::now() + Duration::from_secs(120);

@@ -174,6 +174,25 @@ rotation = {rotation}
         text(&out.stdout)
     }
 
+    /// A command's `-o json` answer (the command must succeed).
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// The state of generation `n` of `events` (`lake generations`).
+    pub fn generation_state(&self, n: u32) -> String {
+        let gens = self.json(&["lake", "generations", "events"]);
+        gens.as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["generation"] == n)
+            .map(|g| g["state"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no generation {n}: {gens:#}"))
+    }
+
     /// Runs a transform until it is caught up; its stdout (the summary).
     pub fn catch_up_transform(&self, name: &str) -> String {
         self.ok(&[

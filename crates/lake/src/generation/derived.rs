@@ -139,12 +139,7 @@ impl DerivedDiff {
             ));
         }
         out.extend(self.schema_changes.iter().map(|c| format!("schema: {c}")));
-        out.extend(self.aggregates.iter().map(|a| {
-            format!(
-                "sum({}): {} live, {} in the generation",
-                a.column, a.live, a.generation
-            )
-        }));
+        out.extend(self.aggregates.iter().map(AggregateDiff::describe));
         out.extend(self.problems.iter().map(|p| format!("PROBLEM: {p}")));
         if self.ok() {
             out.push(format!(

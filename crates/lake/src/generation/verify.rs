@@ -81,6 +81,16 @@ pub struct AggregateDiff {
     pub generation: f64,
 }
 
+impl AggregateDiff {
+    /// `sum(latitude): 12.5 live, 12.75 in the generation`.
+    pub fn describe(&self) -> String {
+        format!(
+            "sum({}): {} live, {} in the generation",
+            self.column, self.live, self.generation
+        )
+    }
+}
+
 /// What `lake verify TABLE@vN --against TABLE` found.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GenerationDiff {
@@ -129,12 +139,7 @@ impl GenerationDiff {
                 .iter()
                 .map(|p| format!("partition {p}")),
         );
-        out.extend(self.aggregates.iter().map(|a| {
-            format!(
-                "sum({}): {} live, {} in the generation",
-                a.column, a.live, a.generation
-            )
-        }));
+        out.extend(self.aggregates.iter().map(AggregateDiff::describe));
         out.extend(
             self.check
                 .problems
