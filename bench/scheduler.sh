@@ -5,13 +5,20 @@
 #   - fanout100: 100 parallel noop tasks then a join; trigger→success
 #   - baseline: bash spawn time and one metadata round trip, same run
 #   - backfill1000: backfill of 1,000 daily intervals of a 1-task noop DAG
+#   - throughput_10k: 100 runs × 100 noop tasks queued at once, then 1, 2
+#     or 3 schedulers started on the database: task instances per second
+#     from the first run's start to the last run's end
+#   - statements per task instance: every statement the scheduler sent
+#     (sqlx's statement log) during 10 runs × 100 tasks and 5 chains of 20,
+#     divided by the task instances
 # Usage: bench/scheduler.sh [runs per case, default 5]
 # Needs PostgreSQL on 127.0.0.1:5432 (scripts/test.sh starts it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-5}"
-cargo build --release --quiet
-BIN="$PWD/target/release/tributary"
+# TRIBUTARY_BIN: measure that binary instead of building the release one.
+if [ -z "${TRIBUTARY_BIN:-}" ]; then cargo build --release --quiet; fi
+BIN="${TRIBUTARY_BIN:-$PWD/target/release/tributary}"
 PG_ADMIN="${TRIBUTARY_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -36,6 +43,14 @@ sed -e 's/chain20_noop/chain20_shell/' -e 's/kind = "noop"/kind = "shell"\ncomma
   done
   echo "[[task]]"; echo 'id = "join"'; echo 'kind = "noop"'; echo "depends_on = [${deps%, }]"
 } > "$WORK/dags/fanout100.toml"
+{
+  echo 'dag_id = "wide100"'
+  echo 'max_active_runs = 100'
+  echo 'max_active_tasks = 1000'
+  for i in $(seq 1 100); do
+    echo "[[task]]"; echo "id = \"w$i\""; echo 'kind = "noop"'
+  done
+} > "$WORK/dags/wide100.toml"
 printf 'dag_id = "backfill1000"\nschedule = "@daily"\nstart_date = 2020-01-01\n[[task]]\nid = "a"\nkind = "noop"\n' \
   > "$WORK/dags/backfill1000.toml"
 "$BIN" dags validate "$WORK/dags" >/dev/null
@@ -97,8 +112,62 @@ PY
   kill -INT "$pid"; wait "$pid" || true
 }
 
+# Seconds from the first run's start to the last run's end, over every run
+# of a database (timestamps are stored as microseconds).
+span_sql="SELECT (MAX(end_date) - MIN(start_date)) / 1e6, SUM(CASE WHEN state = 'success' THEN 1 ELSE 0 END) FROM dag_runs"
+span() { # url
+  case "$1" in
+    sqlite://*) python3 -c "import sqlite3,sys; print(*sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone())" \
+      "${1#sqlite://}" "$span_sql" ;;
+    *) psql "$1" -Atc "$span_sql" | tr '|' ' ' ;;
+  esac
+}
+
+# Queues `runs` runs of wide100 with no scheduler running, starts `n`
+# schedulers, waits for every run to end; prints task instances per second.
+throughput() { # name url n runs
+  local name="$1" url="$2" n="$3" runs="$4" pids=() i
+  export DATABASE_URL="$url" TRIBUTARY_DAGS_FOLDER="$WORK/dags"
+  "$BIN" db migrate >/dev/null
+  "$BIN" pools set default_pool --slots 1024 >/dev/null
+  for i in $(seq 1 "$runs"); do "$BIN" trigger wide100 >/dev/null; done
+  for i in $(seq 1 "$n"); do
+    TRIBUTARY_LOG="${STATEMENT_LOG:-warn}" "$BIN" scheduler --parallelism 128 >"$WORK/tp-$name-$i.log" 2>&1 &
+    pids+=($!)
+  done
+  local done_runs=0 secs
+  until [ "$done_runs" = "$runs" ]; do
+    read -r secs done_runs < <(span "$url")
+    done_runs="${done_runs:-0}"
+    sleep 0.2
+  done
+  kill -INT "${pids[@]}"; wait "${pids[@]}" || true
+  python3 -c "print(f'${name}_throughput_10k_tasks_per_s {$runs * 100 / $secs:.0f} tasks/s')"
+}
+
+pg_db() { # create|drop name
+  if [ "$1" = create ]; then psql "$PG_ADMIN" -qc "CREATE DATABASE $2" >/dev/null; echo "${PG_ADMIN%/*}/$2"
+  else psql "$PG_ADMIN" -qc "DROP DATABASE $2 WITH (FORCE)" >/dev/null; fi
+}
+
 bench_backend sqlite "sqlite://$WORK/bench.db"
 PG_DB="tributary_scratch_bench_$$"
-psql "$PG_ADMIN" -qc "CREATE DATABASE $PG_DB" >/dev/null
-bench_backend postgres "${PG_ADMIN%/*}/$PG_DB"
-psql "$PG_ADMIN" -qc "DROP DATABASE $PG_DB" >/dev/null
+bench_backend postgres "$(pg_db create "$PG_DB")"
+pg_db drop "$PG_DB"
+
+throughput sqlite_1_scheduler "sqlite://$WORK/tp.db" 1 100
+for n in 1 2 3; do
+  url=$(pg_db create "${PG_DB}_tp$n")
+  throughput "postgres_${n}_scheduler$([ "$n" -gt 1 ] && echo s)" "$url" "$n" 100
+  pg_db drop "${PG_DB}_tp$n"
+done
+
+# Statements per task instance, from sqlx's log of every statement it sends.
+url=$(pg_db create "${PG_DB}_count")
+STATEMENT_LOG="warn,sqlx::query=debug" throughput postgres_counted "$url" 1 10 >/dev/null
+python3 - "$WORK"/tp-postgres_counted-1.log <<'PY'
+import sys
+n = sum(1 for l in open(sys.argv[1]) if "sqlx::query" in l)
+print(f"postgres_statements_per_task_instance {n / 1000:.1f} statements")
+PY
+pg_db drop "${PG_DB}_count"

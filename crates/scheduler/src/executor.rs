@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::dag::{Dag, Task};
-use crate::model::{Change, RunRecord, TaskInstance, TiPatch, TryRecord, TryState};
+use crate::model::{Change, RunRecord, TaskInstance, TiPatch, TryRecord, TryState, TryTransition};
 use crate::operator::{TaskContext, TaskError, TaskLog, TaskOutcome};
 use crate::state::{TaskEvent, TaskState};
 use crate::store::Store;
@@ -243,42 +243,47 @@ impl Executor {
             (event, patch)
         };
         patch.only_if_owner = Some(self.owner.clone());
-        // Logs are stored before the state changes, so whoever sees the end
-        // state also sees the whole log.
+        // The last log lines go in the same transaction as the end state,
+        // so whoever sees the end state also sees the whole log.
         drop(log);
-        let _ = flusher.await;
+        let logs = flusher.await.unwrap_or_default();
         let to = TaskState::Running.apply(event)?;
         let error = match &patch.error {
             Change::Set(e) => Some(e.clone()),
             _ => None,
         };
-        if !self
+        let record = TryRecord {
+            ti_id: ti.id,
+            try_number,
+            state: TryState::ended_as(to),
+            start_date: started,
+            end_date: Some(ended),
+            duration_ms: Some(duration_ms),
+            hostname: Some(self.hostname.clone()),
+            pid: Some(i64::from(std::process::id())),
+            error,
+        };
+        let kept = self
             .store
-            .update_ti(ti.id, TaskState::Running, to, &patch)
-            .await?
-        {
+            .transition_try(&TryTransition {
+                ti_id: ti.id,
+                from: TaskState::Running,
+                to,
+                patch,
+                record,
+                logs,
+                // The try happened whether or not its result is kept.
+                keep_history_if_refused: true,
+            })
+            .await?;
+        if !kept {
             warn!(
                 ti_id = ti.id,
                 task_id = %ti.task_id,
                 "task instance changed while running (cleared, marked, or our lease expired); result dropped"
             );
         }
-        // The try happened whether or not its result was kept.
-        self.store
-            .record_try(&TryRecord {
-                ti_id: ti.id,
-                try_number,
-                state: TryState::ended_as(to),
-                start_date: started,
-                end_date: Some(ended),
-                duration_ms: Some(duration_ms),
-                hostname: Some(self.hostname.clone()),
-                pid: Some(i64::from(std::process::id())),
-                error,
-            })
-            .await?;
         info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number, state = %to, "task try ended");
-        self.store.notify().await?;
         Ok(())
     }
 
@@ -320,29 +325,33 @@ impl Executor {
             only_if_owner: Some(self.owner.clone()),
             ..TiPatch::default()
         };
-        let to = TaskState::Queued.apply(TaskEvent::Start)?;
-        if !self
+        let record = TryRecord {
+            ti_id: ti.id,
+            try_number,
+            state: TryState::Running,
+            start_date: started,
+            end_date: None,
+            duration_ms: None,
+            hostname: Some(self.hostname.clone()),
+            pid: Some(i64::from(std::process::id())),
+            error: None,
+        };
+        let started_here = self
             .store
-            .update_ti(ti.id, TaskState::Queued, to, &patch)
-            .await?
-        {
+            .transition_try(&TryTransition {
+                ti_id: ti.id,
+                from: TaskState::Queued,
+                to: TaskState::Queued.apply(TaskEvent::Start)?,
+                patch,
+                record,
+                logs: Vec::new(),
+                keep_history_if_refused: false,
+            })
+            .await?;
+        if !started_here {
             warn!(ti_id = ti.id, task_id = %ti.task_id, "task instance changed before it started; not running it");
             return Ok(None);
         }
-        self.store
-            .record_try(&TryRecord {
-                ti_id: ti.id,
-                try_number,
-                state: TryState::Running,
-                start_date: started,
-                end_date: None,
-                duration_ms: None,
-                hostname: Some(self.hostname.clone()),
-                pid: Some(i64::from(std::process::id())),
-                error: None,
-            })
-            .await?;
-        self.store.notify().await?;
         self.wake.notify_one();
         Ok(Some(started))
     }
@@ -457,29 +466,31 @@ async fn run_with_timeout(
     }
 }
 
+/// Stores a try's log lines every [`LOG_FLUSH`] (or each 1,000 lines) while
+/// it runs; returns the lines not stored yet when the log closes, for the
+/// transaction that ends the try.
 async fn flush_logs(
     store: Arc<dyn Store>,
     ti_id: i64,
     try_number: u32,
     mut rx: mpsc::UnboundedReceiver<String>,
-) {
+) -> Vec<(DateTime<Utc>, String)> {
     let mut buf: Vec<(DateTime<Utc>, String)> = Vec::new();
     let mut last = tokio::time::Instant::now();
     loop {
         let deadline = last + LOG_FLUSH;
-        let closed = match tokio::time::timeout_at(deadline, rx.recv()).await {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(line)) => {
                 buf.push((Utc::now(), line));
                 while let Ok(line) = rx.try_recv() {
                     buf.push((Utc::now(), line));
                 }
-                false
             }
-            Ok(None) => true,
-            Err(_) => false,
-        };
+            Ok(None) => return buf,
+            Err(_) => {}
+        }
         let now = tokio::time::Instant::now();
-        if closed || buf.len() >= 1000 || now >= deadline {
+        if buf.len() >= 1000 || now >= deadline {
             if !buf.is_empty() {
                 if let Err(error) = store.append_logs(ti_id, try_number, &buf).await {
                     warn!(%error, ti_id, "could not store task log lines");
@@ -487,9 +498,6 @@ async fn flush_logs(
                 buf.clear();
             }
             last = now;
-        }
-        if closed {
-            return;
         }
     }
 }

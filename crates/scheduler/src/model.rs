@@ -223,6 +223,45 @@ pub struct TiPatch {
     pub only_if_owner: Option<String>,
 }
 
+/// A try's state change and what is recorded with it, written in one
+/// transaction ([`crate::store::Store::transition_try`]): the log lines not
+/// yet stored, the task instance's change (conditional on `from` and the
+/// patch's lease owner), the try's history row, and the wake-up of other
+/// processes.
+#[derive(Debug, Clone)]
+pub struct TryTransition {
+    /// The task instance.
+    pub ti_id: i64,
+    /// The state it must still be in.
+    pub from: TaskState,
+    /// The state it moves to.
+    pub to: TaskState,
+    /// Fields set with it, and the lease condition.
+    pub patch: TiPatch,
+    /// The try's history row (its `try_number` is the logs' try too).
+    pub record: TryRecord,
+    /// Log lines of the try not stored yet.
+    pub logs: Vec<(DateTime<Utc>, String)>,
+    /// When the task instance changed meanwhile (the state condition
+    /// refuses the change): keep the logs and the history row anyway (a
+    /// try that ran happened, whether or not its result is kept), or write
+    /// nothing (a try that never started).
+    pub keep_history_if_refused: bool,
+}
+
+/// One trigger-rule decision of the planner: a task instance moving from
+/// `from` to `to` (ending it when `to` is finished), applied only if it is
+/// still in `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange {
+    /// The task instance.
+    pub ti_id: i64,
+    /// The state it must still be in.
+    pub from: TaskState,
+    /// The state it moves to.
+    pub to: TaskState,
+}
+
 text_enum!(
     /// How one try of a task instance ended.
     TryState {

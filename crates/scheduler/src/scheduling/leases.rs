@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::Scheduler;
 use crate::Result;
-use crate::model::{Change, TiPatch, TryRecord, TryState};
+use crate::model::{Change, StateChange, TiPatch, TryRecord, TryState, TryTransition};
 use crate::state::{TaskEvent, TaskState};
 
 impl Scheduler {
@@ -46,45 +46,54 @@ impl Scheduler {
                 // No owner to fence on: match the state alone.
                 patch.only_if_owner = None;
             }
-            if self.store.update_ti(ti.id, ti.state, to, &patch).await? {
+            let taken = if ti.try_number > 0 && ti.state == TaskState::Running {
+                // The try ends here: its last log line and history row go
+                // with the state change, all or nothing.
+                let start = ti.start_date.unwrap_or(now);
+                let record = TryRecord {
+                    ti_id: ti.id,
+                    try_number: ti.try_number,
+                    state: TryState::ended_as(to),
+                    start_date: start,
+                    end_date: Some(now),
+                    duration_ms: Some((now - start).num_milliseconds()),
+                    hostname: ti.hostname.clone(),
+                    pid: ti.pid,
+                    error: Some(msg.clone()),
+                };
+                self.store
+                    .transition_try(&TryTransition {
+                        ti_id: ti.id,
+                        from: ti.state,
+                        to,
+                        patch,
+                        record,
+                        logs: vec![(now, msg)],
+                        keep_history_if_refused: false,
+                    })
+                    .await?
+            } else {
+                self.store.update_ti(ti.id, ti.state, to, &patch).await?
+            };
+            if taken {
                 warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, %owner, state = %to, "took back a try whose process stopped heartbeating");
-                if ti.try_number > 0 && ti.state == TaskState::Running {
-                    self.store
-                        .append_logs(ti.id, ti.try_number, &[(now, msg.clone())])
-                        .await?;
-                    let start = ti.start_date.unwrap_or(now);
-                    self.store
-                        .record_try(&TryRecord {
-                            ti_id: ti.id,
-                            try_number: ti.try_number,
-                            state: TryState::ended_as(to),
-                            start_date: start,
-                            end_date: Some(now),
-                            duration_ms: Some((now - start).num_milliseconds()),
-                            hostname: ti.hostname.clone(),
-                            pid: ti.pid,
-                            error: Some(msg),
-                        })
-                        .await?;
-                }
                 self.wake.notify_one();
             }
         }
         Ok(())
     }
 
-    /// Retries whose delay elapsed become `scheduled`.
+    /// Retries whose delay elapsed become `scheduled` (one transaction).
     pub(super) async fn schedule_due_retries(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let mut changes = Vec::new();
         for ti in self.store.due_retries(now).await? {
-            self.store
-                .update_ti(
-                    ti.id,
-                    ti.state,
-                    ti.state.apply(TaskEvent::RetryDue)?,
-                    &TiPatch::default(),
-                )
-                .await?;
+            changes.push(StateChange {
+                ti_id: ti.id,
+                from: ti.state,
+                to: ti.state.apply(TaskEvent::RetryDue)?,
+            });
         }
+        self.store.set_states(&changes, now).await?;
         Ok(())
     }
 }

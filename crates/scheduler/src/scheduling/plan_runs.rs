@@ -1,6 +1,7 @@
 //! Tick phase 4: apply trigger rules to every running run (schedule, skip,
-//! upstream-fail in one topological pass, `deps::plan_run`) and end the runs
-//! whose tasks are all finished.
+//! upstream-fail in one topological pass, `deps::plan_run`), store every
+//! run's decisions in one transaction, and end the runs whose tasks are all
+//! finished.
 
 use std::collections::HashMap;
 
@@ -10,12 +11,14 @@ use super::{Scheduler, Tick};
 use crate::Result;
 use crate::dag::Dag;
 use crate::deps::plan_run;
-use crate::model::{Change, RunRecord, TaskInstance, TiPatch};
+use crate::model::{RunRecord, StateChange, TaskInstance};
 use crate::runs::seeds;
 use crate::state::{RunEvent, RunState, TaskEvent, TaskState};
 
 impl Scheduler {
-    /// Plans each of `running`.
+    /// Plans each of `running`: every run's trigger-rule decisions are
+    /// stored together in one transaction, then the runs that ended are
+    /// ended.
     pub(super) async fn plan_running_runs(
         &mut self,
         tick: &mut Tick,
@@ -26,23 +29,33 @@ impl Scheduler {
         for ti in self.store.task_instances(&ids).await? {
             tis_by_run.entry(ti.dag_run_id).or_default().push(ti);
         }
+        let mut changes = Vec::new();
+        let mut ended = Vec::new();
         for run in running {
             let Some(dag) = self.bag.dags.get(&run.dag_id).cloned() else {
                 continue;
             };
             let tis = tis_by_run.remove(&run.id).unwrap_or_default();
-            self.plan_run(tick, &dag, run, &tis).await?;
+            if let Some(outcome) = self.plan_run(&dag, run, &tis, &mut changes).await? {
+                ended.push((run, outcome));
+            }
+        }
+        self.store.set_states(&changes, tick.now).await?;
+        for (run, outcome) in ended {
+            self.end_run(tick, run, outcome).await?;
         }
         Ok(())
     }
 
+    /// Adds `run`'s trigger-rule decisions to `changes`; returns its outcome
+    /// when every task is finished.
     async fn plan_run(
         &mut self,
-        tick: &mut Tick,
         dag: &Dag,
         run: &RunRecord,
         tis: &[TaskInstance],
-    ) -> Result<()> {
+        changes: &mut Vec<StateChange>,
+    ) -> Result<Option<RunState>> {
         let by_task: HashMap<&str, &TaskInstance> =
             tis.iter().map(|t| (t.task_id.as_str(), t)).collect();
         if dag
@@ -53,7 +66,7 @@ impl Scheduler {
             // Tasks added to the DAG after the run was created.
             self.store.add_task_instances(run, &seeds(dag)).await?;
             self.wake.notify_one();
-            return Ok(());
+            return Ok(None);
         }
         let states: Vec<TaskState> = dag
             .tasks
@@ -68,35 +81,33 @@ impl Scheduler {
         ] {
             for &i in list {
                 let ti = by_task[dag.tasks[i].id.as_str()];
-                let to = ti.state.apply(event)?;
-                let patch = if to.is_finished() {
-                    TiPatch {
-                        end_date: Change::Set(tick.now),
-                        ..TiPatch::default()
-                    }
-                } else {
-                    TiPatch::default()
-                };
-                self.store.update_ti(ti.id, ti.state, to, &patch).await?;
+                changes.push(StateChange {
+                    ti_id: ti.id,
+                    from: ti.state,
+                    to: ti.state.apply(event)?,
+                });
             }
         }
-        if let Some(outcome) = plan.outcome {
-            let event = if outcome == RunState::Success {
-                RunEvent::Succeed
-            } else {
-                RunEvent::Fail
-            };
-            let to = run.state.apply(event)?;
-            if self
-                .store
-                .set_run_state(run.id, RunState::Running, to, tick.now)
-                .await?
-            {
-                info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %to, "run ended");
-                tick.report.runs_finished += 1;
-                self.next_check.remove(&run.dag_id);
-                self.store.notify().await?;
-            }
+        Ok(plan.outcome)
+    }
+
+    /// Ends `run` with `outcome` if it is still running.
+    async fn end_run(&mut self, tick: &mut Tick, run: &RunRecord, outcome: RunState) -> Result<()> {
+        let event = if outcome == RunState::Success {
+            RunEvent::Succeed
+        } else {
+            RunEvent::Fail
+        };
+        let to = run.state.apply(event)?;
+        if self
+            .store
+            .set_run_state(run.id, RunState::Running, to, tick.now)
+            .await?
+        {
+            info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %to, "run ended");
+            tick.report.runs_finished += 1;
+            self.next_check.remove(&run.dag_id);
+            self.store.notify().await?;
         }
         Ok(())
     }

@@ -19,8 +19,8 @@ pub use sql::{Changes, SqlStore, check_database_url, redact_url as redact, sqlit
 use crate::Result;
 use crate::model::{
     BackfillDate, BackfillRecord, BackfillState, Claim, DagRecord, DateAction, DateState,
-    ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunRecord, SlotUsage, TaskInstance,
-    TaskSeed, TiPatch, TryRecord,
+    ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunRecord, SlotUsage, StateChange,
+    TaskInstance, TaskSeed, TiPatch, TryRecord, TryTransition,
 };
 use crate::state::{RunState, TaskState};
 use crate::timetable::DataInterval;
@@ -154,11 +154,20 @@ pub trait Store: Send + Sync + 'static {
         to: TaskState,
         patch: &TiPatch,
     ) -> Result<bool>;
+    /// The planner's decisions, in one transaction: each task instance
+    /// still in its `from` state moves to `to` (finished states get
+    /// `end_date = at`). Returns how many changed.
+    async fn set_states(&self, changes: &[StateChange], at: DateTime<Utc>) -> Result<u64>;
+    /// A try's start or end with its logs, history row and the wake-up of
+    /// other processes, in one transaction (see [`TryTransition`]).
+    /// Returns whether the task instance changed.
+    async fn transition_try(&self, t: &TryTransition) -> Result<bool>;
     /// Scheduled task instances of running runs, highest priority then oldest run first.
     async fn scheduled_tis(&self, limit: i64) -> Result<Vec<TaskInstance>>;
     /// Queues up to `max` scheduled task instances for `owner`, within pool
     /// slots and each DAG's `max_active_tasks`, in one transaction. On
-    /// PostgreSQL claimers are serialized (advisory lock) so the counts are
+    /// PostgreSQL claimers lock the pools and DAGs they count against
+    /// (advisory locks, in key order) so the counts are
     /// exact across schedulers, and rows are taken `FOR UPDATE SKIP LOCKED`.
     async fn claim(&self, owner: &str, now: DateTime<Utc>, max: usize) -> Result<Claim>;
     /// up_for_retry task instances whose retry time has come.

@@ -57,10 +57,17 @@ impl Changes {
 }
 
 pub(super) async fn notify(store: &SqlStore) -> Result<()> {
-    if store.backend == Backend::Postgres {
+    notify_on(&mut *store.pool.acquire().await?, store.backend).await
+}
+
+/// NOTIFY on `conn`; inside a transaction PostgreSQL delivers it at commit
+/// (and drops it on rollback). SQLite needs none: the other processes
+/// poll its data version.
+pub(super) async fn notify_on(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<()> {
+    if backend == Backend::Postgres {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(CHANNEL)
-            .execute(&store.pool)
+            .execute(conn)
             .await?;
     }
     Ok(())

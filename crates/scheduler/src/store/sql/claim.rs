@@ -14,8 +14,52 @@ use crate::store::{Backend, admit};
 use super::codec::{SLOT_USAGE_SQL, TI_COLS, slot_usage_from, ti_from_row, to_micros};
 use super::connection::SqlStore;
 
-/// Advisory lock key serializing claims between schedulers on PostgreSQL.
-pub(super) const CLAIM_LOCK: i64 = 0x7472_6962_7574_6172;
+/// Advisory lock keys for the limits a claim counts against: one per pool
+/// and one per DAG (`max_active_tasks`) among its candidates, sorted, so
+/// claimers taking them never deadlock. Claims of disjoint pools and DAGs
+/// do not wait for each other; a hash collision only makes two limits share
+/// a lock.
+fn limit_keys(candidates: &[(TaskInstance, i64)]) -> Vec<i64> {
+    let mut keys: Vec<i64> = candidates
+        .iter()
+        .flat_map(|(ti, _)| [lock_key("pool", &ti.pool), lock_key("dag", &ti.dag_id)])
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// FNV-1a of `kind:name`: the same in every process and build (std's
+/// hasher is not guaranteed to be).
+fn lock_key(kind: &str, name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in kind.bytes().chain([b':']).chain(name.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// Takes `keys` (sorted) as transaction-scoped advisory locks, in order.
+async fn lock_limits(conn: &mut AnyConnection, keys: &[i64]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let values = keys
+        .iter()
+        .map(|k| format!("({k})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The sorted subquery feeds the aggregate row by row, so the locks are
+    // taken in key order.
+    sqlx::query(&format!(
+        "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM \
+         (SELECT k FROM (VALUES {values}) AS v (k) ORDER BY k OFFSET 0) AS sorted"
+    ))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(())
+}
 
 pub(super) async fn claim(
     store: &SqlStore,
@@ -34,11 +78,12 @@ pub(super) async fn claim(
         Backend::Postgres => store.pool.begin().await?,
         Backend::Sqlite => store.pool.begin_with("BEGIN IMMEDIATE").await?,
     };
+    // PostgreSQL: candidates are row-locked, skipping rows another claim
+    // holds, so concurrent claims take disjoint task instances without
+    // waiting; then only the limits they count against are locked (pools
+    // and DAGs), and the usage read after that sees every claim that
+    // committed before.
     let lock_rows = if store.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(CLAIM_LOCK)
-            .execute(&mut *tx)
-            .await?;
         " FOR UPDATE OF ti SKIP LOCKED"
     } else {
         ""
@@ -48,6 +93,9 @@ pub(super) async fn claim(
     if candidates.is_empty() {
         tx.commit().await?;
         return Ok(claim);
+    }
+    if store.backend == Backend::Postgres {
+        lock_limits(&mut tx, &limit_keys(&candidates)).await?;
     }
     let usage = slot_usage_from(&sqlx::query(SLOT_USAGE_SQL).fetch_all(&mut *tx).await?)?;
     let pools = pool_slots(&mut tx).await?;
@@ -135,7 +183,7 @@ async fn candidates(
         "SELECT {TI_COLS}, COALESCE(d.max_active_tasks, 16) AS dag_max_active_tasks \
          FROM task_instances ti JOIN dag_runs r ON r.id = ti.dag_run_id LEFT JOIN dags d ON d.dag_id = ti.dag_id \
          WHERE ti.state = 'scheduled' AND r.state = 'running' \
-         ORDER BY ti.priority DESC, r.logical_date, ti.id LIMIT $1{lock_rows}"
+         ORDER BY ti.priority DESC, ti.run_logical_date, ti.id LIMIT $1{lock_rows}"
     ))
     .bind(limit)
     .fetch_all(&mut *conn)

@@ -1,7 +1,7 @@
 //! Task logs: one row per line per try, appended in batches and tailed by id.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::Result;
 use crate::model::LogLine;
@@ -10,7 +10,7 @@ use super::codec::{Sql, from_micros, to_micros};
 use super::connection::SqlStore;
 
 pub(super) async fn append_logs(
-    store: &SqlStore,
+    conn: &mut AnyConnection,
     ti_id: i64,
     try_number: u32,
     lines: &[(DateTime<Utc>, String)],
@@ -27,7 +27,7 @@ pub(super) async fn append_logs(
                 .bind(to_micros(*ts));
             q.push(", ").bind(line.clone()).push(")");
         }
-        q.query().execute(&store.pool).await?;
+        q.query().execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -28,6 +28,10 @@ const POSTGRES: Files = &[
         "0003_task_tries.sql",
         include_str!("../../../migrations/postgres/0003_task_tries.sql"),
     ),
+    (
+        "0004_claim_order.sql",
+        include_str!("../../../migrations/postgres/0004_claim_order.sql"),
+    ),
 ];
 
 const SQLITE: Files = &[
@@ -42,6 +46,10 @@ const SQLITE: Files = &[
     (
         "0003_task_tries.sql",
         include_str!("../../../migrations/sqlite/0003_task_tries.sql"),
+    ),
+    (
+        "0004_claim_order.sql",
+        include_str!("../../../migrations/sqlite/0004_claim_order.sql"),
     ),
 ];
 
@@ -93,7 +101,7 @@ mod tests {
             assert_eq!(on_disk, listed, "{dir}");
         }
         let versions: Vec<i64> = PG_MIGRATIONS.iter().map(|m| m.version).collect();
-        assert_eq!(versions, [1, 2, 3]);
+        assert_eq!(versions, [1, 2, 3, 4]);
         assert_eq!(PG_MIGRATIONS.iter().next().unwrap().description, "init");
     }
 }

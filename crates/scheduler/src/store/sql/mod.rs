@@ -29,8 +29,8 @@ pub use connection::{SqlStore, check_database_url, sqlite_path};
 use crate::Result;
 use crate::model::{
     BackfillDate, BackfillRecord, BackfillState, Claim, DagRecord, DateAction, DateState,
-    ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunRecord, SlotUsage, TaskInstance,
-    TaskSeed, TiPatch, TryRecord,
+    ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunRecord, SlotUsage, StateChange,
+    TaskInstance, TaskSeed, TiPatch, TryRecord, TryTransition,
 };
 use crate::state::{RunState, TaskState};
 use crate::store::{Backend, Store};
@@ -137,7 +137,15 @@ impl Store for SqlStore {
         to: TaskState,
         patch: &TiPatch,
     ) -> Result<bool> {
-        task_instances::update_ti(self, ti_id, from, to, patch).await
+        task_instances::update_ti(&mut *self.pool.acquire().await?, ti_id, from, to, patch).await
+    }
+
+    async fn set_states(&self, changes: &[StateChange], at: DateTime<Utc>) -> Result<u64> {
+        task_instances::set_states(self, changes, at).await
+    }
+
+    async fn transition_try(&self, t: &TryTransition) -> Result<bool> {
+        tries::transition_try(self, t).await
     }
 
     async fn scheduled_tis(&self, limit: i64) -> Result<Vec<TaskInstance>> {
@@ -174,7 +182,7 @@ impl Store for SqlStore {
         try_number: u32,
         lines: &[(DateTime<Utc>, String)],
     ) -> Result<()> {
-        logs::append_logs(self, ti_id, try_number, lines).await
+        logs::append_logs(&mut *self.pool.acquire().await?, ti_id, try_number, lines).await
     }
 
     async fn read_logs(&self, ti_id: i64, try_number: u32, after: i64) -> Result<Vec<LogLine>> {
@@ -182,7 +190,7 @@ impl Store for SqlStore {
     }
 
     async fn record_try(&self, t: &TryRecord) -> Result<()> {
-        tries::record_try(self, t).await
+        tries::record_try(&mut *self.pool.acquire().await?, t).await
     }
 
     async fn tries(&self, ti_ids: &[i64]) -> Result<Vec<TryRecord>> {

@@ -19,7 +19,8 @@ pub(super) async fn insert_tis(
 ) -> Result<()> {
     for chunk in tasks.chunks(200) {
         let mut q = Sql::new(
-            "INSERT INTO task_instances (dag_run_id, dag_id, run_id, task_id, state, max_tries, pool, priority) VALUES ",
+            "INSERT INTO task_instances (dag_run_id, dag_id, run_id, task_id, state, max_tries, pool, priority, \
+             run_logical_date) VALUES ",
         );
         for (i, t) in chunk.iter().enumerate() {
             q.push(if i == 0 { "(" } else { ", (" });
@@ -37,7 +38,9 @@ pub(super) async fn insert_tis(
                 .push(", ")
                 .bind(t.pool.clone())
                 .push(", ")
-                .bind(i64::from(t.priority));
+                .bind(i64::from(t.priority))
+                .push(", ")
+                .bind(to_micros(run.logical_date));
             q.push(")");
         }
         q.push(" ON CONFLICT (dag_run_id, task_id) DO NOTHING");

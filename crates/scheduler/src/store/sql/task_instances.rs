@@ -1,10 +1,14 @@
 //! Task instances: read, patch on a state change (fenced on the lease owner),
 //! and the lists the loop needs (scheduled, due retries, expired leases).
 
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 
 use crate::Result;
-use crate::model::{TaskInstance, TiPatch};
+use crate::model::{StateChange, TaskInstance, TiPatch};
 use crate::state::TaskState;
 
 use super::codec::{Sql, TI_COLS, opt_time, ti_from_row, to_micros};
@@ -47,7 +51,7 @@ pub(super) async fn get_task_instance(
 }
 
 pub(super) async fn update_ti(
-    store: &SqlStore,
+    conn: &mut AnyConnection,
     ti_id: i64,
     from: TaskState,
     to: TaskState,
@@ -98,14 +102,51 @@ pub(super) async fn update_ti(
     if let Some(owner) = &patch.only_if_owner {
         q.push(" AND lease_owner = ").bind(owner.clone());
     }
-    Ok(q.query().execute(&store.pool).await?.rows_affected() == 1)
+    Ok(q.query().execute(conn).await?.rows_affected() == 1)
+}
+
+/// The planner's decisions in one transaction, one statement per
+/// `(from, to)` pair: each row changes only if it is still in `from`;
+/// finished states get `end_date = at`. Returns the rows changed.
+pub(super) async fn set_states(
+    store: &SqlStore,
+    changes: &[StateChange],
+    at: DateTime<Utc>,
+) -> Result<u64> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let mut groups: BTreeMap<(&str, &str), Vec<i64>> = BTreeMap::new();
+    for c in changes {
+        groups
+            .entry((c.from.as_str(), c.to.as_str()))
+            .or_default()
+            .push(c.ti_id);
+    }
+    let mut tx = store.pool.begin().await?;
+    let mut changed = 0;
+    for ((from, to), ids) in groups {
+        let finished = TaskState::from_str(to).is_ok_and(TaskState::is_finished);
+        for chunk in ids.chunks(1000) {
+            let mut q = Sql::new("UPDATE task_instances SET state = ");
+            q.bind(to);
+            if finished {
+                q.push(", end_date = ").bind(to_micros(at));
+            }
+            q.push(" WHERE state = ").bind(from).push(" AND id IN (");
+            q.bind_list(chunk.iter().copied()).push(")");
+            changed += q.query().execute(&mut *tx).await?.rows_affected();
+        }
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 pub(super) async fn scheduled_tis(store: &SqlStore, limit: i64) -> Result<Vec<TaskInstance>> {
     sqlx::query(&format!(
         "SELECT {TI_COLS} FROM task_instances ti JOIN dag_runs r ON r.id = ti.dag_run_id \
          WHERE ti.state = 'scheduled' AND r.state = 'running' \
-         ORDER BY ti.priority DESC, r.logical_date, ti.id LIMIT $1"
+         ORDER BY ti.priority DESC, ti.run_logical_date, ti.id LIMIT $1"
     ))
     .bind(limit)
     .fetch_all(&store.pool)

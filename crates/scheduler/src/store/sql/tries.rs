@@ -1,15 +1,18 @@
 //! Try history: one row per try of a task instance, upserted when the try
 //! starts and when it ends.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::Result;
-use crate::model::TryRecord;
+use crate::model::{TryRecord, TryTransition};
 
+use super::changes::notify_on;
 use super::codec::{Sql, from_micros, opt_time, state, to_micros};
 use super::connection::SqlStore;
+use super::logs::append_logs;
+use super::task_instances::update_ti;
 
-pub(super) async fn record_try(store: &SqlStore, t: &TryRecord) -> Result<()> {
+pub(super) async fn record_try(conn: &mut AnyConnection, t: &TryRecord) -> Result<()> {
     // `ON CONFLICT … DO UPDATE` is the same on PostgreSQL and SQLite ≥ 3.24.
     sqlx::query(
         "INSERT INTO task_tries (ti_id, try_number, state, start_date, end_date, duration_ms, hostname, pid, error) \
@@ -28,9 +31,26 @@ pub(super) async fn record_try(store: &SqlStore, t: &TryRecord) -> Result<()> {
     .bind(t.hostname.clone())
     .bind(t.pid)
     .bind(t.error.clone())
-    .execute(&store.pool)
+    .execute(conn)
     .await?;
     Ok(())
+}
+
+/// A try's start or end in one transaction: its unstored log lines, the
+/// task instance's conditional change, its history row, and a NOTIFY
+/// (delivered at commit). Returns whether the task instance changed.
+pub(super) async fn transition_try(store: &SqlStore, t: &TryTransition) -> Result<bool> {
+    let mut tx = store.pool.begin().await?;
+    let changed = update_ti(&mut tx, t.ti_id, t.from, t.to, &t.patch).await?;
+    if !changed && !t.keep_history_if_refused {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    append_logs(&mut tx, t.ti_id, t.record.try_number, &t.logs).await?;
+    record_try(&mut tx, &t.record).await?;
+    notify_on(&mut tx, store.backend).await?;
+    tx.commit().await?;
+    Ok(changed)
 }
 
 pub(super) async fn tries(store: &SqlStore, ti_ids: &[i64]) -> Result<Vec<TryRecord>> {

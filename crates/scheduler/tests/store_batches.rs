@@ -1,0 +1,224 @@
+//! Store conformance, the batched writes of the scheduling loop: the
+//! planner's decisions in one transaction, a try's start or end with its
+//! logs and history in one transaction, and the claim's lock keys (both
+//! backends).
+
+use std::sync::Arc;
+
+use scheduler::model::{Change, RunType, StateChange, TiPatch, TryRecord, TryState, TryTransition};
+use scheduler::state::TaskState;
+use scheduler::store::{SqlStore, Store};
+
+#[macro_use]
+mod common;
+
+use common::{new_run, seeds, t};
+
+conformance!(
+    planner_decisions_apply_only_from_their_state,
+    a_try_transition_is_all_or_nothing,
+    a_refused_try_end_keeps_its_history,
+    claims_order_by_priority_then_run_date_from_the_index,
+);
+
+async fn planner_decisions_apply_only_from_their_state(s: Arc<SqlStore>) {
+    let run = s
+        .create_run(
+            &new_run("d", 1, RunType::Manual),
+            &seeds(&["a", "b", "c", "d"]),
+        )
+        .await
+        .unwrap();
+    let tis = s.task_instances(&[run.id]).await.unwrap();
+    let id = |task: &str| tis.iter().find(|t| t.task_id == task).unwrap().id;
+    // "d" is no longer pending (another scheduler got there first).
+    assert!(
+        s.update_ti(
+            id("d"),
+            TaskState::Pending,
+            TaskState::Scheduled,
+            &TiPatch::default()
+        )
+        .await
+        .unwrap()
+    );
+    let changes = [
+        StateChange {
+            ti_id: id("a"),
+            from: TaskState::Pending,
+            to: TaskState::Scheduled,
+        },
+        StateChange {
+            ti_id: id("b"),
+            from: TaskState::Pending,
+            to: TaskState::Skipped,
+        },
+        StateChange {
+            ti_id: id("c"),
+            from: TaskState::Pending,
+            to: TaskState::UpstreamFailed,
+        },
+        StateChange {
+            ti_id: id("d"),
+            from: TaskState::Pending,
+            to: TaskState::Skipped,
+        },
+    ];
+    assert_eq!(s.set_states(&changes, t(5)).await.unwrap(), 3);
+    let got = s.task_instances(&[run.id]).await.unwrap();
+    let of = |task: &str| got.iter().find(|t| t.task_id == task).unwrap();
+    assert_eq!(
+        (of("a").state, of("a").end_date),
+        (TaskState::Scheduled, None)
+    );
+    assert_eq!(
+        (of("b").state, of("b").end_date),
+        (TaskState::Skipped, Some(t(5)))
+    );
+    assert_eq!(
+        (of("c").state, of("c").end_date),
+        (TaskState::UpstreamFailed, Some(t(5)))
+    );
+    assert_eq!(
+        (of("d").state, of("d").end_date),
+        (TaskState::Scheduled, None)
+    );
+    assert_eq!(s.set_states(&[], t(5)).await.unwrap(), 0);
+}
+
+fn started(ti_id: i64, owner: &str) -> TryTransition {
+    TryTransition {
+        ti_id,
+        from: TaskState::Queued,
+        to: TaskState::Running,
+        patch: TiPatch {
+            try_number: Some(1),
+            start_date: Change::Set(t(2)),
+            only_if_owner: Some(owner.into()),
+            ..TiPatch::default()
+        },
+        record: TryRecord {
+            ti_id,
+            try_number: 1,
+            state: TryState::Running,
+            start_date: t(2),
+            end_date: None,
+            duration_ms: None,
+            hostname: Some("h".into()),
+            pid: Some(7),
+            error: None,
+        },
+        logs: vec![(t(2), "starting".into())],
+        keep_history_if_refused: false,
+    }
+}
+
+async fn a_try_transition_is_all_or_nothing(s: Arc<SqlStore>) {
+    let run = s
+        .create_run(&new_run("d", 1, RunType::Manual), &seeds(&["x"]))
+        .await
+        .unwrap();
+    let ti = s.task_instances(&[run.id]).await.unwrap().remove(0);
+    let claimed = s.claim("me", t(1), 1).await.unwrap();
+    assert!(claimed.claimed.is_empty(), "pending, not scheduled");
+    s.update_ti(
+        ti.id,
+        TaskState::Pending,
+        TaskState::Scheduled,
+        &TiPatch::default(),
+    )
+    .await
+    .unwrap();
+    s.set_run_state(run.id, run.state, scheduler::state::RunState::Running, t(1))
+        .await
+        .unwrap();
+    assert_eq!(s.claim("me", t(1), 1).await.unwrap().claimed.len(), 1);
+    // Someone else's lease: refused, and nothing of it is written.
+    assert!(!s.transition_try(&started(ti.id, "other")).await.unwrap());
+    assert!(s.tries(&[ti.id]).await.unwrap().is_empty());
+    assert!(s.read_logs(ti.id, 1, 0).await.unwrap().is_empty());
+    // Ours: the state, the history row and the log line together.
+    assert!(s.transition_try(&started(ti.id, "me")).await.unwrap());
+    let got = s.task_instances(&[run.id]).await.unwrap().remove(0);
+    assert_eq!((got.state, got.try_number), (TaskState::Running, 1));
+    let tries = s.tries(&[ti.id]).await.unwrap();
+    assert_eq!((tries.len(), tries[0].state), (1, TryState::Running));
+    let logs = s.read_logs(ti.id, 1, 0).await.unwrap();
+    assert_eq!(
+        logs.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+        ["starting"]
+    );
+    // Starting again is refused (no longer queued) and writes nothing more.
+    assert!(!s.transition_try(&started(ti.id, "me")).await.unwrap());
+    assert_eq!(s.read_logs(ti.id, 1, 0).await.unwrap().len(), 1);
+}
+
+async fn a_refused_try_end_keeps_its_history(s: Arc<SqlStore>) {
+    let run = s
+        .create_run(&new_run("d", 1, RunType::Manual), &seeds(&["x"]))
+        .await
+        .unwrap();
+    let ti = s.task_instances(&[run.id]).await.unwrap().remove(0);
+    // The task instance was cleared while the try ran: it is pending again.
+    let ended = TryTransition {
+        from: TaskState::Running,
+        to: TaskState::Success,
+        record: TryRecord {
+            state: TryState::Success,
+            end_date: Some(t(3)),
+            duration_ms: Some(3_600_000),
+            ..started(ti.id, "me").record
+        },
+        logs: vec![(t(3), "done".into())],
+        keep_history_if_refused: true,
+        ..started(ti.id, "me")
+    };
+    assert!(!s.transition_try(&ended).await.unwrap());
+    let got = s.task_instances(&[run.id]).await.unwrap().remove(0);
+    assert_eq!(got.state, TaskState::Pending, "the result is dropped");
+    let tries = s.tries(&[ti.id]).await.unwrap();
+    assert_eq!(tries[0].state, TryState::Success, "the try still happened");
+    assert_eq!(s.read_logs(ti.id, 1, 0).await.unwrap()[0].line, "done");
+}
+
+/// The claim reads its candidates in the index's order: higher priority
+/// first, then the older run, then creation order; runs not running are
+/// left out.
+async fn claims_order_by_priority_then_run_date_from_the_index(s: Arc<SqlStore>) {
+    let mut expected = Vec::new();
+    for (h, running) in [(6, true), (2, true), (4, false)] {
+        let run = s
+            .create_run(&new_run("d", h, RunType::Manual), &seeds(&["lo", "hi"]))
+            .await
+            .unwrap();
+        if running {
+            s.set_run_state(run.id, run.state, scheduler::state::RunState::Running, t(1))
+                .await
+                .unwrap();
+        }
+        for ti in s.task_instances(&[run.id]).await.unwrap() {
+            s.update_ti(
+                ti.id,
+                TaskState::Pending,
+                TaskState::Scheduled,
+                &TiPatch::default(),
+            )
+            .await
+            .unwrap();
+            if running {
+                expected.push((-ti.priority, h, ti.id, ti.task_id.clone()));
+            }
+        }
+    }
+    expected.sort();
+    let claimed = s.claim("me", t(7), 10).await.unwrap().claimed;
+    let got: Vec<(String, String)> = claimed
+        .iter()
+        .map(|ti| (ti.run_id.clone(), ti.task_id.clone()))
+        .collect();
+    let want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(_, h, _, task)| (RunType::Manual.run_id(t(*h)), task.clone()))
+        .collect();
+    assert_eq!(got, want);
+}
