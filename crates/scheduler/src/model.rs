@@ -249,6 +249,18 @@ pub struct TryTransition {
     pub keep_history_if_refused: bool,
 }
 
+/// How far a run's task instances got, counted by the database (the
+/// planner reads whole runs only when they have something to plan).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    /// Task instances.
+    pub total: usize,
+    /// Of which pending (waiting on their trigger rule).
+    pub pending: usize,
+    /// Of which finished.
+    pub finished: usize,
+}
+
 /// One trigger-rule decision of the planner: a task instance moving from
 /// `from` to `to` (ending it when `to` is finished), applied only if it is
 /// still in `from`.

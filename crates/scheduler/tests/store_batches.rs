@@ -19,7 +19,44 @@ conformance!(
     a_try_transition_is_all_or_nothing,
     a_refused_try_end_keeps_its_history,
     claims_order_by_priority_then_run_date_from_the_index,
+    run_progress_counts_pending_and_finished_per_run,
 );
+
+async fn run_progress_counts_pending_and_finished_per_run(s: Arc<SqlStore>) {
+    let a = s
+        .create_run(&new_run("d", 1, RunType::Manual), &seeds(&["x", "y", "z"]))
+        .await
+        .unwrap();
+    let b = s
+        .create_run(&new_run("d", 2, RunType::Manual), &seeds(&["x"]))
+        .await
+        .unwrap();
+    let tis = s.task_instances(&[a.id]).await.unwrap();
+    let changes = [
+        StateChange {
+            ti_id: tis[0].id,
+            from: TaskState::Pending,
+            to: TaskState::Skipped,
+        },
+        StateChange {
+            ti_id: tis[1].id,
+            from: TaskState::Pending,
+            to: TaskState::Scheduled,
+        },
+    ];
+    s.set_states(&changes, t(3)).await.unwrap();
+    let p = s.run_progress(&[a.id, b.id, 999_999]).await.unwrap();
+    assert_eq!(p.len(), 2, "runs without task instances are absent");
+    assert_eq!(
+        (p[&a.id].total, p[&a.id].pending, p[&a.id].finished),
+        (3, 1, 1)
+    );
+    assert_eq!(
+        (p[&b.id].total, p[&b.id].pending, p[&b.id].finished),
+        (1, 1, 0)
+    );
+    assert!(s.run_progress(&[]).await.unwrap().is_empty());
+}
 
 async fn planner_decisions_apply_only_from_their_state(s: Arc<SqlStore>) {
     let run = s
@@ -137,8 +174,14 @@ async fn a_try_transition_is_all_or_nothing(s: Arc<SqlStore>) {
     assert!(!s.transition_try(&started(ti.id, "other")).await.unwrap());
     assert!(s.tries(&[ti.id]).await.unwrap().is_empty());
     assert!(s.read_logs(ti.id, 1, 0).await.unwrap().is_empty());
-    // Ours: the state, the history row and the log line together.
+    // Ours: the state, the history row and the log line together, and
+    // other processes are woken.
+    let mut feed = s.changes().await.unwrap();
     assert!(s.transition_try(&started(ti.id, "me")).await.unwrap());
+    tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+        .await
+        .expect("the change feed woke up")
+        .unwrap();
     let got = s.task_instances(&[run.id]).await.unwrap().remove(0);
     assert_eq!((got.state, got.try_number), (TaskState::Running, 1));
     let tries = s.tries(&[ti.id]).await.unwrap();

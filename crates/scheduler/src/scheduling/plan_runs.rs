@@ -11,7 +11,7 @@ use super::{Scheduler, Tick};
 use crate::Result;
 use crate::dag::Dag;
 use crate::deps::plan_run;
-use crate::model::{RunRecord, StateChange, TaskInstance};
+use crate::model::{RunProgress, RunRecord, StateChange, TaskInstance};
 use crate::runs::seeds;
 use crate::state::{RunEvent, RunState, TaskEvent, TaskState};
 
@@ -24,6 +24,15 @@ impl Scheduler {
         tick: &mut Tick,
         running: &[RunRecord],
     ) -> Result<()> {
+        let ids: Vec<i64> = running.iter().map(|r| r.id).collect();
+        let progress = self.store.run_progress(&ids).await?;
+        let running: Vec<&RunRecord> = running
+            .iter()
+            .filter(|r| {
+                let tasks = self.bag.dags.get(&r.dag_id).map_or(0, |d| d.tasks.len());
+                progress.get(&r.id).is_none_or(|p| needs_planning(p, tasks))
+            })
+            .collect();
         let ids: Vec<i64> = running.iter().map(|r| r.id).collect();
         let mut tis_by_run: HashMap<i64, Vec<TaskInstance>> = HashMap::new();
         for ti in self.store.task_instances(&ids).await? {
@@ -111,4 +120,13 @@ impl Scheduler {
         }
         Ok(())
     }
+}
+
+/// Whether a run has anything to plan: a pending task (its trigger rule may
+/// now hold), every task finished (the run ends), or task instances that do
+/// not match the DAG's tasks (tasks added since the run was created). A run
+/// whose tasks are all scheduled, queued, running or waiting to retry has
+/// nothing, and is not read.
+fn needs_planning(p: &RunProgress, dag_tasks: usize) -> bool {
+    p.pending > 0 || p.finished == p.total || p.total != dag_tasks
 }

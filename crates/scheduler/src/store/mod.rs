@@ -19,8 +19,8 @@ pub use sql::{Changes, SqlStore, check_database_url, redact_url as redact, sqlit
 use crate::Result;
 use crate::model::{
     BackfillDate, BackfillRecord, BackfillState, Claim, DagRecord, DateAction, DateState,
-    ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunRecord, SlotUsage, StateChange,
-    TaskInstance, TaskSeed, TiPatch, TryRecord, TryTransition,
+    ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunProgress, RunRecord, SlotUsage,
+    StateChange, TaskInstance, TaskSeed, TiPatch, TryRecord, TryTransition,
 };
 use crate::state::{RunState, TaskState};
 use crate::timetable::DataInterval;
@@ -139,6 +139,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Task instances of some runs.
     async fn task_instances(&self, run_pks: &[i64]) -> Result<Vec<TaskInstance>>;
+    /// Per run among `run_pks`: its task instances, pending and finished
+    /// (one aggregate row per run; runs without task instances are absent).
+    async fn run_progress(
+        &self,
+        run_pks: &[i64],
+    ) -> Result<std::collections::HashMap<i64, RunProgress>>;
     /// One task instance.
     async fn get_task_instance(
         &self,

@@ -57,17 +57,10 @@ impl Changes {
 }
 
 pub(super) async fn notify(store: &SqlStore) -> Result<()> {
-    notify_on(&mut *store.pool.acquire().await?, store.backend).await
-}
-
-/// NOTIFY on `conn`; inside a transaction PostgreSQL delivers it at commit
-/// (and drops it on rollback). SQLite needs none: the other processes
-/// poll its data version.
-pub(super) async fn notify_on(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<()> {
-    if backend == Backend::Postgres {
+    if store.backend == Backend::Postgres {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(CHANNEL)
-            .execute(conn)
+            .execute(&store.pool)
             .await?;
     }
     Ok(())

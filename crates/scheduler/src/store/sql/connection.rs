@@ -22,6 +22,8 @@ pub struct SqlStore {
     pub(super) url: String,
     /// SQLite: the lock file that serializes migrations between processes.
     pub(super) migrate_lock: Option<std::path::PathBuf>,
+    /// Try starts and ends waiting to be written together.
+    pub(super) batcher: std::sync::Arc<super::try_batch::TryBatcher>,
 }
 
 /// Whether `url` names a database the store can open: `postgres://` (or
@@ -118,6 +120,7 @@ impl SqlStore {
             backend,
             url,
             migrate_lock,
+            batcher: std::sync::Arc::default(),
         })
     }
 

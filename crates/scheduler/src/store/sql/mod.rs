@@ -18,6 +18,7 @@ mod pools;
 mod runs;
 mod task_instances;
 mod tries;
+mod try_batch;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,8 +30,8 @@ pub use connection::{SqlStore, check_database_url, sqlite_path};
 use crate::Result;
 use crate::model::{
     BackfillDate, BackfillRecord, BackfillState, Claim, DagRecord, DateAction, DateState,
-    ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunRecord, SlotUsage, StateChange,
-    TaskInstance, TaskSeed, TiPatch, TryRecord, TryTransition,
+    ImportError, LogLine, NewBackfill, NewRun, PoolRecord, RunProgress, RunRecord, SlotUsage,
+    StateChange, TaskInstance, TaskSeed, TiPatch, TryRecord, TryTransition,
 };
 use crate::state::{RunState, TaskState};
 use crate::store::{Backend, Store};
@@ -121,6 +122,13 @@ impl Store for SqlStore {
         task_instances::task_instances(self, run_pks).await
     }
 
+    async fn run_progress(
+        &self,
+        run_pks: &[i64],
+    ) -> Result<std::collections::HashMap<i64, RunProgress>> {
+        task_instances::run_progress(self, run_pks).await
+    }
+
     async fn get_task_instance(
         &self,
         dag_id: &str,
@@ -145,7 +153,7 @@ impl Store for SqlStore {
     }
 
     async fn transition_try(&self, t: &TryTransition) -> Result<bool> {
-        tries::transition_try(self, t).await
+        try_batch::transition_try(self, t).await
     }
 
     async fn scheduled_tis(&self, limit: i64) -> Result<Vec<TaskInstance>> {

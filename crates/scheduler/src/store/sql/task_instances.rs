@@ -1,14 +1,14 @@
 //! Task instances: read, patch on a state change (fenced on the lease owner),
 //! and the lists the loop needs (scheduled, due retries, expired leases).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 use crate::Result;
-use crate::model::{StateChange, TaskInstance, TiPatch};
+use crate::model::{RunProgress, StateChange, TaskInstance, TiPatch};
 use crate::state::TaskState;
 
 use super::codec::{Sql, TI_COLS, opt_time, ti_from_row, to_micros};
@@ -28,6 +28,48 @@ pub(super) async fn task_instances(store: &SqlStore, run_pks: &[i64]) -> Result<
         .await?
         .iter()
         .map(ti_from_row)
+        .collect()
+}
+
+pub(super) async fn run_progress(
+    store: &SqlStore,
+    run_pks: &[i64],
+) -> Result<HashMap<i64, RunProgress>> {
+    if run_pks.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let finished = TaskState::ALL
+        .iter()
+        .filter(|s| s.is_finished())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut q = Sql::new(format!(
+        "SELECT dag_run_id, COUNT(*) AS total, \
+         SUM(CASE WHEN state = '{pending}' THEN 1 ELSE 0 END) AS pending, \
+         SUM(CASE WHEN state IN ({finished}) THEN 1 ELSE 0 END) AS finished \
+         FROM task_instances WHERE dag_run_id IN (",
+        pending = TaskState::Pending.as_str()
+    ));
+    q.bind_list(run_pks.iter().copied())
+        .push(") GROUP BY dag_run_id");
+    let count = |r: &sqlx::any::AnyRow, col: &str| -> Result<usize> {
+        Ok(usize::try_from(r.try_get::<i64, _>(col)?).unwrap_or(0))
+    };
+    q.query()
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<i64, _>("dag_run_id")?,
+                RunProgress {
+                    total: count(r, "total")?,
+                    pending: count(r, "pending")?,
+                    finished: count(r, "finished")?,
+                },
+            ))
+        })
         .collect()
 }
 
@@ -57,7 +99,21 @@ pub(super) async fn update_ti(
     to: TaskState,
     patch: &TiPatch,
 ) -> Result<bool> {
-    let mut q = Sql::new("UPDATE task_instances SET state = ");
+    let mut q = Sql::new("");
+    push_update(&mut q, ti_id, from, to, patch);
+    Ok(q.query().execute(conn).await?.rows_affected() == 1)
+}
+
+/// Appends the conditional `UPDATE` of one task instance (its state
+/// `from → to` with `patch`, fenced on the patch's owner) to `q`.
+pub(super) fn push_update(
+    q: &mut Sql,
+    ti_id: i64,
+    from: TaskState,
+    to: TaskState,
+    patch: &TiPatch,
+) {
+    q.push("UPDATE task_instances SET state = ");
     q.bind(to.as_str());
     if let Some(v) = patch.try_number {
         q.push(", try_number = ").bind(i64::from(v));
@@ -102,7 +158,6 @@ pub(super) async fn update_ti(
     if let Some(owner) = &patch.only_if_owner {
         q.push(" AND lease_owner = ").bind(owner.clone());
     }
-    Ok(q.query().execute(conn).await?.rows_affected() == 1)
 }
 
 /// The planner's decisions in one transaction, one statement per

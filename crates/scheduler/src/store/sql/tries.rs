@@ -4,53 +4,43 @@
 use sqlx::{AnyConnection, Row};
 
 use crate::Result;
-use crate::model::{TryRecord, TryTransition};
+use crate::model::TryRecord;
 
-use super::changes::notify_on;
 use super::codec::{Sql, from_micros, opt_time, state, to_micros};
 use super::connection::SqlStore;
-use super::logs::append_logs;
-use super::task_instances::update_ti;
 
-pub(super) async fn record_try(conn: &mut AnyConnection, t: &TryRecord) -> Result<()> {
-    // `ON CONFLICT … DO UPDATE` is the same on PostgreSQL and SQLite ≥ 3.24.
-    sqlx::query(
-        "INSERT INTO task_tries (ti_id, try_number, state, start_date, end_date, duration_ms, hostname, pid, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (ti_id, try_number) DO UPDATE SET state = excluded.state, \
-         start_date = excluded.start_date, end_date = excluded.end_date, \
-         duration_ms = excluded.duration_ms, hostname = excluded.hostname, \
-         pid = excluded.pid, error = excluded.error",
-    )
-    .bind(t.ti_id)
-    .bind(i64::from(t.try_number))
-    .bind(t.state.as_str())
-    .bind(to_micros(t.start_date))
-    .bind(t.end_date.map(to_micros))
-    .bind(t.duration_ms)
-    .bind(t.hostname.clone())
-    .bind(t.pid)
-    .bind(t.error.clone())
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The history row's columns, and what a new row replaces in an old one.
+pub(super) const TRY_COLS: &str = "task_tries (ti_id, try_number, state, start_date, end_date, duration_ms, hostname, pid, error)";
+// `ON CONFLICT … DO UPDATE` is the same on PostgreSQL and SQLite ≥ 3.24.
+pub(super) const TRY_UPSERT: &str = " ON CONFLICT (ti_id, try_number) DO UPDATE SET state = excluded.state, \
+     start_date = excluded.start_date, end_date = excluded.end_date, \
+     duration_ms = excluded.duration_ms, hostname = excluded.hostname, \
+     pid = excluded.pid, error = excluded.error";
+
+/// Binds a history row's values, comma-separated.
+pub(super) fn bind_try(q: &mut Sql, t: &TryRecord) {
+    q.bind(t.ti_id)
+        .push(", ")
+        .bind(i64::from(t.try_number))
+        .push(", ");
+    q.bind(t.state.as_str())
+        .push(", ")
+        .bind(to_micros(t.start_date))
+        .push(", ");
+    q.bind(t.end_date.map(to_micros))
+        .push(", ")
+        .bind(t.duration_ms)
+        .push(", ");
+    q.bind(t.hostname.clone()).push(", ").bind(t.pid).push(", ");
+    q.bind(t.error.clone());
 }
 
-/// A try's start or end in one transaction: its unstored log lines, the
-/// task instance's conditional change, its history row, and a NOTIFY
-/// (delivered at commit). Returns whether the task instance changed.
-pub(super) async fn transition_try(store: &SqlStore, t: &TryTransition) -> Result<bool> {
-    let mut tx = store.pool.begin().await?;
-    let changed = update_ti(&mut tx, t.ti_id, t.from, t.to, &t.patch).await?;
-    if !changed && !t.keep_history_if_refused {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    append_logs(&mut tx, t.ti_id, t.record.try_number, &t.logs).await?;
-    record_try(&mut tx, &t.record).await?;
-    notify_on(&mut tx, store.backend).await?;
-    tx.commit().await?;
-    Ok(changed)
+pub(super) async fn record_try(conn: &mut AnyConnection, t: &TryRecord) -> Result<()> {
+    let mut q = Sql::new(format!("INSERT INTO {TRY_COLS} VALUES ("));
+    bind_try(&mut q, t);
+    q.push(")").push(TRY_UPSERT);
+    q.query().execute(conn).await?;
+    Ok(())
 }
 
 pub(super) async fn tries(store: &SqlStore, ti_ids: &[i64]) -> Result<Vec<TryRecord>> {
