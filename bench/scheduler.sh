@@ -8,6 +8,9 @@
 #   - throughput_10k: 100 runs × 100 noop tasks queued at once, then 1, 2
 #     or 3 schedulers started on the database: task instances per second
 #     from the first run's start to the last run's end
+#   - dags1000: 1,000 DAGs × 10 tasks: the DAG folder's sync at start and
+#     after one file changed (as the scheduler logs it), `dags list` and the
+#     web UI's DAG list page (median of 5)
 #   - statements per task instance: every statement the scheduler sent
 #     (sqlx's statement log) during 10 runs × 100 tasks and 5 chains of 20,
 #     divided by the task instances
@@ -171,3 +174,50 @@ n = sum(1 for l in open(sys.argv[1]) if "sqlx::query" in l)
 print(f"postgres_statements_per_task_instance {n / 1000:.1f} statements")
 PY
 pg_db drop "${PG_DB}_count"
+
+# 1,000 DAGs × 10 tasks: sync at start and after a change, and the DAG lists.
+mkdir -p "$WORK/dags1000"
+python3 - "$WORK/dags1000" <<'PY'
+import sys
+for d in range(1000):
+    with open(f"{sys.argv[1]}/d{d:04}.toml", "w") as f:
+        f.write(f'dag_id = "d{d:04}"\ndescription = "one of a thousand"\n')
+        for t in range(10):
+            f.write(f'[[task]]\nid = "t{t}"\nkind = "noop"\n' + (f'depends_on = ["t{t - 1}"]\n' if t else ""))
+PY
+url=$(pg_db create "${PG_DB}_dags")
+export DATABASE_URL="$url" TRIBUTARY_DAGS_FOLDER="$WORK/dags1000"
+"$BIN" db migrate >/dev/null
+"$BIN" scheduler --dag-refresh-secs 1 >"$WORK/dags1000.log" 2>&1 &
+spid=$!
+synced() { grep -c "DAG folder synced" "$WORK/dags1000.log" 2>/dev/null || true; }
+until [ "$(synced)" -ge 1 ]; do sleep 0.1; done
+sed -i 's/one of a thousand/changed/' "$WORK/dags1000/d0500.toml"
+until [ "$(synced)" -ge 2 ]; do sleep 0.1; done
+kill -INT "$spid"; wait "$spid" || true
+python3 - "$WORK/dags1000.log" <<'PY'
+import re, sys
+lines = [l for l in open(sys.argv[1]) if "DAG folder synced" in l]
+for name, line in zip(["start", "after_change"], lines):
+    ms = re.search(r"total_ms=(\d+)", line).group(1)
+    print(f"postgres_dags1000_sync_{name} {ms} ms")
+PY
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$BIN" web --bind "127.0.0.1:$port" >"$WORK/web.log" 2>&1 &
+wpid=$!
+until curl -sf "http://127.0.0.1:$port/" >/dev/null; do sleep 0.1; done
+python3 - "$BIN" "$port" <<'PY'
+import statistics, subprocess, sys, time, urllib.request
+bin_, port = sys.argv[1:]
+def median_ms(f):
+    times = []
+    for _ in range(5):
+        t = time.perf_counter(); f(); times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+cli = median_ms(lambda: subprocess.run([bin_, "dags", "list"], check=True, capture_output=True))
+page = median_ms(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/").read())
+print(f"postgres_dags1000_cli_dags_list {cli:.0f} ms")
+print(f"postgres_dags1000_web_dag_list_page {page:.0f} ms")
+PY
+kill "$wpid"; wait "$wpid" 2>/dev/null || true
+pg_db drop "${PG_DB}_dags"

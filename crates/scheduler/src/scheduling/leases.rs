@@ -13,8 +13,10 @@ impl Scheduler {
     /// Queued or running tries whose lease expired (their process died or
     /// hangs): queued ones are scheduled again; running ones count as a
     /// failed try (retried if tries remain). Fenced by the old owner, so a
-    /// holder that heartbeats at the last moment keeps its try.
-    pub(super) async fn reap_expired(&mut self, now: DateTime<Utc>) -> Result<()> {
+    /// holder that heartbeats at the last moment keeps its try. Returns
+    /// whether it took any back.
+    pub(super) async fn reap_expired(&mut self, now: DateTime<Utc>) -> Result<bool> {
+        let mut took = false;
         let cutoff = now
             - chrono::Duration::from_std(self.cfg.lease_timeout).unwrap_or(chrono::Duration::MAX);
         for ti in self.store.expired_leases(cutoff).await? {
@@ -76,11 +78,12 @@ impl Scheduler {
                 self.store.update_ti(ti.id, ti.state, to, &patch).await?
             };
             if taken {
+                took = true;
                 warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, %owner, state = %to, "took back a try whose process stopped heartbeating");
                 self.wake.notify_one();
             }
         }
-        Ok(())
+        Ok(took)
     }
 
     /// Retries whose delay elapsed become `scheduled` (one transaction).

@@ -80,7 +80,15 @@ pub struct Scheduler {
     bag: DagBag,
     /// Per DAG: when to look at its schedule again.
     next_check: HashMap<String, DateTime<Utc>>,
+    /// When to look for expired leases again (`None`: at the next tick).
+    next_reap: Option<DateTime<Utc>>,
+    /// The earliest retry time the last tick saw (`None`: none pending).
+    next_retry: Option<DateTime<Utc>>,
 }
+
+/// How often a tick looks for expired leases: far below the lease timeout,
+/// and not on every tick (a tick runs on every change).
+const REAP_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 
 /// What one tick did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -114,6 +122,8 @@ impl Scheduler {
             wake,
             bag: DagBag::default(),
             next_check: HashMap::new(),
+            next_reap: None,
+            next_retry: None,
         }
     }
 
@@ -124,8 +134,27 @@ impl Scheduler {
 
     /// Re-reads the DAG files and records them (and import errors) in the store.
     pub async fn refresh_dags(&mut self) -> Result<()> {
+        let started = std::time::Instant::now();
         let bag = DagBag::load(&self.cfg.dags, &self.kinds)?;
+        let parsed = started.elapsed();
         bag.sync(self.store.as_ref()).await?;
+        let changed = bag.errors != self.bag.errors
+            || bag.dags.len() != self.bag.dags.len()
+            || bag.dags.iter().any(|(id, d)| {
+                self.bag
+                    .dags
+                    .get(id)
+                    .is_none_or(|old| old.source_hash != d.source_hash)
+            });
+        if changed {
+            info!(
+                dags = bag.dags.len(),
+                errors = bag.errors.len(),
+                parse_ms = parsed.as_millis(),
+                total_ms = started.elapsed().as_millis(),
+                "DAG folder synced"
+            );
+        }
         for (file, diags) in &bag.errors {
             if self.bag.errors.get(file) != Some(diags) {
                 warn!(file = %file.display(), problems = diags.len(), "DAG file has errors:\n{}",
@@ -223,15 +252,24 @@ impl Scheduler {
             active
         };
         let running = self.start_queued_runs(&mut tick, active).await?;
-        self.reap_expired(now).await?;
-        self.schedule_due_retries(now).await?;
+        if self.next_reap.is_none_or(|t| t <= now) {
+            if self.reap_expired(now).await? {
+                // Taken-back tries may be retried at once.
+                self.next_retry = Some(now);
+            }
+            self.next_reap = Some(now + REAP_EVERY);
+        }
+        if self.next_retry.is_some_and(|t| t <= now) {
+            self.schedule_due_retries(now).await?;
+        }
         self.plan_running_runs(&mut tick, &running).await?;
-        tick.report.tasks_queued = self.queue_ready(now).await?;
+        tick.report.tasks_queued = self.queue_ready(now, &running).await?;
         if tick.report.runs_finished > 0 || tick.report.runs_created > 0 {
             // Finished runs free max_active_runs slots; new runs have tasks to plan.
             tick.due_by(now);
         }
-        if let Some(t) = self.store.next_retry_at().await? {
+        self.next_retry = self.store.next_retry_at().await?;
+        if let Some(t) = self.next_retry {
             tick.due_by(t);
         }
         Ok((tick.report, tick.due))

@@ -15,7 +15,13 @@ use crate::model::RunRecord;
 impl Scheduler {
     /// Claims and submits; returns how many task instances were handed to
     /// the executor.
-    pub(super) async fn queue_ready(&mut self, now: DateTime<Utc>) -> Result<usize> {
+    /// `running`: the runs this tick saw running (a claimed task's run is
+    /// looked up only when it is not among them).
+    pub(super) async fn queue_ready(
+        &mut self,
+        now: DateTime<Utc>,
+        running: &[RunRecord],
+    ) -> Result<usize> {
         let free = self.executor.free_slots();
         if free == 0 {
             return Ok(0);
@@ -29,12 +35,17 @@ impl Scheduler {
                 .await?;
             self.wake.notify_one();
         }
+        let seen: HashMap<i64, &RunRecord> = running.iter().map(|r| (r.id, r)).collect();
         let mut runs: HashMap<i64, RunRecord> = HashMap::new();
         let mut queued = 0;
         for ti in claim.claimed {
             let dag = self.bag.dags.get(&ti.dag_id).cloned();
             let position = dag.as_ref().and_then(|d| d.position(&ti.task_id));
-            let run = match runs.get(&ti.dag_run_id) {
+            let run = match seen
+                .get(&ti.dag_run_id)
+                .copied()
+                .or(runs.get(&ti.dag_run_id))
+            {
                 Some(r) => Some(r.clone()),
                 None => {
                     let r = self.store.get_run(&ti.dag_id, &ti.run_id).await?;

@@ -1,6 +1,8 @@
 //! DAG records and import errors: the scheduler syncs its DAG folder into
 //! them; the UI and CLI read them.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use sqlx::Row;
 
@@ -17,7 +19,28 @@ pub(super) async fn sync_dags(
 ) -> Result<()> {
     let now = to_micros(Utc::now());
     let mut tx = store.pool.begin().await?;
-    for d in dags {
+    // Only DAGs new, changed, moved or coming back are written: a refresh
+    // of an unchanged folder of 1,000 DAGs is one read, not 1,000 upserts.
+    let mut stored: HashMap<String, (String, String, bool)> = HashMap::new();
+    for r in sqlx::query("SELECT dag_id, source_hash, fileloc, is_active FROM dags")
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        stored.insert(
+            r.try_get("dag_id")?,
+            (
+                r.try_get("source_hash")?,
+                r.try_get("fileloc")?,
+                r.try_get::<i64, _>("is_active")? != 0,
+            ),
+        );
+    }
+    let changed = dags.iter().filter(|d| {
+        stored.get(&d.dag_id).is_none_or(|(hash, file, active)| {
+            *hash != d.source_hash || *file != d.fileloc || !active
+        })
+    });
+    for d in changed {
         sqlx::query(
             "INSERT INTO dags (dag_id, fileloc, source_hash, source, description, schedule, timezone, tags, \
              max_active_runs, max_active_tasks, is_paused, is_active, updated_at) \
@@ -44,14 +67,18 @@ pub(super) async fn sync_dags(
         .await?;
     }
     // Everything not seen this time is inactive (file removed or broken).
-    let mut q = Sql::new("UPDATE dags SET is_active = 0, updated_at = ");
-    q.bind(now).push(" WHERE is_active = 1");
-    if !dags.is_empty() {
-        q.push(" AND dag_id NOT IN (")
-            .bind_list(dags.iter().map(|d| d.dag_id.clone()))
-            .push(")");
+    let seen: std::collections::HashSet<&str> = dags.iter().map(|d| d.dag_id.as_str()).collect();
+    let gone: Vec<String> = stored
+        .into_iter()
+        .filter(|(id, (_, _, active))| *active && !seen.contains(id.as_str()))
+        .map(|(id, _)| id)
+        .collect();
+    for chunk in gone.chunks(1000) {
+        let mut q = Sql::new("UPDATE dags SET is_active = 0, updated_at = ");
+        q.bind(now).push(" WHERE dag_id IN (");
+        q.bind_list(chunk.iter().cloned()).push(")");
+        q.query().execute(&mut *tx).await?;
     }
-    q.query().execute(&mut *tx).await?;
     sqlx::query("DELETE FROM import_errors")
         .execute(&mut *tx)
         .await?;
