@@ -352,7 +352,6 @@ impl Executor {
             warn!(ti_id = ti.id, task_id = %ti.task_id, "task instance changed before it started; not running it");
             return Ok(None);
         }
-        self.wake.notify_one();
         Ok(Some(started))
     }
 }

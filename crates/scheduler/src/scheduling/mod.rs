@@ -197,6 +197,7 @@ impl Scheduler {
                 // Wake at least this often to look for expired leases.
                 next_reap_check = now + self.cfg.heartbeat;
             }
+            changes.drain();
             let due = match self.tick(Utc::now()).await {
                 Ok((report, due)) => {
                     if report != TickReport::default() {

@@ -36,6 +36,14 @@ pub enum Changes {
 }
 
 impl Changes {
+    /// Consumes the changes already received, without waiting: a tick that
+    /// starts now covers them all, so they must not each wake another one.
+    pub fn drain(&mut self) {
+        if let Changes::Postgres(l) = self {
+            while l.next_buffered().is_some() {}
+        }
+    }
+
     /// Returns when something changed (or on a connection error, so callers
     /// re-check the database rather than hang).
     pub async fn next(&mut self) -> Result<()> {

@@ -5,9 +5,9 @@
 //! the wake-up of other processes). With many tries ending at once, one
 //! commit each makes the database's commit flush the limit. Callers queue
 //! their transition and take turns holding the writer lock; whoever holds it
-//! writes everything queued so far in one transaction, so while one commit
-//! is in flight the next batch gathers. A lone try (a chain of tasks) is
-//! written at once, alone.
+//! writes everything queued so far at once (on PostgreSQL in one statement,
+//! on SQLite in one transaction), so while one commit is in flight the next
+//! batch gathers. A lone try (a chain of tasks) is written at once, alone.
 
 use std::sync::Mutex;
 
@@ -37,28 +37,48 @@ pub(crate) struct TryBatcher {
     writing: tokio::sync::Mutex<()>,
 }
 
-/// Queues `t`, then takes the writer lock and writes whatever is queued
-/// (ours, unless an earlier holder already wrote it); returns our answer.
+/// Queues `t`, then waits for whichever comes first: our answer (another
+/// holder of the writer lock wrote it), or the lock (we write everything
+/// queued, ours included unless a writer already took it).
 pub(super) async fn transition_try(store: &SqlStore, t: &TryTransition) -> Result<bool> {
-    let (tx, rx) = oneshot::channel();
+    let (tx, mut rx) = oneshot::channel();
     lock(&store.batcher.queue).push((t.clone(), tx));
     loop {
-        let _writer = store.batcher.writing.lock().await;
-        let batch: Vec<Waiting> = {
-            let mut q = lock(&store.batcher.queue);
-            let n = q.len().min(MAX_BATCH);
-            q.drain(..n).collect()
-        };
-        if batch.is_empty() {
-            break;
-        }
-        write(store, batch).await;
-        if lock(&store.batcher.queue).is_empty() {
-            break;
+        tokio::select! {
+            biased;
+            answer = &mut rx => {
+                return answer
+                    .map_err(|_| Error::Invalid("a try transition was dropped unwritten".into()))?;
+            }
+            _writer = store.batcher.writing.lock() => {
+                // Answers are sent before the lock is released: an empty
+                // queue here means ours is already answered.
+                let batch = take_batch(&mut lock(&store.batcher.queue));
+                if !batch.is_empty() {
+                    tracing::trace!(transitions = batch.len(), "writing a batch of try transitions");
+                    write(store, batch).await;
+                }
+            }
         }
     }
-    rx.await
-        .map_err(|_| Error::Invalid("a try transition was dropped unwritten".into()))?
+}
+
+/// The oldest queued transitions, up to [`MAX_BATCH`], at most one per
+/// task instance (one statement must not change a row twice; a second
+/// transition of the same task instance waits for the next batch).
+fn take_batch(queue: &mut Vec<Waiting>) -> Vec<Waiting> {
+    let mut seen = std::collections::HashSet::new();
+    let mut batch = Vec::new();
+    let mut rest = Vec::new();
+    for w in queue.drain(..) {
+        if batch.len() < MAX_BATCH && seen.insert(w.0.ti_id) {
+            batch.push(w);
+        } else {
+            rest.push(w);
+        }
+    }
+    *queue = rest;
+    batch
 }
 
 fn lock(m: &Mutex<Vec<Waiting>>) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
@@ -90,13 +110,14 @@ async fn write(store: &SqlStore, batch: Vec<Waiting>) {
 }
 
 async fn write_together(store: &SqlStore, ts: &[&TryTransition]) -> Result<Vec<bool>> {
+    if store.backend == Backend::Postgres {
+        // One statement is atomic on its own: no transaction needed.
+        return in_one_statement(&mut *store.pool.acquire().await?, ts).await;
+    }
     let mut tx = store.pool.begin().await?;
     let mut answers = Vec::with_capacity(ts.len());
     for t in ts {
-        answers.push(match store.backend {
-            Backend::Postgres => in_one_statement(&mut tx, t).await?,
-            Backend::Sqlite => statement_by_statement(&mut tx, t).await?,
-        });
+        answers.push(statement_by_statement(&mut tx, t).await?);
     }
     tx.commit().await?;
     Ok(answers)
@@ -113,31 +134,40 @@ async fn statement_by_statement(conn: &mut AnyConnection, t: &TryTransition) -> 
     Ok(changed)
 }
 
-/// PostgreSQL: one statement, one round trip. Data-modifying `WITH` parts
-/// always run to completion and see the same snapshot; the history row and
-/// the logs are written only when the change applied (unless kept when
-/// refused), and the NOTIFY (sent at commit) only when anything was.
-async fn in_one_statement(conn: &mut AnyConnection, t: &TryTransition) -> Result<bool> {
-    let only_if_changed = if t.keep_history_if_refused {
-        ""
-    } else {
-        " WHERE EXISTS (SELECT 1 FROM changed)"
-    };
-    let mut q = Sql::new("WITH changed AS (");
-    push_update(&mut q, t.ti_id, t.from, t.to, &t.patch);
-    q.push(" RETURNING id), history AS (INSERT INTO ")
-        .push(TRY_COLS)
-        .push(" SELECT ");
-    bind_try(&mut q, &t.record);
-    q.push(only_if_changed)
-        .push(TRY_UPSERT)
-        .push(" RETURNING 1)");
-    if !t.logs.is_empty() {
-        q.push(
-            ", logs AS (INSERT INTO task_logs (ti_id, try_number, ts, line) SELECT * FROM (VALUES ",
-        );
-        for (i, (ts, line)) in t.logs.iter().enumerate() {
-            q.push(if i == 0 { "(" } else { ", (" });
+/// PostgreSQL: the whole batch in one statement, so one round trip and one
+/// commit. Each transition is three data-modifying `WITH` parts (they always
+/// run to completion and see the same snapshot): its conditional update
+/// `c<i>`, its history row `h<i>` and its log lines `l<i>`, the last two
+/// written only when the update applied (unless kept when refused). One
+/// NOTIFY is sent, at commit.
+async fn in_one_statement(conn: &mut AnyConnection, ts: &[&TryTransition]) -> Result<Vec<bool>> {
+    let mut q = Sql::new("WITH ");
+    for (i, t) in ts.iter().enumerate() {
+        let only_if_changed = if t.keep_history_if_refused {
+            String::new()
+        } else {
+            format!(" WHERE EXISTS (SELECT 1 FROM c{i})")
+        };
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push(&format!("c{i} AS ("));
+        push_update(&mut q, t.ti_id, t.from, t.to, &t.patch);
+        q.push(&format!(" RETURNING id), h{i} AS (INSERT INTO "))
+            .push(TRY_COLS)
+            .push(" SELECT ");
+        bind_try(&mut q, &t.record);
+        q.push(&only_if_changed)
+            .push(TRY_UPSERT)
+            .push(" RETURNING 1)");
+        if t.logs.is_empty() {
+            continue;
+        }
+        q.push(&format!(
+            ", l{i} AS (INSERT INTO task_logs (ti_id, try_number, ts, line) SELECT * FROM (VALUES "
+        ));
+        for (j, (ts, line)) in t.logs.iter().enumerate() {
+            q.push(if j == 0 { "(" } else { ", (" });
             q.bind(t.ti_id)
                 .push(", ")
                 .bind(i64::from(t.record.try_number));
@@ -148,12 +178,16 @@ async fn in_one_statement(conn: &mut AnyConnection, t: &TryTransition) -> Result
                 .push(")");
         }
         q.push(") AS v (ti_id, try_number, ts, line)")
-            .push(only_if_changed)
+            .push(&only_if_changed)
             .push(" RETURNING 1)");
     }
-    q.push(" SELECT n, CASE WHEN n > 0 OR (SELECT COUNT(*) FROM history) > 0 THEN pg_notify(")
-        .bind(CHANNEL)
-        .push(", '') END AS notified FROM (SELECT COUNT(*) AS n FROM changed) AS c");
-    let row = q.query().fetch_one(conn).await?;
-    Ok(row.try_get::<i64, _>("n")? == 1)
+    q.push(" SELECT ");
+    for i in 0..ts.len() {
+        q.push(&format!("(SELECT COUNT(*) FROM c{i}) AS n{i}, "));
+    }
+    q.push("pg_notify(").bind(CHANNEL).push(", '') AS notified");
+    let row = q.query().persistent(false).fetch_one(conn).await?;
+    (0..ts.len())
+        .map(|i| Ok(row.try_get::<i64, _>(format!("n{i}").as_str())? == 1))
+        .collect()
 }
