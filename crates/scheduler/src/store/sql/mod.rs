@@ -19,6 +19,7 @@ mod runs;
 mod task_instances;
 mod tries;
 mod try_batch;
+mod try_batch_pg;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

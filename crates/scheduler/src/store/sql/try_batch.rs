@@ -11,19 +11,17 @@
 
 use std::sync::Mutex;
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 use tokio::sync::oneshot;
 
 use crate::model::TryTransition;
 use crate::store::Backend;
 use crate::{Error, Result};
 
-use super::changes::CHANNEL;
-use super::codec::{Sql, to_micros};
 use super::connection::SqlStore;
 use super::logs::append_logs;
-use super::task_instances::{push_update, update_ti};
-use super::tries::{TRY_COLS, TRY_UPSERT, bind_try, record_try};
+use super::task_instances::update_ti;
+use super::tries::record_try;
 
 /// Most transitions written in one transaction.
 const MAX_BATCH: usize = 256;
@@ -112,7 +110,7 @@ async fn write(store: &SqlStore, batch: Vec<Waiting>) {
 async fn write_together(store: &SqlStore, ts: &[&TryTransition]) -> Result<Vec<bool>> {
     if store.backend == Backend::Postgres {
         // One statement is atomic on its own: no transaction needed.
-        return in_one_statement(&mut *store.pool.acquire().await?, ts).await;
+        return super::try_batch_pg::write_batch(&mut *store.pool.acquire().await?, ts).await;
     }
     let mut tx = store.pool.begin().await?;
     let mut answers = Vec::with_capacity(ts.len());
@@ -132,62 +130,4 @@ async fn statement_by_statement(conn: &mut AnyConnection, t: &TryTransition) -> 
         record_try(conn, &t.record).await?;
     }
     Ok(changed)
-}
-
-/// PostgreSQL: the whole batch in one statement, so one round trip and one
-/// commit. Each transition is three data-modifying `WITH` parts (they always
-/// run to completion and see the same snapshot): its conditional update
-/// `c<i>`, its history row `h<i>` and its log lines `l<i>`, the last two
-/// written only when the update applied (unless kept when refused). One
-/// NOTIFY is sent, at commit.
-async fn in_one_statement(conn: &mut AnyConnection, ts: &[&TryTransition]) -> Result<Vec<bool>> {
-    let mut q = Sql::new("WITH ");
-    for (i, t) in ts.iter().enumerate() {
-        let only_if_changed = if t.keep_history_if_refused {
-            String::new()
-        } else {
-            format!(" WHERE EXISTS (SELECT 1 FROM c{i})")
-        };
-        if i > 0 {
-            q.push(", ");
-        }
-        q.push(&format!("c{i} AS ("));
-        push_update(&mut q, t.ti_id, t.from, t.to, &t.patch);
-        q.push(&format!(" RETURNING id), h{i} AS (INSERT INTO "))
-            .push(TRY_COLS)
-            .push(" SELECT ");
-        bind_try(&mut q, &t.record);
-        q.push(&only_if_changed)
-            .push(TRY_UPSERT)
-            .push(" RETURNING 1)");
-        if t.logs.is_empty() {
-            continue;
-        }
-        q.push(&format!(
-            ", l{i} AS (INSERT INTO task_logs (ti_id, try_number, ts, line) SELECT * FROM (VALUES "
-        ));
-        for (j, (ts, line)) in t.logs.iter().enumerate() {
-            q.push(if j == 0 { "(" } else { ", (" });
-            q.bind(t.ti_id)
-                .push(", ")
-                .bind(i64::from(t.record.try_number));
-            q.push(", ")
-                .bind(to_micros(*ts))
-                .push(", ")
-                .bind(line.clone())
-                .push(")");
-        }
-        q.push(") AS v (ti_id, try_number, ts, line)")
-            .push(&only_if_changed)
-            .push(" RETURNING 1)");
-    }
-    q.push(" SELECT ");
-    for i in 0..ts.len() {
-        q.push(&format!("(SELECT COUNT(*) FROM c{i}) AS n{i}, "));
-    }
-    q.push("pg_notify(").bind(CHANNEL).push(", '') AS notified");
-    let row = q.query().persistent(false).fetch_one(conn).await?;
-    (0..ts.len())
-        .map(|i| Ok(row.try_get::<i64, _>(format!("n{i}").as_str())? == 1))
-        .collect()
 }
