@@ -7,6 +7,7 @@ use chrono::Utc;
 use sqlx::Row;
 
 use crate::Result;
+use crate::store::Backend;
 use crate::model::{DagRecord, ImportError};
 
 use super::codec::{Sql, dag_from_row, to_micros};
@@ -18,7 +19,13 @@ pub(super) async fn sync_dags(
     errors: &[ImportError],
 ) -> Result<()> {
     let now = to_micros(Utc::now());
-    let mut tx = store.pool.begin().await?;
+    // SQLite: take the write lock up front; this transaction reads, then
+    // writes, and a deferred one fails at once (SQLITE_BUSY_SNAPSHOT) when
+    // another connection wrote in between.
+    let mut tx = match store.backend {
+        Backend::Postgres => store.pool.begin().await?,
+        Backend::Sqlite => store.pool.begin_with("BEGIN IMMEDIATE").await?,
+    };
     // Only DAGs new, changed, moved or coming back are written: a refresh
     // of an unchanged folder of 1,000 DAGs is one read, not 1,000 upserts.
     let mut stored: HashMap<String, (String, String, bool)> = HashMap::new();
