@@ -15,6 +15,10 @@ use crate::model::{RunProgress, RunRecord, StateChange, TaskInstance};
 use crate::runs::seeds;
 use crate::state::{RunEvent, RunState, TaskEvent, TaskState};
 
+/// Up to this many task instances in running runs, the planner reads them
+/// all rather than counting first.
+const READ_ALL_UP_TO: usize = 500;
+
 impl Scheduler {
     /// Plans each of `running`: every run's trigger-rule decisions are
     /// stored together in one transaction, then the runs that ended are
@@ -24,15 +28,24 @@ impl Scheduler {
         tick: &mut Tick,
         running: &[RunRecord],
     ) -> Result<()> {
-        let ids: Vec<i64> = running.iter().map(|r| r.id).collect();
-        let progress = self.store.run_progress(&ids).await?;
-        let running: Vec<&RunRecord> = running
-            .iter()
-            .filter(|r| {
-                let tasks = self.bag.dags.get(&r.dag_id).map_or(0, |d| d.tasks.len());
-                progress.get(&r.id).is_none_or(|p| needs_planning(p, tasks))
-            })
-            .collect();
+        let tasks_of = |r: &RunRecord| self.bag.dags.get(&r.dag_id).map_or(0, |d| d.tasks.len());
+        // Few task instances: read them all (one round trip). Many: count
+        // first, and read only the runs with something to plan.
+        let running: Vec<&RunRecord> =
+            if running.iter().map(tasks_of).sum::<usize>() <= READ_ALL_UP_TO {
+                running.iter().collect()
+            } else {
+                let ids: Vec<i64> = running.iter().map(|r| r.id).collect();
+                let progress = self.store.run_progress(&ids).await?;
+                running
+                    .iter()
+                    .filter(|r| {
+                        progress
+                            .get(&r.id)
+                            .is_none_or(|p| needs_planning(p, tasks_of(r)))
+                    })
+                    .collect()
+            };
         let ids: Vec<i64> = running.iter().map(|r| r.id).collect();
         let mut tis_by_run: HashMap<i64, Vec<TaskInstance>> = HashMap::new();
         for ti in self.store.task_instances(&ids).await? {

@@ -97,8 +97,7 @@ pub(super) async fn claim(
     if store.backend == Backend::Postgres {
         lock_limits(&mut tx, &limit_keys(&candidates)).await?;
     }
-    let usage = slot_usage_from(&sqlx::query(SLOT_USAGE_SQL).fetch_all(&mut *tx).await?)?;
-    let pools = pool_slots(&mut tx).await?;
+    let (usage, pools) = usage_and_pools(&mut tx).await?;
     let (ok, missing) = admit(&candidates, &usage, &pools, max);
     let t = to_micros(now);
     // The transitions come from the state machine like every other one; the
@@ -198,17 +197,21 @@ async fn candidates(
         .collect()
 }
 
-/// Pool name → slots.
-async fn pool_slots(conn: &mut AnyConnection) -> Result<HashMap<String, i64>> {
-    let mut pools = HashMap::new();
-    for r in sqlx::query("SELECT name, slots FROM pools")
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        pools.insert(
-            r.try_get::<String, _>("name")?,
-            r.try_get::<i64, _>("slots")?,
-        );
+/// Slots in use (per pool and per DAG) and each pool's slots, in one
+/// statement: rows with a DAG are usage, rows without are pools.
+async fn usage_and_pools(conn: &mut AnyConnection) -> Result<(SlotUsage, HashMap<String, i64>)> {
+    let rows = sqlx::query(&format!(
+        "{SLOT_USAGE_SQL} UNION ALL SELECT name AS pool, NULL AS dag_id, slots AS n FROM pools"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    let (usage, pools): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| {
+        r.try_get::<Option<String>, _>("dag_id")
+            .is_ok_and(|d| d.is_some())
+    });
+    let mut slots = HashMap::new();
+    for r in &pools {
+        slots.insert(r.try_get::<String, _>("pool")?, r.try_get::<i64, _>("n")?);
     }
-    Ok(pools)
+    Ok((slot_usage_from(&usage)?, slots))
 }

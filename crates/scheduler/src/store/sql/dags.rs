@@ -7,8 +7,8 @@ use chrono::Utc;
 use sqlx::Row;
 
 use crate::Result;
-use crate::store::Backend;
 use crate::model::{DagRecord, ImportError};
+use crate::store::Backend;
 
 use super::codec::{Sql, dag_from_row, to_micros};
 use super::connection::SqlStore;

@@ -178,8 +178,7 @@ pub(super) async fn set_states(
             .or_default()
             .push(c.ti_id);
     }
-    let mut tx = store.pool.begin().await?;
-    let mut changed = 0;
+    let mut statements = Vec::new();
     for ((from, to), ids) in groups {
         let finished = TaskState::from_str(to).is_ok_and(TaskState::is_finished);
         for chunk in ids.chunks(1000) {
@@ -190,10 +189,26 @@ pub(super) async fn set_states(
             }
             q.push(" WHERE state = ").bind(from).push(" AND id IN (");
             q.bind_list(chunk.iter().copied()).push(")");
-            changed += q.query().execute(&mut *tx).await?.rows_affected();
+            statements.push(q);
         }
     }
+    // One statement is atomic alone: the usual case (a chain's next task)
+    // skips BEGIN and COMMIT.
+    if statements.len() == 1 {
+        return execute_all(&mut *store.pool.acquire().await?, statements).await;
+    }
+    let mut tx = store.pool.begin().await?;
+    let changed = execute_all(&mut tx, statements).await?;
     tx.commit().await?;
+    Ok(changed)
+}
+
+/// Runs `statements` in order on `conn`; the rows they changed.
+async fn execute_all(conn: &mut AnyConnection, statements: Vec<Sql>) -> Result<u64> {
+    let mut changed = 0;
+    for mut q in statements {
+        changed += q.query().execute(&mut *conn).await?.rows_affected();
+    }
     Ok(changed)
 }
 
