@@ -12,8 +12,9 @@
 #     after one file changed (as the scheduler logs it), `dags list` and the
 #     web UI's DAG list page (median of 5)
 #   - statements per task instance: every statement the scheduler sent
-#     (sqlx's statement log) during 10 runs × 100 tasks and 5 chains of 20,
-#     divided by the task instances
+#     (sqlx's statement log) during 10 runs × 100 tasks, divided by the task
+#     instances; and during one 20-task chain, divided by its 20 tasks
+#     (a handoff's round trips: BEGIN is sent but not logged)
 # Usage: bench/scheduler.sh [runs per case, default 5]
 # Needs PostgreSQL on 127.0.0.1:5432 (scripts/test.sh starts it).
 set -euo pipefail
@@ -53,9 +54,12 @@ sed -e 's/chain20_noop/chain20_shell/' -e 's/kind = "noop"/kind = "shell"\ncomma
   for i in $(seq 1 100); do
     echo "[[task]]"; echo "id = \"w$i\""; echo 'kind = "noop"'
   done
-} > "$WORK/dags/wide100.toml"
+} > "$WORK/wide100.toml"
+mkdir -p "$WORK/dags-wide" "$WORK/dags-chain"
+cp "$WORK/wide100.toml" "$WORK/dags-wide/"
 printf 'dag_id = "backfill1000"\nschedule = "@daily"\nstart_date = 2020-01-01\n[[task]]\nid = "a"\nkind = "noop"\n' \
   > "$WORK/dags/backfill1000.toml"
+cp "$WORK/dags/chain20_noop.toml" "$WORK/dags-chain/"
 "$BIN" dags validate "$WORK/dags" >/dev/null
 
 python3 - <<'PY'
@@ -117,7 +121,8 @@ PY
 
 # Seconds from the first run's start to the last run's end, over every run
 # of a database (timestamps are stored as microseconds).
-span_sql="SELECT (MAX(end_date) - MIN(start_date)) / 1e6, SUM(CASE WHEN state = 'success' THEN 1 ELSE 0 END) FROM dag_runs"
+span_sql="SELECT (MAX(end_date) - MIN(start_date)) / 1e6, SUM(CASE WHEN state = 'success' THEN 1 ELSE 0 END) \
+FROM dag_runs WHERE dag_id = 'wide100'"
 span() { # url
   case "$1" in
     sqlite://*) python3 -c "import sqlite3,sys; print(*sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone())" \
@@ -130,7 +135,7 @@ span() { # url
 # schedulers, waits for every run to end; prints task instances per second.
 throughput() { # name url n runs
   local name="$1" url="$2" n="$3" runs="$4" pids=() i
-  export DATABASE_URL="$url" TRIBUTARY_DAGS_FOLDER="$WORK/dags"
+  export DATABASE_URL="$url" TRIBUTARY_DAGS_FOLDER="$WORK/dags-wide"
   "$BIN" db migrate >/dev/null
   "$BIN" pools set default_pool --slots 1024 >/dev/null
   for i in $(seq 1 "$runs"); do "$BIN" trigger wide100 >/dev/null; done
@@ -168,10 +173,17 @@ done
 # Statements per task instance, from sqlx's log of every statement it sends.
 url=$(pg_db create "${PG_DB}_count")
 STATEMENT_LOG="warn,sqlx::query=debug" throughput postgres_counted "$url" 1 10 >/dev/null
-python3 - "$WORK"/tp-postgres_counted-1.log <<'PY'
+# And per handoff: one run of the 20-task chain, statements / 20.
+export DATABASE_URL="$url" TRIBUTARY_DAGS_FOLDER="$WORK/dags-chain"
+TRIBUTARY_LOG="warn,sqlx::query=debug" "$BIN" scheduler >"$WORK/chain-counted.log" 2>&1 &
+cpid=$!
+"$BIN" trigger chain20_noop --wait --timeout 120 >/dev/null
+kill -INT "$cpid"; wait "$cpid" || true
+python3 - "$WORK"/tp-postgres_counted-1.log "$WORK/chain-counted.log" <<'PY'
 import sys
-n = sum(1 for l in open(sys.argv[1]) if "sqlx::query" in l)
-print(f"postgres_statements_per_task_instance {n / 1000:.1f} statements")
+count = lambda f: sum(1 for l in open(f) if "sqlx::query" in l)
+print(f"postgres_statements_per_task_instance {count(sys.argv[1]) / 1000:.1f} statements")
+print(f"postgres_statements_per_chain_handoff {count(sys.argv[2]) / 20:.1f} statements")
 PY
 pg_db drop "${PG_DB}_count"
 

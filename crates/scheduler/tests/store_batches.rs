@@ -265,3 +265,30 @@ async fn claims_order_by_priority_then_run_date_from_the_index(s: Arc<SqlStore>)
         .collect();
     assert_eq!(got, want);
 }
+
+/// With 20,000 task instances scheduled, the claim's candidate query reads
+/// the claim-order index and stops at its limit: no sort of every
+/// scheduled task instance (PostgreSQL's plan, after ANALYZE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_reads_its_index_with_a_large_backlog_on_postgres() {
+    let s = common::postgres().await.store;
+    let ids: Vec<String> = (0..200).map(|i| format!("t{i:03}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for h in 0..100 {
+        let mut run = new_run("d", 0, RunType::Manual);
+        run.logical_date += chrono::Duration::hours(h);
+        run.run_id = RunType::Manual.run_id(run.logical_date);
+        s.create_run(&run, &seeds(&ids)).await.unwrap();
+    }
+    for sql in [
+        "UPDATE task_instances SET state = 'scheduled'",
+        "UPDATE dag_runs SET state = 'running'",
+        "ANALYZE task_instances",
+        "ANALYZE dag_runs",
+    ] {
+        sqlx::query(sql).execute(s.pool()).await.unwrap();
+    }
+    let plan = s.explain_claim(128).await.unwrap();
+    assert!(plan.contains("task_instances_claim_order"), "{plan}");
+    assert!(!plan.contains("Sort"), "no sort of the backlog:\n{plan}");
+}

@@ -173,20 +173,46 @@ pub(super) async fn slot_usage(store: &SqlStore) -> Result<SlotUsage> {
 
 /// Scheduled task instances of running runs, in claim order, each with its
 /// DAG's `max_active_tasks` (`lock_rows` locks them on PostgreSQL).
+/// The claim's candidate query: scheduled task instances of running runs
+/// in claim order, read from the `task_instances_claim_order` index.
+fn candidates_sql(lock_rows: &str) -> String {
+    format!(
+        "SELECT {TI_COLS}, COALESCE(d.max_active_tasks, 16) AS dag_max_active_tasks \
+         FROM task_instances ti JOIN dag_runs r ON r.id = ti.dag_run_id LEFT JOIN dags d ON d.dag_id = ti.dag_id \
+         WHERE ti.state = 'scheduled' AND r.state = 'running' \
+         ORDER BY ti.priority DESC, ti.run_logical_date, ti.id LIMIT $1{lock_rows}"
+    )
+}
+
+impl SqlStore {
+    /// PostgreSQL's plan (`EXPLAIN`) of the query a claim of `max` task
+    /// instances runs to pick its candidates, for tests and diagnostics.
+    pub async fn explain_claim(&self, max: i64) -> Result<String> {
+        let sql = format!(
+            "EXPLAIN {}",
+            candidates_sql(" FOR UPDATE OF ti SKIP LOCKED")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(max.saturating_mul(4).saturating_add(16))
+            .fetch_all(&self.pool)
+            .await?;
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(lines.join("\n"))
+    }
+}
+
 async fn candidates(
     conn: &mut AnyConnection,
     limit: i64,
     lock_rows: &str,
 ) -> Result<Vec<(TaskInstance, i64)>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {TI_COLS}, COALESCE(d.max_active_tasks, 16) AS dag_max_active_tasks \
-         FROM task_instances ti JOIN dag_runs r ON r.id = ti.dag_run_id LEFT JOIN dags d ON d.dag_id = ti.dag_id \
-         WHERE ti.state = 'scheduled' AND r.state = 'running' \
-         ORDER BY ti.priority DESC, ti.run_logical_date, ti.id LIMIT $1{lock_rows}"
-    ))
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(&candidates_sql(lock_rows))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|r| {
             Ok((

@@ -23,7 +23,7 @@ pub struct SqlStore {
     /// SQLite: the lock file that serializes migrations between processes.
     pub(super) migrate_lock: Option<std::path::PathBuf>,
     /// Try starts and ends waiting to be written together.
-    pub(super) batcher: std::sync::Arc<super::try_batch::TryBatcher>,
+    pub(super) batcher: std::sync::Arc<super::try_queue::TryBatcher>,
 }
 
 /// Whether `url` names a database the store can open: `postgres://` (or

@@ -20,6 +20,7 @@ mod task_instances;
 mod tries;
 mod try_batch;
 mod try_batch_pg;
+mod try_queue;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -9,8 +9,6 @@
 //! on SQLite in one transaction), so while one commit is in flight the next
 //! batch gathers. A lone try (a chain of tasks) is written at once, alone.
 
-use std::sync::Mutex;
-
 use sqlx::AnyConnection;
 use tokio::sync::oneshot;
 
@@ -22,18 +20,7 @@ use super::connection::SqlStore;
 use super::logs::append_logs;
 use super::task_instances::update_ti;
 use super::tries::record_try;
-
-/// Most transitions written in one transaction.
-const MAX_BATCH: usize = 256;
-
-type Waiting = (TryTransition, oneshot::Sender<Result<bool>>);
-
-/// Transitions waiting to be written, and the lock of the one writing.
-#[derive(Debug, Default)]
-pub(crate) struct TryBatcher {
-    queue: Mutex<Vec<Waiting>>,
-    writing: tokio::sync::Mutex<()>,
-}
+use super::try_queue::{Waiting, lock, take_batch};
 
 /// Queues `t`, then waits for whichever comes first: our answer (another
 /// holder of the writer lock wrote it), or the lock (we write everything
@@ -59,28 +46,6 @@ pub(super) async fn transition_try(store: &SqlStore, t: &TryTransition) -> Resul
             }
         }
     }
-}
-
-/// The oldest queued transitions, up to [`MAX_BATCH`], at most one per
-/// task instance (one statement must not change a row twice; a second
-/// transition of the same task instance waits for the next batch).
-fn take_batch(queue: &mut Vec<Waiting>) -> Vec<Waiting> {
-    let mut seen = std::collections::HashSet::new();
-    let mut batch = Vec::new();
-    let mut rest = Vec::new();
-    for w in queue.drain(..) {
-        if batch.len() < MAX_BATCH && seen.insert(w.0.ti_id) {
-            batch.push(w);
-        } else {
-            rest.push(w);
-        }
-    }
-    *queue = rest;
-    batch
-}
-
-fn lock(m: &Mutex<Vec<Waiting>>) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Writes `batch` in one transaction and answers each; if the transaction
