@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
 use crate::Result;
-use crate::model::{RunProgress, StateChange, TaskInstance, TiPatch};
+use crate::model::{Change, RunProgress, StateChange, TaskInstance, TiPatch};
 use crate::state::TaskState;
 
 use super::codec::{Sql, TI_COLS, opt_time, ti_from_row, to_micros};
@@ -115,41 +115,11 @@ pub(super) fn push_update(
 ) {
     q.push("UPDATE task_instances SET state = ");
     q.bind(to.as_str());
-    if let Some(v) = patch.try_number {
-        q.push(", try_number = ").bind(i64::from(v));
-    }
-    if let Some(v) = patch.max_tries {
-        q.push(", max_tries = ").bind(i64::from(v));
-    }
-    if let Some(v) = patch.queued_at.to_store() {
-        q.push(", queued_at = ").bind(v.copied().map(to_micros));
-    }
-    if let Some(v) = patch.start_date.to_store() {
-        q.push(", start_date = ").bind(v.copied().map(to_micros));
-    }
-    if let Some(v) = patch.end_date.to_store() {
-        q.push(", end_date = ").bind(v.copied().map(to_micros));
-    }
-    if let Some(v) = patch.duration_ms.to_store() {
-        q.push(", duration_ms = ").bind(v.copied());
-    }
-    if let Some(v) = patch.hostname.to_store() {
-        q.push(", hostname = ").bind(v.cloned());
-    }
-    if let Some(v) = patch.pid.to_store() {
-        q.push(", pid = ").bind(v.copied());
-    }
-    if let Some(v) = patch.next_retry_at.to_store() {
-        q.push(", next_retry_at = ").bind(v.copied().map(to_micros));
-    }
-    if let Some(v) = patch.heartbeat_at.to_store() {
-        q.push(", heartbeat_at = ").bind(v.copied().map(to_micros));
-    }
-    if let Some(v) = patch.lease_owner.to_store() {
-        q.push(", lease_owner = ").bind(v.cloned());
-    }
-    if let Some(v) = patch.error.to_store() {
-        q.push(", error = ").bind(v.cloned());
+    for f in patch_fields(patch) {
+        if f.set {
+            q.push(&format!(", {} = ", f.column));
+            f.value.bind(q);
+        }
     }
     q.push(" WHERE id = ")
         .bind(ti_id)
@@ -158,6 +128,79 @@ pub(super) fn push_update(
     if let Some(owner) = &patch.only_if_owner {
         q.push(" AND lease_owner = ").bind(owner.clone());
     }
+}
+
+/// A stored value of a patched column (`None`: NULL).
+pub(super) enum Stored {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl Stored {
+    /// Binds the value.
+    pub(super) fn bind(self, q: &mut Sql) {
+        match self {
+            Stored::Int(v) => q.bind(v),
+            Stored::Text(v) => q.bind(v),
+        };
+    }
+
+    /// Its column type on PostgreSQL.
+    pub(super) fn pg_type(&self) -> &'static str {
+        match self {
+            Stored::Int(_) => "bigint",
+            Stored::Text(_) => "text",
+        }
+    }
+}
+
+/// One column a [`TiPatch`] may set.
+pub(super) struct PatchedColumn {
+    pub(super) column: &'static str,
+    /// Whether the patch sets it (else it keeps it; `value` is then a NULL
+    /// of the column's type).
+    pub(super) set: bool,
+    pub(super) value: Stored,
+}
+
+/// Every column a [`TiPatch`] may set, in one fixed order, with what the
+/// patch does to it. The one place that maps patch fields to columns.
+pub(super) fn patch_fields(p: &TiPatch) -> [PatchedColumn; 12] {
+    fn col(column: &'static str, set: bool, value: Stored) -> PatchedColumn {
+        PatchedColumn { column, set, value }
+    }
+    let count =
+        |c: &'static str, v: Option<u32>| col(c, v.is_some(), Stored::Int(v.map(i64::from)));
+    let time = |c: &'static str, v: &Change<DateTime<Utc>>| {
+        let v = v.to_store();
+        col(
+            c,
+            v.is_some(),
+            Stored::Int(v.flatten().copied().map(to_micros)),
+        )
+    };
+    let int = |c: &'static str, v: &Change<i64>| {
+        let v = v.to_store();
+        col(c, v.is_some(), Stored::Int(v.flatten().copied()))
+    };
+    let text = |c: &'static str, v: &Change<String>| {
+        let v = v.to_store();
+        col(c, v.is_some(), Stored::Text(v.flatten().cloned()))
+    };
+    [
+        count("try_number", p.try_number),
+        count("max_tries", p.max_tries),
+        time("queued_at", &p.queued_at),
+        time("start_date", &p.start_date),
+        time("end_date", &p.end_date),
+        int("duration_ms", &p.duration_ms),
+        text("hostname", &p.hostname),
+        int("pid", &p.pid),
+        time("next_retry_at", &p.next_retry_at),
+        time("heartbeat_at", &p.heartbeat_at),
+        text("lease_owner", &p.lease_owner),
+        text("error", &p.error),
+    ]
 }
 
 /// The planner's decisions in one transaction, one statement per

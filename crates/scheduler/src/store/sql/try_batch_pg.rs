@@ -11,122 +11,15 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
 use crate::Result;
-use crate::model::{Change, TryTransition};
+use crate::model::{TiPatch, TryTransition};
 
 use super::changes::CHANNEL;
 use super::codec::{Sql, to_micros};
+use super::task_instances::patch_fields;
 use super::tries::{TRY_COLS, TRY_UPSERT};
-
-/// A patch field: its column, its SQL type, and how a transition sets it.
-struct Field {
-    column: &'static str,
-    sql_type: &'static str,
-}
-
-const FIELDS: &[Field] = &[
-    Field {
-        column: "try_number",
-        sql_type: "bigint",
-    },
-    Field {
-        column: "max_tries",
-        sql_type: "bigint",
-    },
-    Field {
-        column: "queued_at",
-        sql_type: "bigint",
-    },
-    Field {
-        column: "start_date",
-        sql_type: "bigint",
-    },
-    Field {
-        column: "end_date",
-        sql_type: "bigint",
-    },
-    Field {
-        column: "duration_ms",
-        sql_type: "bigint",
-    },
-    Field {
-        column: "hostname",
-        sql_type: "text",
-    },
-    Field {
-        column: "pid",
-        sql_type: "bigint",
-    },
-    Field {
-        column: "next_retry_at",
-        sql_type: "bigint",
-    },
-    Field {
-        column: "heartbeat_at",
-        sql_type: "bigint",
-    },
-    Field {
-        column: "lease_owner",
-        sql_type: "text",
-    },
-    Field {
-        column: "error",
-        sql_type: "text",
-    },
-];
-
-/// The value of one patch field of a transition.
-enum Value {
-    Int(Option<i64>),
-    Text(Option<String>),
-}
-
-/// `(touched, value)` for each of [`FIELDS`], in order.
-fn field_values(t: &TryTransition) -> Vec<(bool, Value)> {
-    let p = &t.patch;
-    let int = |v: Option<u32>| (v.is_some(), Value::Int(v.map(i64::from)));
-    let time = |c: &Change<DateTime<Utc>>| match c.to_store() {
-        None => (false, Value::Int(None)),
-        Some(v) => (true, Value::Int(v.copied().map(to_micros))),
-    };
-    let big = |c: &Change<i64>| match c.to_store() {
-        None => (false, Value::Int(None)),
-        Some(v) => (true, Value::Int(v.copied())),
-    };
-    let text = |c: &Change<String>| match c.to_store() {
-        None => (false, Value::Text(None)),
-        Some(v) => (true, Value::Text(v.cloned())),
-    };
-    vec![
-        int(p.try_number),
-        int(p.max_tries),
-        time(&p.queued_at),
-        time(&p.start_date),
-        time(&p.end_date),
-        big(&p.duration_ms),
-        text(&p.hostname),
-        big(&p.pid),
-        time(&p.next_retry_at),
-        time(&p.heartbeat_at),
-        text(&p.lease_owner),
-        text(&p.error),
-    ]
-}
-
-/// Binds `v`, cast to `ty` on the first row (a `VALUES` list takes its
-/// column types from there; a NULL alone has none).
-fn bind_cast(q: &mut Sql, first: bool, ty: &str, v: Value) {
-    match v {
-        Value::Int(v) => q.bind(v),
-        Value::Text(v) => q.bind(v),
-    };
-    if first {
-        q.push("::").push(ty);
-    }
-}
 
 /// Writes `ts` (at most one per task instance) in one statement; returns
 /// whether each applied.
@@ -134,9 +27,11 @@ pub(super) async fn write_batch(
     conn: &mut AnyConnection,
     ts: &[&TryTransition],
 ) -> Result<Vec<bool>> {
+    // The columns are the same for every transition; any patch names them.
+    let columns = patch_fields(&TiPatch::default()).map(|f| f.column);
     let mut q = Sql::new("WITH v (i, id, from_state, to_state, owner, keep");
-    for f in FIELDS {
-        q.push(&format!(", t_{c}, v_{c}", c = f.column));
+    for c in columns {
+        q.push(&format!(", t_{c}, v_{c}"));
     }
     q.push(", h_try, h_state, h_start, h_end, h_duration, h_host, h_pid, h_error) AS (VALUES ");
     for (i, t) in ts.iter().enumerate() {
@@ -154,12 +49,16 @@ pub(super) async fn write_batch(
             .push(", ");
         q.bind(i64::from(t.keep_history_if_refused))
             .push(cast("::bigint"));
-        for (f, (touched, value)) in FIELDS.iter().zip(field_values(t)) {
+        for f in patch_fields(&t.patch) {
             q.push(", ")
-                .bind(i64::from(touched))
+                .bind(i64::from(f.set))
                 .push(cast("::bigint"))
                 .push(", ");
-            bind_cast(&mut q, first, f.sql_type, value);
+            let ty = f.value.pg_type();
+            f.value.bind(&mut q);
+            if first {
+                q.push("::").push(ty);
+            }
         }
         let r = &t.record;
         q.push(", ")
@@ -181,10 +80,9 @@ pub(super) async fn write_batch(
             .push(")");
     }
     q.push("), c AS (UPDATE task_instances AS ti SET state = v.to_state");
-    for f in FIELDS {
+    for c in columns {
         q.push(&format!(
-            ", {c} = CASE WHEN v.t_{c} = 1 THEN v.v_{c} ELSE ti.{c} END",
-            c = f.column
+            ", {c} = CASE WHEN v.t_{c} = 1 THEN v.v_{c} ELSE ti.{c} END"
         ));
     }
     q.push(
