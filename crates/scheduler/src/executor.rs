@@ -253,15 +253,11 @@ impl Executor {
             _ => None,
         };
         let record = TryRecord {
-            ti_id: ti.id,
-            try_number,
             state: TryState::ended_as(to),
-            start_date: started,
             end_date: Some(ended),
             duration_ms: Some(duration_ms),
-            hostname: Some(self.hostname.clone()),
-            pid: Some(i64::from(std::process::id())),
             error,
+            ..started
         };
         let kept = self
             .store
@@ -304,13 +300,13 @@ impl Executor {
     }
 
     /// `queued → running` for this try, fenced on our lease, recorded in the
-    /// try history; returns when it started, or `None` when the task
-    /// instance changed meanwhile (then it is not run).
+    /// try history; returns the try's history row as started, or `None`
+    /// when the task instance changed meanwhile (then it is not run).
     async fn start_try(
         &self,
         ti: &TaskInstance,
         try_number: u32,
-    ) -> crate::Result<Option<DateTime<Utc>>> {
+    ) -> crate::Result<Option<TryRecord>> {
         let started = Utc::now();
         let patch = TiPatch {
             try_number: Some(try_number),
@@ -343,7 +339,7 @@ impl Executor {
                 from: TaskState::Queued,
                 to: TaskState::Queued.apply(TaskEvent::Start)?,
                 patch,
-                record,
+                record: record.clone(),
                 logs: Vec::new(),
                 keep_history_if_refused: false,
             })
@@ -352,7 +348,7 @@ impl Executor {
             warn!(ti_id = ti.id, task_id = %ti.task_id, "task instance changed before it started; not running it");
             return Ok(None);
         }
-        Ok(Some(started))
+        Ok(Some(record))
     }
 }
 

@@ -17,29 +17,21 @@ pub(super) const TRY_UPSERT: &str = " ON CONFLICT (ti_id, try_number) DO UPDATE 
      duration_ms = excluded.duration_ms, hostname = excluded.hostname, \
      pid = excluded.pid, error = excluded.error";
 
-/// Binds a history row's values, comma-separated.
-pub(super) fn bind_try(q: &mut Sql, t: &TryRecord) {
-    q.bind(t.ti_id)
-        .push(", ")
-        .bind(i64::from(t.try_number))
-        .push(", ");
-    q.bind(t.state.as_str())
-        .push(", ")
-        .bind(to_micros(t.start_date))
-        .push(", ");
-    q.bind(t.end_date.map(to_micros))
-        .push(", ")
-        .bind(t.duration_ms)
-        .push(", ");
-    q.bind(t.hostname.clone()).push(", ").bind(t.pid).push(", ");
-    q.bind(t.error.clone());
-}
-
 pub(super) async fn record_try(conn: &mut AnyConnection, t: &TryRecord) -> Result<()> {
-    let mut q = Sql::new(format!("INSERT INTO {TRY_COLS} VALUES ("));
-    bind_try(&mut q, t);
-    q.push(")").push(TRY_UPSERT);
-    q.query().execute(conn).await?;
+    sqlx::query(&format!(
+        "INSERT INTO {TRY_COLS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9){TRY_UPSERT}"
+    ))
+    .bind(t.ti_id)
+    .bind(i64::from(t.try_number))
+    .bind(t.state.as_str())
+    .bind(to_micros(t.start_date))
+    .bind(t.end_date.map(to_micros))
+    .bind(t.duration_ms)
+    .bind(t.hostname.clone())
+    .bind(t.pid)
+    .bind(t.error.clone())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
