@@ -180,16 +180,11 @@ fn a_transform_table_is_rebuilt_with_a_changed_declaration_and_bad_flags_are_ref
     project.catch_up_transform("kept");
 
     // The same transform, now keeping every event and a new column.
-    let other = project.dir.path().join("all.toml");
-    let base = std::fs::read_to_string(project.dir.path().join("tributary.toml")).unwrap();
-    std::fs::write(
-        &other,
-        base.replace(
-            "SELECT id, nation, at FROM events WHERE id % 2 = 0",
-            "SELECT id, nation, at, id % 2 = 0 AS even FROM events",
-        ),
-    )
-    .unwrap();
+    let other = project.config_variant(
+        "all.toml",
+        "SELECT id, nation, at FROM events WHERE id % 2 = 0",
+        "SELECT id, nation, at, id % 2 = 0 AS even FROM events",
+    );
     let out = project.ok(&[
         "lake",
         "rebuild",

@@ -46,16 +46,11 @@ fn a_replay_refills_what_retention_deleted_from_the_current_generation() {
     }
 
     // The same stream, partitioned by the hour of `at` only.
-    let other = project.dir.path().join("by_hour.toml");
-    let base = std::fs::read_to_string(project.dir.path().join("tributary.toml")).unwrap();
-    std::fs::write(
-        &other,
-        base.replace(
-            "partition_by = [\"nation\", \"date(at)\"]",
-            "partition_by = [\"hour(at)\"]",
-        ),
-    )
-    .unwrap();
+    let other = project.config_variant(
+        "by_hour.toml",
+        "partition_by = [\"nation\", \"date(at)\"]",
+        "partition_by = [\"hour(at)\"]",
+    );
     let out = project.ok(&[
         "lake",
         "replay",

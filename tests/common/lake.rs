@@ -162,6 +162,17 @@ rotation = {rotation}
         std::fs::write(path, cfg).unwrap();
     }
 
+    /// Writes `name` beside `tributary.toml`: the project's config with
+    /// `from` replaced by `to` (which must change it). Its path.
+    pub fn config_variant(&self, name: &str, from: &str, to: &str) -> PathBuf {
+        let base = std::fs::read_to_string(self.dir.path().join("tributary.toml")).unwrap();
+        let text = base.replace(from, to);
+        assert_ne!(base, text, "{from:?} is not in tributary.toml");
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     /// Runs the binary on the project; it must succeed. Its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cmd(args).output().unwrap();

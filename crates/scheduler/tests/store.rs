@@ -14,7 +14,7 @@ use serde_json::json;
 #[macro_use]
 mod common;
 
-use common::{dag_record, new_run, seeds, t};
+use common::{dag_record, new_run, schedule_all, seeds, t};
 
 conformance!(
     migrations_are_idempotent,
@@ -299,20 +299,7 @@ async fn scheduled_tasks_ordered_by_priority_then_date(s: Arc<SqlStore>) {
             .await
             .unwrap();
     }
-    for ti in s
-        .task_instances(&[old.id, new.id, queued_run.id])
-        .await
-        .unwrap()
-    {
-        s.update_ti(
-            ti.id,
-            TaskState::Pending,
-            TaskState::Scheduled,
-            &TiPatch::default(),
-        )
-        .await
-        .unwrap();
-    }
+    schedule_all(&s, &[old.id, new.id, queued_run.id]).await;
     let order: Vec<(String, i64)> = s
         .scheduled_tis(10)
         .await
@@ -614,16 +601,7 @@ async fn claims_respect_limits_and_never_overlap(s: Arc<SqlStore>) {
     s.set_run_state(run.id, RunState::Queued, RunState::Running, t(1))
         .await
         .unwrap();
-    for ti in s.task_instances(&[run.id]).await.unwrap() {
-        s.update_ti(
-            ti.id,
-            TaskState::Pending,
-            TaskState::Scheduled,
-            &TiPatch::default(),
-        )
-        .await
-        .unwrap();
-    }
+    schedule_all(&s, &[run.id]).await;
     // max_active_tasks = 5 caps the first claim; the pool "two" admits two of its three.
     let c = s.claim("a", Utc::now(), 100).await.unwrap();
     assert_eq!(c.claimed.len(), 5);

@@ -1,7 +1,7 @@
-//! Store conformance, the batched writes of the scheduling loop: the
-//! planner's decisions in one transaction, a try's start or end with its
-//! logs and history in one transaction, and the claim's lock keys (both
-//! backends).
+//! Store conformance, the batched work of the scheduling loop: the
+//! planner's decisions and run counts, a try's start or end with its logs
+//! and history all or nothing, and the claim's order from its index (both
+//! backends; the claim's plan on PostgreSQL).
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use scheduler::store::{SqlStore, Store};
 #[macro_use]
 mod common;
 
-use common::{new_run, seeds, t};
+use common::{new_run, schedule_all, seeds, t};
 
 conformance!(
     planner_decisions_apply_only_from_their_state,
@@ -158,14 +158,7 @@ async fn a_try_transition_is_all_or_nothing(s: Arc<SqlStore>) {
     let ti = s.task_instances(&[run.id]).await.unwrap().remove(0);
     let claimed = s.claim("me", t(1), 1).await.unwrap();
     assert!(claimed.claimed.is_empty(), "pending, not scheduled");
-    s.update_ti(
-        ti.id,
-        TaskState::Pending,
-        TaskState::Scheduled,
-        &TiPatch::default(),
-    )
-    .await
-    .unwrap();
+    schedule_all(&s, &[run.id]).await;
     s.set_run_state(run.id, run.state, scheduler::state::RunState::Running, t(1))
         .await
         .unwrap();
@@ -239,16 +232,9 @@ async fn claims_order_by_priority_then_run_date_from_the_index(s: Arc<SqlStore>)
                 .await
                 .unwrap();
         }
-        for ti in s.task_instances(&[run.id]).await.unwrap() {
-            s.update_ti(
-                ti.id,
-                TaskState::Pending,
-                TaskState::Scheduled,
-                &TiPatch::default(),
-            )
-            .await
-            .unwrap();
-            if running {
+        schedule_all(&s, &[run.id]).await;
+        if running {
+            for ti in s.task_instances(&[run.id]).await.unwrap() {
                 expected.push((-ti.priority, h, ti.id, ti.task_id.clone()));
             }
         }

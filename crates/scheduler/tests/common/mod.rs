@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use scheduler::model::{DagRecord, NewRun, RunType, TaskSeed};
-use scheduler::state::RunState;
+use scheduler::model::{DagRecord, NewRun, RunType, TaskSeed, TiPatch};
+use scheduler::state::{RunState, TaskState};
 use scheduler::store::{SqlStore, Store, scratch};
 use scheduler::timetable::DataInterval;
 use serde_json::json;
@@ -99,4 +99,19 @@ pub fn seeds(ids: &[&str]) -> Vec<TaskSeed> {
             priority: i as i32,
         })
         .collect()
+}
+
+/// Moves every task instance of `runs` from pending to scheduled, as the
+/// planner would.
+pub async fn schedule_all(s: &SqlStore, runs: &[i64]) {
+    for ti in s.task_instances(runs).await.unwrap() {
+        s.update_ti(
+            ti.id,
+            TaskState::Pending,
+            TaskState::Scheduled,
+            &TiPatch::default(),
+        )
+        .await
+        .unwrap();
+    }
 }
