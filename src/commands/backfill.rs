@@ -157,7 +157,7 @@ async fn follow_progress(
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
     }
-    let mut changes = store.changes().await?;
+    let mut changes = store.changes(scheduler::store::Wake::OnAnyChange).await?;
     let started = Instant::now();
     let mut last = String::new();
     let first_finished =

@@ -84,7 +84,7 @@ async fn wait_for_run(
     run_id: &str,
     limit: Option<Duration>,
 ) -> Result<ExitCode> {
-    let mut changes = store.changes().await?;
+    let mut changes = store.changes(scheduler::store::Wake::OnAnyChange).await?;
     let mut seen: HashMap<String, (String, u32)> = HashMap::new();
     let started = std::time::Instant::now();
     let mut hinted = false;

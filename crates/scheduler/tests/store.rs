@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration as CDuration, Utc};
 use scheduler::Error;
 use scheduler::model::{Change, DagRecord, ImportError, PoolRecord, RunType, TaskSeed, TiPatch};
 use scheduler::state::{RunState, TaskState};
-use scheduler::store::{Backend, SqlStore, Store, scratch};
+use scheduler::store::{Backend, SqlStore, Store, Wake, scratch};
 use serde_json::json;
 
 #[macro_use]
@@ -441,7 +441,7 @@ async fn pools_crud(s: Arc<SqlStore>) {
 }
 
 async fn change_feed_wakes_on_another_connections_write(s: Arc<SqlStore>) {
-    let mut feed = s.changes().await.unwrap();
+    let mut feed = s.changes(Wake::OnAnyChange).await.unwrap();
     let writer = s.clone();
     tokio::spawn(async move {
         writer

@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
-use scheduler::model::{Change, RunType, StateChange, TiPatch, TryRecord, TryState, TryTransition};
+use scheduler::model::{RunType, StateChange, TiPatch, TryState, TryTransition};
 use scheduler::state::TaskState;
-use scheduler::store::{SqlStore, Store};
+use scheduler::store::{SqlStore, Store, Wake};
 
 #[macro_use]
 mod common;
 
-use common::{new_run, schedule_all, seeds, t};
+use common::{new_run, schedule_all, seeds, t, try_ended, try_started};
 
 conformance!(
     planner_decisions_apply_only_from_their_state,
@@ -123,33 +123,6 @@ async fn planner_decisions_apply_only_from_their_state(s: Arc<SqlStore>) {
     assert_eq!(s.set_states(&[], t(5)).await.unwrap(), 0);
 }
 
-fn started(ti_id: i64, owner: &str) -> TryTransition {
-    TryTransition {
-        ti_id,
-        from: TaskState::Queued,
-        to: TaskState::Running,
-        patch: TiPatch {
-            try_number: Some(1),
-            start_date: Change::Set(t(2)),
-            only_if_owner: Some(owner.into()),
-            ..TiPatch::default()
-        },
-        record: TryRecord {
-            ti_id,
-            try_number: 1,
-            state: TryState::Running,
-            start_date: t(2),
-            end_date: None,
-            duration_ms: None,
-            hostname: Some("h".into()),
-            pid: Some(7),
-            error: None,
-        },
-        logs: vec![(t(2), "starting".into())],
-        keep_history_if_refused: false,
-    }
-}
-
 async fn a_try_transition_is_all_or_nothing(s: Arc<SqlStore>) {
     let run = s
         .create_run(&new_run("d", 1, RunType::Manual), &seeds(&["x"]))
@@ -164,13 +137,17 @@ async fn a_try_transition_is_all_or_nothing(s: Arc<SqlStore>) {
         .unwrap();
     assert_eq!(s.claim("me", t(1), 1).await.unwrap().claimed.len(), 1);
     // Someone else's lease: refused, and nothing of it is written.
-    assert!(!s.transition_try(&started(ti.id, "other")).await.unwrap());
+    assert!(
+        !s.transition_try(&try_started(ti.id, "other"))
+            .await
+            .unwrap()
+    );
     assert!(s.tries(&[ti.id]).await.unwrap().is_empty());
     assert!(s.read_logs(ti.id, 1, 0).await.unwrap().is_empty());
     // Ours: the state, the history row and the log line together, and
     // other processes are woken.
-    let mut feed = s.changes().await.unwrap();
-    assert!(s.transition_try(&started(ti.id, "me")).await.unwrap());
+    let mut feed = s.changes(Wake::OnAnyChange).await.unwrap();
+    assert!(s.transition_try(&try_started(ti.id, "me")).await.unwrap());
     tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
         .await
         .expect("the change feed woke up")
@@ -185,7 +162,7 @@ async fn a_try_transition_is_all_or_nothing(s: Arc<SqlStore>) {
         ["starting"]
     );
     // Starting again is refused (no longer queued) and writes nothing more.
-    assert!(!s.transition_try(&started(ti.id, "me")).await.unwrap());
+    assert!(!s.transition_try(&try_started(ti.id, "me")).await.unwrap());
     assert_eq!(s.read_logs(ti.id, 1, 0).await.unwrap().len(), 1);
 }
 
@@ -197,17 +174,8 @@ async fn a_refused_try_end_keeps_its_history(s: Arc<SqlStore>) {
     let ti = s.task_instances(&[run.id]).await.unwrap().remove(0);
     // The task instance was cleared while the try ran: it is pending again.
     let ended = TryTransition {
-        from: TaskState::Running,
-        to: TaskState::Success,
-        record: TryRecord {
-            state: TryState::Success,
-            end_date: Some(t(3)),
-            duration_ms: Some(3_600_000),
-            ..started(ti.id, "me").record
-        },
-        logs: vec![(t(3), "done".into())],
         keep_history_if_refused: true,
-        ..started(ti.id, "me")
+        ..try_ended(ti.id, "me")
     };
     assert!(!s.transition_try(&ended).await.unwrap());
     let got = s.task_instances(&[run.id]).await.unwrap().remove(0);

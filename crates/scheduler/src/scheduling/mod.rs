@@ -8,14 +8,15 @@
 //! a retry delay elapsing). Each wake-up runs one [`Scheduler::tick`], a
 //! short sequence of phases, each in its own file:
 //!
-//! 1. [`create_runs`]: due scheduled runs (within `max_active_runs`), then
-//!    backfills' next runs;
+//! 1. [`create_runs`]: due scheduled runs (within `max_active_runs`);
 //! 2. [`start_runs`]: queued runs → running (regular runs first);
 //! 3. [`leases`]: take back tries whose holder stopped heartbeating, and
 //!    turn due retries into `scheduled`;
 //! 4. [`plan_runs`]: trigger rules and run outcomes of every running run;
 //! 5. [`queue`]: claim scheduled task instances within the executor's free
-//!    slots, pools and `max_active_tasks`, and hand them to the executor.
+//!    slots, pools and `max_active_tasks`, and hand them to the executor;
+//! 6. backfills' next runs ([`crate::backfill::advance`]), started by the
+//!    next tick.
 
 mod create_runs;
 mod leases;
@@ -40,7 +41,7 @@ use crate::dagbag::DagBag;
 use crate::executor::Executor;
 use crate::model::RunType;
 use crate::operator::Kinds;
-use crate::store::Store;
+use crate::store::{Store, Wake};
 
 /// Settings of a scheduler process.
 #[derive(Debug, Clone)]
@@ -174,7 +175,7 @@ impl Scheduler {
     /// Runs until `shutdown` fires; then stops running tries (requeued) and returns.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
         self.refresh_dags().await?;
-        let mut changes = self.store.changes().await?;
+        let mut changes = self.store.changes(Wake::OnWork).await?;
         let mut next_refresh = tokio::time::Instant::now() + self.cfg.dag_refresh;
         let mut next_reap_check = tokio::time::Instant::now() + self.cfg.heartbeat;
         let stop_heartbeat = CancellationToken::new();
@@ -222,7 +223,7 @@ impl Scheduler {
                     if let Err(error) = r {
                         warn!(%error, "change feed failed; reconnecting");
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        if let Ok(c) = self.store.changes().await { changes = c; }
+                        if let Ok(c) = self.store.changes(Wake::OnWork).await { changes = c; }
                     }
                 }
                 () = tokio::time::sleep_until(wake_at) => {}
@@ -245,8 +246,6 @@ impl Scheduler {
         let mut tick = Tick::new(now);
         let active = self.store.active_runs().await?;
         self.create_scheduled_runs(&mut tick, &active).await?;
-        tick.report.runs_created +=
-            crate::backfill::advance(self.store.as_ref(), &self.bag.dags).await?;
         let active = if tick.report.runs_created > 0 {
             self.store.active_runs().await?
         } else {
@@ -265,6 +264,12 @@ impl Scheduler {
         }
         self.plan_running_runs(&mut tick, &running).await?;
         tick.report.tasks_queued = self.queue_ready(now, &running).await?;
+        // Backfills' next runs last, off the path from a try's end to the
+        // next task's start; the runs they create start in the next tick
+        // (due at once, below), and the dates of runs this tick ended are
+        // already done.
+        tick.report.runs_created +=
+            crate::backfill::advance(self.store.as_ref(), &self.bag.dags).await?;
         if tick.report.runs_finished > 0 || tick.report.runs_created > 0 {
             // Finished runs free max_active_runs slots; new runs have tasks to plan.
             tick.due_by(now);

@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use sql::{Changes, SqlStore, check_database_url, redact_url as redact, sqlite_path};
+pub use sql::{
+    Changes, SqlStore, Wake, Woken, check_database_url, redact_url as redact, sqlite_path,
+};
 
 use crate::Result;
 use crate::model::{
@@ -267,8 +269,9 @@ pub trait Store: Send + Sync + 'static {
         run_pk: Option<i64>,
     ) -> Result<()>;
 
-    /// Tells other processes that something changed (PostgreSQL NOTIFY).
+    /// Tells schedulers and followers that something changed (PostgreSQL
+    /// NOTIFY, and this process's own scheduler directly).
     async fn notify(&self) -> Result<()>;
-    /// A feed that wakes up when another process changes the database.
-    async fn changes(&self) -> Result<Changes>;
+    /// A feed that wakes up when the database changes, for `wake`.
+    async fn changes(&self, wake: Wake) -> Result<Changes>;
 }

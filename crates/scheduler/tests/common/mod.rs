@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use scheduler::model::{DagRecord, NewRun, RunType, TaskSeed, TiPatch};
+use scheduler::model::{
+    Change, DagRecord, NewRun, RunType, TaskSeed, TiPatch, TryRecord, TryState, TryTransition,
+};
 use scheduler::state::{RunState, TaskState};
 use scheduler::store::{SqlStore, Store, scratch};
 use scheduler::timetable::DataInterval;
@@ -113,5 +115,50 @@ pub async fn schedule_all(s: &SqlStore, runs: &[i64]) {
         )
         .await
         .unwrap();
+    }
+}
+
+/// A try start of `ti_id` by `owner`, with its history row and one log line.
+pub fn try_started(ti_id: i64, owner: &str) -> TryTransition {
+    TryTransition {
+        ti_id,
+        from: TaskState::Queued,
+        to: TaskState::Running,
+        patch: TiPatch {
+            try_number: Some(1),
+            start_date: Change::Set(t(2)),
+            only_if_owner: Some(owner.into()),
+            ..TiPatch::default()
+        },
+        record: TryRecord {
+            ti_id,
+            try_number: 1,
+            state: TryState::Running,
+            start_date: t(2),
+            end_date: None,
+            duration_ms: None,
+            hostname: Some("h".into()),
+            pid: Some(7),
+            error: None,
+        },
+        logs: vec![(t(2), "starting".into())],
+        keep_history_if_refused: false,
+    }
+}
+
+/// The successful end of [`try_started`]'s try, with one log line.
+pub fn try_ended(ti_id: i64, owner: &str) -> TryTransition {
+    let start = try_started(ti_id, owner);
+    TryTransition {
+        from: TaskState::Running,
+        to: TaskState::Success,
+        record: TryRecord {
+            state: TryState::Success,
+            end_date: Some(t(3)),
+            duration_ms: Some(3_600_000),
+            ..start.record.clone()
+        },
+        logs: vec![(t(3), "done".into())],
+        ..start
     }
 }

@@ -1,9 +1,22 @@
 //! The change feed: PostgreSQL `LISTEN/NOTIFY`, SQLite `PRAGMA data_version` polling.
+//!
+//! A PostgreSQL notification's payload is `<origin> <kind>`: the store that
+//! sent it (one per process, [`Origin`]) and whether it can give a scheduler
+//! work (`change`) or only reports progress (`progress`: tries starting, a
+//! state a run follower prints but no scheduler acts on). A scheduler's feed
+//! ([`Wake::OnWork`]) skips progress, and skips its own process's
+//! notifications: those it hears in-process, sooner — the executor wakes it
+//! when a try ends, and [`notify`] signals this process's feeds directly.
+//! Without that, every handoff cost a second and third tick that found
+//! nothing to do (the echo of the try's start and of its end).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::Row;
 use sqlx::postgres::PgListener;
+use tokio::sync::watch;
 
 use crate::Result;
 use crate::store::Backend;
@@ -12,6 +25,69 @@ use super::connection::SqlStore;
 
 /// The channel PostgreSQL NOTIFY uses to wake schedulers and watchers.
 pub const CHANNEL: &str = "tributary_changes";
+
+/// What a change feed wakes up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Every change any process announces, progress included (a follower
+    /// printing each task's state as it changes).
+    OnAnyChange,
+    /// Changes that can give a scheduler work, announced by other processes
+    /// or by [`Store::notify`](crate::store::Store::notify) in this one.
+    OnWork,
+}
+
+/// The notification kind of a change that can give a scheduler work.
+pub(super) const KIND_CHANGE: &str = "change";
+/// The notification kind of progress no scheduler acts on.
+pub(super) const KIND_PROGRESS: &str = "progress";
+
+/// Who sent a notification: one value per store (its clones share it), so a
+/// process recognizes its own announcements.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// `<pid>.<µs since the epoch>.<store number>` in hex.
+    id: Arc<str>,
+    /// Bumped by [`notify`]: this process's own `OnWork` feeds watch it.
+    local: Arc<watch::Sender<u64>>,
+}
+
+impl Origin {
+    pub(super) fn new() -> Origin {
+        static STORES: AtomicU64 = AtomicU64::new(0);
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let id = format!(
+            "{:x}.{micros:x}.{:x}",
+            std::process::id(),
+            STORES.fetch_add(1, Ordering::Relaxed)
+        );
+        Origin {
+            id: id.into(),
+            local: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The payload of a notification of `kind` from this store.
+    pub(super) fn payload(&self, kind: &str) -> String {
+        format!("{} {kind}", self.id)
+    }
+
+    /// Whether a scheduler's feed wakes for `payload`: not for progress,
+    /// not for its own process's (heard in-process). A payload of another
+    /// shape (an older version, a `NOTIFY` typed by hand) wakes it.
+    fn wakes_scheduler(&self, payload: &str) -> bool {
+        match payload.split_once(' ') {
+            Some((origin, kind)) => kind != KIND_PROGRESS && origin != &*self.id,
+            None => true,
+        }
+    }
+}
 
 pub(super) async fn data_version(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) -> Result<i64> {
     let row = sqlx::query("PRAGMA data_version")
@@ -25,7 +101,13 @@ pub(super) async fn data_version(conn: &mut sqlx::pool::PoolConnection<sqlx::Any
 /// another connection commits) checked every 20 ms on a dedicated connection.
 pub enum Changes {
     /// LISTEN connection.
-    Postgres(Box<PgListener>),
+    Postgres {
+        /// The connection.
+        listener: Box<PgListener>,
+        /// For [`Wake::OnWork`]: the store whose notifications are skipped,
+        /// and its in-process signal.
+        own: Option<(Origin, watch::Receiver<u64>)>,
+    },
     /// Dedicated SQLite connection and the last data version seen.
     Sqlite {
         /// The connection (data_version is per connection).
@@ -39,47 +121,86 @@ impl Changes {
     /// Consumes the changes already received, without waiting: a tick that
     /// starts now covers them all, so they must not each wake another one.
     pub fn drain(&mut self) {
-        if let Changes::Postgres(l) = self {
-            while l.next_buffered().is_some() {}
+        if let Changes::Postgres { listener, own } = self {
+            while listener.next_buffered().is_some() {}
+            if let Some((_, local)) = own {
+                local.borrow_and_update();
+            }
         }
     }
 
-    /// Returns when something changed (or on a connection error, so callers
-    /// re-check the database rather than hang).
-    pub async fn next(&mut self) -> Result<()> {
+    /// Returns when something changed, and what told (or on a connection
+    /// error, so callers re-check the database rather than hang).
+    pub async fn next(&mut self) -> Result<Woken> {
         match self {
-            Changes::Postgres(l) => {
-                l.recv().await?;
-                Ok(())
-            }
+            Changes::Postgres {
+                listener,
+                own: None,
+            } => Ok(Woken::Notification(listener.recv().await?.payload().into())),
+            Changes::Postgres {
+                listener,
+                own: Some((origin, local)),
+            } => loop {
+                tokio::select! {
+                    n = listener.recv() => {
+                        let n = n?;
+                        if origin.wakes_scheduler(n.payload()) {
+                            return Ok(Woken::Notification(n.payload().into()));
+                        }
+                    }
+                    // An error means the store is gone: nothing more comes.
+                    Ok(()) = local.changed() => return Ok(Woken::InProcess),
+                }
+            },
             Changes::Sqlite { conn, last } => loop {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let v = data_version(conn).await?;
                 if v != *last {
                     *last = v;
-                    return Ok(());
+                    return Ok(Woken::DataVersion);
                 }
             },
         }
     }
 }
 
+/// What woke a change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Woken {
+    /// A PostgreSQL notification with this payload (`<origin> <kind>`).
+    Notification(String),
+    /// [`Store::notify`](crate::store::Store::notify) in this process.
+    InProcess,
+    /// SQLite: another connection committed.
+    DataVersion,
+}
+
 pub(super) async fn notify(store: &SqlStore) -> Result<()> {
     if store.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_notify($1, '')")
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
+            .bind(store.origin.payload(KIND_CHANGE))
             .execute(&store.pool)
             .await?;
+        store.origin.local.send_modify(|n| *n = n.wrapping_add(1));
     }
     Ok(())
 }
 
-pub(super) async fn changes(store: &SqlStore) -> Result<Changes> {
+pub(super) async fn changes(store: &SqlStore, wake: Wake) -> Result<Changes> {
     match store.backend {
         Backend::Postgres => {
             let mut l = PgListener::connect(&store.url).await?;
             l.listen(CHANNEL).await?;
-            Ok(Changes::Postgres(Box::new(l)))
+            let own = (wake == Wake::OnWork).then(|| {
+                let mut local = store.origin.local.subscribe();
+                local.mark_unchanged();
+                (store.origin.clone(), local)
+            });
+            Ok(Changes::Postgres {
+                listener: Box::new(l),
+                own,
+            })
         }
         Backend::Sqlite => {
             let conn = store.pool.acquire().await?;

@@ -24,6 +24,8 @@ pub struct SqlStore {
     pub(super) migrate_lock: Option<std::path::PathBuf>,
     /// Try starts and ends waiting to be written together.
     pub(super) batcher: std::sync::Arc<super::try_queue::TryBatcher>,
+    /// This store's name in its notifications, and its in-process signal.
+    pub(super) origin: super::changes::Origin,
 }
 
 /// Whether `url` names a database the store can open: `postgres://` (or
@@ -121,6 +123,7 @@ impl SqlStore {
             url,
             migrate_lock,
             batcher: std::sync::Arc::default(),
+            origin: super::changes::Origin::new(),
         })
     }
 
@@ -161,6 +164,12 @@ impl SqlStore {
             }
             Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
         }
+    }
+
+    /// This store's name in the notifications it sends (`<origin> <kind>`
+    /// payloads; see [`Wake`](super::Wake)).
+    pub fn origin(&self) -> &str {
+        self.origin.id()
     }
 
     /// The underlying pool (for tests and tools).

@@ -25,7 +25,7 @@ mod try_queue;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use changes::Changes;
+pub use changes::{Changes, Wake, Woken};
 pub use codec::redact_url;
 pub use connection::{SqlStore, check_database_url, sqlite_path};
 
@@ -295,8 +295,8 @@ impl Store for SqlStore {
         changes::notify(self).await
     }
 
-    async fn changes(&self) -> Result<Changes> {
-        changes::changes(self).await
+    async fn changes(&self, wake: Wake) -> Result<Changes> {
+        changes::changes(self, wake).await
     }
 }
 

@@ -13,9 +13,11 @@ use sqlx::AnyConnection;
 use tokio::sync::oneshot;
 
 use crate::model::TryTransition;
+use crate::state::TaskState;
 use crate::store::Backend;
 use crate::{Error, Result};
 
+use super::changes::{KIND_CHANGE, KIND_PROGRESS};
 use super::connection::SqlStore;
 use super::logs::append_logs;
 use super::task_instances::update_ti;
@@ -74,8 +76,16 @@ async fn write(store: &SqlStore, batch: Vec<Waiting>) {
 
 async fn write_together(store: &SqlStore, ts: &[&TryTransition]) -> Result<Vec<bool>> {
     if store.backend == Backend::Postgres {
-        // One statement is atomic on its own: no transaction needed.
-        return super::try_batch_pg::write_batch(&mut *store.pool.acquire().await?, ts).await;
+        // One statement is atomic on its own: no transaction needed. Tries
+        // starting give no scheduler work: their notification says so.
+        let kind = if ts.iter().all(|t| t.to == TaskState::Running) {
+            KIND_PROGRESS
+        } else {
+            KIND_CHANGE
+        };
+        let payload = store.origin.payload(kind);
+        let mut conn = store.pool.acquire().await?;
+        return super::try_batch_pg::write_batch(&mut conn, ts, &payload).await;
     }
     let mut tx = store.pool.begin().await?;
     let mut answers = Vec::with_capacity(ts.len());

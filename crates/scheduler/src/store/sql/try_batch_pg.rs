@@ -21,11 +21,12 @@ use super::codec::{Sql, to_micros};
 use super::task_instances::patch_fields;
 use super::tries::{TRY_COLS, TRY_UPSERT};
 
-/// Writes `ts` (at most one per task instance) in one statement; returns
-/// whether each applied.
+/// Writes `ts` (at most one per task instance) in one statement, with a
+/// notification carrying `payload`; returns whether each applied.
 pub(super) async fn write_batch(
     conn: &mut AnyConnection,
     ts: &[&TryTransition],
+    payload: &str,
 ) -> Result<Vec<bool>> {
     // The columns are the same for every transition; any patch names them.
     let columns = patch_fields(&TiPatch::default()).map(|f| f.column);
@@ -121,7 +122,9 @@ pub(super) async fn write_batch(
     }
     q.push(" SELECT i FROM c UNION ALL SELECT -1 FROM (SELECT pg_notify(")
         .bind(CHANNEL)
-        .push(", '')) AS n");
+        .push(", ")
+        .bind(payload.to_string())
+        .push(")) AS n");
     let applied: HashSet<i64> = q
         .query()
         .persistent(false)
