@@ -41,7 +41,9 @@ pub(super) struct PartitionBuffer {
     /// Fingerprint of the record at `last` ([`crate::fingerprint`]), set
     /// when its chunk is decoded (every chunk is, before a flush).
     pub last_fingerprint: Option<i64>,
-    /// When the oldest record held arrived (for `rotation.max_age`).
+    /// When the oldest record held arrived (for `rotation.max_age`); after
+    /// a fence, when the dropped buffer's oldest did (see
+    /// [`PartitionBuffer::keep_waiting_since`]).
     pub oldest: Option<Instant>,
 }
 
@@ -140,6 +142,12 @@ impl PartitionBuffer {
         Some(before - self.bytes)
     }
 
+    /// After a reset: the records to come count as having waited since
+    /// `since` (for `rotation.max_age`), as if they had been held then.
+    pub fn keep_waiting_since(&mut self, since: Option<Instant>) {
+        self.oldest = since;
+    }
+
     /// Drops what the buffer holds and makes it continue the log offset
     /// `base` (a fence, or a reassignment that found the log moved on).
     /// The caller seeks the consumer to `base + 1`.
@@ -214,6 +222,22 @@ mod tests {
         let mut p = held();
         assert_eq!(p.trim_to(9), Some(0));
         assert_eq!(p.row_count, 9);
+    }
+
+    #[test]
+    fn records_after_a_fenced_reset_are_as_old_as_the_dropped_ones() {
+        let mut p = held();
+        let waiting = Instant::now() - std::time::Duration::from_secs(5);
+        p.oldest = Some(waiting);
+        p.reset_to(Some(30));
+        p.keep_waiting_since(Some(waiting));
+        assert!(!p.has_data());
+        p.push(31, None, None, Some(b"{}"));
+        assert_eq!(p.oldest, Some(waiting), "due at once, not max_age from now");
+        // A plain reset (after a flush) starts the clock again.
+        p.reset_to(Some(31));
+        p.push(32, None, None, Some(b"{}"));
+        assert!(p.oldest.is_some_and(|o| o > waiting));
     }
 
     #[test]

@@ -127,6 +127,10 @@ impl Writer {
                     return Ok(());
                 }
                 CommitOutcome::Fenced(moved) => {
+                    tracing::info!(stream = %name, partitions = moved.len(),
+                        commit_ms = commit_started.elapsed().as_millis() as u64,
+                        flush_ms = started.elapsed().as_millis() as u64,
+                        "commit fenced: another writer or a switch moved the log's offsets");
                     self.fenced(&mut keys, moved);
                     // A swap (`lake swap`) may have brought another
                     // generation's columns or partitioning: writing on

@@ -263,7 +263,15 @@ impl Writer {
             self.record_committed(tp, now);
             return kept;
         }
+        // The records re-read from `now + 1` have been waiting for the
+        // table since before the fence: they are due as soon as they
+        // arrive, not a whole `max_age` later (that wait was most of a
+        // live writer's pause at a swap or rollback).
+        let waiting = self.buffers.get(tp).and_then(|p| p.oldest);
         self.reset_partition(tp, now);
+        if let Some(p) = self.buffers.get_mut(tp) {
+            p.keep_waiting_since(waiting);
+        }
         false
     }
 
