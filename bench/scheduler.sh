@@ -16,6 +16,7 @@
 #     instances; and during one 20-task chain, divided by its 20 tasks
 #     (a handoff's round trips: BEGIN is sent but not logged)
 # Usage: bench/scheduler.sh [runs per case, default 5]
+#   ONLY=latency|throughput|statements|dags (comma-separated): those parts only
 # Needs PostgreSQL on 127.0.0.1:5432 (scripts/test.sh starts it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ RUNS="${1:-5}"
 # TRIBUTARY_BIN: measure that binary instead of building the release one.
 if [ -z "${TRIBUTARY_BIN:-}" ]; then cargo build --release --quiet; fi
 BIN="${TRIBUTARY_BIN:-$PWD/target/release/tributary}"
+ONLY="${ONLY:-latency,throughput,statements,dags}"
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
 PG_ADMIN="${TRIBUTARY_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -158,34 +161,43 @@ pg_db() { # create|drop name
   else psql "$PG_ADMIN" -qc "DROP DATABASE $2 WITH (FORCE)" >/dev/null; fi
 }
 
-bench_backend sqlite "sqlite://$WORK/bench.db"
 PG_DB="tributary_scratch_bench_$$"
-bench_backend postgres "$(pg_db create "$PG_DB")"
-pg_db drop "$PG_DB"
+if want latency; then
+  bench_backend sqlite "sqlite://$WORK/bench.db"
+  bench_backend postgres "$(pg_db create "$PG_DB")"
+  pg_db drop "$PG_DB"
+fi
 
-throughput sqlite_1_scheduler "sqlite://$WORK/tp.db" 1 100
-for n in 1 2 3; do
-  url=$(pg_db create "${PG_DB}_tp$n")
-  throughput "postgres_${n}_scheduler$([ "$n" -gt 1 ] && echo s)" "$url" "$n" 100
-  pg_db drop "${PG_DB}_tp$n"
-done
+if want throughput; then
+  throughput sqlite_1_scheduler "sqlite://$WORK/tp.db" 1 100
+  for n in 1 2 3; do
+    url=$(pg_db create "${PG_DB}_tp$n")
+    throughput "postgres_${n}_scheduler$([ "$n" -gt 1 ] && echo s)" "$url" "$n" 100
+    pg_db drop "${PG_DB}_tp$n"
+  done
+fi
+
+want statements || want dags || exit 0
 
 # Statements per task instance, from sqlx's log of every statement it sends.
-url=$(pg_db create "${PG_DB}_count")
-STATEMENT_LOG="warn,sqlx::query=debug" throughput postgres_counted "$url" 1 10 >/dev/null
-# And per handoff: one run of the 20-task chain, statements / 20.
-export DATABASE_URL="$url" TRIBUTARY_DAGS_FOLDER="$WORK/dags-chain"
-TRIBUTARY_LOG="warn,sqlx::query=debug" "$BIN" scheduler >"$WORK/chain-counted.log" 2>&1 &
-cpid=$!
-"$BIN" trigger chain20_noop --wait --timeout 120 >/dev/null
-kill -INT "$cpid"; wait "$cpid" || true
-python3 - "$WORK"/tp-postgres_counted-1.log "$WORK/chain-counted.log" <<'PY'
+if want statements; then
+  url=$(pg_db create "${PG_DB}_count")
+  STATEMENT_LOG="warn,sqlx::query=debug" throughput postgres_counted "$url" 1 10 >/dev/null
+  # And per handoff: one run of the 20-task chain, statements / 20.
+  export DATABASE_URL="$url" TRIBUTARY_DAGS_FOLDER="$WORK/dags-chain"
+  TRIBUTARY_LOG="warn,sqlx::query=debug" "$BIN" scheduler >"$WORK/chain-counted.log" 2>&1 &
+  cpid=$!
+  "$BIN" trigger chain20_noop --wait --timeout 120 >/dev/null
+  kill -INT "$cpid"; wait "$cpid" || true
+  python3 - "$WORK"/tp-postgres_counted-1.log "$WORK/chain-counted.log" <<'PY'
 import sys
 count = lambda f: sum(1 for l in open(f) if "sqlx::query" in l)
 print(f"postgres_statements_per_task_instance {count(sys.argv[1]) / 1000:.1f} statements")
 print(f"postgres_statements_per_chain_handoff {count(sys.argv[2]) / 20:.1f} statements")
 PY
-pg_db drop "${PG_DB}_count"
+  pg_db drop "${PG_DB}_count"
+fi
+want dags || exit 0
 
 # 1,000 DAGs × 10 tasks: sync at start and after a change, and the DAG lists.
 mkdir -p "$WORK/dags1000"
