@@ -13,12 +13,18 @@
 #              second), SWITCHES switches back and forth (`lake swap` then
 #              `lake rollback`, …): the switching commit's own time (target
 #              ≤ 1 s for a table of thousands of files), the table's file
-#              count, and how long the live writer paused at each — the
-#              time between its last commit before a switch and its first
-#              after, read from the Delta log (target p99 ≤ 2 s), beside
-#              its usual time between commits in the same phase (a switch
-#              with no writer commit in the 5 s before it is left out: the
-#              writer was not yet running).
+#              count, and how long the live writer paused at each. The
+#              pause is read from the table itself: each record the live
+#              writer committed waited from when it could have been visible
+#              (produced, or the switch, whichever is later: a rollback
+#              hides the records the other generation held until the writer
+#              writes them again) to its commit. `swap_record_wait_*` is
+#              that wait for the records of the writer's first commit after
+#              each switch (target p99 ≤ 2 s), beside `writer_record_wait_*`
+#              for every other commit of the live phase. The older measure,
+#              the time from the writer's last commit before a switch to
+#              its first after (it counts the writer's usual cadence too),
+#              is `swap_writer_commit_gap_*`.
 #
 # Needs tansu (./scripts/test.sh installs it). RECORDS=…, SWITCHES=… override
 # the defaults; KEEP=1 keeps the project folder.
@@ -58,6 +64,7 @@ read -r v_el _ _ <"$work/verify.time"
 echo "verify_s $v_el s"
 
 # Switches with the live writer running and records arriving.
+live_start_ms=$(date +%s%3N)
 "$bin" stream run users --metrics-bind off >"$work/live.out" 2>&1 &
 writer_pid=$!
 (while true; do "$helper" produce "$bootstrap" users 2000 >/dev/null 2>&1 || true; sleep 1; done) &
@@ -75,9 +82,12 @@ done
 kill "$feed_pid"
 kill -INT "$writer_pid"
 wait "$writer_pid" || true
-python3 - "$work/lake/users" "$work/switches.out" <<'PY'
+python3 - "$work/lake/users" "$work/switches.out" "$live_start_ms" <<'PY'
 import glob, json, os, sys
-table, reports = sys.argv[1], sys.argv[2]
+from urllib.parse import unquote
+import pyarrow as pa
+import pyarrow.parquet as pq
+table, reports, live_start = sys.argv[1], sys.argv[2], int(sys.argv[3])
 switch_ms, files = [], []
 text, at, dec = open(reports).read(), 0, json.JSONDecoder()
 while text[at:].strip():
@@ -87,34 +97,46 @@ while text[at:].strip():
     files.append(r["files_removed"] + r["files_added"])
 commits = []
 for f in sorted(glob.glob(f"{table}/_delta_log/*.json")):
-    info = next(json.loads(l)["commitInfo"] for l in open(f) if '"commitInfo"' in l)
+    actions = [json.loads(l) for l in open(f) if l.strip()]
+    info = next(a["commitInfo"] for a in actions if "commitInfo" in a)
     query = (info.get("operationParameters") or {}).get("queryId", "")
-    commits.append((info["timestamp"], query))
-writer = [t for t, q in commits if q == "users"]
-switches = [t for t, q in commits if q.startswith("tributary-generation:")]
-pauses = []
-for t in switches:
-    before = [w for w in writer if w <= t]
-    after = [w for w in writer if w > t]
-    # A switch the running writer committed shortly before (the first one
-    # may come before the live writer's first commit of this phase).
-    if before and after and t - before[-1] < 5000:
-        pauses.append((after[0] - before[-1]) / 1000)
-# The writer's usual time between commits: gaps no switch falls in, while
-# it ran beside the switches.
-gaps = sorted((b - a) / 1000 for a, b in zip(writer, writer[1:])
-              if b > switches[0] and not any(a < t < b for t in switches))
-if not pauses:
-    sys.exit("no switch had writer commits on both sides")
-pauses.sort()
+    adds = [a["add"]["path"] for a in actions if "add" in a]
+    commits.append((info["timestamp"], query, adds))
+# The live writer's commits (not the catch-up run's before it).
+writer = [(t, adds) for t, q, adds in commits if q == "users" and t >= live_start]
+switches = [t for t, q, _ in commits if q.startswith("tributary-generation:")]
+def produced_ms(path):
+    col = pq.read_table(os.path.join(table, unquote(path)), columns=["_timestamp"])["_timestamp"]
+    return col.cast(pa.timestamp("ms")).cast(pa.int64()).to_pylist()
+def pct(v, p):
+    v = sorted(v); return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+at_switch, usual, gaps_across = [], [], []
+firsts = set()
+for s in switches:
+    before = [t for t, _ in writer if t <= s]
+    after = [i for i, (t, _) in enumerate(writer) if t > s]
+    if before and after:  # the live writer ran on both sides
+        firsts.add(after[0])
+        gaps_across.append((writer[after[0]][0] - before[-1]) / 1000)
+for i, (t, adds) in enumerate(writer):
+    if t < switches[0]:
+        continue  # only the phase with switches
+    last_switch = max([s for s in switches if s < t], default=0)
+    waits = [(t - max(p, last_switch)) / 1000 for a in adds for p in produced_ms(a) if p is not None]
+    (at_switch if i in firsts else usual).extend(waits)
+if not at_switch:
+    sys.exit("no switch had live writer commits on both sides")
 print(f"swap_switches {len(switch_ms)} switches")
 print(f"swap_files_touched_max {max(files)} files")
 print(f"swap_commit_p50_s {sorted(switch_ms)[len(switch_ms) // 2] / 1000:.3f} s")
 print(f"swap_commit_max_s {max(switch_ms) / 1000:.3f} s")
-print(f"swap_writer_pause_max_s {pauses[-1]:.3f} s")
-print(f"swap_writer_pause_p50_s {pauses[len(pauses) // 2]:.3f} s")
-print(f"writer_commit_gap_p50_s {gaps[len(gaps) // 2]:.3f} s")
-print(f"writer_commit_gap_max_s {gaps[-1]:.3f} s")
+print(f"swap_record_wait_p50_s {pct(at_switch, 50):.3f} s")
+print(f"swap_record_wait_p99_s {pct(at_switch, 99):.3f} s")
+print(f"swap_record_wait_max_s {max(at_switch):.3f} s")
+print(f"writer_record_wait_p50_s {pct(usual, 50):.3f} s")
+print(f"writer_record_wait_p99_s {pct(usual, 99):.3f} s")
+print(f"swap_writer_commit_gap_p50_s {pct(gaps_across, 50):.3f} s")
+print(f"swap_writer_commit_gap_max_s {max(gaps_across):.3f} s")
 sys.stdout.flush()
 os._exit(0)
 PY
