@@ -251,10 +251,9 @@ async fn verify(settings: &Settings, table: &str) -> Result<ExitCode> {
     let mut report = report;
     let broker = match &stream {
         Some(s) if s.table == *table => {
-            let fingerprints = lake::tools::describe(&location, table, Some(&s.name), 0)
-                .await
-                .map(|i| i.fingerprints)
-                .unwrap_or_default();
+            // The fingerprints of the version verified, not the latest: a
+            // writer committing meanwhile would pair them with older offsets.
+            let fingerprints = std::mem::take(&mut report.fingerprints);
             Some(check_against_broker(settings, s, fingerprints, &mut report).await)
         }
         _ => None,

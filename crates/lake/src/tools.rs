@@ -125,14 +125,7 @@ pub async fn describe(
             info.offsets.insert(format!("{topic}/{p}"), o);
         }
     }
-    for (id, &f) in handle.txns() {
-        if let Some((s, topic, p)) = crate::fingerprint::parse_fingerprint_id(id)
-            && stream.is_none_or(|want| want == s)
-            && f != 0
-        {
-            info.fingerprints.insert(format!("{topic}/{p}"), f);
-        }
-    }
+    info.fingerprints = fingerprints_of(&handle, stream);
     let commits: Vec<_> = t.history(Some(history)).try_collect().await?;
     let mut v = info.version;
     for c in commits {
@@ -256,6 +249,12 @@ pub struct VerifyReport {
     pub partitions: Vec<PartitionCheck>,
     /// Every violation found (empty: exactly once holds).
     pub problems: Vec<String>,
+    /// The fingerprint of the record at each committed offset ("topic/p"),
+    /// read at `version` with the offsets: the broker check compares them
+    /// with the broker's records. Read from a later version, they would
+    /// belong to other offsets whenever a writer commits meanwhile.
+    #[serde(skip)]
+    pub fingerprints: BTreeMap<String, i64>,
 }
 
 impl VerifyReport {
@@ -263,6 +262,20 @@ impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }
+}
+
+/// The fingerprints `handle`'s version records for `stream`'s committed
+/// offsets (every stream's when `None`), by "topic/partition"; unknown
+/// ones (0, after an offset reset) left out.
+fn fingerprints_of(handle: &DeltaTableHandle, stream: Option<&str>) -> BTreeMap<String, i64> {
+    handle
+        .txns()
+        .iter()
+        .filter_map(|(id, &f)| {
+            let (s, topic, p) = crate::fingerprint::parse_fingerprint_id(id)?;
+            (stream.is_none_or(|want| want == s) && f != 0).then(|| (format!("{topic}/{p}"), f))
+        })
+        .collect()
 }
 
 /// Reads every committed file of a table (and its dead-letter table) and
@@ -305,6 +318,7 @@ pub async fn verify(
         rejected_read,
         partitions: Vec::new(),
         problems: Vec::new(),
+        fingerprints: fingerprints_of(&handle, stream),
     };
     if writers.len() > 1 {
         report.problems.push(format!(
