@@ -10,8 +10,6 @@
 //! Without that, every handoff cost a second and third tick that found
 //! nothing to do (the echo of the try's start and of its end).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::Row;
@@ -22,6 +20,7 @@ use crate::Result;
 use crate::store::Backend;
 
 use super::connection::SqlStore;
+use super::origin::{KIND_CHANGE, Origin};
 
 /// The channel PostgreSQL NOTIFY uses to wake schedulers and watchers.
 pub const CHANNEL: &str = "tributary_changes";
@@ -35,58 +34,6 @@ pub enum Wake {
     /// Changes that can give a scheduler work, announced by other processes
     /// or by [`Store::notify`](crate::store::Store::notify) in this one.
     OnWork,
-}
-
-/// The notification kind of a change that can give a scheduler work.
-pub(super) const KIND_CHANGE: &str = "change";
-/// The notification kind of progress no scheduler acts on.
-pub(super) const KIND_PROGRESS: &str = "progress";
-
-/// Who sent a notification: one value per store (its clones share it), so a
-/// process recognizes its own announcements.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    /// `<pid>.<µs since the epoch>.<store number>` in hex.
-    id: Arc<str>,
-    /// Bumped by [`notify`]: this process's own `OnWork` feeds watch it.
-    local: Arc<watch::Sender<u64>>,
-}
-
-impl Origin {
-    pub(super) fn new() -> Origin {
-        static STORES: AtomicU64 = AtomicU64::new(0);
-        let micros = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros());
-        let id = format!(
-            "{:x}.{micros:x}.{:x}",
-            std::process::id(),
-            STORES.fetch_add(1, Ordering::Relaxed)
-        );
-        Origin {
-            id: id.into(),
-            local: Arc::new(watch::Sender::new(0)),
-        }
-    }
-
-    pub(super) fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The payload of a notification of `kind` from this store.
-    pub(super) fn payload(&self, kind: &str) -> String {
-        format!("{} {kind}", self.id)
-    }
-
-    /// Whether a scheduler's feed wakes for `payload`: not for progress,
-    /// not for its own process's (heard in-process). A payload of another
-    /// shape (an older version, a `NOTIFY` typed by hand) wakes it.
-    fn wakes_scheduler(&self, payload: &str) -> bool {
-        match payload.split_once(' ') {
-            Some((origin, kind)) => kind != KIND_PROGRESS && origin != &*self.id,
-            None => true,
-        }
-    }
 }
 
 pub(super) async fn data_version(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) -> Result<i64> {

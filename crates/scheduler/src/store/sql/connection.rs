@@ -25,7 +25,7 @@ pub struct SqlStore {
     /// Try starts and ends waiting to be written together.
     pub(super) batcher: std::sync::Arc<super::try_queue::TryBatcher>,
     /// This store's name in its notifications, and its in-process signal.
-    pub(super) origin: super::changes::Origin,
+    pub(super) origin: super::origin::Origin,
 }
 
 /// Whether `url` names a database the store can open: `postgres://` (or
@@ -123,7 +123,7 @@ impl SqlStore {
             url,
             migrate_lock,
             batcher: std::sync::Arc::default(),
-            origin: super::changes::Origin::new(),
+            origin: super::origin::Origin::new(),
         })
     }
 

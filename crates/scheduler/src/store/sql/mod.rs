@@ -14,6 +14,7 @@ mod connection;
 mod dags;
 mod logs;
 mod migrations;
+mod origin;
 mod pools;
 mod runs;
 mod task_instances;

@@ -17,9 +17,9 @@ use crate::state::TaskState;
 use crate::store::Backend;
 use crate::{Error, Result};
 
-use super::changes::{KIND_CHANGE, KIND_PROGRESS};
 use super::connection::SqlStore;
 use super::logs::append_logs;
+use super::origin::{KIND_CHANGE, KIND_PROGRESS};
 use super::task_instances::update_ti;
 use super::tries::record_try;
 use super::try_queue::{Waiting, lock, take_batch};
