@@ -15,6 +15,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use deltalake::DeltaTable;
+use deltalake::datafusion::execution::SessionState;
+use deltalake::datafusion::logical_expr::LogicalPlan;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
@@ -227,97 +229,20 @@ pub async fn write(
     let exists = table.version().is_some();
     let (table, files_added, files_removed, rows) = match (&spec.mode, exists) {
         (WriteMode::Merge { unique_key }, true) => {
-            let source = deltalake::datafusion::prelude::DataFrame::new(state, plan);
-            let columns: Vec<String> = source
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            let on = unique_key
-                .iter()
-                .map(|k| {
-                    let k = quote_ident(k);
-                    format!("target.{k} = source.{k}")
-                })
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let mut merge = table
-                .merge(source, on)
-                .with_source_alias("source")
-                .with_target_alias("target")
-                .with_session_state(session)
-                .with_commit_properties(commit);
-            if let Some(p) = &spec.parquet {
-                merge = merge.with_writer_properties(p.clone());
-            }
-            let cols = columns.clone();
-            let merge = merge
-                .when_matched_update(move |mut u| {
-                    for c in &cols {
-                        u = u.update(c.as_str(), format!("source.{}", quote_ident(c)));
-                    }
-                    u
-                })
-                .map_err(delta_err)?
-                .when_not_matched_insert(move |mut i| {
-                    for c in &columns {
-                        i = i.set(c.as_str(), format!("source.{}", quote_ident(c)));
-                    }
-                    i
-                })
-                .map_err(delta_err)?;
-            let (t, m) = merge.await.map_err(delta_err)?;
-            (
-                t,
-                m.num_target_files_added as u64,
-                m.num_target_files_removed as u64,
-                m.num_source_rows as u64,
-            )
+            merge_into(table, state, plan, session, commit, unique_key, spec).await?
         }
         (mode, exists) => {
-            let mut w = table
-                .write(Vec::new())
-                .with_input_plan(plan)
-                .with_session_state(session)
-                .with_commit_properties(commit)
-                .with_table_name(&spec.table);
-            if !exists {
-                w = w.with_partition_columns(spec.partition_by.clone());
-            }
-            if let Some(p) = &spec.parquet {
-                w = w.with_writer_properties(p.clone());
-            }
-            w = match mode {
-                WriteMode::Append | WriteMode::Merge { .. } => w.with_save_mode(SaveMode::Append),
-                WriteMode::Overwrite => w.with_save_mode(SaveMode::Overwrite),
-                WriteMode::Interval { column, start, end } => {
-                    let Ok(field) = answer_schema.field_with_name(column) else {
-                        return Err(SqlError::new(
-                            SqlErrorKind::UnknownColumn,
-                            format!(
-                                "interval_column {column:?} is not a column of the answer (columns: {})",
-                                answer_schema
-                                    .fields()
-                                    .iter()
-                                    .map(|f| f.name().as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ));
-                    };
-                    let predicate = interval_predicate(column, field.data_type(), *start, *end)?;
-                    if exists {
-                        w.with_save_mode(SaveMode::Overwrite)
-                            .with_replace_where(predicate)
-                    } else {
-                        w.with_save_mode(SaveMode::Append)
-                    }
-                }
-            };
-            let t = w.await.map_err(|e| interval_hint(e, &spec.mode))?;
-            let (added, removed, rows) = last_write_metrics(&t).await;
-            (t, added, removed, rows)
+            write_plan(
+                table,
+                plan,
+                session,
+                commit,
+                mode,
+                exists,
+                &answer_schema,
+                spec,
+            )
+            .await?
         }
     };
     Ok(WriteReport {
@@ -330,6 +255,126 @@ pub async fn write(
         read,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// A table, and the files added, files removed and rows written.
+type Written = (DeltaTable, u64, u64, u64);
+
+/// `merge` mode into an existing table: rows whose `unique_key` matches
+/// are updated, the others inserted.
+async fn merge_into(
+    table: DeltaTable,
+    state: SessionState,
+    plan: LogicalPlan,
+    session: Arc<dyn deltalake::datafusion::catalog::Session>,
+    commit: CommitProperties,
+    unique_key: &[String],
+    spec: &WriteSpec,
+) -> Result<Written, SqlError> {
+    let source = deltalake::datafusion::prelude::DataFrame::new(state, plan);
+    let columns: Vec<String> = source
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let on = unique_key
+        .iter()
+        .map(|k| {
+            let k = quote_ident(k);
+            format!("target.{k} = source.{k}")
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut merge = table
+        .merge(source, on)
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_session_state(session)
+        .with_commit_properties(commit);
+    if let Some(p) = &spec.parquet {
+        merge = merge.with_writer_properties(p.clone());
+    }
+    let cols = columns.clone();
+    let merge = merge
+        .when_matched_update(move |mut u| {
+            for c in &cols {
+                u = u.update(c.as_str(), format!("source.{}", quote_ident(c)));
+            }
+            u
+        })
+        .map_err(delta_err)?
+        .when_not_matched_insert(move |mut i| {
+            for c in &columns {
+                i = i.set(c.as_str(), format!("source.{}", quote_ident(c)));
+            }
+            i
+        })
+        .map_err(delta_err)?;
+    let (t, m) = merge.await.map_err(delta_err)?;
+    Ok((
+        t,
+        m.num_target_files_added as u64,
+        m.num_target_files_removed as u64,
+        m.num_source_rows as u64,
+    ))
+}
+
+/// The other modes (and `merge` creating its table): the plan's rows
+/// appended, or replacing the table or the interval's rows.
+#[allow(clippy::too_many_arguments)] // the parts of one write, taken apart by `write`
+async fn write_plan(
+    table: DeltaTable,
+    plan: LogicalPlan,
+    session: Arc<dyn deltalake::datafusion::catalog::Session>,
+    commit: CommitProperties,
+    mode: &WriteMode,
+    exists: bool,
+    answer_schema: &arrow::datatypes::Schema,
+    spec: &WriteSpec,
+) -> Result<Written, SqlError> {
+    let mut w = table
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_session_state(session)
+        .with_commit_properties(commit)
+        .with_table_name(&spec.table);
+    if !exists {
+        w = w.with_partition_columns(spec.partition_by.clone());
+    }
+    if let Some(p) = &spec.parquet {
+        w = w.with_writer_properties(p.clone());
+    }
+    w = match mode {
+        WriteMode::Append | WriteMode::Merge { .. } => w.with_save_mode(SaveMode::Append),
+        WriteMode::Overwrite => w.with_save_mode(SaveMode::Overwrite),
+        WriteMode::Interval { column, start, end } => {
+            let Ok(field) = answer_schema.field_with_name(column) else {
+                return Err(SqlError::new(
+                    SqlErrorKind::UnknownColumn,
+                    format!(
+                        "interval_column {column:?} is not a column of the answer (columns: {})",
+                        answer_schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            let predicate = interval_predicate(column, field.data_type(), *start, *end)?;
+            if exists {
+                w.with_save_mode(SaveMode::Overwrite)
+                    .with_replace_where(predicate)
+            } else {
+                w.with_save_mode(SaveMode::Append)
+            }
+        }
+    };
+    let t = w.await.map_err(|e| interval_hint(e, &spec.mode))?;
+    let (added, removed, rows) = last_write_metrics(&t).await;
+    Ok((t, added, removed, rows))
 }
 
 /// What a write finds at its target.
