@@ -127,10 +127,17 @@ impl Writer {
                     return Ok(());
                 }
                 CommitOutcome::Fenced(moved) => {
-                    tracing::info!(stream = %name, partitions = moved.len(),
+                    let log_offsets: Vec<String> = moved
+                        .iter()
+                        .map(|(id, now)| {
+                            format!("{id}={}", now.map_or("none".into(), |o| o.to_string()))
+                        })
+                        .collect();
+                    tracing::warn!(stream = %name, log_offsets = %log_offsets.join(" "),
                         commit_ms = commit_started.elapsed().as_millis() as u64,
                         flush_ms = started.elapsed().as_millis() as u64,
-                        "commit fenced: another writer or a switch moved the log's offsets");
+                        "commit fenced: another writer or a switch moved these partitions' log offsets; \
+                         keeping what the buffers hold past them, or re-reading from there");
                     self.fenced(&mut keys, moved);
                     // A swap (`lake swap`) may have brought another
                     // generation's columns or partitioning: writing on
@@ -252,10 +259,6 @@ impl Writer {
         let name = self.opts.spec.name.clone();
         self.opts.metrics.fenced.fetch_add(1, Ordering::Relaxed);
         self.summary.fenced += 1;
-        for (id, now) in &moved {
-            tracing::warn!(stream = %name, app_id = %id, log_offset = ?now,
-                "another writer committed this partition: keeping what the buffer holds past the log's offset, or re-reading from there");
-        }
         let moved: HashMap<String, Option<i64>> = moved.into_iter().collect();
         let mut stay = Vec::with_capacity(keys.len());
         for k in keys.drain(..) {
