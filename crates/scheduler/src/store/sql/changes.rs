@@ -53,7 +53,7 @@ pub enum Changes {
         listener: Box<PgListener>,
         /// For [`Wake::OnWork`]: the store whose notifications are skipped,
         /// and its in-process signal.
-        own: Option<(Origin, watch::Receiver<u64>)>,
+        own: Option<(Origin, watch::Receiver<()>)>,
     },
     /// Dedicated SQLite connection and the last data version seen.
     Sqlite {
@@ -129,7 +129,7 @@ pub(super) async fn notify(store: &SqlStore) -> Result<()> {
             .bind(store.origin.payload(KIND_CHANGE))
             .execute(&store.pool)
             .await?;
-        store.origin.local.send_modify(|n| *n = n.wrapping_add(1));
+        store.origin.signal();
     }
     Ok(())
 }
@@ -139,11 +139,8 @@ pub(super) async fn changes(store: &SqlStore, wake: Wake) -> Result<Changes> {
         Backend::Postgres => {
             let mut l = PgListener::connect(&store.url).await?;
             l.listen(CHANNEL).await?;
-            let own = (wake == Wake::OnWork).then(|| {
-                let mut local = store.origin.local.subscribe();
-                local.mark_unchanged();
-                (store.origin.clone(), local)
-            });
+            let own =
+                (wake == Wake::OnWork).then(|| (store.origin.clone(), store.origin.subscribe()));
             Ok(Changes::Postgres {
                 listener: Box::new(l),
                 own,

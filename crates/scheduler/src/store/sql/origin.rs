@@ -17,9 +17,9 @@ pub(super) const KIND_PROGRESS: &str = "progress";
 pub struct Origin {
     /// `<pid>.<µs since the epoch>.<store number>` in hex.
     id: Arc<str>,
-    /// Bumped when this store notifies: this process's own `OnWork` feeds
-    /// watch it.
-    pub(super) local: Arc<watch::Sender<u64>>,
+    /// Signalled when this store notifies: this process's own `OnWork`
+    /// feeds watch it.
+    local: Arc<watch::Sender<()>>,
 }
 
 impl Origin {
@@ -35,12 +35,22 @@ impl Origin {
         );
         Origin {
             id: id.into(),
-            local: Arc::new(watch::Sender::new(0)),
+            local: Arc::new(watch::Sender::new(())),
         }
     }
 
     pub(super) fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Tells this process's `OnWork` feeds that the store notified.
+    pub(super) fn signal(&self) {
+        self.local.send_replace(());
+    }
+
+    /// A receiver of [`Origin::signal`] that has seen every signal so far.
+    pub(super) fn subscribe(&self) -> watch::Receiver<()> {
+        self.local.subscribe()
     }
 
     /// The payload of a notification of `kind` from this store.
