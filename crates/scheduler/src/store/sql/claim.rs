@@ -88,8 +88,7 @@ pub(super) async fn claim(
     } else {
         ""
     };
-    let limit = i64::try_from(max.saturating_mul(4).saturating_add(16)).unwrap_or(i64::MAX);
-    let candidates = candidates(&mut tx, limit, lock_rows).await?;
+    let candidates = candidates(&mut tx, candidate_limit(max), lock_rows).await?;
     if candidates.is_empty() {
         tx.commit().await?;
         return Ok(claim);
@@ -171,8 +170,12 @@ pub(super) async fn slot_usage(store: &SqlStore) -> Result<SlotUsage> {
     slot_usage_from(&sqlx::query(SLOT_USAGE_SQL).fetch_all(&store.pool).await?)
 }
 
-/// Scheduled task instances of running runs, in claim order, each with its
-/// DAG's `max_active_tasks` (`lock_rows` locks them on PostgreSQL).
+/// How many candidates a claim of `max` reads: more than `max`, since
+/// some are over their pool's or DAG's limit.
+fn candidate_limit(max: usize) -> i64 {
+    i64::try_from(max.saturating_mul(4).saturating_add(16)).unwrap_or(i64::MAX)
+}
+
 /// The claim's candidate query: scheduled task instances of running runs
 /// in claim order, read from the `task_instances_claim_order` index.
 fn candidates_sql(lock_rows: &str) -> String {
@@ -187,13 +190,13 @@ fn candidates_sql(lock_rows: &str) -> String {
 impl SqlStore {
     /// PostgreSQL's plan (`EXPLAIN`) of the query a claim of `max` task
     /// instances runs to pick its candidates, for tests and diagnostics.
-    pub async fn explain_claim(&self, max: i64) -> Result<String> {
+    pub async fn explain_claim(&self, max: usize) -> Result<String> {
         let sql = format!(
             "EXPLAIN {}",
             candidates_sql(" FOR UPDATE OF ti SKIP LOCKED")
         );
         let rows = sqlx::query(&sql)
-            .bind(max.saturating_mul(4).saturating_add(16))
+            .bind(candidate_limit(max))
             .fetch_all(&self.pool)
             .await?;
         let lines: Vec<String> = rows
@@ -204,6 +207,8 @@ impl SqlStore {
     }
 }
 
+/// Scheduled task instances of running runs, in claim order, each with its
+/// DAG's `max_active_tasks` (`lock_rows` locks them on PostgreSQL).
 async fn candidates(
     conn: &mut AnyConnection,
     limit: i64,
