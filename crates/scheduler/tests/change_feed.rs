@@ -14,7 +14,10 @@ mod common;
 
 use common::{new_run, schedule_all, seeds, t, try_ended, try_started};
 
-conformance!(a_schedulers_feed_hears_its_own_process,);
+conformance!(
+    change_feed_wakes_on_another_connections_write,
+    a_schedulers_feed_hears_its_own_process,
+);
 
 async fn next(feed: &mut Changes) -> Woken {
     tokio::time::timeout(Duration::from_secs(10), feed.next())
@@ -23,11 +26,10 @@ async fn next(feed: &mut Changes) -> Woken {
         .unwrap()
 }
 
-/// `Store::notify` wakes this process's scheduler feed: in-process on
-/// PostgreSQL (the notification's echo is skipped), through the data
-/// version on SQLite.
-async fn a_schedulers_feed_hears_its_own_process(s: Arc<SqlStore>) {
-    let mut feed = s.changes(Wake::OnWork).await.unwrap();
+/// What wakes `wake`'s feed when another connection of `s` creates a run
+/// and notifies; the run is there by then.
+async fn woken_by_a_new_run(s: &Arc<SqlStore>, wake: Wake) -> Woken {
+    let mut feed = s.changes(wake).await.unwrap();
     let writer = s.clone();
     tokio::spawn(async move {
         writer
@@ -37,11 +39,23 @@ async fn a_schedulers_feed_hears_its_own_process(s: Arc<SqlStore>) {
         writer.notify().await.unwrap();
     });
     let woken = next(&mut feed).await;
+    assert_eq!(s.list_runs("d", 1).await.unwrap().len(), 1);
+    woken
+}
+
+async fn change_feed_wakes_on_another_connections_write(s: Arc<SqlStore>) {
+    woken_by_a_new_run(&s, Wake::OnAnyChange).await;
+}
+
+/// `Store::notify` wakes this process's scheduler feed: in-process on
+/// PostgreSQL (the notification's echo is skipped), through the data
+/// version on SQLite.
+async fn a_schedulers_feed_hears_its_own_process(s: Arc<SqlStore>) {
+    let woken = woken_by_a_new_run(&s, Wake::OnWork).await;
     assert!(
         matches!(woken, Woken::InProcess | Woken::DataVersion),
         "{woken:?}"
     );
-    assert_eq!(s.list_runs("d", 1).await.unwrap().len(), 1);
 }
 
 /// Two stores on one database stand for two processes. PostgreSQL delivers

@@ -2,13 +2,12 @@
 //! file) and against the real PostgreSQL server (a scratch database).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Duration as CDuration, Utc};
 use scheduler::Error;
 use scheduler::model::{Change, DagRecord, ImportError, PoolRecord, RunType, TaskSeed, TiPatch};
 use scheduler::state::{RunState, TaskState};
-use scheduler::store::{Backend, SqlStore, Store, Wake, scratch};
+use scheduler::store::{Backend, SqlStore, Store, scratch};
 use serde_json::json;
 
 #[macro_use]
@@ -27,7 +26,6 @@ conformance!(
     retries_slots_and_heartbeats,
     logs_per_try_with_tail_cursor,
     pools_crud,
-    change_feed_wakes_on_another_connections_write,
     expired_leases_and_fencing,
     claims_respect_limits_and_never_overlap,
     runs_of_every_dag_in_two_statements,
@@ -438,23 +436,6 @@ async fn pools_crud(s: Arc<SqlStore>) {
             .to_string()
             .contains("cannot be deleted")
     );
-}
-
-async fn change_feed_wakes_on_another_connections_write(s: Arc<SqlStore>) {
-    let mut feed = s.changes(Wake::OnAnyChange).await.unwrap();
-    let writer = s.clone();
-    tokio::spawn(async move {
-        writer
-            .create_run(&new_run("d", 1, RunType::Manual), &[])
-            .await
-            .unwrap();
-        writer.notify().await.unwrap();
-    });
-    tokio::time::timeout(Duration::from_secs(10), feed.next())
-        .await
-        .expect("woken")
-        .unwrap();
-    assert_eq!(s.list_runs("d", 1).await.unwrap().len(), 1);
 }
 
 /// Processes starting together on a fresh database must not both apply the
