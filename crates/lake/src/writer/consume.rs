@@ -5,7 +5,7 @@
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use rdkafka::message::Message;
@@ -39,6 +39,9 @@ impl Writer {
             };
             let mut next = first;
             let mut taken = 0;
+            if matches!(next, Some(Ok(_))) {
+                self.last_record_at = Instant::now();
+            }
             // Take what is already here without awaiting timers.
             while let Some(m) = next {
                 match m {
@@ -79,6 +82,7 @@ impl Writer {
             }
             self.decode_full_chunks();
             self.flush_due().await?;
+            self.recheck_if_idle().await?;
         }
     }
 

@@ -1,14 +1,17 @@
 //! Does the broker's log still continue what the table holds? Checked for
-//! every newly assigned partition, and again when librdkafka reports a
+//! every newly assigned partition, again when librdkafka reports a
 //! position out of range (the consumer runs with `auto.offset.reset =
-//! error`, so it never jumps silently). A new broker, a topic deleted and
+//! error`, so it never jumps silently), and every [`IDLE_RECHECK`] while
+//! no record arrives (a client can wait on a topic that is gone without
+//! any error: librdkafka ignores a Fetch answer naming no topic it knows,
+//! which is how Tansu answers for a deleted topic). A new broker, a topic deleted and
 //! re-created (caught by the offsets, or by the fingerprint of the record at
 //! the committed offset once the new log has grown past it), or retention that deleted unread records stops the stream
 //! with [`LakeError::LogMismatch`], naming the table, the partition, both
 //! offsets and the command that goes on without losing data.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
@@ -21,6 +24,12 @@ use crate::kafka::{TopicPartition, check_logs};
 /// partition) may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a writer with partitions may receive nothing before it checks
+/// their logs, and how often it checks again while nothing arrives. One
+/// ListOffsets round, plus a one-record fetch per partition whose table
+/// holds a fingerprint.
+const IDLE_RECHECK: Duration = Duration::from_secs(15);
+
 /// Whether a consumer error means a position is outside the log.
 pub(super) fn is_out_of_range(e: &KafkaError) -> bool {
     matches!(
@@ -30,6 +39,20 @@ pub(super) fn is_out_of_range(e: &KafkaError) -> bool {
 }
 
 impl Writer {
+    /// [`Writer::check_logs`] of every assigned partition, when no record
+    /// arrived for [`IDLE_RECHECK`] since the last record or check.
+    pub(super) async fn recheck_if_idle(&mut self) -> Result<(), LakeError> {
+        let now = Instant::now();
+        let quiet_since = self.last_record_at.max(self.last_log_check);
+        if self.assigned.is_empty() || now.duration_since(quiet_since) < IDLE_RECHECK {
+            return Ok(());
+        }
+        self.last_log_check = now;
+        tracing::debug!(stream = %self.spec().name, "no records for a while: checking the partitions' logs");
+        let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+        self.check_logs(&assigned).await
+    }
+
     /// Fails with the reason when the broker's log of any of `partitions`
     /// cannot continue the offset the table holds for it.
     pub(super) async fn check_logs(&self, partitions: &[TopicPartition]) -> Result<(), LakeError> {
