@@ -23,9 +23,10 @@
 #   lake_sql_interval_day_s, lake_sql_overwrite_all_s and
 #   lake_sql_interval_speedup (target: ≥ 10).
 #
-# Needs tansu, duckdb, duckdb-ext-delta and polars (./scripts/test.sh
-# installs them). RECORDS=… and RUNS=… override the defaults; KEEP=1 keeps
-# the project folder (its path goes to stderr) for profiling.
+# Needs tansu, duckdb and duckdb-ext-delta (./scripts/test.sh installs
+# them) and polars (installed here when missing). RECORDS=… and RUNS=…
+# override the defaults; KEEP=1 keeps the project folder (its path goes to
+# stderr) for profiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${RECORDS:-2000000}"
@@ -43,6 +44,8 @@ bin="$PWD/target/release/tributary"
 helper="$PWD/target/release/examples/lake_bench"
 
 source bench/lib.sh
+python3 -c 'import polars' 2>/dev/null ||
+  python3 -m pip install -q --break-system-packages 'polars==2.1.0' >&2
 
 start_tansu "$work/tansu.log"
 "$helper" create "$bootstrap" users 8
