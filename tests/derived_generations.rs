@@ -10,12 +10,15 @@
 //! the writer and the transforms go on from the new generations' offsets
 //! and checkpoints, and every table equals its SQL over its source, no row
 //! twice. A transform's table rolls back to its previous generation, and
-//! is rebuilt with a changed declaration (`--config`).
+//! is rebuilt with a changed declaration (`--config`). A windowed
+//! transform's late rows follow its generations: after a rebuild no event
+//! is both in a window and in the late table, and a rollback brings both
+//! back.
 
 mod common;
 
-use common::dev_broker;
 use common::lake::{Project, duckdb, produce};
+use common::{BrokerProcess, dev_broker};
 
 const DERIVED: &str = r#"
 [[transform]]
@@ -50,6 +53,15 @@ name = "kept_by_nation"
 source = "events_kept"
 sql = "SELECT nation, count(*) AS n FROM events_kept GROUP BY nation"
 "#;
+
+/// The dev broker with an `events` topic of `partitions`, and a project
+/// whose `events` stream (committing every 200 ms) feeds `derived`.
+fn project(partitions: i32, derived: &str) -> (BrokerProcess, Project) {
+    let broker = dev_broker("events", partitions);
+    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
+    project.add_config(derived);
+    (broker, project)
+}
 
 /// Rows and ids twice in a table, by DuckDB.
 fn rows(project: &Project, table: &str) -> (u64, u64) {
@@ -93,9 +105,7 @@ fn expected(project: &Project) -> ((u64, u64), (u64, u64)) {
 
 #[test]
 fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
-    let broker = dev_broker("events", 2);
-    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
-    project.add_config(DERIVED);
+    let (broker, project) = project(2, DERIVED);
     produce(&broker.bootstrap, "events", 0, 120);
     project.catch_up();
     project.catch_up_transform("kept");
@@ -172,9 +182,7 @@ fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
 
 #[test]
 fn a_transform_table_is_rebuilt_with_a_changed_declaration_and_bad_flags_are_refused() {
-    let broker = dev_broker("events", 1);
-    let project = Project::new(&broker.bootstrap, "lake", "", "{ max_age = \"200ms\" }");
-    project.add_config(DERIVED);
+    let (broker, project) = project(1, DERIVED);
     produce(&broker.bootstrap, "events", 0, 60);
     project.catch_up();
     project.catch_up_transform("kept");
@@ -230,4 +238,53 @@ fn a_transform_table_is_rebuilt_with_a_changed_declaration_and_bad_flags_are_ref
         let err = common::text(&o.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// `per_minute` alone, with a watermark delay of one second: events that
+/// arrive behind the others are late.
+fn late_per_minute() -> String {
+    let start = DERIVED
+        .find("[[transform]]\nname = \"per_minute\"")
+        .unwrap();
+    let end = DERIVED.find("[[view]]").unwrap();
+    let block = &DERIVED[start..end];
+    assert!(block.contains("delay = \"7d\""));
+    block.replace("delay = \"7d\"", "delay = \"1s\"")
+}
+
+/// (events in windows, late rows) of `events_per_minute`.
+fn windowed_and_late(project: &Project) -> (u64, u64) {
+    let v = project.json(&[
+        "sql",
+        "SELECT (SELECT coalesce(sum(n), 0) FROM events_per_minute) AS w, \
+         (SELECT count(*) FROM events_per_minute_late) AS l",
+    ]);
+    (v[0]["w"].as_u64().unwrap(), v[0]["l"].as_u64().unwrap())
+}
+
+#[test]
+fn a_windowed_transforms_late_rows_follow_its_generations() {
+    let (broker, project) = project(1, &late_per_minute());
+    // Events fall on Nov 21, 22 and 23 in turn. Once the first 30 are in
+    // the transform, its watermark is Nov 23 09:59:59: of the next 30, the
+    // 21st's and 22nd's are late.
+    produce(&broker.bootstrap, "events", 0, 30);
+    project.catch_up();
+    project.catch_up_transform("per_minute");
+    produce(&broker.bootstrap, "events", 30, 30);
+    project.catch_up();
+    project.catch_up_transform("per_minute");
+    let (windowed, late) = windowed_and_late(&project);
+    assert!(late >= 20, "late rows: {late}");
+    assert_eq!(windowed + late, 60, "every event once, in a window or late");
+
+    // A rebuild reads the source as it is now: nothing is late, every event
+    // is in its window — and the late rows must not stay beside them.
+    let out = project.ok(&["lake", "rebuild", "events_per_minute"]);
+    assert!(out.contains("events_per_minute@v2"), "{out}");
+    assert_eq!(windowed_and_late(&project), (60, 0), "{out}");
+
+    // Rolling back brings the windows and their late rows back together.
+    let out = project.ok(&["lake", "rollback", "events_per_minute"]);
+    assert_eq!(windowed_and_late(&project), (windowed, late), "{out}");
 }

@@ -271,18 +271,36 @@ pub async fn swap_transform(
         run_generation(engine, spec, n).await?;
         g.refresh().await?;
         live.refresh().await?;
-        if let Some(w) = &spec.window {
+        if let Some(w) = &spec.window
+            && let Some(lt) = location.open(&w.late_table).await?
+        {
+            let mut lh = DeltaTableHandle::new(&w.late_table, lt).await?;
+            let previous = Ledger::read(lh.txns()).current;
             let late_g = storage_name(&w.late_table, n);
-            if let (Some(lt), Some(gt)) = (
-                location.open(&w.late_table).await?,
-                location.open(&late_g).await?,
-            ) {
-                let mut lh = DeltaTableHandle::new(&w.late_table, lt).await?;
-                let gh = DeltaTableHandle::new(&late_g, gt).await?;
-                let t = target(&gh, spec, n, Ledger::read(lh.txns()).current)?;
-                let read = lh.version();
-                switch(&mut lh, &spec.name, read, &t).await?;
-            }
+            let t = match location.open(&late_g).await? {
+                Some(gt) => target(
+                    &DeltaTableHandle::new(&late_g, gt).await?,
+                    spec,
+                    n,
+                    previous,
+                )?,
+                // The generation found no row late (a rebuild reads the
+                // source as it is now in one step, so rows the live run
+                // found late are in its windows): the live late rows go
+                // with the generation they belong to, and come back with
+                // a rollback.
+                None => Target {
+                    generation: n,
+                    previous: Some(previous),
+                    files: Vec::new(),
+                    metadata: lh.table().snapshot()?.metadata().clone(),
+                    offsets: BTreeMap::new(),
+                    fingerprints: BTreeMap::new(),
+                    txns: BTreeMap::new(),
+                },
+            };
+            let read = lh.version();
+            switch(&mut lh, &spec.name, read, &t).await?;
         }
         let t = target(&g, spec, n, from)?;
         let removed = live.table().snapshot()?.log_data().num_files() as u64;
