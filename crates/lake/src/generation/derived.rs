@@ -29,6 +29,7 @@ use super::verify::{
     AggregateDiff, aggregates, compare_err, record_verdict, schema_changes, verified,
 };
 use crate::LakeError;
+use crate::location::Location;
 use crate::metrics::Metrics;
 use crate::sql::{Bound, SqlEngine};
 use crate::table::DeltaTableHandle;
@@ -271,36 +272,8 @@ pub async fn swap_transform(
         run_generation(engine, spec, n).await?;
         g.refresh().await?;
         live.refresh().await?;
-        if let Some(w) = &spec.window
-            && let Some(lt) = location.open(&w.late_table).await?
-        {
-            let mut lh = DeltaTableHandle::new(&w.late_table, lt).await?;
-            let previous = Ledger::read(lh.txns()).current;
-            let late_g = storage_name(&w.late_table, n);
-            let t = match location.open(&late_g).await? {
-                Some(gt) => target(
-                    &DeltaTableHandle::new(&late_g, gt).await?,
-                    spec,
-                    n,
-                    previous,
-                )?,
-                // The generation found no row late (a rebuild reads the
-                // source as it is now in one step, so rows the live run
-                // found late are in its windows): the live late rows go
-                // with the generation they belong to, and come back with
-                // a rollback.
-                None => Target {
-                    generation: n,
-                    previous: Some(previous),
-                    files: Vec::new(),
-                    metadata: lh.table().snapshot()?.metadata().clone(),
-                    offsets: BTreeMap::new(),
-                    fingerprints: BTreeMap::new(),
-                    txns: BTreeMap::new(),
-                },
-            };
-            let read = lh.version();
-            switch(&mut lh, &spec.name, read, &t).await?;
+        if let Some(w) = &spec.window {
+            switch_late_rows(&location, spec, &w.late_table, n).await?;
         }
         let t = target(&g, spec, n, from)?;
         let removed = live.table().snapshot()?.log_data().num_files() as u64;
@@ -327,6 +300,46 @@ pub async fn swap_transform(
             }
         }
     }
+}
+
+/// Makes generation `n`'s late rows those of the live late-row table (a
+/// windowed transform's), in one fenced commit: the generation's late
+/// table, or none when the generation found no row late (a rebuild reads
+/// the source as it is now in one step, so rows the live run found late
+/// are in its windows). Either way the live late rows go with the
+/// generation they belong to, and come back with a rollback.
+async fn switch_late_rows(
+    location: &Location,
+    spec: &TransformSpec,
+    late_table: &str,
+    n: u32,
+) -> Result<(), LakeError> {
+    let Some(lt) = location.open(late_table).await? else {
+        return Ok(());
+    };
+    let mut lh = DeltaTableHandle::new(late_table, lt).await?;
+    let previous = Ledger::read(lh.txns()).current;
+    let late_g = storage_name(late_table, n);
+    let t = match location.open(&late_g).await? {
+        Some(gt) => target(
+            &DeltaTableHandle::new(&late_g, gt).await?,
+            spec,
+            n,
+            previous,
+        )?,
+        None => Target {
+            generation: n,
+            previous: Some(previous),
+            files: Vec::new(),
+            metadata: lh.table().snapshot()?.metadata().clone(),
+            offsets: BTreeMap::new(),
+            fingerprints: BTreeMap::new(),
+            txns: BTreeMap::new(),
+        },
+    };
+    let read = lh.version();
+    switch(&mut lh, &spec.name, read, &t).await?;
+    Ok(())
 }
 
 /// The switch to generation `n`'s files and the transform's entries as
