@@ -240,16 +240,16 @@ fn a_transform_table_is_rebuilt_with_a_changed_declaration_and_bad_flags_are_ref
     }
 }
 
-/// `per_minute` alone, with a watermark delay of one second: events that
-/// arrive behind the others are late.
-fn late_per_minute() -> String {
+/// `per_minute` alone, its watermark `delay` instead of a week (with a
+/// second, events that arrive behind the others are late).
+fn per_minute(delay: &str) -> String {
     let start = DERIVED
         .find("[[transform]]\nname = \"per_minute\"")
         .unwrap();
     let end = DERIVED.find("[[view]]").unwrap();
     let block = &DERIVED[start..end];
     assert!(block.contains("delay = \"7d\""));
-    block.replace("delay = \"7d\"", "delay = \"1s\"")
+    block.replace("delay = \"7d\"", &format!("delay = \"{delay}\""))
 }
 
 /// (events in windows, late rows) of `events_per_minute`.
@@ -264,7 +264,7 @@ fn windowed_and_late(project: &Project) -> (u64, u64) {
 
 #[test]
 fn a_windowed_transforms_late_rows_follow_its_generations() {
-    let (broker, project) = project(1, &late_per_minute());
+    let (broker, project) = project(1, &per_minute("1s"));
     // Events fall on Nov 21, 22 and 23 in turn. Once the first 30 are in
     // the transform, its watermark is Nov 23 09:59:59: of the next 30, the
     // 21st's and 22nd's are late.
@@ -287,4 +287,43 @@ fn a_windowed_transforms_late_rows_follow_its_generations() {
     // Rolling back brings the windows and their late rows back together.
     let out = project.ok(&["lake", "rollback", "events_per_minute"]);
     assert_eq!(windowed_and_late(&project), (windowed, late), "{out}");
+}
+
+#[test]
+fn late_rows_found_only_while_a_generation_catches_up_get_a_live_late_table() {
+    let (broker, project) = project(1, &per_minute("7d"));
+    produce(&broker.bootstrap, "events", 0, 30);
+    project.catch_up();
+    project.catch_up_transform("per_minute");
+    assert_eq!(windows(&project).1, 30, "nothing late with a week's delay");
+
+    // The same transform with a second's delay, replayed now (one step:
+    // nothing late), verified; then 30 events arrive behind its watermark
+    // before the swap, which catches the generation up: the 21st's and the
+    // 22nd's are late in it, and the live run never had a late table.
+    let late = project.config_variant("late.toml", "delay = \"7d\"", "delay = \"1s\"");
+    let late = late.to_str().unwrap();
+    let args = [
+        "lake",
+        "rebuild",
+        "events_per_minute",
+        "--config",
+        late,
+        "--no-swap",
+    ];
+    project.ok(&args);
+    produce(&broker.bootstrap, "events", 30, 30);
+    project.catch_up();
+    let out = project.ok(&[
+        "lake",
+        "swap",
+        "events_per_minute",
+        "events_per_minute@v2",
+        "--config",
+        late,
+    ]);
+    assert_eq!(windowed_and_late(&project), (40, 20), "{out}");
+
+    let out = project.ok(&["lake", "rollback", "events_per_minute"]);
+    assert_eq!(windowed_and_late(&project), (30, 0), "{out}");
 }

@@ -307,26 +307,36 @@ pub async fn swap_transform(
 /// table, or none when the generation found no row late (a rebuild reads
 /// the source as it is now in one step, so rows the live run found late
 /// are in its windows). Either way the live late rows go with the
-/// generation they belong to, and come back with a rollback.
+/// generation they belong to, and come back with a rollback. A live run
+/// that found no late row has no late table yet: it is created empty when
+/// the generation has late rows.
 async fn switch_late_rows(
     location: &Location,
     spec: &TransformSpec,
     late_table: &str,
     n: u32,
 ) -> Result<(), LakeError> {
-    let Some(lt) = location.open(late_table).await? else {
-        return Ok(());
+    let late_g = storage_name(late_table, n);
+    let generation = match location.open(&late_g).await? {
+        Some(gt) => Some(DeltaTableHandle::new(&late_g, gt).await?),
+        None => None,
+    };
+    let lt = match (location.open(late_table).await?, &generation) {
+        (Some(lt), _) => lt,
+        // Rows were late only while the generation caught up: the live
+        // late table starts now, empty, so a rollback returns to none.
+        (None, Some(g)) => {
+            let state = g.table().snapshot()?;
+            let schema = state.snapshot().arrow_schema();
+            let parts = state.metadata().partition_columns();
+            location.open_or_create(late_table, &schema, parts).await?
+        }
+        (None, None) => return Ok(()),
     };
     let mut lh = DeltaTableHandle::new(late_table, lt).await?;
     let previous = Ledger::read(lh.txns()).current;
-    let late_g = storage_name(late_table, n);
-    let t = match location.open(&late_g).await? {
-        Some(gt) => target(
-            &DeltaTableHandle::new(&late_g, gt).await?,
-            spec,
-            n,
-            previous,
-        )?,
+    let t = match &generation {
+        Some(g) => target(g, spec, n, previous)?,
         None => Target {
             generation: n,
             previous: Some(previous),
