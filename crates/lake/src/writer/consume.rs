@@ -40,7 +40,7 @@ impl Writer {
             let mut next = first;
             let mut taken = 0;
             if matches!(next, Some(Ok(_))) {
-                self.last_record_at = Instant::now();
+                self.quiet_since = Instant::now();
             }
             // Take what is already here without awaiting timers.
             while let Some(m) = next {
@@ -64,8 +64,7 @@ impl Writer {
                     }
                     Err(e) if super::log_check::is_out_of_range(&e) => {
                         // A position outside the log: find which and why.
-                        let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
-                        self.check_logs(&assigned).await?;
+                        self.check_assigned_logs().await?;
                         tracing::warn!(stream = %self.spec().name, error = %e, "offset out of range, but every assigned partition fits its log");
                         break;
                     }

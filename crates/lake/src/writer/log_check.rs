@@ -42,13 +42,16 @@ impl Writer {
     /// [`Writer::check_logs`] of every assigned partition, when no record
     /// arrived for [`IDLE_RECHECK`] since the last record or check.
     pub(super) async fn recheck_if_idle(&mut self) -> Result<(), LakeError> {
-        let now = Instant::now();
-        let quiet_since = self.last_record_at.max(self.last_log_check);
-        if self.assigned.is_empty() || now.duration_since(quiet_since) < IDLE_RECHECK {
+        if self.assigned.is_empty() || self.quiet_since.elapsed() < IDLE_RECHECK {
             return Ok(());
         }
-        self.last_log_check = now;
+        self.quiet_since = Instant::now();
         tracing::debug!(stream = %self.spec().name, "no records for a while: checking the partitions' logs");
+        self.check_assigned_logs().await
+    }
+
+    /// [`Writer::check_logs`] of every assigned partition.
+    pub(super) async fn check_assigned_logs(&self) -> Result<(), LakeError> {
         let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
         self.check_logs(&assigned).await
     }

@@ -124,10 +124,9 @@ struct Writer {
     assigned: HashSet<TopicPartition>,
     seen_assignment: bool,
     last_refresh: Option<Instant>,
-    /// When a record last arrived, and when the logs were last checked
-    /// while none did ([`Writer::recheck_if_idle`]).
-    last_record_at: Instant,
-    last_log_check: Instant,
+    /// When a record last arrived or the logs were last checked, whichever
+    /// is later ([`Writer::recheck_if_idle`]).
+    quiet_since: Instant,
 }
 
 /// Opens (creating if needed) a stream's table and dead-letter table.
@@ -188,8 +187,7 @@ pub async fn run(opts: WriterOptions, stop: CancellationToken) -> Result<RunSumm
         assigned: HashSet::new(),
         seen_assignment: false,
         last_refresh: None,
-        last_record_at: Instant::now(),
-        last_log_check: Instant::now(),
+        quiet_since: Instant::now(),
         opts,
     };
     w.summary.version = w.main.version();
