@@ -195,28 +195,14 @@ PY
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$bin" web --bind "127.0.0.1:$port" >"$work/web.out" 2>&1 &
 web_pid=$!
-read -r live_api_s full_api_s < <(python3 - "$port" "$view_sql" <<'PY'
-import json, os, sys, time, urllib.request
+read -r live_api_s full_api_s < <(PYTHONPATH="$repo/bench" python3 - "$port" "$view_sql" <<'PY'
+import os, sys
+from sqlapi import best, query, wait
 port, sql = sys.argv[1], sys.argv[2]
-base = f"http://127.0.0.1:{port}"
-for _ in range(600):
-    try:
-        urllib.request.urlopen(base + "/healthz", timeout=1).read()
-        break
-    except OSError:
-        time.sleep(0.1)
-def query(q):
-    req = urllib.request.Request(base + "/api/v1/sql", data=json.dumps({"sql": q}).encode(),
-                                 headers={"content-type": "application/json"})
-    t = time.perf_counter()
-    body = json.loads(urllib.request.urlopen(req, timeout=120).read())
-    return time.perf_counter() - t, body
-def best(q):
-    query(q)  # the first read of each table's log
-    return min(query(q)[0] for _ in range(10))
-live, full = best("SELECT * FROM live.users_by_nation"), best(sql)
-_, a = query("SELECT nation, users FROM live.users_by_nation ORDER BY nation")
-_, b = query("SELECT nation, count(*) AS users FROM users GROUP BY nation ORDER BY nation")
+wait(port)
+live, full = best(port, "SELECT * FROM live.users_by_nation", 10), best(port, sql, 10)
+_, a = query(port, "SELECT nation, users FROM live.users_by_nation ORDER BY nation")
+_, b = query(port, "SELECT nation, count(*) AS users FROM users GROUP BY nation ORDER BY nation")
 if a["rows"] != b["rows"]:
     sys.exit(f"live over the API differs from the SQL over users: {a['rows'][:5]} vs {b['rows'][:5]}")
 print(f"{live:.4f} {full:.4f}")

@@ -46,6 +46,19 @@ impl Default for Limits {
     }
 }
 
+/// How much Parquet metadata (footers, page indexes) an engine keeps
+/// between queries: a quarter of its memory limit, and never less than
+/// DataFusion's own 50 MiB. A stream table's footers are ~20 KB in memory
+/// each, and DataFusion's cache is least-recently-used, so a scan of more
+/// files than fit (2,500 at 50 MiB) finds none of them cached the next
+/// time: each query of a long-running engine (the web server, standalone)
+/// would read every footer again.
+fn metadata_cache_limit(memory: u64) -> usize {
+    usize::try_from(memory / 4)
+        .unwrap_or(usize::MAX)
+        .max(50 << 20)
+}
+
 /// Runs read-only SQL over a lake.
 #[derive(Debug, Clone)]
 pub struct SqlEngine {
@@ -103,6 +116,7 @@ impl SqlEngine {
     pub fn new(catalog: LakeCatalog, limits: Limits) -> Result<SqlEngine, SqlError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory as usize, 1.0)
+            .with_metadata_cache_limit(metadata_cache_limit(limits.memory))
             .build_arc()
             .map_err(|e| SqlError::from_datafusion(e, limits.memory))?;
         Ok(SqlEngine {
