@@ -12,14 +12,6 @@ mod shutdown;
 
 use clap::Parser;
 
-/// mimalloc, not the system allocator: a query allocates and frees many
-/// short-lived buffers per Parquet column chunk (decompression contexts,
-/// pages, batches) from several threads, and glibc's malloc spent a quarter
-/// of a group-by's CPU time in its own bookkeeping (`malloc_consolidate`,
-/// `unlink_chunk`); DataFusion's own CLI makes the same choice.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     quiet_on_closed_pipe();
     let cli = cli::Cli::parse();
