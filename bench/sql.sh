@@ -109,7 +109,7 @@ done
 port=$(free_port)
 "$bin" web --bind "127.0.0.1:$port" >"$work/web.out" 2>&1 &
 web_pid=$!
-PYTHONPATH="$repo/bench" python3 "$repo/bench/sqlapi.py" "$port" "$RUNS" "$q1" "$q2" "$q3" >"$work/api.out"
+python3 "$repo/bench/sqlapi.py" "$port" "$RUNS" "$q1" "$q2" "$q3" >"$work/api.out"
 kill "$web_pid"
 wait "$web_pid" 2>/dev/null || true
 for i in 1 2 3; do

@@ -192,7 +192,7 @@ PY
 # The same two queries through a running server (`POST /api/v1/sql`), as
 # the Query page and the API answer them: one process answers many
 # queries, so its start and each table's first log read are paid once.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin" web --bind "127.0.0.1:$port" >"$work/web.out" 2>&1 &
 web_pid=$!
 read -r live_api_s full_api_s < <(PYTHONPATH="$repo/bench" python3 - "$port" "$view_sql" <<'PY'

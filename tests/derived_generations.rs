@@ -64,6 +64,16 @@ fn project(partitions: i32, derived: &str) -> (BrokerProcess, Project) {
 }
 
 /// Rows and ids twice in a table, by DuckDB.
+/// Produces events `first..first + count`, lands them, and runs each of
+/// `transforms` until it has caught up.
+fn land(broker: &BrokerProcess, project: &Project, first: u64, count: u64, transforms: &[&str]) {
+    produce(&broker.bootstrap, "events", first, count);
+    project.catch_up();
+    for t in transforms {
+        project.catch_up_transform(t);
+    }
+}
+
 fn rows(project: &Project, table: &str) -> (u64, u64) {
     let lake = project.dir.path().join("lake");
     let r = duckdb(
@@ -106,11 +116,13 @@ fn expected(project: &Project) -> ((u64, u64), (u64, u64)) {
 #[test]
 fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
     let (broker, project) = project(2, DERIVED);
-    produce(&broker.bootstrap, "events", 0, 120);
-    project.catch_up();
-    project.catch_up_transform("kept");
-    project.catch_up_transform("kept_fr");
-    project.catch_up_transform("per_minute");
+    land(
+        &broker,
+        &project,
+        0,
+        120,
+        &["kept", "kept_fr", "per_minute"],
+    );
     let (kept, fr) = expected(&project);
     assert!(kept.0 > 0 && fr.0 > 0);
     // Events fall on three minutes (`common::lake::record`).
@@ -161,11 +173,13 @@ fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
     }
 
     // The writer and the transforms go on from the new generations.
-    produce(&broker.bootstrap, "events", 120, 80);
-    project.catch_up();
-    project.catch_up_transform("kept");
-    project.catch_up_transform("kept_fr");
-    project.catch_up_transform("per_minute");
+    land(
+        &broker,
+        &project,
+        120,
+        80,
+        &["kept", "kept_fr", "per_minute"],
+    );
     assert_eq!(windows(&project), (3, 200), "windows updated past the swap");
     let (kept2, fr2) = expected(&project);
     assert!(kept2.0 > kept.0 && fr2.0 > fr.0);
@@ -183,9 +197,7 @@ fn a_rebuilt_stream_table_rebuilds_its_transforms_in_order_then_they_go_on() {
 #[test]
 fn a_transform_table_is_rebuilt_with_a_changed_declaration_and_bad_flags_are_refused() {
     let (broker, project) = project(1, DERIVED);
-    produce(&broker.bootstrap, "events", 0, 60);
-    project.catch_up();
-    project.catch_up_transform("kept");
+    land(&broker, &project, 0, 60, &["kept"]);
 
     // The same transform, now keeping every event and a new column.
     let other = project.config_variant(
@@ -268,12 +280,8 @@ fn a_windowed_transforms_late_rows_follow_its_generations() {
     // Events fall on Nov 21, 22 and 23 in turn. Once the first 30 are in
     // the transform, its watermark is Nov 23 09:59:59: of the next 30, the
     // 21st's and 22nd's are late.
-    produce(&broker.bootstrap, "events", 0, 30);
-    project.catch_up();
-    project.catch_up_transform("per_minute");
-    produce(&broker.bootstrap, "events", 30, 30);
-    project.catch_up();
-    project.catch_up_transform("per_minute");
+    land(&broker, &project, 0, 30, &["per_minute"]);
+    land(&broker, &project, 30, 30, &["per_minute"]);
     let (windowed, late) = windowed_and_late(&project);
     assert!(late >= 20, "late rows: {late}");
     assert_eq!(windowed + late, 60, "every event once, in a window or late");
@@ -292,9 +300,7 @@ fn a_windowed_transforms_late_rows_follow_its_generations() {
 #[test]
 fn late_rows_found_only_while_a_generation_catches_up_get_a_live_late_table() {
     let (broker, project) = project(1, &per_minute("7d"));
-    produce(&broker.bootstrap, "events", 0, 30);
-    project.catch_up();
-    project.catch_up_transform("per_minute");
+    land(&broker, &project, 0, 30, &["per_minute"]);
     assert_eq!(windows(&project).1, 30, "nothing late with a week's delay");
 
     // The same transform with a second's delay, replayed now (one step:
@@ -312,8 +318,7 @@ fn late_rows_found_only_while_a_generation_catches_up_get_a_live_late_table() {
         "--no-swap",
     ];
     project.ok(&args);
-    produce(&broker.bootstrap, "events", 30, 30);
-    project.catch_up();
+    land(&broker, &project, 30, 30, &[]);
     let out = project.ok(&[
         "lake",
         "swap",

@@ -48,11 +48,11 @@ impl Default for Limits {
 
 /// How much Parquet metadata (footers, page indexes) an engine keeps
 /// between queries: a quarter of its memory limit, and never less than
-/// DataFusion's own 50 MiB. A stream table's footers are ~20 KB in memory
-/// each, and DataFusion's cache is least-recently-used, so a scan of more
-/// files than fit (2,500 at 50 MiB) finds none of them cached the next
-/// time: each query of a long-running engine (the web server, standalone)
-/// would read every footer again.
+/// DataFusion's own 50 MiB. A stream table is thousands of small files,
+/// and DataFusion's cache is least-recently-used, so a scan of more footers
+/// than fit finds none of them cached the next time: each query of a
+/// long-running engine (the web server, standalone) would read every
+/// footer again.
 fn metadata_cache_limit(memory: u64) -> usize {
     usize::try_from(memory / 4)
         .unwrap_or(usize::MAX)
