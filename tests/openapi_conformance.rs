@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -80,19 +79,11 @@ fn schemathesis_finds_no_mismatch_between_the_document_and_the_server() {
     );
 }
 
-/// The body of `GET path` (HTTP/1.0, so the answer ends with the
-/// connection and is not chunked).
+/// The body of `GET path`, which must answer 200.
 fn get(bind: &str, path: &str) -> serde_json::Value {
-    let mut s = std::net::TcpStream::connect(bind).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {bind}\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}"
-    );
-    serde_json::from_str(body).unwrap()
+    let (status, body) = common::http(bind, "GET", path, None);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
 }
 
 /// How many operations (path and method) an OpenAPI document declares,

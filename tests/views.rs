@@ -70,8 +70,10 @@ const ALL: [&str; 6] = ["nation", "n", "ids", "mean_id", "first_at", "top"];
 const NUMERIC: [&str; 5] = ["nation", "n", "ids", "mean_id", "top"];
 
 /// `live` against the same SQL over the whole source (our engine) and
-/// against DuckDB.
-fn live_is_exact(project: &Project, moment: &str) {
+/// against DuckDB; and `live` as a running server answers it (one engine
+/// across every moment, which keeps the speed rows' partials between
+/// queries) against the same. What the server's live is made of.
+fn live_is_exact(project: &Project, server: &str, moment: &str) -> String {
     let lake = project.dir.path().join("lake");
     let live = rows(project, "SELECT * FROM live.by_nation ORDER BY nation");
     let whole = rows(project, WHOLE);
@@ -80,6 +82,14 @@ fn live_is_exact(project: &Project, moment: &str) {
         &whole,
         &ALL,
         &format!("{moment}: live vs the SQL over the source"),
+    );
+    let (served, made_of) =
+        Project::api_sql(server, "SELECT * FROM live.by_nation ORDER BY nation");
+    assert_same(
+        &served,
+        &whole,
+        &ALL,
+        &format!("{moment}: live from a running server vs the SQL over the source"),
     );
     let judge: Vec<Value> = duckdb(&lake, &JUDGE.replace("{where}", "true"))
         .into_iter()
@@ -91,6 +101,7 @@ fn live_is_exact(project: &Project, moment: &str) {
         &NUMERIC,
         &format!("{moment}: live vs DuckDB"),
     );
+    made_of.join("\n")
 }
 
 #[test]
@@ -100,9 +111,10 @@ fn live_equals_the_view_over_the_whole_source_at_every_moment() {
     project.add_config(VIEW);
     produce(&broker.bootstrap, "events", 0, 120);
     project.catch_up();
+    let (_web, server) = project.web();
 
     // Before the first refresh live reads the whole source, and says so.
-    live_is_exact(&project, "before a refresh");
+    live_is_exact(&project, &server, "before a refresh");
     let out = project.ok(&["sql", "SELECT count(*) AS groups FROM live.by_nation"]);
     assert!(out.contains("no batch yet"), "{out}");
     let err = project
@@ -122,7 +134,8 @@ fn live_equals_the_view_over_the_whole_source_at_every_moment() {
         refreshed.contains("events/0 ≤") && refreshed.contains("events/1 ≤"),
         "{refreshed}"
     );
-    live_is_exact(&project, "right after a refresh");
+    let said = live_is_exact(&project, &server, "right after a refresh");
+    assert!(said.contains("the 0 rows of events@"), "{said}");
     let list: Value = serde_json::from_str(&project.ok(&["view", "list", "-o", "json"])).unwrap();
     assert_eq!(list[0]["name"], "by_nation");
     assert_eq!(
@@ -130,10 +143,17 @@ fn live_equals_the_view_over_the_whole_source_at_every_moment() {
         "{list:#}"
     );
 
-    // More rows land: they are the speed layer, live merges them.
-    produce(&broker.bootstrap, "events", 120, 90);
+    // More rows land: they are the speed layer, live merges them. The
+    // server folds the partials of the new commits' files into the ones it
+    // kept from the last query, and says so.
+    produce(&broker.bootstrap, "events", 120, 50);
     project.catch_up();
-    live_is_exact(&project, "after more rows landed");
+    let said = live_is_exact(&project, &server, "after more rows landed");
+    assert!(said.contains("partials kept from events@"), "{said}");
+    produce(&broker.bootstrap, "events", 170, 40);
+    project.catch_up();
+    let said = live_is_exact(&project, &server, "after more rows landed again");
+    assert!(said.contains("the 90 rows of events@"), "{said}");
     let lake = project.dir.path().join("lake");
     let batch = rows(&project, "SELECT * FROM batch.by_nation ORDER BY nation");
     let old: Vec<Value> = duckdb(&lake, &JUDGE.replace("{where}", "id < 120"))
@@ -157,7 +177,11 @@ fn live_equals_the_view_over_the_whole_source_at_every_moment() {
     // Compaction rewrites the source's files: the speed layer is keyed on
     // offsets, not on files or time, so nothing is counted twice.
     project.ok(&["lake", "optimize", "events"]);
-    live_is_exact(&project, "after the source was compacted");
+    let said = live_is_exact(&project, &server, "after the source was compacted");
+    assert!(
+        !said.contains("partials kept"),
+        "a compaction recomputes: {said}"
+    );
 
     // Readers during a refresh see the old batch or the new one, whole.
     let mut refresh = Guard(
@@ -167,10 +191,10 @@ fn live_equals_the_view_over_the_whole_source_at_every_moment() {
             .unwrap(),
     );
     for i in 0..3 {
-        live_is_exact(&project, &format!("while a refresh runs ({i})"));
+        live_is_exact(&project, &server, &format!("while a refresh runs ({i})"));
     }
     assert!(refresh.0.wait().unwrap().success());
-    live_is_exact(&project, "after the second refresh");
+    live_is_exact(&project, &server, "after the second refresh");
     let speed = rows(&project, "SELECT * FROM speed.by_nation");
     assert!(
         speed.is_empty(),
@@ -183,7 +207,8 @@ fn live_equals_the_view_over_the_whole_source_at_every_moment() {
     produce(&broker.bootstrap, "events", 210, 30);
     project.catch_up();
     let deleted = python_delete(&lake.join("events"), "id % 5 = 0");
-    live_is_exact(&project, "after another writer deleted rows");
+    let said = live_is_exact(&project, &server, "after another writer deleted rows");
+    assert!(said.contains("removed rows after the batch"), "{said}");
     let said = project.ok(&["sql", "SELECT * FROM live.by_nation"]);
     assert!(
         said.contains("the view over all of events")
@@ -191,7 +216,11 @@ fn live_equals_the_view_over_the_whole_source_at_every_moment() {
         "{said}"
     );
     project.ok(&["view", "refresh", "by_nation"]);
-    live_is_exact(&project, "after a refresh that followed the delete");
+    live_is_exact(
+        &project,
+        &server,
+        "after a refresh that followed the delete",
+    );
     let said = project.ok(&["sql", "SELECT * FROM live.by_nation"]);
     assert!(said.contains("past that mark"), "{said}");
 }

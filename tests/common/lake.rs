@@ -3,13 +3,14 @@
 //! writer run through the real binary, and an outside reader (Python
 //! `deltalake`) to check what it wrote.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{BIN, text};
+use super::{BIN, http, text};
 
 pub fn record(i: u64) -> String {
     let nations = ["FR", "DE", "US", "BR", "NL"];
@@ -152,6 +153,68 @@ rotation = {rotation}
         });
         assert!(out.status.success(), "lake verify failed: {v:#}");
         v
+    }
+
+    /// Starts `tributary web` on a free loopback port: one long-running
+    /// SQL engine, as the Query page and the API use it. The process, and
+    /// its address once it listens (read from its banner).
+    pub fn web(&self) -> (Guard, String) {
+        let mut child = self
+            .cmd(&["web", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let banner = lines.next().expect("the web server's banner").unwrap();
+        let addr = banner
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {banner:?}"))
+            .to_string();
+        std::thread::spawn(move || lines.for_each(drop));
+        (Guard(child), addr)
+    }
+
+    /// `POST /api/v1/sql` to a running server: the rows as objects by
+    /// column name, and what the view layers read are made of.
+    pub fn api_sql(addr: &str, sql: &str) -> (Vec<Value>, Vec<String>) {
+        let (status, body) = http(
+            addr,
+            "POST",
+            "/api/v1/sql",
+            Some(&serde_json::json!({ "sql": sql })),
+        );
+        assert_eq!(status, 200, "{sql}: {body:#}");
+        let names: Vec<&str> = body["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        let rows = body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let cells = r.as_array().unwrap();
+                Value::Object(
+                    names
+                        .iter()
+                        .zip(cells)
+                        .map(|(n, c)| (n.to_string(), c.clone()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let made_of = body["made_of"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect();
+        (rows, made_of)
     }
 
     /// Appends declarations to the project's `tributary.toml`.

@@ -283,3 +283,26 @@ pub fn interrupt(mut child: Child) {
     assert!(st.success());
     assert!(child.wait().unwrap().success(), "clean shutdown");
 }
+
+/// One HTTP/1.0 request (so the answer ends with the connection and is not
+/// chunked): the status code and the body as JSON (`Null` when it is not
+/// JSON).
+pub fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}

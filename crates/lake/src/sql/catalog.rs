@@ -15,11 +15,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::kernel::Add;
 
+use super::error::SqlError;
 use crate::LakeError;
 use crate::table::Location;
 
@@ -121,6 +123,9 @@ pub enum Bound {
     Table(DeltaTable),
     /// An empty table of this schema.
     Empty(SchemaRef),
+    /// Rows held in memory (a view's partial aggregates, kept between
+    /// queries).
+    Rows(Rows),
     /// The rows of another binding where `predicate` (SQL over its
     /// columns) holds.
     Where {
@@ -129,6 +134,46 @@ pub enum Bound {
         /// The condition rows must meet.
         predicate: String,
     },
+}
+
+/// A query's rows, all of them, in memory.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    /// The columns.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Rows {
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The memory the rows hold.
+    pub fn bytes(&self) -> usize {
+        self.batches
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+}
+
+/// What a [`Layers`] may ask of the engine planning one of its names: the
+/// catalog, and the rows of a query over bound tables (a view's partial
+/// aggregates of the rows that arrived since it last looked).
+#[async_trait::async_trait]
+pub trait Run: Send + Sync {
+    /// The catalog the engine reads.
+    fn catalog(&self) -> &LakeCatalog;
+    /// Runs `sql` with `bound` names, within the engine's limits.
+    async fn rows(&self, sql: &str, bound: &BTreeMap<String, Bound>) -> Result<Rows, SqlError>;
 }
 
 /// Names under schemas other than the lake's own (`live.users_by_nation`),
@@ -143,10 +188,10 @@ pub trait Layers: Send + Sync + fmt::Debug {
     /// What `schema.name` is; `None` when nothing of that name is declared.
     async fn layer(
         &self,
-        catalog: &LakeCatalog,
+        run: &dyn Run,
         schema: &str,
         name: &str,
-    ) -> Result<Option<Layer>, LakeError>;
+    ) -> Result<Option<Layer>, SqlError>;
 }
 
 /// A table a [`Layers`] answers: SQL over tables bound for it.

@@ -5,6 +5,8 @@
 //! - [`catalog`]: where tables are, [`TableRef`] (`users@12`), listing.
 //! - [`engine`]: [`SqlEngine`] — parse, open the named tables, plan with
 //!   writes refused, run within a time limit and a shared memory pool.
+//! - [`statement`]: what a query may be (read-only), checked without
+//!   opening a table; the table names it uses.
 //! - [`error`]: [`SqlError`] with the place in the SQL and "did you mean".
 //! - [`encode`]: rows as text cells, JSON, CSV and Parquet.
 //! - [`template`]: `{{ data_interval_start }}` and the other template variables
@@ -17,10 +19,12 @@ pub mod encode;
 pub mod engine;
 pub mod error;
 mod provider;
+pub mod statement;
 pub mod template;
 pub mod write;
 
-pub use catalog::{AsOf, Bound, LakeCatalog, Layer, Layers, TableRef};
-pub use engine::{Answer, Batches, Limits, Query, SqlEngine, check, tables_named};
+pub use catalog::{AsOf, Bound, LakeCatalog, Layer, Layers, Rows, Run, TableRef};
+pub use engine::{Answer, Batches, Limits, Query, SqlEngine};
 pub use error::{Place, SqlError, SqlErrorKind};
+pub use statement::{check, tables_named};
 pub use write::{WriteMode, WriteReport, WriteSpec};

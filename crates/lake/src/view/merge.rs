@@ -222,21 +222,37 @@ impl MergePlan {
     /// parenthesised query with an alias) into the view's columns, one row
     /// per group.
     pub fn combined_sql(&self, input: &str) -> String {
+        self.combine(input, false)
+    }
+
+    /// SQL combining the partial rows of `input` into partial rows again,
+    /// one per group: two sets of the speed rows' partials made one.
+    pub fn partials_combined_sql(&self, input: &str) -> String {
+        self.combine(input, true)
+    }
+
+    fn combine(&self, input: &str, keep_partial: bool) -> String {
         let q = |n: &str| quote_ident(n);
+        let added = |n: &str| format!("sum({}) AS {}", q(n), q(n));
         let select: Vec<String> = self
             .columns
             .iter()
             .map(|c| {
                 let n = q(&c.name);
+                let (sum, count) = (
+                    format!("{}{AVG_SUM}", c.name),
+                    format!("{}{AVG_COUNT}", c.name),
+                );
                 match c.combine {
                     Combine::Key => n,
-                    Combine::Count | Combine::Sum => format!("sum({n}) AS {n}"),
+                    Combine::Count | Combine::Sum => added(&c.name),
                     Combine::Min => format!("min({n}) AS {n}"),
                     Combine::Max => format!("max({n}) AS {n}"),
+                    Combine::Avg if keep_partial => format!("{}, {}", added(&sum), added(&count)),
                     Combine::Avg => format!(
                         "CAST(sum({}) AS DOUBLE) / CAST(sum({}) AS DOUBLE) AS {n}",
-                        q(&format!("{}{AVG_SUM}", c.name)),
-                        q(&format!("{}{AVG_COUNT}", c.name)),
+                        q(&sum),
+                        q(&count),
                     ),
                 }
             })
@@ -366,6 +382,14 @@ mod tests {
         let s = p.combined_sql("b");
         assert!(s.contains("sum(\"users\") AS \"users\""), "{s}");
         assert!(s.ends_with("GROUP BY \"nation\", \"date\""), "{s}");
+        // Partials combined stay partials: an average's sum and count add.
+        let s = p.partials_combined_sql("b");
+        assert!(
+            s.contains("sum(\"lat__sum\") AS \"lat__sum\", sum(\"lat__count\") AS \"lat__count\"")
+                && s.contains("max(\"oldest\") AS \"oldest\"")
+                && !s.contains("DOUBLE"),
+            "{s}"
+        );
     }
 
     #[test]

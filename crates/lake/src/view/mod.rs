@@ -9,6 +9,9 @@
 //! - [`refresh`](refresh::refresh): recompute the batch table;
 //! - [`layers`]: `batch.<view>`, `speed.<view>` and `live.<view>` as SQL
 //!   names ([`Views`], the catalog's [`Layers`](crate::sql::Layers));
+//! - `speed`: the tables a layer reads and the speed layer's rows;
+//! - [`serving`]: what a long-running engine keeps of a view between
+//!   queries (the batch's mark, the speed rows' partial aggregates);
 //! - [`status`](status::status): where a view stands;
 //! - [`check`]: the SQL planned before anything runs.
 
@@ -17,7 +20,9 @@ pub mod coverage;
 pub mod layers;
 pub mod merge;
 pub mod refresh;
+pub mod serving;
 pub mod spec;
+mod speed;
 pub mod status;
 
 pub use layers::Views;
