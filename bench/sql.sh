@@ -31,7 +31,8 @@
 # Needs tansu, duckdb and duckdb-ext-delta (./scripts/test.sh installs
 # them) and polars (installed here when missing). RECORDS=… and RUNS=…
 # override the defaults; KEEP=1 keeps the project folder (its path goes to
-# stderr) for profiling.
+# stderr) for profiling; FROM_TABLE=<kept project>/lake/users runs on a
+# copy of that table instead of producing and landing a new one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -53,10 +54,16 @@ source bench/lib.sh
 python3 -c 'import polars' 2>/dev/null ||
   python3 -m pip install -q --break-system-packages 'polars==2.1.0' >&2
 
-start_tansu "$work/tansu.log"
-"$helper" create "$bootstrap" users 8
-"$helper" produce "$bootstrap" users "$RECORDS" "$DAYS" >"$work/produce.out"
-
+if [ -n "${FROM_TABLE:-}" ]; then
+  # A users table an earlier run kept (KEEP=1): copied, not produced.
+  mkdir -p "$work/lake"
+  cp -r "$FROM_TABLE" "$work/lake/users"
+  bootstrap="127.0.0.1:9"
+else
+  start_tansu "$work/tansu.log"
+  "$helper" create "$bootstrap" users 8
+  "$helper" produce "$bootstrap" users "$RECORDS" "$DAYS" >"$work/produce.out"
+fi
 cd "$work"
 mkdir dags
 cat >tributary.toml <<EOF
@@ -76,7 +83,7 @@ partition_by = ["nation", "date(event_time)"]
 memory_budget = "256MiB"
 rotation = { max_rows = 1000000, max_bytes = "128MiB", max_age = "10s" }
 EOF
-"$bin" stream run users --until-caught-up >"$work/writer.out" 2>&1
+[ -n "${FROM_TABLE:-}" ] || "$bin" stream run users --until-caught-up >"$work/writer.out" 2>&1
 rows=$("$bin" sql "SELECT count(*) AS n FROM users" -o csv | tail -1)
 [ "$rows" = "$RECORDS" ] || { echo "the users table holds $rows rows, not $RECORDS" >&2; exit 1; }
 echo "sql_table_rows $rows rows"

@@ -55,6 +55,28 @@ fn metadata_cache_limit(memory: u64) -> usize {
         .max(50 << 20)
 }
 
+/// How many partitions a query is planned with: twice the cores, and at
+/// least 4 — unless `DATAFUSION_EXECUTION_TARGET_PARTITIONS` says. A stream
+/// table is thousands of small files, and every file's reads (its footer,
+/// then its columns) wait on I/O; with one partition per core the cores
+/// wait with them. Measured on the SQL benchmark's 3,300-file table (2
+/// cores): a group-by over every file 0.73–0.83 s with 2 partitions, 0.55–0.58
+/// s with 4, in a new process; 0.47–0.50 s and 0.41–0.43 s in a running
+/// server.
+fn read_partitions() -> usize {
+    partitions_set_by_env().unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (2 * cores).max(4)
+    })
+}
+
+/// The partition count the environment sets, if it does.
+fn partitions_set_by_env() -> Option<usize> {
+    std::env::var("DATAFUSION_EXECUTION_TARGET_PARTITIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
 /// Runs read-only SQL over a lake.
 #[derive(Debug, Clone)]
 pub struct SqlEngine {
@@ -168,7 +190,11 @@ impl SqlEngine {
         bound: &BTreeMap<String, Bound>,
     ) -> Result<(DataFrame, Read), SqlError> {
         let df_err = |e| SqlError::from_datafusion_in(e, self.limits.memory, sql);
-        let mut config = SessionConfig::new()
+        // DataFusion's options from `DATAFUSION_*` variables, as its own
+        // CLI reads them.
+        let mut config = SessionConfig::from_env()
+            .map_err(df_err)?
+            .with_target_partitions(read_partitions())
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .set_bool("datafusion.sql_parser.collect_spans", true);
         config.options_mut().sql_parser.dialect = Dialect::Generic;
@@ -406,11 +432,19 @@ impl Query {
         self.df.logical_plan()
     }
 
-    /// The session and plan, for writing the answer into a table.
+    /// The session and plan, for writing the answer into a table. The
+    /// session plans the write with DataFusion's own partition count (one
+    /// per core), not the read count ([`read_partitions`]): each partition
+    /// of a write's input becomes files of its own.
     pub(crate) fn into_parts(
         self,
     ) -> (deltalake::datafusion::execution::SessionState, LogicalPlan) {
-        self.df.into_parts()
+        let (mut state, plan) = self.df.into_parts();
+        if partitions_set_by_env().is_none() {
+            state.config_mut().options_mut().execution.target_partitions =
+                SessionConfig::new().target_partitions();
+        }
+        (state, plan)
     }
 
     /// The tables the query reads, as named, with their versions.
