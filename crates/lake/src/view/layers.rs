@@ -11,12 +11,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::coverage::Coverage;
 use super::serving::{Serving, partials_name};
 use super::spec::{LAYERS, Merge, ViewSpec};
-use super::speed::{open, speed};
+use super::speed::{Batch, Opened, speed};
 use crate::LakeError;
 use crate::sql::write::quote_ident;
-use crate::sql::{Bound, Layer, Layers, Run, SqlError};
+use crate::sql::{Bound, LakeCatalog, Layer, Layers, Run, SqlError};
+use crate::transform::changes::commit_time;
+use deltalake::DeltaTable;
 
 /// The views of a project, and what a long-running engine keeps of them
 /// between queries ([`Serving`]).
@@ -39,6 +42,68 @@ impl Views {
     pub fn get(&self, name: &str) -> Option<&Arc<ViewSpec>> {
         self.views.get(name)
     }
+}
+
+/// Opens the view's source and batch table at their latest versions; the
+/// batch's mark is read from its log once per batch version (`serving`
+/// keeps it).
+async fn open(
+    catalog: &LakeCatalog,
+    spec: &ViewSpec,
+    serving: &Serving,
+) -> Result<Opened, LakeError> {
+    let source = catalog.latest(&spec.source).await?.ok_or_else(|| {
+        LakeError::Config(format!(
+            "view {}: its source table {:?} does not exist yet",
+            spec.name, spec.source
+        ))
+    })?;
+    let Some(table) = catalog.latest(&spec.table).await? else {
+        return Ok(Opened {
+            source,
+            batch: None,
+        });
+    };
+    let version = table.version().unwrap_or(0);
+    if let Some((coverage, said)) = serving.mark(&spec.name, version) {
+        return Ok(Opened {
+            source,
+            batch: Some(Batch {
+                table,
+                coverage,
+                said,
+            }),
+        });
+    }
+    let txns = crate::table::all_txns(&table, version).await?;
+    let Some(coverage) = Coverage::read(&txns, &spec.name) else {
+        return Ok(Opened {
+            source,
+            batch: None,
+        });
+    };
+    let said = describe_batch(spec, &table, &coverage).await;
+    serving.keep_mark(&spec.name, version, &coverage, &said);
+    Ok(Opened {
+        source,
+        batch: Some(Batch {
+            table,
+            coverage,
+            said,
+        }),
+    })
+}
+
+/// `table vN (covers, refreshed at T)`.
+async fn describe_batch(spec: &ViewSpec, t: &DeltaTable, c: &Coverage) -> String {
+    let v = t.version().unwrap_or(0);
+    let at = commit_time(t, v)
+        .await
+        .ok()
+        .flatten()
+        .map(|t| format!(", refreshed {}", t.format("%Y-%m-%dT%H:%M:%SZ")))
+        .unwrap_or_default();
+    format!("{} v{v} ({}{at})", spec.table, c.describe(&spec.source))
 }
 
 #[async_trait::async_trait]

@@ -4,11 +4,10 @@
 use deltalake::DeltaTable;
 
 use super::coverage::{Coverage, keyed_by_offset};
-use super::serving::Serving;
 use super::spec::ViewSpec;
 use crate::LakeError;
-use crate::sql::{Bound, LakeCatalog};
-use crate::transform::changes::{Since, added_since, commit_time};
+use crate::sql::Bound;
+use crate::transform::changes::{Since, added_since};
 
 /// The tables a layer reads, opened once.
 pub(super) struct Opened {
@@ -29,68 +28,6 @@ impl Batch {
     pub fn version(&self) -> u64 {
         self.table.version().unwrap_or(0)
     }
-}
-
-/// Opens the view's source and batch table at their latest versions; the
-/// batch's mark is read from its log once per batch version (`serving`
-/// keeps it).
-pub(super) async fn open(
-    catalog: &LakeCatalog,
-    spec: &ViewSpec,
-    serving: &Serving,
-) -> Result<Opened, LakeError> {
-    let source = catalog.latest(&spec.source).await?.ok_or_else(|| {
-        LakeError::Config(format!(
-            "view {}: its source table {:?} does not exist yet",
-            spec.name, spec.source
-        ))
-    })?;
-    let Some(table) = catalog.latest(&spec.table).await? else {
-        return Ok(Opened {
-            source,
-            batch: None,
-        });
-    };
-    let version = table.version().unwrap_or(0);
-    if let Some((coverage, said)) = serving.mark(&spec.name, version) {
-        return Ok(Opened {
-            source,
-            batch: Some(Batch {
-                table,
-                coverage,
-                said,
-            }),
-        });
-    }
-    let txns = crate::table::all_txns(&table, version).await?;
-    let Some(coverage) = Coverage::read(&txns, &spec.name) else {
-        return Ok(Opened {
-            source,
-            batch: None,
-        });
-    };
-    let said = describe_batch(spec, &table, &coverage).await;
-    serving.keep_mark(&spec.name, version, &coverage, &said);
-    Ok(Opened {
-        source,
-        batch: Some(Batch {
-            table,
-            coverage,
-            said,
-        }),
-    })
-}
-
-/// `table vN (covers, refreshed at T)`.
-async fn describe_batch(spec: &ViewSpec, t: &DeltaTable, c: &Coverage) -> String {
-    let v = t.version().unwrap_or(0);
-    let at = commit_time(t, v)
-        .await
-        .ok()
-        .flatten()
-        .map(|t| format!(", refreshed {}", t.format("%Y-%m-%dT%H:%M:%SZ")))
-        .unwrap_or_default();
-    format!("{} v{v} ({}{at})", spec.table, c.describe(&spec.source))
 }
 
 /// The most source commits a query reads to find the files added since
