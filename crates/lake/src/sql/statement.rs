@@ -93,23 +93,13 @@ pub(super) fn refuse_statement(statement: &DfStatement, sql: &str) -> Result<(),
 
 /// Refuses DDL, DML and statements anywhere in the plan: a query only reads.
 pub(super) fn refuse_writes(plan: &LogicalPlan) -> Result<(), SqlError> {
-    use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
-    let mut refused = None;
-    plan.apply_with_subqueries(|node| {
-        let what = match node {
-            LogicalPlan::Ddl(ddl) => Some(format!("{} (DDL)", ddl.name())),
-            LogicalPlan::Dml(dml) => Some(format!("{} (DML)", dml.op)),
-            LogicalPlan::Copy(_) => Some("COPY (DML)".to_string()),
-            LogicalPlan::Statement(s) => Some(format!("{} (a statement)", s.name())),
-            _ => None,
-        };
-        if let Some(what) = what {
-            refused = Some(what);
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })
-    .expect("the visitor does not fail");
+    let refused = first_in_plan(plan, |node| match node {
+        LogicalPlan::Ddl(ddl) => Some(format!("{} (DDL)", ddl.name())),
+        LogicalPlan::Dml(dml) => Some(format!("{} (DML)", dml.op)),
+        LogicalPlan::Copy(_) => Some("COPY (DML)".to_string()),
+        LogicalPlan::Statement(s) => Some(format!("{} (a statement)", s.name())),
+        _ => None,
+    });
     match refused {
         Some(what) => Err(SqlError::new(
             SqlErrorKind::NotAllowed,
@@ -119,4 +109,23 @@ pub(super) fn refuse_writes(plan: &LogicalPlan) -> Result<(), SqlError> {
         )),
         None => Ok(()),
     }
+}
+
+/// The first node of a plan (subqueries included) that `what` names.
+pub fn first_in_plan<T>(
+    plan: &LogicalPlan,
+    mut what: impl FnMut(&LogicalPlan) -> Option<T>,
+) -> Option<T> {
+    use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
+    let mut found = None;
+    plan.apply_with_subqueries(|node| {
+        found = what(node);
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })
+    .expect("the visitor does not fail");
+    found
 }

@@ -4,33 +4,24 @@
 //! be computed per step, over whichever rows that step happened to carry,
 //! and the output would depend on timing: refused, with the reason.
 
-use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
 use deltalake::datafusion::logical_expr::LogicalPlan;
 
+use crate::sql::statement::first_in_plan;
 use crate::sql::{SqlError, SqlErrorKind};
 
 /// Refuses plans whose answer would depend on how rows fall into steps.
 /// A windowed transform recomputes whole windows from the source, so its
 /// aggregates are exact.
 pub fn check_plan(plan: &LogicalPlan, windowed: bool) -> Result<(), SqlError> {
-    let mut refused = None;
-    plan.apply_with_subqueries(|node| {
-        let what = match node {
-            LogicalPlan::Aggregate(_) if !windowed => {
-                Some("an aggregate (GROUP BY, count, sum, …) without a window")
-            }
-            LogicalPlan::Distinct(_) if !windowed => Some("DISTINCT without a window"),
-            LogicalPlan::Window(_) => Some("a window function (… OVER (…))"),
-            LogicalPlan::Limit(_) => Some("LIMIT"),
-            _ => None,
-        };
-        if let Some(what) = what {
-            refused = Some(what);
-            return Ok(TreeNodeRecursion::Stop);
+    let refused = first_in_plan(plan, |node| match node {
+        LogicalPlan::Aggregate(_) if !windowed => {
+            Some("an aggregate (GROUP BY, count, sum, …) without a window")
         }
-        Ok(TreeNodeRecursion::Continue)
-    })
-    .expect("the visitor does not fail");
+        LogicalPlan::Distinct(_) if !windowed => Some("DISTINCT without a window"),
+        LogicalPlan::Window(_) => Some("a window function (… OVER (…))"),
+        LogicalPlan::Limit(_) => Some("LIMIT"),
+        _ => None,
+    });
     match refused {
         None => Ok(()),
         Some(what) => Err(SqlError::new(
