@@ -83,8 +83,11 @@ fn live_is_exact(project: &Project, server: &str, moment: &str) -> String {
         &ALL,
         &format!("{moment}: live vs the SQL over the source"),
     );
-    let (served, made_of) =
+    let (served, made_of, tables) =
         Project::api_sql(server, "SELECT * FROM live.by_nation ORDER BY nation");
+    // The answer names every table it read, the source too (also when
+    // its rows come in as kept partials).
+    assert!(tables["events"].is_u64(), "{moment}: {tables}");
     assert_same(
         &served,
         &whole,

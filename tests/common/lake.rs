@@ -178,8 +178,9 @@ rotation = {rotation}
     }
 
     /// `POST /api/v1/sql` to a running server: the rows as objects by
-    /// column name, and what the view layers read are made of.
-    pub fn api_sql(addr: &str, sql: &str) -> (Vec<Value>, Vec<String>) {
+    /// column name, what the view layers read are made of, and the tables
+    /// read with their versions.
+    pub fn api_sql(addr: &str, sql: &str) -> (Vec<Value>, Vec<String>, Value) {
         let (status, body) = http(
             addr,
             "POST",
@@ -214,7 +215,7 @@ rotation = {rotation}
             .iter()
             .map(|m| m.as_str().unwrap().to_string())
             .collect();
-        (rows, made_of)
+        (rows, made_of, body["tables"].clone())
     }
 
     /// Appends declarations to the project's `tributary.toml`.

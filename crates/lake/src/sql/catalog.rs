@@ -203,6 +203,9 @@ pub struct Layer {
     pub bound: BTreeMap<String, Bound>,
     /// What the answer is made of, said for the reader of the answer.
     pub made_of: String,
+    /// Tables the layer read that its SQL does not name (a view's source,
+    /// summarised in kept partials), with the versions read.
+    pub read: BTreeMap<String, u64>,
 }
 
 /// A table's columns as the query page lists them.

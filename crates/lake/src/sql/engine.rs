@@ -360,6 +360,7 @@ impl SqlEngine {
         };
         let (df, inner) = Box::pin(self.plan_inner(&layer.sql, &layer.bound)).await?;
         read.tables.extend(inner.tables);
+        read.tables.extend(layer.read);
         read.made_of.extend(inner.made_of);
         read.made_of.push(layer.made_of);
         Ok(df.into_view())

@@ -133,6 +133,7 @@ impl Layers for Views {
             sql: spec.sql.clone(),
             bound: BTreeMap::from([(spec.source.clone(), Bound::Table(o.source.clone()))]),
             made_of: format!("live.{name} = the view over all of {source_at} ({why})"),
+            read: BTreeMap::new(),
         };
         let layer = match (schema, &spec.merge, &o.batch) {
             ("batch", _, None) => return Err(no_batch(spec)),
@@ -145,6 +146,7 @@ impl Layers for Views {
                     },
                     bound: BTreeMap::from([(spec.table.clone(), Bound::Table(b.table.clone()))]),
                     made_of: format!("batch.{name} = {}", b.said),
+                    read: BTreeMap::new(),
                 }
             }
             ("speed", ..) => {
@@ -163,6 +165,7 @@ impl Layers for Views {
                     sql: spec.sql.clone(),
                     bound: BTreeMap::from([(spec.source.clone(), rows)]),
                     made_of: format!("speed.{name} = the view over the rows of {source_at} {past}"),
+                    read: BTreeMap::new(),
                 }
             }
             (_, Merge::Exact(plan), Some(b)) => {
@@ -180,6 +183,7 @@ impl Layers for Views {
                             b.said,
                             partials.describe(&spec.source)
                         ),
+                        read: BTreeMap::from([(spec.source.clone(), partials.to)]),
                     },
                     Err(stale) => whole(&stale),
                 }
