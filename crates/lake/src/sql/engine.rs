@@ -55,26 +55,33 @@ fn metadata_cache_limit(memory: u64) -> usize {
         .max(50 << 20)
 }
 
-/// How many partitions a query is planned with: twice the cores, and at
-/// least 4 — unless `DATAFUSION_EXECUTION_TARGET_PARTITIONS` says. A stream
-/// table is thousands of small files, and every file's reads (its footer,
-/// then its columns) wait on I/O; with one partition per core the cores
-/// wait with them. Measured on the SQL benchmark's 3,300-file table (2
-/// cores): a group-by over every file 0.73–0.83 s with 2 partitions, 0.55–0.58
-/// s with 4, in a new process; 0.47–0.50 s and 0.41–0.43 s in a running
-/// server.
-fn read_partitions() -> usize {
-    partitions_set_by_env().unwrap_or_else(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (2 * cores).max(4)
-    })
+/// How many partitions a query is planned with, and a write: decided once
+/// per engine. Unless `DATAFUSION_EXECUTION_TARGET_PARTITIONS` says, a read
+/// uses twice the cores, and at least 4: a stream table is thousands of
+/// small files, and every file's reads (its footer, then its columns) wait
+/// on I/O; with one partition per core the cores wait with them. Measured
+/// on the SQL benchmark's 3,300-file table (2 cores): a group-by over every
+/// file 0.73–0.83 s with 2 partitions, 0.55–0.58 s with 4, in a new
+/// process; 0.47–0.50 s and 0.41–0.43 s in a running server. A write keeps
+/// DataFusion's one per core: each partition of a write's input becomes
+/// files of its own.
+#[derive(Debug, Clone, Copy)]
+struct Partitions {
+    read: usize,
+    write: usize,
 }
 
-/// The partition count the environment sets, if it does.
-fn partitions_set_by_env() -> Option<usize> {
-    std::env::var("DATAFUSION_EXECUTION_TARGET_PARTITIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
+impl Partitions {
+    fn decide() -> Partitions {
+        let set = std::env::var("DATAFUSION_EXECUTION_TARGET_PARTITIONS")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Partitions {
+            read: set.unwrap_or((2 * cores).max(4)),
+            write: set.unwrap_or(cores),
+        }
+    }
 }
 
 /// Runs read-only SQL over a lake.
@@ -83,6 +90,7 @@ pub struct SqlEngine {
     catalog: Arc<LakeCatalog>,
     runtime: Arc<RuntimeEnv>,
     limits: Limits,
+    partitions: Partitions,
 }
 
 /// What a planned query reads.
@@ -101,6 +109,7 @@ pub struct Query {
     made_of: Vec<String>,
     deadline: Deadline,
     limits: Limits,
+    write_partitions: usize,
     started: Instant,
 }
 
@@ -141,6 +150,7 @@ impl SqlEngine {
             catalog: Arc::new(catalog),
             runtime,
             limits,
+            partitions: Partitions::decide(),
         })
     }
 
@@ -177,6 +187,7 @@ impl SqlEngine {
                 made_of: read.made_of,
                 deadline,
                 limits: self.limits,
+                write_partitions: self.partitions.write,
                 started,
             }),
             Ok(Err(e)) => Err(e),
@@ -194,7 +205,7 @@ impl SqlEngine {
         // CLI reads them.
         let mut config = SessionConfig::from_env()
             .map_err(df_err)?
-            .with_target_partitions(read_partitions())
+            .with_target_partitions(self.partitions.read)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .set_bool("datafusion.sql_parser.collect_spans", true);
         config.options_mut().sql_parser.dialect = Dialect::Generic;
@@ -433,18 +444,13 @@ impl Query {
         self.df.logical_plan()
     }
 
-    /// The session and plan, for writing the answer into a table. The
-    /// session plans the write with DataFusion's own partition count (one
-    /// per core), not the read count ([`read_partitions`]): each partition
-    /// of a write's input becomes files of its own.
+    /// The session and plan, for writing the answer into a table, with
+    /// the write's partition count ([`Partitions`]).
     pub(crate) fn into_parts(
         self,
     ) -> (deltalake::datafusion::execution::SessionState, LogicalPlan) {
         let (mut state, plan) = self.df.into_parts();
-        if partitions_set_by_env().is_none() {
-            state.config_mut().options_mut().execution.target_partitions =
-                SessionConfig::new().target_partitions();
-        }
+        state.config_mut().options_mut().execution.target_partitions = self.write_partitions;
         (state, plan)
     }
 
