@@ -20,10 +20,10 @@ use crate::table::app_id;
 impl Writer {
     /// Runs until `stop`, or (with `--until-caught-up`) until caught up.
     pub(super) async fn main_loop(&mut self, stop: &CancellationToken) -> Result<(), LakeError> {
+        // Without a buffer coming due, wake this often anyway: the idle
+        // log checks and `--until-caught-up` look at the clock too.
         let max_age = self.spec().rotation.max_age;
-        let tick = (max_age / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
-        let mut ticker = tokio::time::interval(tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let idle = (max_age / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
         let consumer = self.consumer.clone();
         let mut stream = consumer.stream();
         loop {
@@ -31,10 +31,15 @@ impl Writer {
             if self.until_done().await? {
                 return Ok(());
             }
+            // Wake when the oldest buffer reaches `max_age`, not at the next
+            // tick after: a tick period of delay was a quarter of `max_age`
+            // on every record's way to the table.
+            let wake = Instant::now() + idle;
+            let wake = self.next_due().map_or(wake, |due| due.min(wake));
             let first = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
-                _ = ticker.tick() => None,
+                _ = tokio::time::sleep_until(wake.into()) => None,
                 m = stream.next() => m,
             };
             let mut next = first;

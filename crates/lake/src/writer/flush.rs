@@ -76,6 +76,18 @@ impl Writer {
         Ok(())
     }
 
+    /// When the oldest record held reaches `rotation.max_age` (what
+    /// [`Writer::flush_due`] waits for when no size limit is reached).
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        let oldest = self
+            .buffers
+            .values()
+            .filter(|p| p.has_data())
+            .filter_map(|p| p.oldest)
+            .min()?;
+        Some(oldest + self.spec().rotation.max_age)
+    }
+
     /// Flushes every buffer holding data (shutdown, caught up).
     pub(super) async fn flush_all(&mut self) -> Result<(), LakeError> {
         let all: Vec<TopicPartition> = self
