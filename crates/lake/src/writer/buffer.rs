@@ -45,6 +45,11 @@ pub(super) struct PartitionBuffer {
     /// a fence, when the dropped buffer's oldest did (see
     /// [`PartitionBuffer::keep_waiting_since`]).
     pub oldest: Option<Instant>,
+    /// After a fenced reset: records up to this offset had been received
+    /// before the fence, and count as waiting since the dropped buffer's
+    /// oldest (due at once) however many flushes re-reading them takes —
+    /// until a record past it arrives.
+    refetch: Option<(i64, Instant)>,
 }
 
 impl PartitionBuffer {
@@ -62,6 +67,7 @@ impl PartitionBuffer {
             last: None,
             last_fingerprint: None,
             oldest: None,
+            refetch: None,
         }
     }
 
@@ -91,7 +97,15 @@ impl PartitionBuffer {
         self.bytes += added;
         self.first.get_or_insert(offset);
         self.last = Some(offset);
-        self.oldest.get_or_insert_with(Instant::now);
+        if self.oldest.is_none() {
+            self.oldest = Some(match self.refetch {
+                Some((up_to, since)) if offset <= up_to => since,
+                _ => Instant::now(),
+            });
+        }
+        if self.refetch.is_some_and(|(up_to, _)| offset >= up_to) {
+            self.refetch = None;
+        }
         added
     }
 
@@ -142,10 +156,13 @@ impl PartitionBuffer {
         Some(before - self.bytes)
     }
 
-    /// After a reset: the records to come count as having waited since
-    /// `since` (for `rotation.max_age`), as if they had been held then.
-    pub fn keep_waiting_since(&mut self, since: Option<Instant>) {
+    /// After a fenced reset: the records to come count as having waited
+    /// since `since` (for `rotation.max_age`), as if they had been held
+    /// then — the first ones whatever their offset, and every one up to
+    /// `seen` (the last offset received before the fence) across flushes.
+    pub fn keep_waiting_since(&mut self, since: Option<Instant>, seen: Option<i64>) {
         self.oldest = since;
+        self.refetch = since.zip(seen).map(|(s, o)| (o, s));
     }
 
     /// Drops what the buffer holds and makes it continue the log offset
@@ -230,7 +247,7 @@ mod tests {
         let waiting = Instant::now() - std::time::Duration::from_secs(5);
         p.oldest = Some(waiting);
         p.reset_to(Some(30));
-        p.keep_waiting_since(Some(waiting));
+        p.keep_waiting_since(Some(waiting), Some(19));
         assert!(!p.has_data());
         p.push(31, None, None, Some(b"{}"));
         assert_eq!(p.oldest, Some(waiting), "due at once, not max_age from now");
@@ -238,6 +255,31 @@ mod tests {
         p.reset_to(Some(31));
         p.push(32, None, None, Some(b"{}"));
         assert!(p.oldest.is_some_and(|o| o > waiting));
+    }
+
+    #[test]
+    fn records_received_before_a_fence_stay_due_across_the_flushes_that_reread_them() {
+        // A rollback moved the log back to 4; the buffer had received up
+        // to 19: re-reading 5..=19 may take several flushes.
+        let mut p = held();
+        let waiting = Instant::now() - std::time::Duration::from_secs(5);
+        p.reset_to(Some(4));
+        p.keep_waiting_since(Some(waiting), Some(19));
+        for o in 5..=9 {
+            p.push(o, None, None, Some(b"{}"));
+        }
+        p.committed();
+        p.push(10, None, None, Some(b"{}"));
+        assert_eq!(p.oldest, Some(waiting), "10 was received before the fence");
+        for o in 11..=19 {
+            p.push(o, None, None, Some(b"{}"));
+        }
+        p.committed();
+        p.push(20, None, None, Some(b"{}"));
+        assert!(
+            p.oldest.is_some_and(|o| o > waiting),
+            "20 is new: its own clock"
+        );
     }
 
     #[test]

@@ -270,11 +270,20 @@ impl Writer {
         // The records re-read from `now + 1` have been waiting for the
         // table since before the fence: they are due as soon as they
         // arrive, not a whole `max_age` later (that wait was most of a
-        // live writer's pause at a swap or rollback).
-        let waiting = self.buffers.get(tp).and_then(|p| p.oldest);
+        // live writer's pause at a swap or rollback). So are all those
+        // this writer had received, up to `seen`, however many flushes
+        // re-reading them takes: after a rollback, records it committed
+        // to the other generation, which the switch hid again.
+        let seen = self.buffers.get(tp).and_then(|p| p.next).map(|n| n - 1);
+        let received_again = seen.is_some_and(|s| s > now.unwrap_or(-1));
+        let waiting = self
+            .buffers
+            .get(tp)
+            .and_then(|p| p.oldest)
+            .or_else(|| received_again.then(Instant::now));
         self.reset_partition(tp, now);
         if let Some(p) = self.buffers.get_mut(tp) {
-            p.keep_waiting_since(waiting);
+            p.keep_waiting_since(waiting, seen);
         }
         false
     }
