@@ -10,7 +10,7 @@
 #              the writer (target: within 10%);
 #   verify_s   `lake verify users@v2 --against users`;
 #   swap_*     with the live writer running and records arriving (2,000 a
-#              second), SWITCHES switches back and forth (`lake swap` then
+#              second from one long-lived producer), SWITCHES switches back and forth (`lake swap` then
 #              `lake rollback`, …): the switching commit's own time (target
 #              ≤ 1 s for a table of thousands of files), the table's file
 #              count, and how long the live writer paused at each. The
@@ -67,8 +67,12 @@ echo "verify_s $v_el s"
 live_start_ms=$(date +%s%3N)
 "$bin" stream run users --metrics-bind off >"$work/live.out" 2>&1 &
 writer_pid=$!
-(while true; do "$helper" produce "$bootstrap" users 2000 >/dev/null 2>&1 || true; sleep 1; done) &
+"$helper" feed "$bootstrap" users 2000 >/dev/null 2>&1 &
 feed_pid=$!
+# Switch once the live writer is up: it has committed the feed's records.
+version() { "$bin" lake ls users -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])'; }
+before=$(version)
+until [ "$(version)" -gt "$before" ]; do sleep 0.2; done
 : >"$work/switches.out"
 for i in $(seq 1 "$SWITCHES"); do
   if [ $((i % 2)) = 1 ]; then
@@ -127,6 +131,7 @@ for i, (t, adds) in enumerate(writer):
 if not at_switch:
     sys.exit("no switch had live writer commits on both sides")
 print(f"swap_switches {len(switch_ms)} switches")
+print(f"swap_switches_with_writer_commits_around {len(firsts)} switches")
 print(f"swap_files_touched_max {max(files)} files")
 print(f"swap_commit_p50_s {sorted(switch_ms)[len(switch_ms) // 2] / 1000:.3f} s")
 print(f"swap_commit_max_s {max(switch_ms) / 1000:.3f} s")

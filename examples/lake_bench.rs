@@ -102,6 +102,43 @@ fn produce(bootstrap: &str, topic: &str, n: u64, days: u64) {
     );
 }
 
+/// Produces `rate` users a second, a tenth every 100 ms, until killed: one
+/// long-lived producer, as a service feeding a topic is (a new process per
+/// batch spends most of a second connecting before its records are on the
+/// broker, and their timestamps are from before that).
+fn feed(bootstrap: &str, topic: &str, rate: u64) {
+    let p = producer(bootstrap);
+    let prov = Provenance {
+        fetched_at: Utc::now().to_rfc3339(),
+        dag_id: "bench".into(),
+        run_id: "feed".into(),
+        logical_date: "2026-11-21T00:00:00+00:00".into(),
+    };
+    let slice = (rate / 10).max(1);
+    let started = Instant::now();
+    let (mut page, mut users) = (0u64, generator::users("feed", 0, 5000, None));
+    for tick in 0u64.. {
+        for i in tick * slice..(tick + 1) * slice {
+            if i / 5000 != page {
+                page = i / 5000;
+                users = generator::users("feed", page, 5000, None);
+            }
+            let r = transform(&users[(i % 5000) as usize], &prov).expect("valid user");
+            send(
+                &p,
+                topic,
+                &r.user_id,
+                &serde_json::to_vec(&r).expect("json"),
+            );
+        }
+        p.poll(Duration::ZERO);
+        let next = started + Duration::from_millis(100 * (tick + 1));
+        while Instant::now() < next {
+            p.poll(next.saturating_duration_since(Instant::now()));
+        }
+    }
+}
+
 fn consume(bootstrap: &str, topic: &str, n: u64) {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -317,6 +354,11 @@ fn main() {
                 .nth(5)
                 .map_or(1, |d| d.parse().expect("days")),
         ),
+        "feed" => feed(
+            &arg(2),
+            &arg(3),
+            arg(4).parse().expect("records per second"),
+        ),
         "consume" => consume(&arg(2), &arg(3), arg(4).parse().expect("N")),
         "latency" => {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -328,6 +370,6 @@ fn main() {
                 arg(6).parse().expect("seconds"),
             ));
         }
-        other => panic!("unknown mode {other:?}: produce, consume or latency"),
+        other => panic!("unknown mode {other:?}: create, produce, feed, consume or latency"),
     }
 }
