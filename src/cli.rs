@@ -299,12 +299,23 @@ pub struct SqlArgs {
     /// With --explain: run the query and show what each operator did.
     #[arg(long, requires = "explain")]
     pub analyze: bool,
-    /// Give up after this long (e.g. 30s, 5m).
-    #[arg(long, default_value = "5m")]
-    pub timeout: String,
-    /// Memory the query may use for sorts, joins and aggregates.
-    #[arg(long, default_value = "1GiB")]
-    pub memory_limit: String,
+    /// Give up after this long (e.g. 30s, 5m; default 5m). Given, the
+    /// query runs in this process.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Memory the query may use for sorts, joins and aggregates (default
+    /// 1GiB). Given, the query runs in this process.
+    #[arg(long)]
+    pub memory_limit: Option<String>,
+    /// Run the query in this process even when a server of this project
+    /// (`tributary web`, `standalone`) is running.
+    #[arg(long, conflicts_with = "server")]
+    pub local: bool,
+    /// Ask this server (e.g. http://127.0.0.1:8080) and fail if it cannot
+    /// answer; without it, the project's web address is tried, and the
+    /// query runs here when no server of this project is there.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
 }
 
 /// `dev` subcommands.

@@ -74,6 +74,7 @@ pub async fn start(
         token: token(&settings.project)?,
         anonymous_read: settings.project.web.anonymous_read,
         allowed_hosts: settings.project.web.allowed_hosts.clone(),
+        project: Some(settings.project.identity()),
     };
     Ok(web::serve(addr, opts, stop).await?)
 }

@@ -90,6 +90,17 @@ pub fn resolve(value: &str, what: &str) -> Result<String> {
 }
 
 impl Project {
+    /// What names this project to a running server (`tributary sql` asks
+    /// one only when it serves the same project): the absolute path of its
+    /// config file, or of its folder when it runs on built-in defaults.
+    pub fn identity(&self) -> String {
+        let p = self.path.as_deref().unwrap_or(&self.base_dir);
+        std::fs::canonicalize(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    }
+
     /// Loads the config: `explicit` (must exist), else `./tributary.toml`
     /// if present, else the built-in defaults.
     pub fn load(explicit: Option<&Path>) -> Result<Project> {

@@ -159,8 +159,14 @@ rotation = {rotation}
     /// SQL engine, as the Query page and the API use it. The process, and
     /// its address once it listens (read from its banner).
     pub fn web(&self) -> (Guard, String) {
+        self.web_on(&["--bind", "127.0.0.1:0"])
+    }
+
+    /// [`Project::web`] with these arguments after `web` (none: the
+    /// project's `[web] bind`).
+    pub fn web_on(&self, args: &[&str]) -> (Guard, String) {
         let mut child = self
-            .cmd(&["web", "--bind", "127.0.0.1:0"])
+            .cmd(&[&["web"], args].concat())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

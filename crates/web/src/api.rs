@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use scheduler::backfill;
@@ -66,6 +66,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/streams/{name}", get(get_stream))
         .route("/transforms", get(list_transforms))
         .route("/sql", post(sql))
+        .route("/server", get(server_info))
         .route("/import_errors", get(import_errors))
         .route("/openapi.json", get(openapi))
         .fallback(|| async {
@@ -418,8 +419,11 @@ async fn cancel_backfill(
     Ok(Json(json!({"backfill": bf})).into_response())
 }
 
-async fn sql(State(s): State<AppState>, b: Bytes) -> ApiResult {
+async fn sql(State(s): State<AppState>, headers: HeaderMap, b: Bytes) -> ApiResult {
     let q: crate::query::SqlBody = body(&b)?;
+    if crate::query::wants_arrow(&headers) {
+        return Ok(crate::query::arrow(&s, &headers, q).await);
+    }
     let limit = q.limit.unwrap_or(crate::query::DEFAULT_ROWS);
     if limit > crate::query::MAX_ROWS {
         return Err(Failure::bad_request(format!(
@@ -432,6 +436,17 @@ async fn sql(State(s): State<AppState>, b: Bytes) -> ApiResult {
         Ok((answer, _)) => Json(answer).into_response(),
         Err(f) => f.into_response(),
     })
+}
+
+/// What this server is: `tributary sql` asks it only when it serves the
+/// same project.
+async fn server_info(State(s): State<AppState>) -> ApiResult {
+    Ok(Json(json!({
+        "project": s.0.project,
+        "version": env!("CARGO_PKG_VERSION"),
+        "sql": s.0.sql.is_some(),
+    }))
+    .into_response())
 }
 
 async fn list_streams(State(s): State<AppState>) -> ApiResult {

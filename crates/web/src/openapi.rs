@@ -310,9 +310,14 @@ fn build() -> Value {
             {
                 let mut r = responses(Errs::Change, "200", "The answer", s.out::<SqlAnswer>());
                 r["400"] = error("A malformed body, or a query that cannot run: `error.kind` says which (syntax, unknown_table, unknown_column, plan, not_allowed, timeout, memory_limit, execution), `error.line` and `error.column` where in the SQL");
+                r["200"]["content"][lake::sql::wire::MEDIA_TYPE] = json!({"schema": {"type": "string", "format": "binary",
+                    "description": "With `Accept: application/vnd.apache.arrow.stream`: the rows as an Arrow IPC stream (every row without a limit, any limit allowed). The schema's metadata carries `tributary.tables` (JSON: table → version) and `tributary.made_of` (JSON array), and with a limit `tributary.rows` and `tributary.elapsed_ms`. A failure part way ends the body without the stream's end marker."}});
                 r["404"] = error("The server has no lake to query");
+                r["409"] = error("An Arrow request's `x-tributary-project` header names another project than the one this server serves");
                 r
             })},
+        "/server": {"get": op("What this server is: the project it serves (its config file's path; `tributary sql` asks a server only of its own project), its version, whether it answers SQL", vec![], None,
+            responses(Errs::Read, "200", "The server", object(json!({"project": {"type": ["string", "null"]}, "version": {"type": "string"}, "sql": {"type": "boolean"}}), &["project", "version", "sql"])))},
         "/import_errors": {"get": op("DAG files that failed to load (file:line:col messages)", vec![], None,
             responses(Errs::Read, "200", "Import errors", object(json!({"import_errors": import_errors}), &["import_errors"])))},
         "/openapi.json": {"get": op("This document", vec![], None,

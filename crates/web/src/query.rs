@@ -5,10 +5,16 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use lake::deltalake::arrow::array::RecordBatch;
+use lake::deltalake::arrow::datatypes::SchemaRef;
 use lake::sql::encode::{self, ColumnInfo};
-use lake::sql::{Answer, SqlError};
+use lake::sql::wire::{self, AnswerMeta, Encoder};
+use lake::sql::{Answer, Batches, SqlError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -29,6 +35,8 @@ pub struct SqlBody {
     /// reads an older version.
     pub sql: String,
     /// Rows to return (default 1000, at most 10000); the rest are counted.
+    /// An Arrow answer (`Accept: application/vnd.apache.arrow.stream`)
+    /// takes any limit, and without one holds every row.
     #[schemars(range(min = 0, max = 10000))]
     pub limit: Option<u64>,
 }
@@ -127,4 +135,123 @@ impl IntoResponse for QueryFailure {
         }
         (status, Json(json!({ "error": error }))).into_response()
     }
+}
+
+/// The header with which `tributary sql` names the project it expects the
+/// server to serve ([`WebOptions::project`](crate::WebOptions::project)).
+pub const PROJECT_HEADER: &str = "x-tributary-project";
+
+/// Whether the request asks for an Arrow IPC stream.
+pub(crate) fn wants_arrow(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| m.split(';').next().map(str::trim) == Some(wire::MEDIA_TYPE))
+}
+
+/// The answer as an Arrow IPC stream ([`lake::sql::wire`]): with a limit,
+/// run to the end first (the row count and time ride in the schema);
+/// without, every row, sent as it comes.
+pub(crate) async fn arrow(state: &AppState, headers: &HeaderMap, q: SqlBody) -> Response {
+    if let Some(want) = headers.get(PROJECT_HEADER) {
+        let own = state.0.project.as_deref().unwrap_or_default();
+        if want.as_bytes() != own.as_bytes() {
+            let status = StatusCode::CONFLICT;
+            let message = format!(
+                "this server serves the project {own:?}, not {:?}",
+                String::from_utf8_lossy(want.as_bytes())
+            );
+            return (
+                status,
+                Json(json!({"error": {"status": status.as_u16(), "message": message}})),
+            )
+                .into_response();
+        }
+    }
+    match arrow_answer(state, q).await {
+        Ok(r) => r,
+        Err(f) => f.into_response(),
+    }
+}
+
+async fn arrow_answer(state: &AppState, q: SqlBody) -> Result<Response, QueryFailure> {
+    let Some(engine) = state.0.sql.as_ref() else {
+        return Err(QueryFailure::NoLake);
+    };
+    let query = engine.plan(&q.sql).await.map_err(QueryFailure::Sql)?;
+    let mut meta = AnswerMeta {
+        tables: query.tables().clone(),
+        made_of: query.made_of().to_vec(),
+        ..AnswerMeta::default()
+    };
+    let own = query.schema();
+    let encoding = |e: lake::deltalake::arrow::error::ArrowError| {
+        QueryFailure::Sql(SqlError::execution(format!(
+            "cannot encode the answer: {e}"
+        )))
+    };
+    let arrow_body = |body: Body| ([(CONTENT_TYPE, wire::MEDIA_TYPE)], body).into_response();
+    if let Some(limit) = q.limit {
+        let answer = query
+            .collect(Some(limit))
+            .await
+            .map_err(QueryFailure::Sql)?;
+        meta.rows = Some(answer.rows);
+        meta.elapsed = Some(answer.elapsed);
+        let bytes = wire::encode_all(&meta.attach(&own), &answer.batches).map_err(encoding)?;
+        return Ok(arrow_body(Body::from(bytes)));
+    }
+    let schema = meta.attach(&own);
+    let mut batches = query.stream().await.map_err(QueryFailure::Sql)?;
+    // The first batch before the status line: most failures (an
+    // aggregation's, a cast's, the time limit of a query that sends nothing
+    // until it is done) come before it, and are answered as JSON errors.
+    let first = batches
+        .next()
+        .await
+        .transpose()
+        .map_err(QueryFailure::Sql)?;
+    let (mut enc, head) = Encoder::start(&schema).map_err(encoding)?;
+    let mut start = vec![head];
+    if let Some(b) = first {
+        start.push(enc.batch(&relabel(&schema, &b)).map_err(encoding)?);
+    }
+    let rest = futures::stream::unfold(Some((batches, enc, schema)), next_chunk);
+    let chunks = futures::stream::iter(start.into_iter().map(Ok)).chain(rest);
+    Ok(arrow_body(Body::from_stream(chunks)))
+}
+
+/// The next message of a streamed answer. A failure past the first batch
+/// ends the response without the stream's end marker, so no reader takes
+/// the rows before it for the whole answer; the server logs why.
+async fn next_chunk(
+    state: Option<(Batches, Encoder, SchemaRef)>,
+) -> Option<(
+    std::io::Result<Vec<u8>>,
+    Option<(Batches, Encoder, SchemaRef)>,
+)> {
+    let (mut batches, mut enc, schema) = state?;
+    let failed = |e: String| {
+        tracing::warn!(error = %e, "an Arrow answer stopped part way");
+        Some((Err(std::io::Error::other(e)), None))
+    };
+    match batches.next().await {
+        Some(Ok(b)) => match enc.batch(&relabel(&schema, &b)) {
+            Ok(bytes) => Some((Ok(bytes), Some((batches, enc, schema)))),
+            Err(e) => failed(e.to_string()),
+        },
+        Some(Err(e)) => failed(e.to_string()),
+        None => match enc.finish() {
+            Ok(bytes) => Some((Ok(bytes), None)),
+            Err(e) => failed(e.to_string()),
+        },
+    }
+}
+
+/// A batch under the stream's schema (the same columns, with the answer's
+/// metadata).
+fn relabel(schema: &SchemaRef, b: &RecordBatch) -> RecordBatch {
+    RecordBatch::try_new(schema.clone(), b.columns().to_vec()).unwrap_or_else(|_| b.clone())
 }

@@ -36,6 +36,9 @@ pub struct WebOptions {
     /// Without a token, `Host` names accepted besides loopback ones
     /// (`[web] allowed_hosts`).
     pub allowed_hosts: Vec<String>,
+    /// What the project is (its config file's path): `tributary sql` asks
+    /// this server only when it names the same one.
+    pub project: Option<String>,
 }
 
 /// Shared state of every handler (cheap to clone).
@@ -53,6 +56,7 @@ pub(crate) struct Inner {
     pub(crate) token: Option<String>,
     pub(crate) anonymous_read: bool,
     pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) project: Option<String>,
     /// Cancelled when the server stops: ends open log tails so the graceful
     /// shutdown does not wait for them.
     pub(crate) stop: CancellationToken,
@@ -77,6 +81,7 @@ impl AppState {
             token: opts.token.filter(|t| !t.is_empty()),
             anonymous_read: opts.anonymous_read,
             allowed_hosts: opts.allowed_hosts,
+            project: opts.project,
         }))
     }
 

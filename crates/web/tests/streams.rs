@@ -151,6 +151,7 @@ async fn streams_show_rows_dead_letters_partitions_and_lag() {
         token: None,
         anonymous_read: false,
         allowed_hosts: Vec::new(),
+        project: None,
     }));
 
     let (status, v) = get_json(&app, "/api/v1/streams/events").await;

@@ -11,6 +11,8 @@
 //! - [`encode`]: rows as text cells, JSON, CSV and Parquet.
 //! - [`template`]: `{{ data_interval_start }}` and the other template variables
 //!   of task SQL, rendered as typed literals.
+//! - [`wire`]: an answer as an Arrow IPC stream, with what it says in the
+//!   schema's metadata (the server's answer to `tributary sql`).
 //! - [`write`]: an answer into a table (overwrite, append, interval,
 //!   merge), exactly once per run through a `txn` in the same commit.
 
@@ -21,6 +23,7 @@ pub mod error;
 mod provider;
 pub mod statement;
 pub mod template;
+pub mod wire;
 pub mod write;
 
 pub use catalog::{AsOf, Bound, LakeCatalog, Layer, Layers, Rows, Run, TableRef};

@@ -101,6 +101,7 @@ pub async fn env_with_reads(url: Option<String>, token: Option<&str>, anonymous_
         token: token.map(str::to_string),
         anonymous_read,
         allowed_hosts: Vec::new(),
+        project: None,
     }));
     Env { dir, store, app }
 }
