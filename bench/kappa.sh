@@ -26,8 +26,8 @@
 #              its first after (it counts the writer's usual cadence too),
 #              is `swap_writer_commit_gap_*`.
 #
-# Needs tansu (./scripts/test.sh installs it). RECORDS=…, SWITCHES=… override
-# the defaults; KEEP=1 keeps the project folder.
+# Needs tansu (./scripts/test.sh installs it). RECORDS=…, SWITCHES=…, DAYS=…
+# override the defaults; KEEP=1 keeps the project folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${RECORDS:-2000000}"
@@ -45,7 +45,9 @@ helper="$PWD/target/release/examples/lake_bench"
 
 source bench/lib.sh
 
-users_project "$RECORDS"
+# Over 30 days (nation × day partitions), so the table holds thousands of
+# files, as the swap target is stated for.
+users_project "$RECORDS" "${DAYS:-30}"
 
 timed "$work/writer.time" "$bin" stream run users --until-caught-up >"$work/writer.out" 2>&1
 read -r w_el w_us w_sy <"$work/writer.time"

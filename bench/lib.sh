@@ -20,13 +20,13 @@ start_tansu() {
 }
 
 # Starts Tansu, makes topic `users` (8 partitions) holding $1 random-user
-# records (via $helper, logs under $work), then a project in $work (cd
-# there) whose tributary.toml streams them into the `users` table; a
-# bench appends its own declarations.
+# records (via $helper, logs under $work; spread over $2 days, default 1),
+# then a project in $work (cd there) whose tributary.toml streams them into
+# the `users` table; a bench appends its own declarations.
 users_project() {
   start_tansu "$work/tansu.log"
   "$helper" create "$bootstrap" users 8
-  "$helper" produce "$bootstrap" users "$1" >"$work/produce.out"
+  "$helper" produce "$bootstrap" users "$1" "${2:-1}" >"$work/produce.out"
   cd "$work"
   mkdir -p dags
   cat >tributary.toml <<TOML

@@ -137,10 +137,6 @@ impl IntoResponse for QueryFailure {
     }
 }
 
-/// The header with which `tributary sql` names the project it expects the
-/// server to serve ([`WebOptions::project`](crate::WebOptions::project)).
-pub const PROJECT_HEADER: &str = "x-tributary-project";
-
 /// Whether the request asks for an Arrow IPC stream.
 pub(crate) fn wants_arrow(headers: &HeaderMap) -> bool {
     headers
@@ -155,7 +151,7 @@ pub(crate) fn wants_arrow(headers: &HeaderMap) -> bool {
 /// run to the end first (the row count and time ride in the schema);
 /// without, every row, sent as it comes.
 pub(crate) async fn arrow(state: &AppState, headers: &HeaderMap, q: SqlBody) -> Response {
-    if let Some(want) = headers.get(PROJECT_HEADER) {
+    if let Some(want) = headers.get(wire::PROJECT_HEADER) {
         let own = state.0.project.as_deref().unwrap_or_default();
         if want.as_bytes() != own.as_bytes() {
             let status = StatusCode::CONFLICT;

@@ -221,3 +221,93 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `POST /api/v1/sql` asked for Arrow: the status, content type and body.
+async fn arrow(e: &Env, body: Value, project: Option<&str>) -> (StatusCode, String, Vec<u8>) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut req = json_req("POST", "/api/v1/sql", body);
+    req.headers_mut()
+        .insert(header::ACCEPT, lake::sql::wire::MEDIA_TYPE.parse().unwrap());
+    if let Some(p) = project {
+        req.headers_mut()
+            .insert(lake::sql::wire::PROJECT_HEADER, p.parse().unwrap());
+    }
+    let r = e.app.clone().oneshot(req).await.unwrap();
+    let status = r.status();
+    let kind = r.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let bytes = r.into_body().collect().await.unwrap().to_bytes().to_vec();
+    (status, kind, bytes)
+}
+
+/// The batches of an IPC stream and what its schema says.
+fn decode(bytes: Vec<u8>) -> (lake::sql::wire::AnswerMeta, Vec<RecordBatch>) {
+    let mut decoder = lake::deltalake::arrow::ipc::reader::StreamDecoder::new();
+    let mut buf = lake::deltalake::arrow::buffer::Buffer::from_vec(bytes);
+    let mut batches = Vec::new();
+    while !buf.is_empty() {
+        if let Some(b) = decoder.decode(&mut buf).unwrap() {
+            batches.push(b);
+        }
+    }
+    decoder.finish().unwrap();
+    let (meta, _) = lake::sql::wire::AnswerMeta::detach(&decoder.schema().unwrap()).unwrap();
+    (meta, batches)
+}
+
+#[tokio::test]
+async fn an_arrow_answer_carries_every_row_or_a_counted_few_and_what_was_read() {
+    let e = env().await;
+    people(&e).await;
+    let q = "SELECT nation, age FROM people ORDER BY age";
+    let (status, kind, bytes) = arrow(&e, json!({"sql": q}), None).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::OK, lake::sql::wire::MEDIA_TYPE)
+    );
+    let (meta, batches) = decode(bytes);
+    let ages: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(ages, vec![20, 30, 40, 50], "every row, no limit");
+    assert_eq!(meta.tables.get("people"), Some(&1));
+    assert_eq!(meta.rows, None, "a streamed answer is not counted ahead");
+
+    // A limit beyond the JSON answer's 10,000 is allowed; the rest counted.
+    let (_, _, bytes) = arrow(&e, json!({"sql": q, "limit": 2}), None).await;
+    let (meta, batches) = decode(bytes);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    assert_eq!(meta.rows, Some(4));
+    assert!(meta.elapsed.is_some());
+    let (status, _, _) = arrow(&e, json!({"sql": q, "limit": 50_000}), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A bad query is a JSON error with its place, as without Arrow.
+    let (status, kind, bytes) = arrow(&e, json!({"sql": "SELECT nmae FROM people"}), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(kind.starts_with("application/json"), "{kind}");
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        (v["error"]["line"].as_u64(), v["error"]["column"].as_u64()),
+        (Some(1), Some(8))
+    );
+
+    // A request naming another project is refused: this server serves none.
+    let (status, _, bytes) = arrow(&e, json!({"sql": q}), Some("/elsewhere/tributary.toml")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(String::from_utf8_lossy(&bytes).contains("/elsewhere/tributary.toml"));
+    let server = get(&e.app, "/api/v1/server").await.json();
+    assert_eq!(server["project"], Value::Null);
+    assert_eq!(server["sql"], json!(true));
+}

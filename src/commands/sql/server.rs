@@ -5,16 +5,17 @@
 //! ([`lake::sql::wire`]) and is printed here exactly as a local one.
 //!
 //! Which server: `--server URL`, else the project's web address (`[web]
-//! bind`, default 127.0.0.1:8080). The request names the project
-//! ([`crate::config::Project::identity`]); a server of another project
-//! answers 409 and the query runs here. So does one that is not there.
+//! bind`, default 127.0.0.1:8080). `GET /api/v1/server` must name this
+//! project ([`crate::config::Project::identity`]) within 2 s; when nothing
+//! answers there, or another project's server does, the query runs here.
+//! The query itself names the project too (the server refuses another).
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use lake::deltalake::arrow::array::RecordBatch;
 use lake::deltalake::arrow::buffer::Buffer;
-use lake::deltalake::arrow::datatypes::SchemaRef;
+use lake::deltalake::arrow::datatypes::{Schema, SchemaRef};
 use lake::deltalake::arrow::ipc::reader::StreamDecoder;
 use lake::sql::Answer;
 use lake::sql::wire::{self, AnswerMeta};
@@ -126,7 +127,7 @@ impl Server {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 let status = r.status();
-                let message = error_message(r).await;
+                let (message, _) = error_message(r).await;
                 let note = format!("the server at {} answered {status} ({message})", self.url);
                 if self.explicit || status != StatusCode::UNAUTHORIZED {
                     return here(note);
@@ -162,7 +163,7 @@ impl Server {
             .client
             .post(format!("{}/api/v1/sql", self.url))
             .header(reqwest::header::ACCEPT, wire::MEDIA_TYPE)
-            .header(PROJECT_HEADER, self.project.as_bytes())
+            .header(wire::PROJECT_HEADER, self.project.as_bytes())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::json!({"sql": sql, "limit": limit}).to_string());
         if let Some(t) = &self.token {
@@ -177,9 +178,11 @@ impl Server {
         if status.is_success() {
             return Ok(Reply::Answer(Incoming::open(resp, &self.url).await?));
         }
-        let message = error_message(resp).await;
+        let (message, placed) = error_message(resp).await;
         match status {
-            // The query's own problem: the same message a local run gives.
+            // The query's own problem: the same message a local run gives
+            // (`source:line:col: …` when the place is known).
+            StatusCode::BAD_REQUEST if placed => bail!("{source}:{message}"),
             StatusCode::BAD_REQUEST => bail!("{source}: {message}"),
             StatusCode::CONFLICT if !self.explicit => Ok(Reply::RunHere(None)),
             _ if self.explicit => bail!("the server at {} answered {status}: {message}", self.url),
@@ -191,16 +194,15 @@ impl Server {
     }
 }
 
-/// The header naming the project (see `web::query::PROJECT_HEADER`).
-const PROJECT_HEADER: &str = "x-tributary-project";
-
-/// An error response's `error.message`, else its text.
-async fn error_message(resp: reqwest::Response) -> String {
+/// An error response's `error.message` (else its text), and whether it
+/// starts with the place in the SQL (`line:col: …`).
+async fn error_message(resp: reqwest::Response) -> (String, bool) {
     let text = resp.text().await.unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-        .unwrap_or(text)
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    match v["error"]["message"].as_str() {
+        Some(m) => (m.to_string(), v["error"]["line"].is_u64()),
+        None => (text, false),
+    }
 }
 
 /// An answer arriving: its columns and what it says, then its batches.
@@ -225,7 +227,7 @@ impl Incoming {
             buf: Buffer::from_vec(Vec::<u8>::new()),
             pending: None,
             url: url.to_string(),
-            schema: std::sync::Arc::new(lake::deltalake::arrow::datatypes::Schema::empty()),
+            schema: std::sync::Arc::new(Schema::empty()),
             meta: AnswerMeta::default(),
         };
         // The schema is the stream's first message; no batch comes before it.

@@ -21,6 +21,10 @@ use arrow::ipc::writer::StreamWriter;
 /// The media type of an Arrow IPC stream.
 pub const MEDIA_TYPE: &str = "application/vnd.apache.arrow.stream";
 
+/// The header with which `tributary sql` names the project it expects the
+/// server to serve (the server answers 409 to another).
+pub const PROJECT_HEADER: &str = "x-tributary-project";
+
 const TABLES: &str = "tributary.tables";
 const MADE_OF: &str = "tributary.made_of";
 const ROWS: &str = "tributary.rows";
