@@ -51,6 +51,15 @@ fn send(p: &BaseProducer, topic: &str, key: &str, value: &[u8]) {
     }
 }
 
+/// Sends one random user as the ingest task would (its record, keyed by
+/// its id); the bytes of the value.
+fn send_user(p: &BaseProducer, topic: &str, user: &serde_json::Value, prov: &Provenance) -> usize {
+    let r = transform(user, prov).expect("valid user");
+    let v = serde_json::to_vec(&r).expect("json");
+    send(p, topic, &r.user_id, &v);
+    v.len()
+}
+
 /// Produces `n` users; with `days` > 1, each page of 5,000 is fetched (and
 /// its run's logical date set) on one of `days` days from 2026-11-01, in
 /// turn, so the table holds `days` days of users.
@@ -82,10 +91,7 @@ fn produce(bootstrap: &str, topic: &str, n: u64, days: u64) {
             if sent == n {
                 break;
             }
-            let r = transform(&u, &prov).expect("valid user");
-            let v = serde_json::to_vec(&r).expect("json");
-            bytes += v.len() as u64;
-            send(&p, topic, &r.user_id, &v);
+            bytes += send_user(&p, topic, &u, &prov) as u64;
             sent += 1;
             p.poll(Duration::ZERO);
         }
@@ -123,13 +129,7 @@ fn feed(bootstrap: &str, topic: &str, rate: u64) {
                 page = i / 5000;
                 users = generator::users("feed", page, 5000, None);
             }
-            let r = transform(&users[(i % 5000) as usize], &prov).expect("valid user");
-            send(
-                &p,
-                topic,
-                &r.user_id,
-                &serde_json::to_vec(&r).expect("json"),
-            );
+            send_user(&p, topic, &users[(i % 5000) as usize], &prov);
         }
         p.poll(Duration::ZERO);
         let next = started + Duration::from_millis(100 * (tick + 1));
@@ -248,13 +248,7 @@ async fn latency(config: &str, stream: &str, bootstrap: &str, topic: &str, secon
     let start_ms = Utc::now().timestamp_millis();
     let mut next_poll = Instant::now();
     while Instant::now() < deadline {
-        let r = transform(&users[i % users.len()], &prov).expect("valid");
-        send(
-            &p,
-            topic,
-            &r.user_id,
-            &serde_json::to_vec(&r).expect("json"),
-        );
+        send_user(&p, topic, &users[i % users.len()], &prov);
         p.poll(Duration::ZERO);
         i += 1;
         if Instant::now() >= next_poll {

@@ -46,14 +46,7 @@ fn sql_fails(project: &Project, query: &str) -> String {
 #[test]
 fn queries_over_a_stream_table_match_duckdb_and_time_travel_reads_older_versions() {
     let broker = dev_broker("events", 3);
-    let project = Project::new(
-        &broker.bootstrap,
-        "lake",
-        "",
-        "{ max_rows = 100, max_age = \"200ms\" }",
-    );
-    produce(&broker.bootstrap, "events", 0, 300);
-    project.catch_up();
+    let project = Project::landed(&broker.bootstrap, 300);
     let first: Value = serde_json::from_str(&text(
         &project
             .cmd(&["lake", "ls", "events", "-o", "json"])

@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Output;
 
-use common::lake::{Project, produce};
+use common::lake::Project;
 use common::{dev_broker, free_port, text};
 
 fn run(project: &Project, args: &[&str]) -> Output {
@@ -37,14 +37,7 @@ fn without_footer(out: &str) -> String {
 #[test]
 fn sql_asks_the_projects_running_server_and_prints_what_a_local_run_prints() {
     let broker = dev_broker("events", 2);
-    let project = Project::new(
-        &broker.bootstrap,
-        "lake",
-        "",
-        "{ max_rows = 100, max_age = \"200ms\" }",
-    );
-    produce(&broker.bootstrap, "events", 0, 300);
-    project.catch_up();
+    let project = Project::landed(&broker.bootstrap, 300);
     let port = free_port();
     project.add_config(&format!("\n[web]\nbind = \"127.0.0.1:{port}\"\n"));
     let url = format!("http://127.0.0.1:{port}");

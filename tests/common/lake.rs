@@ -74,6 +74,20 @@ rotation = {rotation}
         Project { dir }
     }
 
+    /// A local-lake project whose `events` table holds records `0..n`
+    /// (rotation 100 rows or 200 ms), landed by the writer.
+    pub fn landed(bootstrap: &str, n: u64) -> Project {
+        let project = Project::new(
+            bootstrap,
+            "lake",
+            "",
+            "{ max_rows = 100, max_age = \"200ms\" }",
+        );
+        produce(bootstrap, "events", 0, n);
+        project.catch_up();
+        project
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)
