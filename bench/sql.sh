@@ -122,21 +122,7 @@ done
 port=$(sed -n 's/^bind = "127.0.0.1:\([0-9]*\)"/\1/p' tributary.toml)
 "$bin" web >"$work/web.out" 2>&1 &
 web_pid=$!
-wait_port "$port"
-python3 - "$bin" "$RUNS" "$q1" "$q2" "$q3" >"$work/cli.out" <<'PY'
-import subprocess, sys, time
-bin, runs, queries = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-for q in queries:
-    best = None
-    for i in range(runs + 1):  # one warm-up, then the best of RUNS
-        t = time.perf_counter()
-        out = subprocess.run([bin, "sql", q, "--max-rows", "1"], check=True, capture_output=True, text=True).stdout
-        t = time.perf_counter() - t
-        assert "answered by the server" in out, out
-        if i > 0:
-            best = t if best is None else min(best, t)
-    print(f"{best:.4f}")
-PY
+python3 "$repo/bench/sqlapi.py" --cli "$bin" "$port" "$RUNS" "$q1" "$q2" "$q3" >"$work/cli.out"
 python3 "$repo/bench/sqlapi.py" "$port" "$RUNS" "$q1" "$q2" "$q3" >"$work/api.out"
 kill "$web_pid"
 wait "$web_pid" 2>/dev/null || true

@@ -6,10 +6,13 @@ sys.path), or run as
     python3 bench/sqlapi.py PORT RUNS SQL [SQL ...]
 
 which waits for the server, then prints, for each query, the best of RUNS
-round trips after one untimed run (one number per line, in seconds).
+round trips after one untimed run (one number per line, in seconds); with
+`--cli BIN` first, the whole `BIN sql QUERY` command instead, which must
+say the server answered it.
 """
 
 import json
+import subprocess
 import sys
 import time
 import urllib.request
@@ -42,15 +45,36 @@ def query(port, sql):
     return time.perf_counter() - started, body
 
 
+def command(bin, sql):
+    """`tributary sql` as a user runs it, with the project's server up: its
+    seconds, whole (process start, asking the server, printing)."""
+    started = time.perf_counter()
+    out = subprocess.run([bin, "sql", sql, "--max-rows", "1"], check=True,
+                         capture_output=True, text=True).stdout
+    took = time.perf_counter() - started
+    assert "answered by the server" in out, out
+    return took
+
+
+def best_of(timed, runs):
+    """The best of `runs` calls of `timed`, after one untimed (the table's
+    first log read and file footers)."""
+    timed()
+    return min(timed() for _ in range(runs))
+
+
 def best(port, sql, runs):
-    """The best of `runs` round trips, after one untimed (the table's first
-    log read and file footers)."""
-    query(port, sql)
-    return min(query(port, sql)[0] for _ in range(runs))
+    """The best of `runs` round trips, after one untimed."""
+    return best_of(lambda: query(port, sql)[0], runs)
 
 
 if __name__ == "__main__":
-    port, runs, queries = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    args = sys.argv[1:]
+    bin = None
+    if args[0] == "--cli":
+        bin, args = args[1], args[2:]
+    port, runs, queries = args[0], int(args[1]), args[2:]
     wait(port)
     for q in queries:
-        print(f"{best(port, q, runs):.4f}")
+        timed = (lambda: command(bin, q)) if bin else (lambda: query(port, q)[0])
+        print(f"{best_of(timed, runs):.4f}")

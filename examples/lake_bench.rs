@@ -51,6 +51,17 @@ fn send(p: &BaseProducer, topic: &str, key: &str, value: &[u8]) {
     }
 }
 
+/// The provenance of users fetched now by the bench's run `run_id`, for
+/// the logical date 2026-11-21.
+fn fetched_now(run_id: &str) -> Provenance {
+    Provenance {
+        fetched_at: Utc::now().to_rfc3339(),
+        dag_id: "bench".into(),
+        run_id: run_id.into(),
+        logical_date: "2026-11-21T00:00:00+00:00".into(),
+    }
+}
+
 /// Sends one random user as the ingest task would (its record, keyed by
 /// its id); the bytes of the value.
 fn send_user(p: &BaseProducer, topic: &str, user: &serde_json::Value, prov: &Provenance) -> usize {
@@ -65,12 +76,7 @@ fn send_user(p: &BaseProducer, topic: &str, user: &serde_json::Value, prov: &Pro
 /// turn, so the table holds `days` days of users.
 fn produce(bootstrap: &str, topic: &str, n: u64, days: u64) {
     let p = producer(bootstrap);
-    let one_day = Provenance {
-        fetched_at: Utc::now().to_rfc3339(),
-        dag_id: "bench".into(),
-        run_id: "bench".into(),
-        logical_date: "2026-11-21T00:00:00+00:00".into(),
-    };
+    let one_day = fetched_now("bench");
     let provenance = |page: u64| {
         if days <= 1 {
             return one_day.clone();
@@ -114,12 +120,7 @@ fn produce(bootstrap: &str, topic: &str, n: u64, days: u64) {
 /// broker, and their timestamps are from before that).
 fn feed(bootstrap: &str, topic: &str, rate: u64) {
     let p = producer(bootstrap);
-    let prov = Provenance {
-        fetched_at: Utc::now().to_rfc3339(),
-        dag_id: "bench".into(),
-        run_id: "feed".into(),
-        logical_date: "2026-11-21T00:00:00+00:00".into(),
-    };
+    let prov = fetched_now("feed");
     let slice = (rate / 10).max(1);
     let started = Instant::now();
     let (mut page, mut users) = (0u64, generator::users("feed", 0, 5000, None));
@@ -221,12 +222,7 @@ async fn latency(config: &str, stream: &str, bootstrap: &str, topic: &str, secon
     // pre-existing backlog, if any, is not a latency sample).
     let sm = metrics.stream(stream);
     let p = producer(bootstrap);
-    let prov = Provenance {
-        fetched_at: Utc::now().to_rfc3339(),
-        dag_id: "bench".into(),
-        run_id: "latency".into(),
-        logical_date: "2026-11-21T00:00:00+00:00".into(),
-    };
+    let prov = fetched_now("latency");
     let users = generator::users("latency", 0, 5000, None);
     let t = location
         .open(&spec.table)

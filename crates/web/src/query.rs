@@ -10,8 +10,6 @@ use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use lake::deltalake::arrow::array::RecordBatch;
-use lake::deltalake::arrow::datatypes::SchemaRef;
 use lake::sql::encode::{self, ColumnInfo};
 use lake::sql::wire::{self, AnswerMeta, Encoder};
 use lake::sql::{Answer, Batches, SqlError};
@@ -209,12 +207,13 @@ async fn arrow_answer(state: &AppState, q: SqlBody) -> Result<Response, QueryFai
         .await
         .transpose()
         .map_err(QueryFailure::Sql)?;
+    // A batch message carries only columns: the batches go as they are.
     let (mut enc, head) = Encoder::start(&schema).map_err(encoding)?;
     let mut start = vec![head];
     if let Some(b) = first {
-        start.push(enc.batch(&relabel(&schema, &b)).map_err(encoding)?);
+        start.push(enc.batch(&b).map_err(encoding)?);
     }
-    let rest = futures::stream::unfold(Some((batches, enc, schema)), next_chunk);
+    let rest = futures::stream::unfold(Some((batches, enc)), next_chunk);
     let chunks = futures::stream::iter(start.into_iter().map(Ok)).chain(rest);
     Ok(arrow_body(Body::from_stream(chunks)))
 }
@@ -223,19 +222,16 @@ async fn arrow_answer(state: &AppState, q: SqlBody) -> Result<Response, QueryFai
 /// ends the response without the stream's end marker, so no reader takes
 /// the rows before it for the whole answer; the server logs why.
 async fn next_chunk(
-    state: Option<(Batches, Encoder, SchemaRef)>,
-) -> Option<(
-    std::io::Result<Vec<u8>>,
-    Option<(Batches, Encoder, SchemaRef)>,
-)> {
-    let (mut batches, mut enc, schema) = state?;
+    state: Option<(Batches, Encoder)>,
+) -> Option<(std::io::Result<Vec<u8>>, Option<(Batches, Encoder)>)> {
+    let (mut batches, mut enc) = state?;
     let failed = |e: String| {
         tracing::warn!(error = %e, "an Arrow answer stopped part way");
         Some((Err(std::io::Error::other(e)), None))
     };
     match batches.next().await {
-        Some(Ok(b)) => match enc.batch(&relabel(&schema, &b)) {
-            Ok(bytes) => Some((Ok(bytes), Some((batches, enc, schema)))),
+        Some(Ok(b)) => match enc.batch(&b) {
+            Ok(bytes) => Some((Ok(bytes), Some((batches, enc)))),
             Err(e) => failed(e.to_string()),
         },
         Some(Err(e)) => failed(e.to_string()),
@@ -244,10 +240,4 @@ async fn next_chunk(
             Err(e) => failed(e.to_string()),
         },
     }
-}
-
-/// A batch under the stream's schema (the same columns, with the answer's
-/// metadata).
-fn relabel(schema: &SchemaRef, b: &RecordBatch) -> RecordBatch {
-    RecordBatch::try_new(schema.clone(), b.columns().to_vec()).unwrap_or_else(|_| b.clone())
 }

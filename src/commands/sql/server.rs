@@ -54,7 +54,7 @@ impl Server {
                 return Ok(None);
             }
             None => {
-                let addr = super::super::web::bind_addr(None, &settings.project)?;
+                let addr = crate::commands::web::bind_addr(None, &settings.project)?;
                 let host = match addr.ip() {
                     ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
                     ip if ip.is_unspecified() => "[::1]".to_string(),
@@ -72,7 +72,7 @@ impl Server {
         Ok(Some(Server {
             url,
             explicit,
-            token: super::super::web::token(&settings.project)?,
+            token: crate::commands::web::token(&settings.project)?,
             project: settings.project.identity(),
             client,
         }))
@@ -230,12 +230,12 @@ impl Incoming {
             schema: std::sync::Arc::new(Schema::empty()),
             meta: AnswerMeta::default(),
         };
-        // The schema is the stream's first message; no batch comes before it.
+        // The schema is the stream's first message; the chunk holding it
+        // may hold the first batch too (kept in `pending`).
         while i.decoder.schema().is_none() {
-            if i.buf.is_empty() && !i.fill().await? {
+            if !i.decode_more().await? {
                 bail!("the server at {url} sent an answer without its columns");
             }
-            i.pending = i.decoder.decode(&mut i.buf).map_err(|e| i.bad(e))?;
         }
         let with_meta = i.decoder.schema().expect("decoded above");
         (i.meta, i.schema) = AnswerMeta::detach(&with_meta).map_err(|e| i.bad(e))?;
@@ -245,15 +245,7 @@ impl Incoming {
     /// The next batch; `None` at the end of the answer.
     pub async fn next(&mut self) -> Result<Option<RecordBatch>> {
         loop {
-            let decoded = match self.pending.take() {
-                Some(b) => Some(b),
-                None if !self.buf.is_empty() => self
-                    .decoder
-                    .decode(&mut self.buf)
-                    .map_err(|e| self.bad(e))?,
-                None => None,
-            };
-            if let Some(b) = decoded {
+            if let Some(b) = self.pending.take() {
                 // Under the answer's own schema (without the server's
                 // metadata), as a local answer's batches are.
                 return Ok(Some(RecordBatch::try_new(
@@ -261,29 +253,32 @@ impl Incoming {
                     b.columns().to_vec(),
                 )?));
             }
-            if !self.buf.is_empty() {
-                continue;
-            }
-            if !self.fill().await? {
+            if !self.decode_more().await? {
                 self.decoder.finish().map_err(|e| self.bad(e))?;
                 return Ok(None);
             }
         }
     }
 
-    /// Reads the next chunk of the body; false at its end.
-    async fn fill(&mut self) -> Result<bool> {
-        match self.resp.chunk().await {
-            Ok(Some(c)) => {
-                self.buf = Buffer::from(c);
-                Ok(true)
+    /// Decodes what is buffered, reading the next chunk of the body when
+    /// nothing is; a batch completed goes to `pending`. False at the end
+    /// of the body.
+    async fn decode_more(&mut self) -> Result<bool> {
+        if self.buf.is_empty() {
+            match self.resp.chunk().await {
+                Ok(Some(c)) => self.buf = Buffer::from(c),
+                Ok(None) => return Ok(false),
+                Err(e) => bail!(
+                    "the server at {} stopped sending the answer part way ({e}); its log says why",
+                    self.url
+                ),
             }
-            Ok(None) => Ok(false),
-            Err(e) => bail!(
-                "the server at {} stopped sending the answer part way ({e}); its log says why",
-                self.url
-            ),
         }
+        self.pending = self
+            .decoder
+            .decode(&mut self.buf)
+            .map_err(|e| self.bad(e))?;
+        Ok(true)
     }
 
     fn bad(&self, e: impl std::fmt::Display) -> anyhow::Error {

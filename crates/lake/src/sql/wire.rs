@@ -118,12 +118,13 @@ impl Encoder {
     }
 }
 
-/// A whole answer as one IPC stream.
+/// A whole answer as one IPC stream. The schema message carries
+/// `schema` (with its metadata); a batch message carries only columns, so
+/// the batches need not carry that metadata.
 pub fn encode_all(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
     let (mut enc, mut out) = Encoder::start(schema)?;
     for b in batches {
-        let b = RecordBatch::try_new(Arc::new(schema.clone()), b.columns().to_vec())?;
-        out.extend(enc.batch(&b)?);
+        out.extend(enc.batch(b)?);
     }
     out.extend(enc.finish()?);
     Ok(out)

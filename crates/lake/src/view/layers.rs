@@ -44,9 +44,7 @@ impl Views {
     }
 }
 
-/// Opens the view's source and batch table at their latest versions; the
-/// batch's mark is read from its log once per batch version (`serving`
-/// keeps it).
+/// Opens the view's source and batch table at their latest versions.
 async fn open(
     catalog: &LakeCatalog,
     spec: &ViewSpec,
@@ -58,40 +56,38 @@ async fn open(
             spec.name, spec.source
         ))
     })?;
-    let Some(table) = catalog.latest(&spec.table).await? else {
-        return Ok(Opened {
-            source,
-            batch: None,
-        });
+    let batch = match catalog.latest(&spec.table).await? {
+        Some(table) => batch(spec, table, serving).await?,
+        None => None,
     };
+    Ok(Opened { source, batch })
+}
+
+/// The batch table with its mark, read from its log once per batch
+/// version (`serving` keeps it); `None` before its first refresh.
+async fn batch(
+    spec: &ViewSpec,
+    table: DeltaTable,
+    serving: &Serving,
+) -> Result<Option<Batch>, LakeError> {
     let version = table.version().unwrap_or(0);
-    if let Some((coverage, said)) = serving.mark(&spec.name, version) {
-        return Ok(Opened {
-            source,
-            batch: Some(Batch {
-                table,
-                coverage,
-                said,
-            }),
-        });
-    }
-    let txns = crate::table::all_txns(&table, version).await?;
-    let Some(coverage) = Coverage::read(&txns, &spec.name) else {
-        return Ok(Opened {
-            source,
-            batch: None,
-        });
+    let (coverage, said) = match serving.mark(&spec.name, version) {
+        Some(kept) => kept,
+        None => {
+            let txns = crate::table::all_txns(&table, version).await?;
+            let Some(coverage) = Coverage::read(&txns, &spec.name) else {
+                return Ok(None);
+            };
+            let said = describe_batch(spec, &table, &coverage).await;
+            serving.keep_mark(&spec.name, version, &coverage, &said);
+            (coverage, said)
+        }
     };
-    let said = describe_batch(spec, &table, &coverage).await;
-    serving.keep_mark(&spec.name, version, &coverage, &said);
-    Ok(Opened {
-        source,
-        batch: Some(Batch {
-            table,
-            coverage,
-            said,
-        }),
-    })
+    Ok(Some(Batch {
+        table,
+        coverage,
+        said,
+    }))
 }
 
 /// `table vN (covers, refreshed at T)`.

@@ -36,11 +36,14 @@ impl Writer {
             // on every record's way to the table.
             let wake = Instant::now() + idle;
             let wake = self.next_due().map_or(wake, |due| due.min(wake));
+            // Messages before the timer: a deadline already past is always
+            // ready, and must not keep the consumer from being polled
+            // (`flush_due` runs after every message batch anyway).
             let first = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
-                _ = tokio::time::sleep_until(wake.into()) => None,
                 m = stream.next() => m,
+                _ = tokio::time::sleep_until(wake.into()) => None,
             };
             let mut next = first;
             let mut taken = 0;

@@ -274,13 +274,12 @@ impl Writer {
         // this writer had received, up to `seen`, however many flushes
         // re-reading them takes: after a rollback, records it committed
         // to the other generation, which the switch hid again.
-        let seen = self.buffers.get(tp).and_then(|p| p.next).map(|n| n - 1);
-        let received_again = seen.is_some_and(|s| s > now.unwrap_or(-1));
-        let waiting = self
+        let (seen, oldest) = self
             .buffers
             .get(tp)
-            .and_then(|p| p.oldest)
-            .or_else(|| received_again.then(Instant::now));
+            .map_or((None, None), |p| (p.next.map(|n| n - 1), p.oldest));
+        let received_again = seen.is_some_and(|s| s > now.unwrap_or(-1));
+        let waiting = oldest.or_else(|| received_again.then(Instant::now));
         self.reset_partition(tp, now);
         if let Some(p) = self.buffers.get_mut(tp) {
             p.keep_waiting_since(waiting, seen);
