@@ -93,6 +93,17 @@ pub struct SqlEngine {
     partitions: Partitions,
 }
 
+/// The footers an engine keeps ([`SqlEngine::cached_footers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedFooters {
+    /// Files whose footer is kept.
+    pub files: usize,
+    /// Of those, files whose page index is kept with it.
+    pub with_page_index: usize,
+    /// Memory they take.
+    pub bytes: usize,
+}
+
 /// What a planned query reads.
 #[derive(Default)]
 struct Read {
@@ -162,6 +173,28 @@ impl SqlEngine {
     /// The limits.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The Parquet footers this engine keeps across queries: how many, and
+    /// how many hold their page index too (see `page_index.rs`: a filtered
+    /// query caches both, so later ones read neither again).
+    pub fn cached_footers(&self) -> CachedFooters {
+        let entries = self
+            .runtime
+            .cache_manager
+            .get_file_metadata_cache()
+            .list_entries();
+        let with_page_index = entries
+            .values()
+            .filter(|e| {
+                e.value.file_metadata.extra_info().get("page_index") == Some(&"true".to_string())
+            })
+            .count();
+        CachedFooters {
+            files: entries.len(),
+            with_page_index,
+            bytes: entries.values().map(|e| e.size_bytes).sum(),
+        }
     }
 
     /// Parses and plans a read-only query.

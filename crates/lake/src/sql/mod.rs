@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod encode;
 pub mod engine;
 pub mod error;
+mod page_index;
 mod provider;
 pub mod statement;
 pub mod template;
@@ -27,7 +28,7 @@ pub mod wire;
 pub mod write;
 
 pub use catalog::{AsOf, Bound, LakeCatalog, Layer, Layers, Rows, Run, TableRef};
-pub use engine::{Answer, Batches, Limits, Query, SqlEngine};
+pub use engine::{Answer, Batches, CachedFooters, Limits, Query, SqlEngine};
 pub use error::{Place, SqlError, SqlErrorKind};
 pub use statement::{check, tables_named};
 pub use write::{WriteMode, WriteReport, WriteSpec};

@@ -1,4 +1,8 @@
-//! The table provider queries see: deltalake's scan, with one correction.
+//! The table provider queries see: deltalake's scan, with two corrections.
+//!
+//! Its Parquet readers load each file's page index with the footer, so both
+//! stay in the engine's metadata cache across queries
+//! ([`super::page_index`]).
 //!
 //! deltalake 1.1.3 answers a scan that needs no columns (`SELECT 1 FROM t
 //! LIMIT 1`, `EXISTS (…)`) from the log alone (`DeltaScanMetaExec`), and
@@ -18,6 +22,8 @@ use deltalake::datafusion::datasource::TableType;
 use deltalake::datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use deltalake::datafusion::physical_plan::ExecutionPlan;
 use deltalake::datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+
+use super::page_index::with_cached_page_index;
 
 /// A Delta table provider whose column-less limited scans honour the limit.
 #[derive(Debug)]
@@ -50,12 +56,16 @@ impl TableProvider for LakeTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let columnless = projection.is_some_and(|p| p.is_empty());
         if !(columnless && limit.is_some() && !self.schema().fields().is_empty()) {
-            return self.inner.scan(state, projection, filters, limit).await;
+            let plan = self.inner.scan(state, projection, filters, limit).await?;
+            return with_cached_page_index(plan);
         }
         let one = vec![0];
         let input = self.inner.scan(state, Some(&one), filters, limit).await?;
         let none: Vec<ProjectionExpr> = Vec::new();
-        Ok(Arc::new(ProjectionExec::try_new(none, input)?))
+        Ok(Arc::new(ProjectionExec::try_new(
+            none,
+            with_cached_page_index(input)?,
+        )?))
     }
 
     fn supports_filters_pushdown(
