@@ -187,7 +187,8 @@ impl SqlEngine {
         let with_page_index = entries
             .values()
             .filter(|e| {
-                e.value.file_metadata.extra_info().get("page_index") == Some(&"true".to_string())
+                let info = e.value.file_metadata.extra_info();
+                info.get("page_index").is_some_and(|v| v == "true")
             })
             .count();
         CachedFooters {

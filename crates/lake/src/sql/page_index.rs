@@ -40,10 +40,10 @@ pub(crate) fn with_cached_page_index(
     plan: Arc<dyn ExecutionPlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     plan.transform_down(|node| {
-        let Some(rebuilt) = rebuild(node.as_ref()) else {
-            return Ok(Transformed::no(node));
-        };
-        Ok(Transformed::yes(rebuilt))
+        Ok(match rebuild(node.as_ref()) {
+            Some(rebuilt) => Transformed::yes(rebuilt),
+            None => Transformed::no(node),
+        })
     })
     .map(|t| t.data)
 }

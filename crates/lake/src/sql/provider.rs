@@ -55,17 +55,16 @@ impl TableProvider for LakeTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let columnless = projection.is_some_and(|p| p.is_empty());
-        if !(columnless && limit.is_some() && !self.schema().fields().is_empty()) {
-            let plan = self.inner.scan(state, projection, filters, limit).await?;
-            return with_cached_page_index(plan);
-        }
         let one = vec![0];
-        let input = self.inner.scan(state, Some(&one), filters, limit).await?;
+        let fix_limit = columnless && limit.is_some() && !self.schema().fields().is_empty();
+        let projection = if fix_limit { Some(&one) } else { projection };
+        let plan = self.inner.scan(state, projection, filters, limit).await?;
+        let plan = with_cached_page_index(plan)?;
+        if !fix_limit {
+            return Ok(plan);
+        }
         let none: Vec<ProjectionExpr> = Vec::new();
-        Ok(Arc::new(ProjectionExec::try_new(
-            none,
-            with_cached_page_index(input)?,
-        )?))
+        Ok(Arc::new(ProjectionExec::try_new(none, plan)?))
     }
 
     fn supports_filters_pushdown(
